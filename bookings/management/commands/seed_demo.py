@@ -1,0 +1,330 @@
+"""Idempotent demo data: trades, services, technicians with hours, time off and bookings."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from bookings.errors import DomainError
+from bookings.models import (
+    Booking,
+    BusinessHours,
+    CalendarEvent,
+    ClosedDay,
+    Employee,
+    Service,
+    Trade,
+    WorkingHours,
+)
+from bookings.selectors import available_slots, business_tz, local_today
+from bookings.services import Actor, booking_create
+
+DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+TRADES = {
+    "hvac": ("HVAC", "Heating, ventilation and air conditioning"),
+    "plumbing": ("Plumbing", "Pipes, drains, water heaters and fixtures"),
+    "electrical": ("Electrical", "Wiring, panels, outlets and lighting"),
+}
+
+# slug: (trade, name, description, minutes, price_min, price_max, before, after, notice_min, emergency)
+SERVICES = {
+    "hvac-maintenance": (
+        "hvac",
+        "HVAC Maintenance",
+        "Seasonal tune-up of a furnace or AC unit.",
+        90,
+        "150",
+        None,
+        30,
+        15,
+        240,
+        False,
+    ),
+    "hvac-repair": (
+        "hvac",
+        "HVAC Repair",
+        "Diagnosis and repair of a furnace, heat pump or AC.",
+        120,
+        "200",
+        "600",
+        30,
+        15,
+        120,
+        False,
+    ),
+    "hvac-installation": (
+        "hvac",
+        "HVAC Installation",
+        "Installation of a new furnace or AC system.",
+        480,
+        "3500",
+        "9000",
+        30,
+        30,
+        2880,
+        False,
+    ),
+    "emergency-hvac": (
+        "hvac",
+        "Emergency HVAC",
+        "Same-day visit for no heat or no cooling.",
+        120,
+        "300",
+        None,
+        30,
+        15,
+        60,
+        True,
+    ),
+    "drain-cleaning": (
+        "plumbing",
+        "Drain Cleaning",
+        "Clearing a blocked sink, tub or main drain.",
+        60,
+        "175",
+        None,
+        30,
+        15,
+        120,
+        False,
+    ),
+    "leak-repair": (
+        "plumbing",
+        "Leak Repair",
+        "Finding and fixing a leaking pipe or fixture.",
+        90,
+        "180",
+        "450",
+        30,
+        15,
+        120,
+        False,
+    ),
+    "water-heater-install": (
+        "plumbing",
+        "Water Heater Installation",
+        "Replacing a tank or tankless water heater.",
+        240,
+        "1800",
+        "3200",
+        30,
+        30,
+        1440,
+        False,
+    ),
+    "outlet-repair": (
+        "electrical",
+        "Outlet and Switch Repair",
+        "Fixing dead or sparking outlets and switches.",
+        60,
+        "140",
+        "260",
+        30,
+        15,
+        120,
+        False,
+    ),
+    "panel-upgrade": (
+        "electrical",
+        "Panel Upgrade",
+        "Upgrading an electrical panel to 200 A.",
+        360,
+        "2500",
+        "4500",
+        30,
+        30,
+        2880,
+        False,
+    ),
+    "ev-charger-install": (
+        "electrical",
+        "EV Charger Installation",
+        "Installing a level 2 EV charger.",
+        180,
+        "900",
+        "1600",
+        30,
+        30,
+        1440,
+        False,
+    ),
+}
+
+# (first, last, title, trades, weekday spans)
+WEEKDAYS_8_TO_5 = {d: [("08:00", "12:00"), ("12:30", "17:00")] for d in range(5)}
+TECHNICIANS = [
+    ("James", "Miller", "HVAC Technician Lead", ["hvac"], WEEKDAYS_8_TO_5),
+    ("Sarah", "Johnson", "HVAC Senior Technician", ["hvac"], {**WEEKDAYS_8_TO_5, 5: [("09:00", "14:00")]}),
+    ("Omar", "Haddad", "HVAC Technician", ["hvac", "electrical"], {d: [("10:00", "18:00")] for d in range(1, 6)}),
+    ("Priya", "Patel", "Master Plumber", ["plumbing"], WEEKDAYS_8_TO_5),
+    ("Luis", "Garcia", "Plumber", ["plumbing"], {d: [("08:00", "16:00")] for d in range(5)}),
+    ("Grace", "Kim", "Licensed Electrician", ["electrical"], WEEKDAYS_8_TO_5),
+]
+
+DEMO_CUSTOMERS = [
+    ("Alice Martin", "416-555-0142", "alice@example.com", "12 Queen St W, Toronto"),
+    ("Bob Singh", "(647) 555-0199", "", "88 King St E, Toronto"),
+    ("Chloe Wright", "+1 905 555 0123", "chloe@example.com", "5 Lakeshore Rd, Mississauga"),
+]
+
+
+def parse_business_hours(text: str) -> list[tuple[int, time, time]]:
+    """'mon-fri 08:00-18:00; sat 09:00-14:00' -> [(weekday, opens, closes), ...]."""
+    hours = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        match = re.fullmatch(r"([a-z]{3})(?:-([a-z]{3}))?\s+(\d\d:\d\d)-(\d\d:\d\d)", part.lower())
+        if not match or match.group(1) not in DAYS or (match.group(2) and match.group(2) not in DAYS):
+            raise CommandError(
+                f"BUSINESS_HOURS: cannot read {part!r}; use e.g. 'mon-fri 08:00-18:00; sat 09:00-14:00'."
+            )
+        first = DAYS[match.group(1)]
+        last = DAYS[match.group(2) or match.group(1)]
+        opens, closes = time.fromisoformat(match.group(3)), time.fromisoformat(match.group(4))
+        if opens >= closes:
+            raise CommandError(f"BUSINESS_HOURS: {part!r} closes before it opens.")
+        hours.extend((day, opens, closes) for day in range(first, last + 1))
+    return hours
+
+
+class Command(BaseCommand):
+    help = (
+        "Load realistic demo data (trades, services, technicians, hours, time off, bookings). "
+        "Safe to re-run: existing rows are kept, missing ones are added."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-bookings", action="store_true", help="Do not create demo bookings.")
+        parser.add_argument(
+            "--staff-user",
+            metavar="USERNAME",
+            help="Also create (or reset) a demo staff superuser with this username; the password is printed.",
+        )
+        parser.add_argument("--staff-password", default="chatdesk-demo", help="Password for --staff-user.")
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        trades = {}
+        for slug, (name, description) in TRADES.items():
+            trades[slug], _ = Trade.objects.get_or_create(
+                slug=slug, defaults={"name": name, "description": description}
+            )
+        for slug, (trade, name, desc, minutes, pmin, pmax, before, after, notice, emergency) in SERVICES.items():
+            Service.objects.get_or_create(
+                slug=slug,
+                defaults={
+                    "trade": trades[trade],
+                    "name": name,
+                    "description": desc,
+                    "duration_minutes": minutes,
+                    "price_min": Decimal(pmin),
+                    "price_max": Decimal(pmax) if pmax else None,
+                    "buffer_before_minutes": before,
+                    "buffer_after_minutes": after,
+                    "min_notice_minutes": notice,
+                    "is_emergency": emergency,
+                },
+            )
+        if not BusinessHours.objects.exists():
+            BusinessHours.objects.bulk_create(
+                BusinessHours(weekday=d, opens=o, closes=c) for d, o, c in parse_business_hours(settings.BUSINESS_HOURS)
+            )
+        today = local_today()
+        for year in (today.year, today.year + 1):
+            for month, day, reason in ((12, 25, "Christmas Day"), (12, 26, "Boxing Day"), (1, 1, "New Year's Day")):
+                ClosedDay.objects.get_or_create(date=datetime(year, month, day).date(), defaults={"reason": reason})
+
+        tz = business_tz()
+        for index, (first, last, title, trade_slugs, spans) in enumerate(TECHNICIANS):
+            employee, created = Employee.objects.get_or_create(
+                first_name=first,
+                last_name=last,
+                defaults={
+                    "title": title,
+                    "phone": f"+1416555{1000 + index:04d}",
+                    "email": f"{first.lower()}@staff.example.com",
+                    "pay_rate": Decimal("38.50") + index,
+                    "home_address": f"{100 + index} Staff Ave, Toronto",
+                },
+            )
+            if created:
+                employee.trades.set([trades[s] for s in trade_slugs])
+                WorkingHours.objects.bulk_create(
+                    WorkingHours(
+                        employee=employee, weekday=d, start_time=time.fromisoformat(s), end_time=time.fromisoformat(e)
+                    )
+                    for d, day_spans in spans.items()
+                    for s, e in day_spans
+                )
+                if index % 3 == 1:  # some time off next week
+                    day = today + timedelta(days=7 - today.weekday() + 2)
+                    CalendarEvent.objects.create(
+                        employee=employee,
+                        kind=CalendarEvent.Kind.TIME_OFF,
+                        title="Vacation day",
+                        start=datetime.combine(day, time(0, 0), tzinfo=tz),
+                        end=datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=tz),
+                    )
+                if index % 3 == 2:
+                    day = today + timedelta(days=3)
+                    CalendarEvent.objects.create(
+                        employee=employee,
+                        kind=CalendarEvent.Kind.TRAINING,
+                        title="Safety training",
+                        start=datetime.combine(day, time(8, 0), tzinfo=tz),
+                        end=datetime.combine(day, time(12, 0), tzinfo=tz),
+                    )
+
+        made = 0
+        if not options["no_bookings"] and not Booking.objects.exists():
+            made = self._demo_bookings()
+
+        if options.get("staff_user"):
+            User = get_user_model()
+            user, _ = User.objects.get_or_create(username=options["staff_user"])
+            user.is_staff = user.is_superuser = True
+            user.set_password(options["staff_password"])
+            user.save()
+            self.stdout.write(f"Demo staff login: {user.username} / {options['staff_password']}")
+
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready: {Trade.objects.count()} trades, {Service.objects.count()} services, "
+                f"{Employee.objects.count()} technicians, {Booking.objects.count()} bookings ({made} new)."
+            )
+        )
+
+    def _demo_bookings(self) -> int:
+        """A few real bookings through the service, on slots the engine offers."""
+        made = 0
+        now = timezone.now()
+        services = list(Service.objects.filter(slug__in=["hvac-maintenance", "drain-cleaning", "outlet-repair"]))
+        for offset, service in enumerate(services):
+            day = local_today() + timedelta(days=2 + offset)
+            slots = available_slots(service=service, start_date=day, end_date=day + timedelta(days=7), now=now)
+            if not slots:
+                continue
+            name, phone, email, address = DEMO_CUSTOMERS[offset % len(DEMO_CUSTOMERS)]
+            try:
+                booking_create(
+                    service=service,
+                    start=slots[len(slots) // 3].start,
+                    customer_name=name,
+                    customer_phone=phone,
+                    customer_email=email,
+                    address=address,
+                    channel="staff",
+                    actor=Actor.system("seed_demo"),
+                    notes="Demo booking",
+                )
+                made += 1
+            except DomainError as error:
+                self.stderr.write(f"Skipped a demo booking: {error.message}")
+        return made

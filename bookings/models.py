@@ -1,0 +1,345 @@
+"""The booking domain of a home-services dispatcher.
+
+Times are stored in UTC and presented in the business time zone (settings.TIME_ZONE).
+Writes that change a booking go through bookings.services; reads for customers go through
+bookings.selectors, which decide what a customer (or the model) may see.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Weekday(models.IntegerChoices):
+    # Same numbering as datetime.date.weekday(), which the availability engine relies on.
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+class Trade(models.Model):
+    name = models.CharField(max_length=60, unique=True)
+    slug = models.SlugField(max_length=60, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Service(models.Model):
+    trade = models.ForeignKey(Trade, on_delete=models.PROTECT, related_name="services")
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=120, unique=True)
+    description = models.TextField(blank=True)
+    duration_minutes = models.PositiveIntegerField()
+    price_min = models.DecimalField(max_digits=10, decimal_places=2)
+    # Null for a fixed price; set for a range ("$150 to $400 depending on parts").
+    price_max = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, default=settings.BUSINESS_CURRENCY)
+    # Travel and prep time: the technician is busy but the customer is not visited.
+    buffer_before_minutes = models.PositiveIntegerField(default=0)
+    buffer_after_minutes = models.PositiveIntegerField(default=0)
+    min_notice_minutes = models.PositiveIntegerField(default=120)
+    is_emergency = models.BooleanField(default=False)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["trade__name", "name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(duration_minutes__gt=0), name="service_duration_positive"),
+            models.CheckConstraint(
+                condition=Q(price_max__isnull=True) | Q(price_max__gte=models.F("price_min")),
+                name="service_price_range_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.trade.name})"
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(minutes=self.duration_minutes)
+
+    @property
+    def buffer_before(self) -> timedelta:
+        return timedelta(minutes=self.buffer_before_minutes)
+
+    @property
+    def buffer_after(self) -> timedelta:
+        return timedelta(minutes=self.buffer_after_minutes)
+
+    @property
+    def min_notice(self) -> timedelta:
+        return timedelta(minutes=self.min_notice_minutes)
+
+    @property
+    def price_display(self) -> str:
+        if self.price_max is not None and self.price_max != self.price_min:
+            return f"{self.price_min:,.2f}–{self.price_max:,.2f} {self.currency}"
+        return f"{self.price_min:,.2f} {self.currency}"
+
+
+class Employee(models.Model):
+    """A technician. Fields under 'internal' are for staff only (never to a customer or the model)."""
+
+    first_name = models.CharField(max_length=60)
+    last_name = models.CharField(max_length=60)
+    title = models.CharField(max_length=100, blank=True)
+    trades = models.ManyToManyField(Trade, related_name="employees")
+    active = models.BooleanField(default=True)
+    # internal
+    phone = models.CharField(max_length=20, blank=True)
+    email = models.EmailField(blank=True)
+    pay_rate = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    home_address = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["first_name", "last_name"]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def public_name(self) -> str:
+        """What a customer is told: first name and last initial."""
+        return f"{self.first_name} {self.last_name[:1]}.".strip()
+
+
+class WorkingHours(models.Model):
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="working_hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    start_time = models.TimeField()
+    end_time = models.TimeField()
+
+    class Meta:
+        ordering = ["employee", "weekday", "start_time"]
+        verbose_name_plural = "working hours"
+        constraints = [
+            models.CheckConstraint(condition=Q(start_time__lt=models.F("end_time")), name="working_hours_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
+
+class BusinessHours(models.Model):
+    """Business-wide opening hours: visits happen only inside them."""
+
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        ordering = ["weekday", "opens"]
+        verbose_name_plural = "business hours"
+        constraints = [
+            models.CheckConstraint(condition=Q(opens__lt=models.F("closes")), name="business_hours_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+
+class ClosedDay(models.Model):
+    date = models.DateField(unique=True)
+    reason = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.reason}".strip()
+
+
+class CalendarEvent(models.Model):
+    """Time an employee cannot be booked: time off, training, meetings."""
+
+    class Kind(models.TextChoices):
+        TIME_OFF = "time_off", "Time off"
+        TRAINING = "training", "Training"
+        MEETING = "meeting", "Meeting"
+        OTHER = "other", "Other"
+
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="calendar_events")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TIME_OFF)
+    title = models.CharField(max_length=120, blank=True)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+
+    class Meta:
+        ordering = ["start"]
+        constraints = [
+            models.CheckConstraint(condition=Q(start__lt=models.F("end")), name="calendar_event_ordered"),
+        ]
+        indexes = [
+            # selectors.available_slots and the re-check in booking_create fetch events
+            # overlapping a window for a set of employees.
+            models.Index(fields=["employee", "start", "end"], name="calendar_event_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.employee} {self.start:%Y-%m-%d %H:%M}"
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=120)
+    # E.164, normalized by bookings.phones.normalize_phone; the identity we match on.
+    phone = models.CharField(max_length=20, unique=True)
+    email = models.EmailField(blank=True)
+    address = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.phone})"
+
+
+class BookingStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CONFIRMED = "confirmed", "Confirmed"
+    CANCELLED = "cancelled", "Cancelled"
+    COMPLETED = "completed", "Completed"
+    NO_SHOW = "no_show", "No-show"
+
+
+# Statuses that hold a technician's time. The PostgreSQL exclusion constraint (migration
+# 0002) repeats this list in SQL: change both together.
+ACTIVE_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED)
+
+
+class Channel(models.TextChoices):
+    CHAT = "chat", "Chat"
+    VOICE = "voice", "Voice"
+    STAFF = "staff", "Staff"
+    API = "api", "API"
+
+
+class Booking(models.Model):
+    number = models.CharField(max_length=20, unique=True, editable=False)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="bookings")
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="bookings")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="bookings")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    # The technician's busy period: the visit plus the service's travel/prep buffers.
+    occupied_start = models.DateTimeField()
+    occupied_end = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=BookingStatus.choices, default=BookingStatus.CONFIRMED)
+    estimated_price_min = models.DecimalField(max_digits=10, decimal_places=2)
+    estimated_price_max = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, default=settings.BUSINESS_CURRENCY)
+    address = models.CharField(max_length=300)
+    notes = models.TextField(blank=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    cancellation_reason = models.CharField(max_length=300, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-start"]
+        constraints = [
+            models.CheckConstraint(condition=Q(start__lt=models.F("end")), name="booking_ordered"),
+            models.CheckConstraint(
+                condition=Q(occupied_start__lte=models.F("start")) & Q(occupied_end__gte=models.F("end")),
+                name="booking_occupied_covers_visit",
+            ),
+        ]
+        indexes = [
+            # The availability engine reads active bookings overlapping a window per employee.
+            models.Index(
+                fields=["employee", "occupied_start", "occupied_end"],
+                name="booking_employee_window",
+                condition=Q(status__in=["pending", "confirmed"]),
+            ),
+            # Admin date hierarchy, reminders ("bookings tomorrow") and reports.
+            models.Index(fields=["start"], name="booking_start"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def price_display(self) -> str:
+        if self.estimated_price_max is not None and self.estimated_price_max != self.estimated_price_min:
+            return f"{self.estimated_price_min:,.2f}–{self.estimated_price_max:,.2f} {self.currency}"
+        return f"{self.estimated_price_min:,.2f} {self.currency}"
+
+
+class ActorKind(models.TextChoices):
+    CUSTOMER = "customer", "Customer"
+    STAFF = "staff", "Staff"
+    SYSTEM = "system", "System"
+
+
+class BookingEvent(models.Model):
+    """Audit row for every state change of a booking, with who acted."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        RESCHEDULED = "rescheduled", "Rescheduled"
+        CANCELLED = "cancelled", "Cancelled"
+        CONFIRMED = "confirmed", "Confirmed"
+        COMPLETED = "completed", "Completed"
+        NO_SHOW = "no_show", "No-show"
+        REMINDER_SENT = "reminder_sent", "Reminder sent"
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    actor_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Free-form provenance: the interaction number and tool call id for chat/voice actions.
+    actor_reference = models.CharField(max_length=120, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.booking.number} {self.kind}"
+
+
+class YearlyCounter(models.Model):
+    """Per-year counters behind BK-YYYY-NNNNNN and INT-YYYY-NNNNN numbers.
+
+    Incremented with a row lock inside the caller's transaction (bookings.numbering), so
+    two concurrent transactions never get the same number. A rolled-back transaction
+    gives its number back; a deleted row leaves a gap, which is fine.
+    """
+
+    name = models.CharField(max_length=20)
+    year = models.PositiveSmallIntegerField()
+    last_value = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "year"], name="yearly_counter_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name}-{self.year}: {self.last_value}"
+
+
+ZERO = Decimal("0")

@@ -1,0 +1,358 @@
+"""Reads of the booking domain, shared by the assistant's tools, the API, the admin and commands.
+
+The availability engine lives here. It runs a fixed number of queries whatever the number
+of technicians and bookings (tests/test_availability.py asserts it), then works in memory:
+
+1. Candidate visit starts are laid on the slot grid in the business's *wall-clock* time
+   (08:00, 08:30, ...) and converted to UTC one by one, so a DST change shifts nothing and
+   a wall time that does not exist that day is skipped.
+2. All arithmetic after that happens in UTC, where an hour is an hour.
+3. A candidate is offered for a technician when the visit lies within business hours, the
+   visit plus the service's buffers lies within the technician's working hours, and that
+   occupied period overlaps none of the technician's calendar events or active bookings
+   (periods are half-open, so 09:00-10:00 and 10:00-11:00 do not clash).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from bookings.errors import BookingNotFound, InvalidInput
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Booking,
+    BusinessHours,
+    CalendarEvent,
+    ClosedDay,
+    Employee,
+    Service,
+    Trade,
+    WorkingHours,
+)
+from bookings.phones import phones_match
+
+
+def business_tz() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def local_today(now: datetime | None = None) -> date:
+    return (now or timezone.now()).astimezone(business_tz()).date()
+
+
+@dataclass(frozen=True)
+class Technician:
+    """What a customer may know about a technician."""
+
+    id: int
+    name: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: datetime
+    end: datetime
+    technicians: tuple[Technician, ...]
+
+
+@dataclass
+class TechnicianDay:
+    technician: Technician
+    slots: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SlotRules:
+    duration: timedelta
+    buffer_before: timedelta
+    buffer_after: timedelta
+    min_notice: timedelta
+
+    @classmethod
+    def for_service(cls, service: Service) -> SlotRules:
+        return cls(service.duration, service.buffer_before, service.buffer_after, service.min_notice)
+
+
+def _localize(day: date, wall: time, tz: ZoneInfo) -> datetime | None:
+    """The UTC instant of a wall-clock time, or None if it does not exist that day (DST gap)."""
+    local = datetime.combine(day, wall, tzinfo=tz)
+    as_utc = local.astimezone(UTC)
+    if as_utc.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):
+        return None
+    return as_utc
+
+
+def _wall_span(day: date, start: time, end: time, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    # Span edges that fall into a DST gap are moved to the first real instant after them.
+    return (
+        datetime.combine(day, start, tzinfo=tz).astimezone(UTC),
+        datetime.combine(day, end, tzinfo=tz).astimezone(UTC),
+    )
+
+
+def _merge(intervals: list[tuple[datetime, datetime]]) -> tuple[list[datetime], list[datetime]]:
+    """Union of intervals as two sorted lists (starts, ends) of disjoint periods."""
+    intervals.sort()
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    for start, end in intervals:
+        if ends and start <= ends[-1]:
+            if end > ends[-1]:
+                ends[-1] = end
+        else:
+            starts.append(start)
+            ends.append(end)
+    return starts, ends
+
+
+def _is_free(starts: list[datetime], ends: list[datetime], period_start: datetime, period_end: datetime) -> bool:
+    # The last busy period starting before period_end is the only one that can overlap,
+    # because the periods are disjoint and sorted.
+    i = bisect.bisect_left(starts, period_end) - 1
+    return i < 0 or ends[i] <= period_start
+
+
+def _free_starts_by_employee(
+    *,
+    rules: SlotRules,
+    employee_ids: list[int],
+    first_day: date,
+    last_day: date,
+    now: datetime,
+    exclude_booking_id: int | None = None,
+) -> dict[int, list[datetime]]:
+    """For each employee, the UTC visit starts that are free under `rules` in [first_day, last_day]."""
+    tz = business_tz()
+    today = local_today(now)
+    first_day = max(first_day, today)
+    last_day = min(last_day, today + timedelta(days=settings.BOOKING_HORIZON_DAYS))
+    if not employee_ids or first_day > last_day:
+        return {}
+
+    window_start = datetime.combine(first_day, time.min, tzinfo=tz)
+    window_end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=tz)
+
+    working: dict[tuple[int, int], list[tuple[time, time]]] = defaultdict(list)
+    for employee_id, weekday, start, end in WorkingHours.objects.filter(employee_id__in=employee_ids).values_list(
+        "employee_id", "weekday", "start_time", "end_time"
+    ):
+        working[(employee_id, weekday)].append((start, end))
+
+    opening: dict[int, list[tuple[time, time]]] = defaultdict(list)
+    for weekday, opens, closes in BusinessHours.objects.values_list("weekday", "opens", "closes"):
+        opening[weekday].append((opens, closes))
+
+    closed = set(ClosedDay.objects.filter(date__range=(first_day, last_day)).values_list("date", flat=True))
+
+    busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for employee_id, start, end in CalendarEvent.objects.filter(
+        employee_id__in=employee_ids, start__lt=window_end, end__gt=window_start
+    ).values_list("employee_id", "start", "end"):
+        busy[employee_id].append((start, end))
+    bookings = Booking.objects.filter(
+        employee_id__in=employee_ids,
+        status__in=ACTIVE_STATUSES,
+        occupied_start__lt=window_end,
+        occupied_end__gt=window_start,
+    )
+    if exclude_booking_id is not None:
+        bookings = bookings.exclude(pk=exclude_booking_id)
+    for employee_id, start, end in bookings.values_list("employee_id", "occupied_start", "occupied_end"):
+        busy[employee_id].append((start, end))
+    merged = {employee_id: _merge(periods) for employee_id, periods in busy.items()}
+    no_busy: tuple[list[datetime], list[datetime]] = ([], [])
+
+    grid = timedelta(minutes=settings.SLOT_GRID_MINUTES)
+    earliest = now + rules.min_notice
+    result: dict[int, list[datetime]] = defaultdict(list)
+
+    day = first_day
+    while day <= last_day:
+        weekday = day.weekday()
+        if day in closed or not opening.get(weekday):
+            day += timedelta(days=1)
+            continue
+        # Candidates shared by every technician this day: visits inside business hours.
+        candidates: list[datetime] = []
+        for opens, closes in opening[weekday]:
+            open_utc, close_utc = _wall_span(day, opens, closes, tz)
+            wall = datetime.combine(day, opens)
+            # Align the first candidate to the grid counted from local midnight.
+            minutes = wall.hour * 60 + wall.minute
+            step = settings.SLOT_GRID_MINUTES
+            wall = datetime.combine(day, time.min) + timedelta(minutes=-(-minutes // step) * step)
+            while wall.date() == day:
+                start = _localize(day, wall.time(), tz)
+                wall += grid
+                if start is None:
+                    continue
+                if start + rules.duration > close_utc:
+                    break
+                if start >= open_utc and start >= earliest:
+                    candidates.append(start)
+        if candidates:
+            candidates = sorted(set(candidates))
+            for employee_id in employee_ids:
+                spans = working.get((employee_id, weekday))
+                if not spans:
+                    continue
+                utc_spans = [_wall_span(day, s, e, tz) for s, e in spans]
+                starts, ends = merged.get(employee_id, no_busy)
+                for start in candidates:
+                    occupied_start = start - rules.buffer_before
+                    occupied_end = start + rules.duration + rules.buffer_after
+                    if not any(s <= occupied_start and occupied_end <= e for s, e in utc_spans):
+                        continue
+                    if _is_free(starts, ends, occupied_start, occupied_end):
+                        result[employee_id].append(start)
+        day += timedelta(days=1)
+    return result
+
+
+def _technicians(queryset: QuerySet[Employee]) -> list[Technician]:
+    return [
+        Technician(id=pk, name=f"{first} {last[:1]}.", title=title)
+        for pk, first, last, title in queryset.values_list("id", "first_name", "last_name", "title")
+    ]
+
+
+def qualified_technicians(*, trade_id: int, employee_id: int | None = None) -> list[Technician]:
+    employees = Employee.objects.filter(active=True, trades=trade_id).order_by("first_name", "last_name", "id")
+    if employee_id is not None:
+        employees = employees.filter(pk=employee_id)
+    return _technicians(employees)
+
+
+def available_slots(
+    *,
+    service: Service,
+    start_date: date,
+    end_date: date | None = None,
+    employee_id: int | None = None,
+    now: datetime | None = None,
+    exclude_booking_id: int | None = None,
+) -> list[Slot]:
+    """Free visit slots for `service` from start_date to end_date (inclusive), across all
+    qualified, active technicians (or one), each slot listing who is free for it."""
+    end_date = end_date or start_date
+    if end_date < start_date:
+        raise InvalidInput("The end date is before the start date.", field="end_date")
+    if not service.active:
+        return []
+    technicians = qualified_technicians(trade_id=service.trade_id, employee_id=employee_id)
+    by_id = {t.id: t for t in technicians}
+    free = _free_starts_by_employee(
+        rules=SlotRules.for_service(service),
+        employee_ids=list(by_id),
+        first_day=start_date,
+        last_day=end_date,
+        now=now or timezone.now(),
+        exclude_booking_id=exclude_booking_id,
+    )
+    at: dict[datetime, list[Technician]] = defaultdict(list)
+    for technician in technicians:  # keeps the technicians' order inside each slot
+        for start in free.get(technician.id, ()):
+            at[start].append(technician)
+    return [Slot(start=s, end=s + service.duration, technicians=tuple(at[s])) for s in sorted(at)]
+
+
+def technicians_available(
+    *, trade: Trade, on_date: date, service: Service | None = None, now: datetime | None = None
+) -> list[TechnicianDay]:
+    """Which technicians of `trade` are free on `on_date`, with their free slots.
+
+    Without a service, slots are sized for the trade's shortest active service, so a
+    technician listed here can take at least that job.
+    """
+    if service is None:
+        service = Service.objects.filter(trade=trade, active=True).order_by("duration_minutes", "id").first()
+        if service is None:
+            return []
+    elif service.trade_id != trade.pk:
+        raise InvalidInput("That service belongs to another trade.", field="service")
+    technicians = qualified_technicians(trade_id=trade.pk)
+    free = _free_starts_by_employee(
+        rules=SlotRules.for_service(service),
+        employee_ids=[t.id for t in technicians],
+        first_day=on_date,
+        last_day=on_date,
+        now=now or timezone.now(),
+    )
+    return [
+        TechnicianDay(technician=t, slots=[(s, s + service.duration) for s in free[t.id]])
+        for t in technicians
+        if free.get(t.id)
+    ]
+
+
+def booking_for_customer(*, number: str, phone: str) -> Booking:
+    """The booking with this number, only if `phone` is the phone on it.
+
+    A wrong number and a wrong phone give the same error, so the lookup cannot be used to
+    find out which booking numbers exist.
+    """
+    number = (number or "").strip().upper()
+    booking = (
+        Booking.objects.select_related("service", "service__trade", "employee", "customer")
+        .filter(number=number)
+        .first()
+    )
+    if booking is None or not phones_match(phone, booking.customer.phone):
+        raise BookingNotFound("No booking matches that number and phone number.")
+    return booking
+
+
+def booking_public_dict(booking: Booking) -> dict:
+    """A booking as the customer who owns it may see it (and the model, on their behalf)."""
+    tz = business_tz()
+    start = booking.start.astimezone(tz)
+    end = booking.end.astimezone(tz)
+    return {
+        "booking_number": booking.number,
+        "status": booking.status,
+        "service": booking.service.name,
+        "technician": booking.employee.public_name,
+        "date": start.date().isoformat(),
+        "weekday": start.strftime("%A"),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "when": f"{start:%A %B} {start.day}, {start:%Y} at {start:%-I:%M %p}",
+        "address": booking.address,
+        "estimated_price": booking.price_display,
+        "customer_name": booking.customer.name,
+    }
+
+
+def services_list(*, trade: str | None = None, active_only: bool = True) -> list[Service]:
+    services = Service.objects.select_related("trade")
+    if active_only:
+        services = services.filter(active=True)
+    if trade:
+        services = services.filter(trade__name__iexact=trade) | services.filter(trade__slug__iexact=trade)
+    return list(services.order_by("trade__name", "name"))
+
+
+def opening_hours() -> dict[int, list[tuple[time, time]]]:
+    hours: dict[int, list[tuple[time, time]]] = defaultdict(list)
+    for weekday, opens, closes in BusinessHours.objects.values_list("weekday", "opens", "closes"):
+        hours[weekday].append((opens, closes))
+    return dict(hours)
+
+
+def active_bookings_in(employee_ids: Iterable[int], start: datetime, end: datetime) -> QuerySet[Booking]:
+    return Booking.objects.filter(
+        employee_id__in=list(employee_ids),
+        status__in=ACTIVE_STATUSES,
+        occupied_start__lt=end,
+        occupied_end__gt=start,
+    )

@@ -1,0 +1,435 @@
+"""The one way to change a booking.
+
+The admin, the API, the assistant's tools and the management commands all call these
+functions, so validation, the audit trail and the confirmation emails are the same
+whoever acts.
+
+Double booking is prevented twice over:
+- in Python: the employee row is locked (SELECT ... FOR UPDATE) before the overlap check
+  and the insert, so concurrent bookings for one technician queue instead of racing;
+  SQLite has no row locks but its IMMEDIATE transactions (settings) serialize writers;
+- in PostgreSQL: an exclusion constraint over (employee, occupied period) for active
+  bookings (migration 0002) rejects any overlap that slips past, e.g. a raw SQL write.
+  Its violation is mapped to SlotUnavailable here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bookings.errors import InvalidInput, InvalidTransition, SlotUnavailable
+from bookings.models import (
+    ACTIVE_STATUSES,
+    ActorKind,
+    Booking,
+    BookingEvent,
+    BookingStatus,
+    CalendarEvent,
+    Channel,
+    Customer,
+    Employee,
+    Service,
+)
+from bookings.numbering import next_number
+from bookings.phones import normalize_phone
+from bookings.selectors import available_slots, booking_public_dict, business_tz
+
+logger = logging.getLogger(__name__)
+
+MAX_NAME = 120
+MAX_ADDRESS = 300
+MAX_NOTES = 2000
+MAX_REASON = 300
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, for the audit trail."""
+
+    kind: str  # ActorKind
+    channel: str = ""  # Channel, for customers
+    user: object | None = None  # the staff user
+    reference: str = ""  # e.g. "INT-2026-00012 call_abc"
+
+    @classmethod
+    def system(cls, reference: str = "") -> Actor:
+        return cls(kind=ActorKind.SYSTEM, reference=reference)
+
+    @classmethod
+    def staff(cls, user: object) -> Actor:
+        return cls(kind=ActorKind.STAFF, channel=Channel.STAFF, user=user)
+
+    @classmethod
+    def customer(cls, channel: str, reference: str = "") -> Actor:
+        return cls(kind=ActorKind.CUSTOMER, channel=channel, reference=reference)
+
+
+def _clean_text(value: str | None, *, field: str, max_length: int, required: bool) -> str:
+    text = " ".join((value or "").split()) if field != "notes" else (value or "").strip()
+    if required and not text:
+        raise InvalidInput(f"The {field.replace('_', ' ')} is required.", field=field)
+    if len(text) > max_length:
+        raise InvalidInput(f"The {field.replace('_', ' ')} is too long (at most {max_length} characters).", field=field)
+    return text
+
+
+def _record(booking: Booking, *, kind: str, actor: Actor, changes: dict | None = None, note: str = "") -> None:
+    BookingEvent.objects.create(
+        booking=booking,
+        kind=kind,
+        actor_kind=actor.kind,
+        actor_channel=actor.channel,
+        actor_user=actor.user if getattr(actor.user, "pk", None) else None,
+        actor_reference=actor.reference[:120],
+        changes=changes or {},
+        note=note[:300],
+    )
+
+
+def _check_time(*, service: Service, start: datetime, now: datetime) -> None:
+    if timezone.is_naive(start):
+        raise InvalidInput("The start time needs a time zone.", field="start")
+    if start <= now:
+        raise InvalidInput("That time is in the past.", field="start")
+    if start < now + service.min_notice:
+        hours = service.min_notice_minutes / 60
+        raise InvalidInput(f"{service.name} needs at least {hours:g} hours' notice.", field="start")
+    horizon = (now.astimezone(business_tz()).date()) + timedelta(days=settings.BOOKING_HORIZON_DAYS)
+    if start.astimezone(business_tz()).date() > horizon:
+        raise InvalidInput(
+            f"We book at most {settings.BOOKING_HORIZON_DAYS} days ahead.",
+            field="start",
+        )
+
+
+def _candidates(
+    *, service: Service, start: datetime, employee: Employee | None, now: datetime, exclude_booking_id: int | None
+) -> list[int]:
+    """Technicians free for exactly this visit, by every rule the availability engine knows."""
+    if employee is not None:
+        if not employee.active:
+            raise InvalidInput("That technician is not available for bookings.", field="employee")
+        if not employee.trades.filter(pk=service.trade_id).exists():
+            raise InvalidInput(f"That technician does not do {service.trade.name} work.", field="employee")
+    local_day = start.astimezone(business_tz()).date()
+    slots = available_slots(
+        service=service,
+        start_date=local_day,
+        employee_id=employee.pk if employee else None,
+        now=now,
+        exclude_booking_id=exclude_booking_id,
+    )
+    for slot in slots:
+        if slot.start == start:
+            return [t.id for t in slot.technicians]
+    raise SlotUnavailable("That time is not available. Please pick one of the offered slots.")
+
+
+def _still_free(*, employee_id: int, occupied_start: datetime, occupied_end: datetime, exclude: int | None) -> bool:
+    clash = Booking.objects.filter(
+        employee_id=employee_id,
+        status__in=ACTIVE_STATUSES,
+        occupied_start__lt=occupied_end,
+        occupied_end__gt=occupied_start,
+    )
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude)
+    if clash.exists():
+        return False
+    return not CalendarEvent.objects.filter(
+        employee_id=employee_id, start__lt=occupied_end, end__gt=occupied_start
+    ).exists()
+
+
+def _is_overlap_violation(error: IntegrityError) -> bool:
+    # psycopg's ExclusionViolation, SQLSTATE 23P01.
+    return getattr(error.__cause__, "sqlstate", None) == "23P01"
+
+
+def _send_email(booking_id: int, what: str, template: str) -> None:
+    booking = Booking.objects.select_related("service", "employee", "customer").get(pk=booking_id)
+    if not booking.customer.email:
+        return
+    details = booking_public_dict(booking)
+    body = template.format(business=settings.BUSINESS_NAME, **details)
+    try:
+        send_mail(f"Booking {booking.number} {what}", body, settings.DEFAULT_FROM_EMAIL, [booking.customer.email])
+    except Exception:  # an email failure must never undo a committed booking
+        logger.exception("Could not email %s about %s", booking.customer.email, booking.number)
+
+
+CONFIRMATION = """Hello {customer_name},
+
+Your {service} visit with {business} is booked.
+
+Booking number: {booking_number}
+When: {when}
+Technician: {technician}
+Address: {address}
+Estimated price: {estimated_price}
+
+To change or cancel, chat with us and give your booking number and phone number.
+"""
+
+CANCELLATION = """Hello {customer_name},
+
+Your {service} visit {booking_number} on {when} has been cancelled.
+"""
+
+
+def customer_upsert(*, name: str, phone: str, email: str = "", address: str = "") -> Customer:
+    """Find the customer by phone (the identity we match on) or create them."""
+    phone_e164 = normalize_phone(phone)
+    name = _clean_text(name, field="name", max_length=MAX_NAME, required=True)
+    email = _clean_text(email, field="email", max_length=254, required=False)
+    if email and ("@" not in email or " " in email):
+        raise InvalidInput("That email address is not valid.", field="email")
+    customer, created = Customer.objects.get_or_create(
+        phone=phone_e164, defaults={"name": name, "email": email, "address": address}
+    )
+    if not created:
+        updates = {"name": name}
+        if email:
+            updates["email"] = email
+        if address:
+            updates["address"] = address
+        for key, value in updates.items():
+            setattr(customer, key, value)
+        customer.save(update_fields=list(updates))
+    return customer
+
+
+def booking_create(
+    *,
+    service: Service,
+    start: datetime,
+    customer_name: str,
+    customer_phone: str,
+    address: str,
+    channel: str,
+    actor: Actor,
+    customer_email: str = "",
+    notes: str = "",
+    employee: Employee | None = None,
+    status: str = BookingStatus.CONFIRMED,
+    now: datetime | None = None,
+) -> Booking:
+    """Book `service` at `start` (a slot the availability engine offers).
+
+    With no `employee`, the first qualified technician free for that slot gets it.
+    Raises InvalidInput, SlotUnavailable.
+    """
+    now = now or timezone.now()
+    if not service.active:
+        raise InvalidInput("That service is not offered at the moment.", field="service")
+    if status not in ACTIVE_STATUSES:
+        raise InvalidInput("A new booking is pending or confirmed.", field="status")
+    if channel not in Channel.values:
+        raise InvalidInput("Unknown channel.", field="channel")
+    address = _clean_text(address, field="address", max_length=MAX_ADDRESS, required=True)
+    notes = _clean_text(notes, field="notes", max_length=MAX_NOTES, required=False)
+    phone = normalize_phone(customer_phone)
+    name = _clean_text(customer_name, field="name", max_length=MAX_NAME, required=True)
+    _check_time(service=service, start=start, now=now)
+    candidates = _candidates(service=service, start=start, employee=employee, now=now, exclude_booking_id=None)
+
+    end = start + service.duration
+    occupied_start = start - service.buffer_before
+    occupied_end = end + service.buffer_after
+    for employee_id in candidates:
+        try:
+            with transaction.atomic():
+                # The lock makes concurrent bookings of this technician queue here.
+                Employee.objects.select_for_update().filter(pk=employee_id).values_list("pk").get()
+                if not _still_free(
+                    employee_id=employee_id, occupied_start=occupied_start, occupied_end=occupied_end, exclude=None
+                ):
+                    continue
+                customer = customer_upsert(name=name, phone=phone, email=customer_email, address=address)
+                booking = Booking.objects.create(
+                    number=next_number("BK", start.astimezone(business_tz()).year, 6),
+                    service=service,
+                    employee_id=employee_id,
+                    customer=customer,
+                    start=start,
+                    end=end,
+                    occupied_start=occupied_start,
+                    occupied_end=occupied_end,
+                    status=status,
+                    estimated_price_min=service.price_min,
+                    estimated_price_max=service.price_max,
+                    currency=service.currency,
+                    address=address,
+                    notes=notes,
+                    channel=channel,
+                )
+                _record(
+                    booking,
+                    kind=BookingEvent.Kind.CREATED,
+                    actor=actor,
+                    changes={"start": start.isoformat(), "employee_id": employee_id, "status": status},
+                )
+                transaction.on_commit(partial(_send_email, booking.pk, "confirmed", CONFIRMATION))
+                return booking
+        except IntegrityError as error:
+            if _is_overlap_violation(error):
+                continue
+            raise
+    raise SlotUnavailable("Sorry, that time was just taken. Please pick another slot.")
+
+
+def booking_reschedule(
+    *,
+    booking: Booking,
+    new_start: datetime,
+    actor: Actor,
+    employee: Employee | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> Booking:
+    """Move an active booking to another offered slot (same service), keeping its number."""
+    now = now or timezone.now()
+    if booking.status not in ACTIVE_STATUSES:
+        raise InvalidTransition(f"Booking {booking.number} is {booking.get_status_display().lower()}.")
+    if booking.start <= now:
+        raise InvalidTransition("A visit that has started cannot be rescheduled.")
+    service = booking.service
+    _check_time(service=service, start=new_start, now=now)
+    reason = _clean_text(reason, field="reason", max_length=MAX_REASON, required=False)
+    # Prefer the same technician when they are free and none was asked for.
+    candidates = _candidates(
+        service=service, start=new_start, employee=employee, now=now, exclude_booking_id=booking.pk
+    )
+    if employee is None and booking.employee_id in candidates:
+        candidates.remove(booking.employee_id)
+        candidates.insert(0, booking.employee_id)
+
+    end = new_start + service.duration
+    occupied_start = new_start - service.buffer_before
+    occupied_end = end + service.buffer_after
+    old = {"start": booking.start.isoformat(), "employee_id": booking.employee_id}
+    for employee_id in candidates:
+        try:
+            with transaction.atomic():
+                Employee.objects.select_for_update().filter(pk=employee_id).values_list("pk").get()
+                locked = Booking.objects.select_for_update().get(pk=booking.pk)
+                if locked.status not in ACTIVE_STATUSES:
+                    raise InvalidTransition(f"Booking {booking.number} is no longer active.")
+                if not _still_free(
+                    employee_id=employee_id,
+                    occupied_start=occupied_start,
+                    occupied_end=occupied_end,
+                    exclude=booking.pk,
+                ):
+                    continue
+                locked.start, locked.end = new_start, end
+                locked.occupied_start, locked.occupied_end = occupied_start, occupied_end
+                locked.employee_id = employee_id
+                locked.reminder_sent_at = None
+                locked.save(
+                    update_fields=[
+                        "start",
+                        "end",
+                        "occupied_start",
+                        "occupied_end",
+                        "employee",
+                        "reminder_sent_at",
+                        "updated_at",
+                    ]
+                )
+                _record(
+                    locked,
+                    kind=BookingEvent.Kind.RESCHEDULED,
+                    actor=actor,
+                    changes={"from": old, "to": {"start": new_start.isoformat(), "employee_id": employee_id}},
+                    note=reason,
+                )
+                transaction.on_commit(partial(_send_email, locked.pk, "rescheduled", CONFIRMATION))
+                booking.refresh_from_db()
+                return booking
+        except IntegrityError as error:
+            if _is_overlap_violation(error):
+                continue
+            raise
+    raise SlotUnavailable("Sorry, that time was just taken. Please pick another slot.")
+
+
+def _transition(
+    *, booking: Booking, to: str, allowed_from: tuple[str, ...], kind: str, actor: Actor, note: str = "", **fields
+) -> Booking:
+    with transaction.atomic():
+        locked = Booking.objects.select_for_update().get(pk=booking.pk)
+        if locked.status not in allowed_from:
+            status = locked.get_status_display().lower()
+            raise InvalidTransition(f"Booking {locked.number} is {status} and cannot be {kind.replace('_', ' ')}.")
+        old_status = locked.status
+        locked.status = to
+        for key, value in fields.items():
+            setattr(locked, key, value)
+        locked.save(update_fields=["status", "updated_at", *fields])
+        _record(locked, kind=kind, actor=actor, changes={"status": [old_status, to]}, note=note)
+    booking.refresh_from_db()
+    return booking
+
+
+def booking_cancel(*, booking: Booking, actor: Actor, reason: str = "", now: datetime | None = None) -> Booking:
+    now = now or timezone.now()
+    reason = _clean_text(reason, field="reason", max_length=MAX_REASON, required=False)
+    if booking.status in ACTIVE_STATUSES and booking.start <= now and actor.kind == ActorKind.CUSTOMER:
+        raise InvalidTransition("This visit has already started; please call us to change it.")
+    booking = _transition(
+        booking=booking,
+        to=BookingStatus.CANCELLED,
+        allowed_from=ACTIVE_STATUSES,
+        kind=BookingEvent.Kind.CANCELLED,
+        actor=actor,
+        note=reason,
+        cancellation_reason=reason,
+        cancelled_at=now,
+    )
+    transaction.on_commit(partial(_send_email, booking.pk, "cancelled", CANCELLATION))
+    return booking
+
+
+def booking_confirm(*, booking: Booking, actor: Actor) -> Booking:
+    return _transition(
+        booking=booking,
+        to=BookingStatus.CONFIRMED,
+        allowed_from=(BookingStatus.PENDING,),
+        kind=BookingEvent.Kind.CONFIRMED,
+        actor=actor,
+    )
+
+
+def booking_complete(*, booking: Booking, actor: Actor, now: datetime | None = None) -> Booking:
+    now = now or timezone.now()
+    if booking.start > now:
+        raise InvalidTransition("A visit cannot be completed before it starts.")
+    return _transition(
+        booking=booking,
+        to=BookingStatus.COMPLETED,
+        allowed_from=ACTIVE_STATUSES,
+        kind=BookingEvent.Kind.COMPLETED,
+        actor=actor,
+    )
+
+
+def booking_mark_no_show(*, booking: Booking, actor: Actor, now: datetime | None = None) -> Booking:
+    now = now or timezone.now()
+    if booking.start > now:
+        raise InvalidTransition("A visit cannot be a no-show before it starts.")
+    return _transition(
+        booking=booking,
+        to=BookingStatus.NO_SHOW,
+        allowed_from=ACTIVE_STATUSES,
+        kind=BookingEvent.Kind.NO_SHOW,
+        actor=actor,
+    )

@@ -1,0 +1,85 @@
+"""Shared test setup: environment, and a small business with named technicians.
+
+Tests run on real PostgreSQL (DATABASE_URL, set by `make test`). Nothing here skips when a
+service is missing: a missing PostgreSQL, Redis or Chromium is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, time
+from decimal import Decimal
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdefghijklmnop")
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("SECURE_COOKIES", "0")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatdesk")
+os.environ.setdefault("BUSINESS_TIMEZONE", "America/Toronto")
+
+import pytest
+
+
+@pytest.fixture
+def business(db):
+    """A small home-services business.
+
+    Opening hours Mon-Fri 08:00-18:00 and Sat 09:00-14:00 (Toronto time).
+    HVAC: alice (Mon-Fri 08-17), bob (Mon-Sat 09-17); plumbing: carol (Mon-Fri 08-16).
+    Services: HVAC Repair 120 min (30 before, 15 after, 2 h notice), Drain Cleaning 60 min.
+    """
+    from bookings.models import BusinessHours, Employee, Service, Trade, WorkingHours
+
+    hvac = Trade.objects.create(name="HVAC", slug="hvac")
+    plumbing = Trade.objects.create(name="Plumbing", slug="plumbing")
+    for weekday in range(5):
+        BusinessHours.objects.create(weekday=weekday, opens=time(8), closes=time(18))
+    BusinessHours.objects.create(weekday=5, opens=time(9), closes=time(14))
+
+    def technician(first: str, trade: Trade, weekdays: range, start: int, end: int) -> Employee:
+        employee = Employee.objects.create(
+            first_name=first,
+            last_name="Tech",
+            title=f"{trade.name} Technician",
+            phone="+14165550000",
+            email=f"{first.lower()}@staff.example.com",
+            pay_rate=Decimal("41.00"),
+            home_address="1 Secret Lane",
+        )
+        employee.trades.add(trade)
+        for weekday in weekdays:
+            WorkingHours.objects.create(employee=employee, weekday=weekday, start_time=time(start), end_time=time(end))
+        return employee
+
+    ns = type("Business", (), {})()
+    ns.hvac, ns.plumbing = hvac, plumbing
+    ns.alice = technician("Alice", hvac, range(5), 8, 17)
+    ns.bob = technician("Bob", hvac, range(6), 9, 17)
+    ns.carol = technician("Carol", plumbing, range(5), 8, 16)
+    ns.repair = Service.objects.create(
+        trade=hvac,
+        name="HVAC Repair",
+        slug="hvac-repair",
+        duration_minutes=120,
+        price_min=Decimal("200"),
+        price_max=Decimal("600"),
+        buffer_before_minutes=30,
+        buffer_after_minutes=15,
+        min_notice_minutes=120,
+    )
+    ns.drain = Service.objects.create(
+        trade=plumbing,
+        name="Drain Cleaning",
+        slug="drain-cleaning",
+        duration_minutes=60,
+        price_min=Decimal("175"),
+        buffer_before_minutes=30,
+        buffer_after_minutes=15,
+        min_notice_minutes=120,
+    )
+    return ns
+
+
+# A Monday morning far from DST changes, used as "now" by calendar tests.
+MONDAY_NOON_UTC = datetime(2026, 11, 16, 13, 0, tzinfo=UTC)  # 08:00 in Toronto
