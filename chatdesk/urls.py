@@ -1,9 +1,21 @@
 from django.contrib import admin
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from chatdesk import api, views
 
 admin.site.site_header = "Chatdesk"
 admin.site.site_title = "Chatdesk staff"
 
 urlpatterns = [
+    path("", views.chat_page, name="chat"),
+    path("send", views.chat_page_send, name="chat-send"),
+    path("restart", views.chat_page_restart, name="chat-restart"),
+    path("api/v1/chat/session/new", api.SessionNewAPI.as_view(), name="chat-session-new"),
+    path("api/v1/chat/message", api.ChatMessageAPI.as_view(), name="chat-message"),
+    path("api/v1/chat/session/<str:session_id>/history", api.HistoryAPI.as_view(), name="chat-history"),
+    path("api/v1/chat/session/<str:session_id>/close", api.CloseAPI.as_view(), name="chat-close"),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,265 @@
+"""Chat API (paths as the predecessor's): thin views over chatdesk.conversations.
+
+The message endpoint is a plain async Django view because a turn waits seconds on the
+model and DRF views are synchronous (under ASGI they would all share one thread). It
+still validates with DRF serializers and is documented in the OpenAPI schema through
+`ChatMessageAPI`, whose `as_view()` hands out the async view.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_POST
+from django_ratelimit.core import get_usage
+from drf_spectacular.authentication import SessionScheme
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import Throttled
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bookings.errors import DomainError
+from chatdesk import conversations
+from chatdesk.models import Interaction
+
+SESSION_COOKIE = "chatdesk_session"
+MAX_BODY_BYTES = 16 * 1024
+
+
+def client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def rate_limit_wait(request: HttpRequest, *, group: str, rate: str, key: str | None = None) -> int | None:
+    """Count this request against `rate`; the seconds to wait when over it, else None.
+
+    django-ratelimit's decorator does not support async views, so both kinds of view
+    call its core here (from async code through sync_to_async).
+    """
+    if not settings.RATELIMIT_ENABLE:
+        return None
+    usage = get_usage(
+        request,
+        group=group,
+        key=(lambda _group, _request: key) if key is not None else "ip",
+        rate=rate,
+        increment=True,
+    )
+    if usage is None or not usage["should_limit"]:
+        return None
+    return max(1, math.ceil(usage.get("time_left", 60)))
+
+
+def set_session_cookie(response: object, session_id: str) -> None:
+    response.set_signed_cookie(  # type: ignore[attr-defined]
+        SESSION_COOKIE,
+        session_id,
+        salt="chat-session",
+        max_age=7 * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.SESSION_COOKIE_SECURE,
+    )
+
+
+def json_error(code: str, message: str, status: int, **extra: object) -> JsonResponse:
+    response = JsonResponse({"error": code, "message": message, **extra}, status=status)
+    if status == 429:
+        response["Retry-After"] = str(extra.get("retry_after", 60))
+    return response
+
+
+class CsrfEnforced(SessionAuthentication):
+    """Session auth that checks CSRF for anonymous customers too.
+
+    DRF only checks CSRF for logged-in users; our customers are anonymous and the page
+    calls these endpoints with the session cookie, so every unsafe request is checked.
+    """
+
+    def authenticate(self, request: Request):  # type: ignore[override]
+        self.enforce_csrf(request)
+        return super().authenticate(request)
+
+
+class SessionOut(serializers.Serializer):
+    session_id = serializers.CharField()
+    interaction_number = serializers.CharField()
+    greeting = serializers.CharField()
+    mode = serializers.ChoiceField(choices=Interaction.Mode.choices)
+
+
+class MessageIn(serializers.Serializer):
+    session_id = serializers.CharField(max_length=64)
+    message = serializers.CharField(trim_whitespace=True, allow_blank=False)
+
+
+class ToolCallOut(serializers.Serializer):
+    name = serializers.CharField()
+    ok = serializers.BooleanField()
+    error = serializers.CharField(allow_null=True)
+
+
+class MessageOut(serializers.Serializer):
+    interaction_number = serializers.CharField()
+    reply = serializers.CharField()
+    mode = serializers.CharField()
+    tool_calls = ToolCallOut(many=True)
+    bookings = serializers.ListField(child=serializers.DictField())
+    latency_ms = serializers.IntegerField()
+
+
+class HistoryOut(serializers.Serializer):
+    interaction_number = serializers.CharField()
+    status = serializers.CharField()
+    mode = serializers.CharField()
+    messages = serializers.ListField(child=serializers.DictField())
+    bookings = serializers.ListField(child=serializers.DictField())
+
+
+class CloseIn(serializers.Serializer):
+    resolution = serializers.ChoiceField(choices=Interaction.Resolution.choices, required=False, allow_blank=True)
+
+
+class ErrorOut(serializers.Serializer):
+    error = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ChatAPIView(APIView):
+    authentication_classes = [CsrfEnforced]
+    permission_classes = [AllowAny]
+
+
+class SessionNewAPI(ChatAPIView):
+    @extend_schema(request=None, responses={201: SessionOut, 429: ErrorOut}, summary="Start a conversation")
+    def post(self, request: Request) -> Response:
+        wait = rate_limit_wait(request, group="chat-session-ip", rate=settings.CHAT_RATE_SESSION_PER_IP)
+        if wait:
+            raise Throttled(wait=wait)
+        interaction = conversations.interaction_start(
+            ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
+        )
+        response = Response(
+            {
+                "session_id": interaction.session_id,
+                "interaction_number": interaction.number,
+                "greeting": interaction.messages.first().text,
+                "mode": interaction.mode,
+            },
+            status=201,
+        )
+        set_session_cookie(response, interaction.session_id)
+        return response
+
+
+class HistoryAPI(ChatAPIView):
+    @extend_schema(responses={200: HistoryOut, 404: ErrorOut}, summary="A conversation's transcript")
+    def get(self, request: Request, session_id: str) -> Response:
+        interaction = conversations.interaction_by_session(session_id)
+        return Response(
+            {
+                "interaction_number": interaction.number,
+                "status": interaction.status,
+                "mode": interaction.mode,
+                "messages": conversations.history(interaction),
+                "bookings": conversations.booking_summaries(interaction),
+            }
+        )
+
+
+class CloseAPI(ChatAPIView):
+    @extend_schema(request=CloseIn, responses={200: HistoryOut, 404: ErrorOut, 409: ErrorOut}, summary="End it")
+    def post(self, request: Request, session_id: str) -> Response:
+        data = CloseIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        interaction = conversations.interaction_close(
+            session_id=session_id, resolution=data.validated_data.get("resolution", "")
+        )
+        return Response({"interaction_number": interaction.number, "status": interaction.status})
+
+
+@require_POST
+async def chat_message(request: HttpRequest) -> JsonResponse:
+    if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
+        return json_error("too_large", "The request is too large.", 413)
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return json_error("invalid_json", "The body must be JSON.", 400)
+    data = MessageIn(data=body if isinstance(body, dict) else {})
+    if not data.is_valid():
+        return json_error("invalid_input", "Some fields are not valid.", 400, fields=data.errors)
+    text = data.validated_data["message"]
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        return json_error(
+            "message_too_long", f"Please keep messages under {settings.CHAT_MAX_MESSAGE_CHARS} characters.", 413
+        )
+    session_id = data.validated_data["session_id"]
+    limit = sync_to_async(rate_limit_wait, thread_sensitive=False)
+    for group, rate, key in (
+        ("chat-message-ip", settings.CHAT_RATE_MESSAGE_PER_IP, None),
+        ("chat-message-session", settings.CHAT_RATE_MESSAGE_PER_SESSION, session_id),
+    ):
+        wait = await limit(request, group=group, rate=rate, key=key)
+        if wait:
+            return json_error("rate_limited", "Too many messages. Please wait a moment.", 429, retry_after=wait)
+    try:
+        result = await conversations.chat_turn(session_id=session_id, text=text)
+    except DomainError as error:
+        return JsonResponse(error.as_dict(), status=error.http_status)
+    return JsonResponse(turn_payload(result))
+
+
+def turn_payload(result: conversations.TurnResult) -> dict:
+    return {
+        "interaction_number": result.interaction.number,
+        "reply": result.reply,
+        "mode": result.interaction.mode,
+        "tool_calls": [o.summary() for o in result.outcomes],
+        "bookings": result.bookings,
+        "latency_ms": result.latency_ms,
+    }
+
+
+class ChatMessageAPI(APIView):
+    """Schema for the async message endpoint; `as_view()` returns `chat_message`."""
+
+    @extend_schema(
+        request=MessageIn,
+        responses={
+            200: MessageOut,
+            400: ErrorOut,
+            403: ErrorOut,
+            404: ErrorOut,
+            409: ErrorOut,
+            413: ErrorOut,
+            429: inline_serializer(
+                "RateLimited", {"error": serializers.CharField(), "message": serializers.CharField()}
+            ),
+        },
+        summary="Send a customer message and get the assistant's reply",
+    )
+    def post(self, request: Request) -> Response:  # pragma: no cover - never routed
+        raise NotImplementedError
+
+    @classmethod
+    def as_view(cls, **initkwargs):  # type: ignore[override]
+        view = chat_message
+        view.cls = cls  # type: ignore[attr-defined]  # drf-spectacular finds the schema here
+        view.initkwargs = initkwargs  # type: ignore[attr-defined]
+        return view
+
+
+class CsrfEnforcedScheme(SessionScheme):
+    """Documents CsrfEnforced as the cookie session scheme in the OpenAPI schema."""
+
+    target_class = CsrfEnforced
+    name = "chatSession"

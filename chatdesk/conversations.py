@@ -1,0 +1,308 @@
+"""Conversation services: start a conversation, run a customer's turn, close it.
+
+A turn waits seconds on the model, so it is async end to end: the model call is awaited,
+and database work runs in small sync functions on a thread pool (`db`), not in Django's
+single shared sync thread, which would serialize every customer in the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time as clock
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from bookings.errors import DomainError, NotFound
+from bookings.numbering import next_number
+from bookings.selectors import booking_public_dict
+from chatdesk import assistant
+from chatdesk.costs import TextUsage, text_cost
+from chatdesk.guided import guided_greeting, guided_reply
+from chatdesk.models import Interaction, Message
+from chatdesk.prompts import system_prompt
+from chatdesk.tools import ToolOutcome, execute_tool_call, tool_definitions
+
+logger = logging.getLogger(__name__)
+
+# After this many model failures in one conversation, it continues in the guided flow.
+MODEL_FAILURES_BEFORE_GUIDED = 2
+
+
+class ConversationClosed(DomainError):
+    code = "conversation_closed"
+    http_status = 409
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+
+
+async def db[T](fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Run sync ORM work on the thread pool, returning its connection to the pool after."""
+
+    def run() -> T:
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await sync_to_async(run, thread_sensitive=False)()
+
+
+def hash_ip(ip: str) -> str:
+    # Salted with SECRET_KEY: enough to group abuse by client without storing the IP.
+    return hashlib.sha256(f"{settings.SECRET_KEY}:{ip}".encode()).hexdigest()[:32] if ip else ""
+
+
+def greeting(mode: str) -> str:
+    text = (
+        f"Hi! I'm the {settings.BUSINESS_NAME} assistant. I can book a technician, or look up, move or cancel a visit."
+    )
+    if mode == Interaction.Mode.GUIDED:
+        return f"{text}\n{guided_greeting()}"
+    return f"{text} How can I help?"
+
+
+def interaction_start(
+    *, channel: str = Interaction.ChannelKind.TEXT, ip: str = "", user_agent: str = ""
+) -> Interaction:
+    mode = Interaction.Mode.MODEL if assistant.is_configured() else Interaction.Mode.GUIDED
+    with transaction.atomic():
+        interaction = Interaction.objects.create(
+            number=next_number("INT", timezone.localdate().year, 5),
+            channel=channel,
+            mode=mode,
+            model=settings.OPENAI_MODEL if mode == Interaction.Mode.MODEL else "",
+            client_ip_hash=hash_ip(ip),
+            user_agent=user_agent[:300],
+        )
+        text = greeting(mode)
+        Message.objects.create(interaction=interaction, role=Message.Role.ASSISTANT, text=text)
+        interaction.model_items = [assistant.assistant_item(text)]
+        interaction.message_count = 1
+        interaction.save(update_fields=["model_items", "message_count"])
+    return interaction
+
+
+def interaction_by_session(session_id: str) -> Interaction:
+    interaction = Interaction.objects.filter(session_id=session_id).first() if session_id else None
+    if interaction is None:
+        raise SessionNotFound("No conversation with that session id.")
+    return interaction
+
+
+def interaction_close(*, session_id: str, resolution: str = "", reason: str = "customer_closed") -> Interaction:
+    with transaction.atomic():
+        interaction = Interaction.objects.select_for_update().filter(session_id=session_id).first()
+        if interaction is None:
+            raise SessionNotFound("No conversation with that session id.")
+        if interaction.status != Interaction.Status.OPEN:
+            raise ConversationClosed("This conversation is already closed.")
+        interaction.status = Interaction.Status.CLOSED
+        interaction.ended_at = timezone.now()
+        interaction.end_reason = reason
+        if resolution:
+            interaction.resolution = resolution
+        elif not interaction.resolution:
+            interaction.resolution = (
+                Interaction.Resolution.BOOKED if interaction.booking_count else Interaction.Resolution.ANSWERED
+            )
+        interaction.save(update_fields=["status", "ended_at", "end_reason", "resolution"])
+    return interaction
+
+
+@dataclass
+class TurnResult:
+    interaction: Interaction
+    reply: str
+    outcomes: list[ToolOutcome] = field(default_factory=list)
+    bookings: list[dict] = field(default_factory=list)
+    latency_ms: int = 0
+    failed: str = ""
+
+
+def _begin_turn(session_id: str, text: str) -> tuple[Interaction, str | None]:
+    """Store the customer's message first, so nothing they typed is ever lost.
+
+    Returns the interaction and, when a limit stops the turn, the reply to give instead.
+    """
+    with transaction.atomic():
+        interaction = Interaction.objects.select_for_update().filter(session_id=session_id).first()
+        if interaction is None:
+            raise SessionNotFound("No conversation with that session id.")
+        if interaction.status != Interaction.Status.OPEN:
+            raise ConversationClosed("This conversation is closed. Please start a new one.")
+        Message.objects.create(interaction=interaction, role=Message.Role.CUSTOMER, text=text)
+        interaction.message_count += 1
+        interaction.last_activity_at = timezone.now()
+        interaction.save(update_fields=["message_count", "last_activity_at"])
+    if interaction.message_count > settings.CHAT_MAX_MESSAGES:
+        return interaction, (
+            f"This conversation has reached its length limit. Please start a new chat or call us at "
+            f"{settings.BUSINESS_PHONE}."
+        )
+    if interaction.cost_usd >= settings.CHAT_SPEND_CAP_USD:
+        return interaction, f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}."
+    return interaction, None
+
+
+def _finish_turn(
+    *,
+    interaction: Interaction,
+    reply: str,
+    latency_ms: int,
+    usage: TextUsage | None = None,
+    cost: Decimal = Decimal("0"),
+    items: list[dict] | None = None,
+    failure: str = "",
+    switch_to_guided: bool = False,
+) -> None:
+    Message.objects.create(
+        interaction=interaction,
+        role=Message.Role.ASSISTANT,
+        text=reply,
+        latency_ms=latency_ms,
+        cost_usd=cost if usage else None,
+    )
+    updates: dict = {"message_count": F("message_count") + 1, "last_activity_at": timezone.now()}
+    if usage:
+        updates.update(
+            input_tokens=F("input_tokens") + usage.input_tokens,
+            cached_input_tokens=F("cached_input_tokens") + usage.cached_input_tokens,
+            output_tokens=F("output_tokens") + usage.output_tokens,
+            reasoning_tokens=F("reasoning_tokens") + usage.reasoning_tokens,
+            cost_usd=F("cost_usd") + cost,
+        )
+    if items is not None:
+        updates["model_items"] = items
+    if failure:
+        updates["failure_count"] = F("failure_count") + 1
+        updates["last_error"] = failure[:300]
+        Message.objects.create(interaction=interaction, role=Message.Role.EVENT, text=f"Model failure: {failure[:250]}")
+        updates["message_count"] = F("message_count") + 2
+    if switch_to_guided:
+        updates["mode"] = Interaction.Mode.GUIDED
+        updates["guided_state"] = {"step": "menu"}
+    Interaction.objects.filter(pk=interaction.pk).update(**updates)
+
+
+def _bookings_of(outcomes: list[ToolOutcome]) -> list[dict]:
+    return [o.result["booking"] for o in outcomes if o.booking_id and not o.error and "booking" in o.result]
+
+
+async def _model_turn(interaction: Interaction, text: str, started: float) -> TurnResult:
+    items = [*interaction.model_items, assistant.user_item(text)]
+    instructions = await db(system_prompt, timezone.now())
+    tools = tool_definitions()
+    usage = TextUsage()
+    cost = Decimal("0")
+    outcomes: list[ToolOutcome] = []
+    reply = ""
+    spent = interaction.cost_usd
+    try:
+        for _ in range(settings.CHAT_MAX_TOOL_ROUNDS):
+            answer = await assistant.respond(instructions=instructions, items=items, tools=tools)
+            turn_cost = text_cost(answer.model, answer.usage)
+            usage.add(answer.usage)
+            cost += turn_cost
+            spent += turn_cost
+            items.extend(answer.output_items)
+            if not answer.function_calls:
+                reply = answer.text.strip()
+                break
+            if spent >= settings.CHAT_SPEND_CAP_USD:
+                reply = f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}."
+                break
+            # Parallel tool calls run concurrently, each on its own connection.
+            results = await asyncio.gather(
+                *(
+                    db(
+                        execute_tool_call,
+                        interaction=interaction,
+                        call_id=c.call_id,
+                        name=c.name,
+                        raw_arguments=c.arguments,
+                    )
+                    for c in answer.function_calls
+                )
+            )
+            outcomes.extend(results)
+            items.extend(assistant.function_output_item(o.call_id, o.output) for o in results)
+        else:
+            reply = "Sorry, that took me too many steps. Could you say again what you need, more simply?"
+    except assistant.ModelUnavailable as error:
+        logger.warning("Model unavailable for %s: %s", interaction.number, error)
+        switch = interaction.failure_count + 1 >= MODEL_FAILURES_BEFORE_GUIDED
+        reply = "Sorry, I'm having trouble thinking right now."
+        if switch:
+            interaction.mode = Interaction.Mode.GUIDED
+            reply += " Let's continue step by step instead.\n" + guided_greeting()
+        else:
+            reply += " Please send that again in a moment."
+        latency = int((clock.perf_counter() - started) * 1000)
+        # Keep the history consistent: the tool calls that ran stay, with their outputs.
+        await db(
+            _finish_turn,
+            interaction=interaction,
+            reply=reply,
+            latency_ms=latency,
+            usage=usage,
+            cost=cost,
+            items=[*items, assistant.assistant_item(reply)],
+            failure=f"{error.kind}: {error.detail}",
+            switch_to_guided=switch,
+        )
+        return TurnResult(interaction, reply, outcomes, _bookings_of(outcomes), latency, failed=error.kind)
+    if not reply:
+        reply = "Sorry, could you rephrase that?"
+        items.append(assistant.assistant_item(reply))
+    latency = int((clock.perf_counter() - started) * 1000)
+    await db(
+        _finish_turn, interaction=interaction, reply=reply, latency_ms=latency, usage=usage, cost=cost, items=items
+    )
+    return TurnResult(interaction, reply, outcomes, _bookings_of(outcomes), latency)
+
+
+def _guided_turn(interaction: Interaction, text: str, started: float) -> TurnResult:
+    answer = guided_reply(interaction, text)
+    latency = int((clock.perf_counter() - started) * 1000)
+    items = [*interaction.model_items, assistant.user_item(text), assistant.assistant_item(answer.text)]
+    _finish_turn(interaction=interaction, reply=answer.text, latency_ms=latency, items=items)
+    return TurnResult(interaction, answer.text, answer.outcomes, _bookings_of(answer.outcomes), latency)
+
+
+async def chat_turn(*, session_id: str, text: str) -> TurnResult:
+    """Run one customer turn: store the message, answer it (model or guided flow), record it."""
+    started = clock.perf_counter()
+    interaction, stop_reply = await db(_begin_turn, session_id, text)
+    if stop_reply:
+        await db(_finish_turn, interaction=interaction, reply=stop_reply, latency_ms=0)
+        return TurnResult(interaction, stop_reply)
+    if interaction.mode == Interaction.Mode.MODEL and assistant.is_configured():
+        return await _model_turn(interaction, text, started)
+    return await db(_guided_turn, interaction, text, started)
+
+
+def history(interaction: Interaction) -> list[dict]:
+    """The transcript as the customer sees it (no system events, no tool internals)."""
+    return [
+        {"role": m.role, "text": m.text, "at": m.created_at.isoformat()}
+        for m in interaction.messages.exclude(role=Message.Role.EVENT).order_by("created_at", "id")
+    ]
+
+
+def booking_summaries(interaction: Interaction) -> list[dict]:
+    rows = interaction.tool_calls.filter(booking__isnull=False, error="", name="create_booking").select_related(
+        "booking__service", "booking__employee", "booking__customer"
+    )
+    return [booking_public_dict(row.booking) for row in rows]

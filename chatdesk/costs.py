@@ -1,0 +1,54 @@
+"""Token usage priced with the per-model table in settings.OPENAI_PRICES (USD per 1M tokens)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+MILLION = Decimal(1_000_000)
+
+
+@dataclass
+class TextUsage:
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def add(self, other: TextUsage) -> None:
+        self.input_tokens += other.input_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.output_tokens += other.output_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+
+    @classmethod
+    def from_response(cls, usage: object | None) -> TextUsage:
+        """From a Responses API `usage` object (cached is a subset of input, reasoning of output)."""
+        if usage is None:
+            return cls()
+        input_details = getattr(usage, "input_tokens_details", None)
+        output_details = getattr(usage, "output_tokens_details", None)
+        return cls(
+            input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+            cached_input_tokens=int(getattr(input_details, "cached_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+            reasoning_tokens=int(getattr(output_details, "reasoning_tokens", 0) or 0),
+        )
+
+
+def text_cost(model: str, usage: TextUsage) -> Decimal:
+    prices = settings.OPENAI_PRICES.get(model)
+    if prices is None:
+        logger.warning("No price for model %s in OPENAI_PRICES; its cost is recorded as 0", model)
+        return Decimal("0")
+    uncached = max(usage.input_tokens - usage.cached_input_tokens, 0)
+    total = (
+        uncached * prices["input"]
+        + usage.cached_input_tokens * prices["cached_input"]
+        + usage.output_tokens * prices["output"]
+    )
+    return (total / MILLION).quantize(Decimal("0.000001"))

@@ -1,0 +1,166 @@
+"""Conversations: every customer interaction, its transcript, its tool calls and its cost.
+
+These rows are the transcript, the audit trail and the cost ledger at once: each
+customer message is stored before the model is called, each tool call is a row written
+when it runs, and token usage is added to the interaction after every model response.
+"""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+
+def new_session_id() -> str:
+    # The customer's bearer token for this conversation: unguessable, URL-safe.
+    return secrets.token_urlsafe(32)
+
+
+class Interaction(models.Model):
+    class ChannelKind(models.TextChoices):
+        TEXT = "text", "Text"
+        VOICE = "voice", "Voice"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+        ABANDONED = "abandoned", "Abandoned"
+
+    class Resolution(models.TextChoices):
+        BOOKED = "booked", "Booked"
+        ANSWERED = "answered", "Answered"
+        ESCALATED = "escalated", "Escalated"
+        ABANDONED = "abandoned", "Abandoned"
+
+    class Mode(models.TextChoices):
+        MODEL = "model", "AI model"
+        GUIDED = "guided", "Guided flow"
+
+    session_id = models.CharField(max_length=64, unique=True, default=new_session_id, editable=False)
+    number = models.CharField(max_length=20, unique=True, editable=False)
+    channel = models.CharField(max_length=10, choices=ChannelKind.choices, default=ChannelKind.TEXT)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.MODEL)
+    customer = models.ForeignKey(
+        "bookings.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    last_activity_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=40, blank=True)
+    message_count = models.PositiveIntegerField(default=0)
+    booking_count = models.PositiveIntegerField(default=0)
+    model = models.CharField(max_length=60, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    cached_input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    audio_input_tokens = models.PositiveIntegerField(default=0)
+    audio_output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    failure_count = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    client_ip_hash = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    # The model's item history (messages, function calls and outputs), resent each turn
+    # because responses are not stored at OpenAI (store=false: customer PII).
+    model_items = models.JSONField(default=list, blank=True)
+    # State of the built-in guided flow (used without an API key or when the model is down).
+    guided_state = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            # close_stale_sessions and the live monitor look at open conversations by activity.
+            models.Index(fields=["status", "last_activity_at"], name="interaction_open_activity"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+    @property
+    def duration_seconds(self) -> int | None:
+        end = self.ended_at or self.last_activity_at
+        return int((end - self.started_at).total_seconds()) if end and self.started_at else None
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        ASSISTANT = "assistant", "Assistant"
+        STAFF = "staff", "Staff"
+        EVENT = "event", "System event"
+
+    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # For assistant replies: from the customer's message arriving to the reply being ready.
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    interrupted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:40]}"
+
+
+class ToolCall(models.Model):
+    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="tool_calls")
+    # The model's call id. Unique per interaction so a replayed call returns the first
+    # result instead of acting twice.
+    call_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=60)
+    arguments = models.JSONField(default=dict, blank=True)
+    raw_arguments = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.CharField(max_length=60, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    booking = models.ForeignKey(
+        "bookings.Booking", null=True, blank=True, on_delete=models.SET_NULL, related_name="tool_calls"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["interaction", "call_id"], name="tool_call_once_per_interaction"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.call_id})"
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+class HandoffRequest(models.Model):
+    """A customer asked for a person (request_human): staff call back."""
+
+    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="handoffs")
+    reason = models.CharField(max_length=500)
+    contact_name = models.CharField(max_length=120, blank=True)
+    contact_phone = models.CharField(max_length=20, blank=True)
+    urgent = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["handled_at", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"Handoff for {self.interaction.number}"

@@ -1,0 +1,555 @@
+"""The assistant's function tools: one registry for text chat, voice and the guided flow.
+
+Contract of every tool (see `Tool`):
+- `parameters` is a strict JSON schema (every property required, optional ones nullable,
+  no additional properties), sent to the model as is.
+- Arguments are validated in Python (the schema again with jsonschema, then the business
+  rules in bookings.services); a bad call becomes a structured result
+  `{"error": code, "message": ...}` the model can recover from, never an exception.
+- The body only calls bookings.services / bookings.selectors.
+- The result carries only what the customer may see: technicians' public names, never
+  their phone, pay or home address; a booking only to whoever gives its number and phone.
+
+`execute_tool_call` runs one call and records it as a ToolCall row. A call_id already
+recorded for the interaction returns the first result instead of acting twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time as clock
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import jsonschema
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from bookings.errors import DomainError, InvalidInput, NotFound
+from bookings.models import Employee, Service, Trade
+from bookings.phones import normalize_phone
+from bookings.selectors import (
+    available_slots,
+    booking_for_customer,
+    booking_public_dict,
+    business_tz,
+    local_today,
+    services_list,
+    technicians_available,
+)
+from bookings.services import Actor, booking_cancel, booking_create, booking_reschedule
+from chatdesk.dates import UnresolvedDate, resolve_date
+from chatdesk.models import HandoffRequest, Interaction, ToolCall
+
+logger = logging.getLogger(__name__)
+
+MAX_SLOTS_LISTED = 16
+MAX_ARGUMENTS_CHARS = 8000
+
+
+class LimitReached(DomainError):
+    code = "limit_reached"
+    http_status = 409
+
+
+class ConfirmationMissing(DomainError):
+    code = "confirmation_required"
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    interaction: Interaction
+    now: datetime
+
+    @property
+    def channel(self) -> str:
+        return "voice" if self.interaction.channel == Interaction.ChannelKind.VOICE else "chat"
+
+    def actor(self, call_id: str) -> Actor:
+        return Actor.customer(self.channel, reference=f"{self.interaction.number} {call_id}")
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict
+    run: Callable[[ToolContext, dict, str], dict]
+
+    def definition(self) -> dict:
+        """The Responses API function tool."""
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+            "strict": True,
+        }
+
+    def realtime_definition(self) -> dict:
+        """The Realtime API function tool (flat, no `strict`)."""
+        return {"type": "function", "name": self.name, "description": self.description, "parameters": self.parameters}
+
+
+def _schema(properties: dict) -> dict:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _str(description: str, max_length: int = 200, nullable: bool = False) -> dict:
+    return {"type": ["string", "null"] if nullable else "string", "description": description, "maxLength": max_length}
+
+
+DATE = _str("A calendar date YYYY-MM-DD. Get it from resolve_date; never compute dates yourself.", 10)
+START = _str("The slot start exactly as returned by get_available_time_slots (ISO 8601 with offset).", 40)
+SERVICE_ID = _str("The service_id from get_available_services.", 120)
+BOOKING_NUMBER = _str("The booking number, like BK-2026-000123.", 20)
+PHONE = _str("The customer's phone number as they gave it.", 40)
+CONFIRMED = {
+    "type": "boolean",
+    "description": "True only after you read the details back and the customer said yes.",
+}
+
+
+# --- argument helpers -----------------------------------------------------------------
+
+
+def _service(service_id: str) -> Service:
+    service = Service.objects.select_related("trade").filter(slug=service_id.strip().lower(), active=True).first()
+    if service is None:
+        raise NotFound("No such service. Call get_available_services for valid service_id values.", field="service_id")
+    return service
+
+
+def _trade(name: str) -> Trade:
+    key = name.strip().lower()
+    for trade in Trade.objects.all():
+        if key in (trade.slug, trade.name.lower()):
+            return trade
+    raise NotFound("Unknown trade. Use HVAC, Plumbing or Electrical.", field="trade")
+
+
+def _day(value: str, field: str = "date") -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput("Use a date like 2026-12-04 (call resolve_date first).", field=field) from None
+
+
+def _start(value: str) -> datetime:
+    try:
+        start = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput("Use the slot start exactly as listed by get_available_time_slots.", field="start") from None
+    if timezone.is_naive(start):
+        start = start.replace(tzinfo=business_tz())
+    return start
+
+
+def _technician(technician_id: int | None) -> Employee | None:
+    if technician_id is None:
+        return None
+    employee = Employee.objects.filter(pk=technician_id, active=True).first()
+    if employee is None:
+        raise NotFound("No such technician.", field="technician_id")
+    return employee
+
+
+def _local(moment: datetime) -> datetime:
+    return moment.astimezone(business_tz())
+
+
+def _slot_dict(start: datetime, end: datetime) -> dict:
+    local = _local(start)
+    return {
+        "start": local.isoformat(),
+        "end": _local(end).isoformat(),
+        "weekday": local.strftime("%A"),
+        "date": local.date().isoformat(),
+        "time": local.strftime("%-I:%M %p"),
+    }
+
+
+def _service_dict(service: Service, detailed: bool = False) -> dict:
+    data = {
+        "service_id": service.slug,
+        "name": service.name,
+        "trade": service.trade.name,
+        "duration_minutes": service.duration_minutes,
+        "price": service.price_display,
+        "emergency": service.is_emergency,
+    }
+    if detailed:
+        data["description"] = service.description
+        data["minimum_notice_hours"] = round(service.min_notice_minutes / 60, 1)
+    return data
+
+
+def _require_confirmation(args: dict) -> None:
+    if args.get("customer_confirmed") is not True:
+        raise ConfirmationMissing(
+            "Read the details back to the customer and get a clear yes, then call again with customer_confirmed=true."
+        )
+
+
+# --- tool bodies ----------------------------------------------------------------------
+
+
+def get_available_services(ctx: ToolContext, args: dict, call_id: str) -> dict:
+    services = services_list(trade=args.get("trade"))
+    return {"services": [_service_dict(s) for s in services]}
+
+
+def get_service_details(ctx: ToolContext, args: dict, call_id: str) -> dict:
+    return {"service": _service_dict(_service(args["service_id"]), detailed=True)}
+
+
+def get_employee_availability(ctx: ToolContext, args: dict, call_id: str) -> dict:
+    day = _day(args["date"])
+    service = _service(args["service_id"]) if args.get("service_id") else None
+    trade = service.trade if service else _trade(args["trade"])
+    days = technicians_available(trade=trade, on_date=day, service=service, now=ctx.now)
+    return {
+        "date": day.isoformat(),
+        "weekday": day.strftime("%A"),
+        "technicians": [
+            {
+                "technician_id": d.technician.id,
+                "name": d.technician.name,
+                "title": d.technician.title,
+                "free_slots": [_slot_dict(s, e)["time"] for s, e in d.slots[:MAX_SLOTS_LISTED]],
+            }
+            for d in days
+        ],
+    }
+
+
+def get_available_time_slots(ctx: ToolContext, args: dict, call_id: str) -> dict:
+    service = _service(args["service_id"])
+    first = _day(args["date"])
+    last = _day(args["end_date"], "end_date") if args.get("end_date") else first
+    if (last - first).days > 13:
+        raise InvalidInput("Ask for at most 14 days at a time.", field="end_date")
+    slots = available_slots(
+        service=service,
+        start_date=first,
+        end_date=last,
+        employee_id=args.get("technician_id"),
+        now=ctx.now,
+    )
+    listed = [
+        {
+            **_slot_dict(slot.start, slot.end),
+            "technicians": [{"technician_id": t.id, "name": t.name} for t in slot.technicians],
+        }
+        for slot in slots[:MAX_SLOTS_LISTED]
+    ]
+    result = {"service": service.name, "slots": listed, "more_available": len(slots) > MAX_SLOTS_LISTED}
+    if not slots:
+        result["message"] = "No free slots then. Offer another day."
+    return result
+
+
+def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
+    _require_confirmation(args)
+    if ctx.interaction.booking_count >= settings.CHAT_MAX_BOOKINGS:
+        raise LimitReached("This conversation has made as many bookings as we allow. Offer a callback from staff.")
+    booking = booking_create(
+        service=_service(args["service_id"]),
+        start=_start(args["start"]),
+        employee=_technician(args.get("technician_id")),
+        customer_name=args["customer_name"],
+        customer_phone=args["customer_phone"],
+        customer_email=args.get("customer_email") or "",
+        address=args["address"],
+        notes=args.get("notes") or "",
+        channel=ctx.channel,
+        actor=ctx.actor(call_id),
+        now=ctx.now,
+    )
+    Interaction.objects.filter(pk=ctx.interaction.pk).update(
+        booking_count=F("booking_count") + 1, customer=booking.customer, resolution=Interaction.Resolution.BOOKED
+    )
+    ctx.interaction.booking_count += 1
+    return {"booked": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
+
+
+def get_booking_info(ctx: ToolContext, args: dict, call_id: str) -> dict:
+    booking = booking_for_customer(number=args["booking_number"], phone=args["phone"])
+    return {"booking": booking_public_dict(booking), "_booking_id": booking.pk}
+
+
+def cancel_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
+    booking = booking_for_customer(number=args["booking_number"], phone=args["phone"])
+    _require_confirmation(args)
+    booking = booking_cancel(booking=booking, actor=ctx.actor(call_id), reason=args.get("reason") or "", now=ctx.now)
+    return {"cancelled": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
+
+
+def reschedule_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
+    booking = booking_for_customer(number=args["booking_number"], phone=args["phone"])
+    _require_confirmation(args)
+    booking = booking_reschedule(
+        booking=booking,
+        new_start=_start(args["new_start"]),
+        employee=_technician(args.get("technician_id")),
+        actor=ctx.actor(call_id),
+        now=ctx.now,
+    )
+    return {"rescheduled": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
+
+
+def resolve_date_tool(ctx: ToolContext, args: dict, call_id: str) -> dict:
+    today = local_today(ctx.now)
+    try:
+        resolved = resolve_date(args["text"], today=today)
+    except UnresolvedDate as error:
+        raise InvalidInput(str(error), field="text") from None
+    data = resolved.as_dict(today)
+    if resolved.date < today:
+        data["note"] = "That date is in the past."
+    elif resolved.date > today + timedelta(days=settings.BOOKING_HORIZON_DAYS):
+        data["note"] = f"That is more than {settings.BOOKING_HORIZON_DAYS} days ahead; we cannot book it yet."
+    return data
+
+
+def request_human(ctx: ToolContext, args: dict, call_id: str) -> dict:
+    phone = normalize_phone(args["phone"]) if args.get("phone") else ""
+    reason = " ".join((args.get("reason") or "").split())
+    if not reason:
+        raise InvalidInput("Say briefly why the customer wants a person.", field="reason")
+    handoff = HandoffRequest.objects.create(
+        interaction=ctx.interaction,
+        reason=reason[:500],
+        contact_name=(args.get("name") or "")[:120],
+        contact_phone=phone,
+        urgent=bool(args.get("urgent")),
+    )
+    Interaction.objects.filter(pk=ctx.interaction.pk).exclude(resolution=Interaction.Resolution.BOOKED).update(
+        resolution=Interaction.Resolution.ESCALATED
+    )
+    return {
+        "handoff_requested": True,
+        "reference": f"{ctx.interaction.number}-H{handoff.pk}",
+        "message": f"A staff member will call back during business hours. Our phone: {settings.BUSINESS_PHONE}.",
+    }
+
+
+TOOLS: dict[str, Tool] = {
+    tool.name: tool
+    for tool in [
+        Tool(
+            "get_available_services",
+            "List the services we offer with prices and durations, optionally for one trade.",
+            _schema({"trade": _str("HVAC, Plumbing or Electrical; null for all.", 40, nullable=True)}),
+            get_available_services,
+        ),
+        Tool(
+            "get_service_details",
+            "Details of one service: description, duration, price, minimum notice.",
+            _schema({"service_id": SERVICE_ID}),
+            get_service_details,
+        ),
+        Tool(
+            "get_employee_availability",
+            "Which technicians of a trade (or qualified for a service) are free on a date, with their free times.",
+            _schema(
+                {
+                    "trade": _str("HVAC, Plumbing or Electrical.", 40),
+                    "date": DATE,
+                    "service_id": _str("Optional service_id to size the slots.", 120, nullable=True),
+                }
+            ),
+            get_employee_availability,
+        ),
+        Tool(
+            "get_available_time_slots",
+            "Real free start times for a service on a date (or a range of up to 14 days), with who can come.",
+            _schema(
+                {
+                    "service_id": SERVICE_ID,
+                    "date": DATE,
+                    "end_date": {**DATE, "type": ["string", "null"], "description": "Optional last date of a range."},
+                    "technician_id": {"type": ["integer", "null"], "description": "Only this technician."},
+                }
+            ),
+            get_available_time_slots,
+        ),
+        Tool(
+            "create_booking",
+            "Book a visit. Only after reading back service, technician, weekday + date + time, address and phone "
+            "and getting a yes.",
+            _schema(
+                {
+                    "service_id": SERVICE_ID,
+                    "start": START,
+                    "technician_id": {"type": ["integer", "null"], "description": "Technician the customer chose."},
+                    "customer_name": _str("Full name.", 120),
+                    "customer_phone": PHONE,
+                    "customer_email": _str("Email for the confirmation, if given.", 254, nullable=True),
+                    "address": _str("Service address.", 300),
+                    "notes": _str("What the problem is, access notes.", 2000, nullable=True),
+                    "customer_confirmed": CONFIRMED,
+                }
+            ),
+            create_booking,
+        ),
+        Tool(
+            "get_booking_info",
+            "Look up a booking. Needs the booking number AND the phone number on it.",
+            _schema({"booking_number": BOOKING_NUMBER, "phone": PHONE}),
+            get_booking_info,
+        ),
+        Tool(
+            "cancel_booking",
+            "Cancel a booking after the customer confirmed. Needs the booking number AND the phone on it.",
+            _schema(
+                {
+                    "booking_number": BOOKING_NUMBER,
+                    "phone": PHONE,
+                    "reason": _str("Why, if they said.", 300, nullable=True),
+                    "customer_confirmed": CONFIRMED,
+                }
+            ),
+            cancel_booking,
+        ),
+        Tool(
+            "reschedule_booking",
+            "Move a booking to another free slot after the customer confirmed. Needs number AND phone.",
+            _schema(
+                {
+                    "booking_number": BOOKING_NUMBER,
+                    "phone": PHONE,
+                    "new_start": START,
+                    "technician_id": {"type": ["integer", "null"], "description": "Optional technician."},
+                    "customer_confirmed": CONFIRMED,
+                }
+            ),
+            reschedule_booking,
+        ),
+        Tool(
+            "resolve_date",
+            "Turn words like 'next Friday', 'tomorrow morning' or 'the 3rd' into a date with its weekday, in our "
+            "time zone. Always use this instead of working out dates yourself.",
+            _schema({"text": _str("What the customer said about the day.", 100)}),
+            resolve_date_tool,
+        ),
+        Tool(
+            "request_human",
+            "Ask staff to call the customer back (complaints, questions you cannot answer, or on request).",
+            _schema(
+                {
+                    "reason": _str("Short reason.", 500),
+                    "name": _str("Customer name, if known.", 120, nullable=True),
+                    "phone": _str("Callback phone, if given.", 40, nullable=True),
+                    "urgent": {"type": "boolean", "description": "True for safety issues or no heat in winter."},
+                }
+            ),
+            request_human,
+        ),
+    ]
+}
+
+
+def tool_definitions() -> list[dict]:
+    return [tool.definition() for tool in TOOLS.values()]
+
+
+def realtime_tool_definitions() -> list[dict]:
+    return [tool.realtime_definition() for tool in TOOLS.values()]
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    call_id: str
+    name: str
+    result: dict
+    error: str = ""
+    booking_id: int | None = None
+
+    @property
+    def output(self) -> str:
+        """The function_call_output string sent back to the model."""
+        return json.dumps(self.result, default=str)
+
+    def summary(self) -> dict:
+        return {"name": self.name, "ok": not self.error, "error": self.error or None}
+
+
+def _parse_arguments(tool: Tool | None, raw: str) -> dict:
+    if tool is None:
+        raise InvalidInput(f"Unknown tool. Available tools: {', '.join(TOOLS)}.")
+    if len(raw) > MAX_ARGUMENTS_CHARS:
+        raise InvalidInput("The arguments are too long.")
+    try:
+        args = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        raise InvalidInput("The arguments are not valid JSON.") from None
+    if not isinstance(args, dict):
+        raise InvalidInput("The arguments must be a JSON object.")
+    # Optional arguments may be omitted by a non-strict caller (voice); treat as null.
+    for name in tool.parameters["properties"]:
+        args.setdefault(name, None)
+    try:
+        jsonschema.validate(args, tool.parameters)
+    except jsonschema.ValidationError as error:
+        where = ".".join(str(p) for p in error.absolute_path) or "arguments"
+        raise InvalidInput(f"Invalid {where}: {error.message[:200]}", field=where) from None
+    return args
+
+
+def _replayed(interaction: Interaction, call_id: str) -> ToolOutcome:
+    first = ToolCall.objects.get(interaction=interaction, call_id=call_id)
+    if first.result is None:
+        result = {"error": "in_progress", "message": "That call is still running."}
+        return ToolOutcome(call_id, first.name, result, "in_progress")
+    return ToolOutcome(call_id, first.name, first.result, first.error, first.booking_id)
+
+
+def execute_tool_call(*, interaction: Interaction, call_id: str, name: str, raw_arguments: str) -> ToolOutcome:
+    """Run one tool call for `interaction` and record it. Never raises for bad input.
+
+    The row is written before the tool runs: a replayed call_id (a retried request, a
+    duplicated realtime event) finds it and gets the first result instead of acting twice.
+    """
+    call_id = (call_id or "")[:100]
+    raw_arguments = raw_arguments or ""
+    try:
+        with transaction.atomic():
+            row = ToolCall.objects.create(
+                interaction=interaction,
+                call_id=call_id,
+                name=(name or "")[:60],
+                raw_arguments=raw_arguments[:MAX_ARGUMENTS_CHARS],
+            )
+    except IntegrityError:
+        return _replayed(interaction, call_id)
+
+    started = clock.perf_counter()
+    tool = TOOLS.get(name)
+    args: dict = {}
+    error = ""
+    try:
+        args = _parse_arguments(tool, raw_arguments)
+        with transaction.atomic():
+            result = tool.run(ToolContext(interaction=interaction, now=timezone.now()), args, call_id)
+    except DomainError as domain_error:
+        result, error = domain_error.as_dict(), domain_error.code
+    except Exception:
+        # A bug in a tool must not end the conversation; the model gets a generic error.
+        logger.exception("Tool %s failed for %s", name, interaction.number)
+        result = {"error": "internal_error", "message": "That did not work. Apologise and offer a callback."}
+        error = "internal_error"
+    booking_id = result.pop("_booking_id", None)
+    row.arguments, row.result, row.error, row.booking_id = args, result, error, booking_id
+    row.duration_ms = int((clock.perf_counter() - started) * 1000)
+    row.save(update_fields=["arguments", "result", "error", "booking", "duration_ms"])
+    return ToolOutcome(call_id, name, result, error, booking_id)

@@ -1,0 +1,118 @@
+"""The customer's chat page: server-rendered, usable without JavaScript.
+
+Without JavaScript the form posts here and we redirect back (post/redirect/get); the
+conversation is identified by a signed, HttpOnly cookie. With JavaScript, static/chat.js
+talks to the JSON API instead, with the same cookie and CSRF token.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.signing import BadSignature
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+
+from bookings.errors import DomainError
+from chatdesk import assistant, conversations
+from chatdesk.api import SESSION_COOKIE, client_ip, rate_limit_wait, set_session_cookie
+from chatdesk.models import Interaction
+from chatdesk.prompts import hours_text
+
+
+def _session_id(request: HttpRequest) -> str:
+    try:
+        return request.get_signed_cookie(SESSION_COOKIE, salt="chat-session", default="")
+    except BadSignature:
+        return ""
+
+
+def _page_context(session_id: str) -> dict:
+    interaction = Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).first()
+    mode = (
+        interaction.mode
+        if interaction
+        else (Interaction.Mode.MODEL if assistant.is_configured() else Interaction.Mode.GUIDED)
+    )
+    return {
+        "business_name": settings.BUSINESS_NAME,
+        "business_phone": settings.BUSINESS_PHONE,
+        "hours": hours_text(),
+        "interaction": interaction,
+        "messages": conversations.history(interaction) if interaction else [],
+        "bookings": conversations.booking_summaries(interaction) if interaction else [],
+        "greeting": conversations.greeting(mode),
+        "mode": mode,
+        "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+    }
+
+
+@require_GET
+@ensure_csrf_cookie
+def chat_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "chat.html", _page_context(_session_id(request)))
+
+
+@require_POST
+async def chat_page_send(request: HttpRequest) -> HttpResponse:
+    """No-JavaScript path: run the turn, then redirect back to the transcript."""
+    text = (request.POST.get("message") or "").strip()
+    if not text:
+        return redirect("/#composer")
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        context = await sync_to_async(_page_context)(_session_id(request))
+        context.update(error=f"Please keep messages under {settings.CHAT_MAX_MESSAGE_CHARS} characters.", draft=text)
+        return render(request, "chat.html", context, status=413)
+    session_id = _session_id(request)
+    open_session = (
+        session_id and await Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).aexists()
+    )
+    response = redirect("/#composer")
+    if not open_session:
+        wait = await sync_to_async(rate_limit_wait)(
+            request, group="chat-session-ip", rate=settings.CHAT_RATE_SESSION_PER_IP
+        )
+        if wait:
+            return HttpResponse(
+                "Too many new conversations. Please wait a moment.", status=429, headers={"Retry-After": str(wait)}
+            )
+        interaction = await conversations.db(
+            conversations.interaction_start, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
+        )
+        session_id = interaction.session_id
+        set_session_cookie(response, session_id)
+    wait = await sync_to_async(rate_limit_wait)(
+        request, group="chat-message-session", rate=settings.CHAT_RATE_MESSAGE_PER_SESSION, key=session_id
+    )
+    if wait:
+        return HttpResponse("Too many messages. Please wait a moment.", status=429, headers={"Retry-After": str(wait)})
+    try:
+        await conversations.chat_turn(session_id=session_id, text=text)
+    except DomainError as error:
+        context = await sync_to_async(_page_context)(session_id)
+        context.update(error=error.message, draft=text)
+        return render(request, "chat.html", context, status=error.http_status)
+    return response
+
+
+@require_POST
+def chat_page_restart(request: HttpRequest) -> HttpResponse:
+    session_id = _session_id(request)
+    if session_id:
+        try:
+            conversations.interaction_close(session_id=session_id)
+        except DomainError:
+            pass  # already closed or unknown: starting over is what they want anyway
+    response = redirect("/")
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF failures as JSON for the API, a short page elsewhere (never Django's debug page)."""
+    message = "Your session expired or the request did not come from our page. Reload the page and try again."
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "csrf_failed", "message": message}, status=403)
+    return HttpResponse(message, status=403, content_type="text/plain")
