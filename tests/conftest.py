@@ -1,22 +1,14 @@
 """Shared test setup: environment, and a small business with named technicians.
 
-Tests run on real PostgreSQL (DATABASE_URL, set by `make test`). Nothing here skips when a
+Tests run on real PostgreSQL (DATABASE_URL, set by `make test`); the environment
+defaults are in tests/settings.py. Nothing here skips when a
 service is missing: a missing PostgreSQL, Redis or Chromium is a failure.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, time
 from decimal import Decimal
-
-os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdefghijklmnop")
-os.environ.setdefault("DEBUG", "0")
-os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-os.environ.setdefault("SECURE_COOKIES", "0")
-os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatdesk")
-os.environ.setdefault("BUSINESS_TIMEZONE", "America/Toronto")
 
 import pytest
 
