@@ -1,0 +1,606 @@
+"""The staff back office: the Django admin for the booking domain.
+
+Bookings are created and changed only through bookings.services, as everywhere else, so
+the validation, the audit trail (BookingEvent with the staff user) and the emails are the
+same whether a customer chatted or staff clicked. Reference data (trades, services,
+technicians, hours, time off) has no service layer and is edited directly.
+
+Times are shown in the business time zone (settings.TIME_ZONE), with its abbreviation, so
+staff in another zone are never misled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from bookings.errors import DomainError, InvalidInput
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Booking,
+    BookingEvent,
+    BookingStatus,
+    BusinessHours,
+    CalendarEvent,
+    Channel,
+    ClosedDay,
+    Customer,
+    Employee,
+    Service,
+    Trade,
+    WorkingHours,
+    YearlyCounter,
+)
+from bookings.phones import normalize_phone
+from bookings.selectors import active_bookings_in, business_tz, local_today
+from bookings.services import (
+    Actor,
+    booking_cancel,
+    booking_complete,
+    booking_confirm,
+    booking_create,
+    booking_mark_no_show,
+)
+
+BOTH_LOCATIONS = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
+# Something a person would type as a phone number, not a booking number or a name.
+PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,}$")
+
+
+def local_time(value: datetime | None) -> str:
+    """A UTC instant as wall-clock time at the business, e.g. 'Tue 2026-11-17 09:00 EST'."""
+    if value is None:
+        return "-"
+    return f"{value.astimezone(business_tz()):%a %Y-%m-%d %H:%M %Z}"
+
+
+class PhoneSearchMixin:
+    """Search also finds a customer by phone typed in any format ("(416) 555-0142").
+
+    Phones are stored in E.164, so the default icontains search misses most ways people
+    type them; the term is normalized and matched exactly, on the unique phone index.
+    """
+
+    phone_search_field: str
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if PHONE_LIKE.match(term):
+            try:
+                phone = normalize_phone(term)
+            except InvalidInput:
+                return results, may_have_duplicates
+            results |= queryset.filter(**{self.phone_search_field: phone})
+        return results, may_have_duplicates
+
+
+# --- Reference data -----------------------------------------------------------------------
+
+
+@admin.register(Trade)
+class TradeAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "service_count", "technician_count"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Trade]:
+        # distinct: the two joins would otherwise multiply each other's counts.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                service_total=Count("services", distinct=True),
+                technician_total=Count("employees", distinct=True),
+            )
+        )
+
+    @admin.display(description="services", ordering="service_total")
+    def service_count(self, trade: Trade) -> int:
+        return trade.service_total
+
+    @admin.display(description="technicians", ordering="technician_total")
+    def technician_count(self, trade: Trade) -> int:
+        return trade.technician_total
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "trade", "duration_minutes", "price_display", "is_emergency", "active"]
+    list_filter = ["trade", "active", "is_emergency"]
+    list_select_related = ["trade"]
+    search_fields = ["name", "slug", "description"]
+    prepopulated_fields = {"slug": ["name"]}
+    fieldsets = [
+        (None, {"fields": ["trade", "name", "slug", "description", "active", "is_emergency"]}),
+        (
+            "Price",
+            {
+                "fields": ["price_min", "price_max", "currency"],
+                "description": "Applies to new bookings; existing bookings keep the estimate they were given.",
+            },
+        ),
+        (
+            "Scheduling",
+            {
+                "fields": ["duration_minutes", "buffer_before_minutes", "buffer_after_minutes", "min_notice_minutes"],
+                "description": "Buffers are travel and prep time: the technician is busy, the customer is not visited.",
+            },
+        ),
+    ]
+
+    @admin.display(description="price", ordering="price_min")
+    def price_display(self, service: Service) -> str:
+        return service.price_display
+
+
+class WorkingHoursInline(admin.TabularInline):
+    model = WorkingHours
+    extra = 0
+
+
+@admin.register(Employee)
+class EmployeeAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "title", "trade_names", "active", "phone", "email"]
+    list_filter = ["active", "trades"]
+    search_fields = ["first_name", "last_name", "title", "phone", "email"]
+    filter_horizontal = ["trades"]
+    inlines = [WorkingHoursInline]
+    fieldsets = [
+        (None, {"fields": ["first_name", "last_name", "title", "trades", "active"]}),
+        (
+            "Internal",
+            {
+                "fields": ["phone", "email", "pay_rate", "home_address"],
+                "description": "Staff only: never shown to customers or to the assistant.",
+            },
+        ),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Employee]:
+        return super().get_queryset(request).prefetch_related("trades")
+
+    @admin.display(description="trades")
+    def trade_names(self, employee: Employee) -> str:
+        return ", ".join(trade.name for trade in employee.trades.all())
+
+
+@admin.register(WorkingHours)
+class WorkingHoursAdmin(admin.ModelAdmin):
+    list_display = ["employee", "weekday", "start_time", "end_time"]
+    list_filter = ["weekday", "employee"]
+    list_select_related = ["employee"]
+    search_fields = ["employee__first_name", "employee__last_name"]
+
+
+@admin.register(BusinessHours)
+class BusinessHoursAdmin(admin.ModelAdmin):
+    list_display = ["weekday", "opens", "closes"]
+    list_filter = ["weekday"]
+
+
+@admin.register(ClosedDay)
+class ClosedDayAdmin(admin.ModelAdmin):
+    list_display = ["date", "reason"]
+    date_hierarchy = "date"
+    search_fields = ["reason"]
+
+
+@admin.register(CalendarEvent)
+class CalendarEventAdmin(admin.ModelAdmin):
+    list_display = ["employee", "kind", "title", "starts", "ends"]
+    list_filter = ["kind", "employee"]
+    list_select_related = ["employee"]
+    search_fields = ["title", "employee__first_name", "employee__last_name"]
+    date_hierarchy = "start"
+
+    @admin.display(description="start", ordering="start")
+    def starts(self, event: CalendarEvent) -> str:
+        return local_time(event.start)
+
+    @admin.display(description="end", ordering="end")
+    def ends(self, event: CalendarEvent) -> str:
+        return local_time(event.end)
+
+    def save_model(self, request: HttpRequest, obj: CalendarEvent, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Time off blocks new bookings but cannot move existing ones: tell staff which
+        # visits they still have to reschedule or cancel.
+        clashes = list(
+            active_bookings_in([obj.employee_id], obj.start, obj.end).order_by("start").values_list("number", flat=True)
+        )
+        if clashes:
+            self.message_user(
+                request,
+                f"{obj.employee} still has {len(clashes)} active booking(s) in this period: {', '.join(clashes)}. "
+                "Reschedule or cancel them.",
+                messages.WARNING,
+            )
+
+
+# --- Customers and bookings -----------------------------------------------------------------
+
+
+class CustomerForm(forms.ModelForm):
+    class Meta:
+        model = Customer
+        fields = ["name", "phone", "email", "address"]
+
+    def clean_phone(self) -> str:
+        # The phone is the identity chat and voice match on, so it is stored as E.164 only.
+        try:
+            return normalize_phone(self.cleaned_data["phone"])
+        except InvalidInput as error:
+            raise forms.ValidationError(error.message) from None
+
+
+@admin.register(Customer)
+class CustomerAdmin(PhoneSearchMixin, admin.ModelAdmin):
+    form = CustomerForm
+    list_display = ["name", "phone", "email", "booking_count", "created_at"]
+    search_fields = ["name", "phone", "email"]
+    phone_search_field = "phone"
+    readonly_fields = ["created_at", "bookings_link"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
+        return super().get_queryset(request).annotate(booking_total=Count("bookings"))
+
+    @admin.display(description="bookings", ordering="booking_total")
+    def booking_count(self, customer: Customer) -> int:
+        return customer.booking_total
+
+    @admin.display(description="bookings")
+    def bookings_link(self, customer: Customer) -> str:
+        if customer.pk is None:
+            return "-"
+        url = reverse("admin:bookings_booking_changelist") + f"?customer__id__exact={customer.pk}"
+        return format_html('<a href="{}">{} booking(s)</a>', url, customer.bookings.count())
+
+
+class VisitDayFilter(admin.SimpleListFilter):
+    """Upcoming work by the business's calendar days, which is how dispatchers think."""
+
+    title = "visit day"
+    parameter_name = "visit"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            ("today", "Today"),
+            ("tomorrow", "Tomorrow"),
+            ("next7", "Next 7 days"),
+            ("upcoming", "Upcoming"),
+            ("past", "Past"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Booking]) -> QuerySet[Booking] | None:
+        today = local_today()
+
+        def midnight(days: int) -> datetime:
+            # Midnight in the business zone, so "today" is the dispatcher's today, not UTC's.
+            return datetime.combine(today + timedelta(days=days), time.min, tzinfo=business_tz())
+
+        ranges = {
+            "today": (midnight(0), midnight(1)),
+            "tomorrow": (midnight(1), midnight(2)),
+            "next7": (midnight(0), midnight(7)),
+        }
+        if self.value() in ranges:
+            start, end = ranges[self.value()]
+            return queryset.filter(start__gte=start, start__lt=end)
+        if self.value() == "upcoming":
+            return queryset.filter(start__gte=midnight(0))
+        if self.value() == "past":
+            return queryset.filter(start__lt=midnight(0))
+        return None
+
+
+class TechnicianFilter(admin.RelatedFieldListFilter):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "technician"
+
+
+class BookingEventInline(admin.TabularInline):
+    """The audit trail of a booking: written by the services only, never edited."""
+
+    model = BookingEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "kind", "actor_kind", "actor_channel", "actor_user", "actor_reference", "changes", "note"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BookingEvent]:
+        return super().get_queryset(request).select_related("actor_user")
+
+    @admin.display(description="when")
+    def at(self, event: BookingEvent) -> str:
+        return local_time(event.created_at)
+
+    def has_add_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
+        return False
+
+
+class BookingAddForm(forms.ModelForm):
+    """Books through booking_create, so a staff booking obeys the rules chat and voice obey.
+
+    The service runs as the very last step of validation (after Django's own field and
+    model checks), so no later check can reject a form that has already booked, and a
+    domain error ("that time is not available") becomes a form error. The admin wraps the
+    POST in a transaction, so anything failing afterwards rolls the booking back, and the
+    confirmation email (sent on commit) never goes out.
+    """
+
+    service = forms.ModelChoiceField(queryset=Service.objects.filter(active=True).select_related("trade"))
+    employee = forms.ModelChoiceField(
+        queryset=Employee.objects.filter(active=True),
+        required=False,
+        label="Technician",
+        help_text="Leave empty to give the visit to the first qualified technician who is free.",
+    )
+    customer_name = forms.CharField(max_length=120)
+    customer_phone = forms.CharField(max_length=40, help_text="Any format; the customer is matched on it.")
+    customer_email = forms.EmailField(required=False, help_text="Gets the confirmation email.")
+    status = forms.ChoiceField(
+        choices=[(status.value, status.label) for status in ACTIVE_STATUSES], initial=BookingStatus.CONFIRMED
+    )
+
+    # Set per request by BookingAdmin.get_form: the staff user is recorded on the audit row.
+    actor: Actor | None = None
+
+    # booking_create names the field it rejects; these are the form's names for them.
+    ERROR_FIELDS = {
+        "service": "service",
+        "start": "start",
+        "employee": "employee",
+        "name": "customer_name",
+        "phone": "customer_phone",
+        "email": "customer_email",
+        "address": "address",
+        "notes": "notes",
+        "status": "status",
+    }
+
+    class Meta:
+        model = Booking
+        fields = ["service", "start", "employee", "address", "notes", "status"]
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors:
+            return
+        if self.actor is None:
+            raise RuntimeError("BookingAddForm needs an actor; BookingAdmin.get_form sets it.")
+        data = self.cleaned_data
+        try:
+            self.instance = booking_create(
+                service=data["service"],
+                start=data["start"],
+                employee=data["employee"],
+                customer_name=data["customer_name"],
+                customer_phone=data["customer_phone"],
+                customer_email=data["customer_email"],
+                address=data["address"],
+                notes=data["notes"],
+                status=data["status"],
+                channel=Channel.STAFF,
+                actor=self.actor,
+            )
+        except DomainError as error:
+            self.add_error(self.ERROR_FIELDS.get(error.field or ""), error.message)
+
+
+@admin.register(Booking)
+class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
+    """Bookings: read, filter, and act on them through the services.
+
+    Status changes are the actions (in the list and on each booking's page). On an
+    existing booking only the address and the notes are editable; times, technician,
+    customer, status and price belong to the services. Bookings are never deleted here:
+    cancel them, so the audit trail stays.
+    """
+
+    add_form = BookingAddForm
+    list_display = [
+        "number",
+        "visit",
+        "service",
+        "technician",
+        "customer__name",
+        "customer__phone",
+        "status",
+        "channel",
+        "price",
+    ]
+    list_filter = [
+        "status",
+        VisitDayFilter,
+        ("employee", TechnicianFilter),
+        "service__trade",
+        "service",
+        "channel",
+    ]
+    list_select_related = ["service", "employee", "customer"]
+    search_fields = ["number", "customer__name", "customer__phone"]
+    phone_search_field = "customer__phone"
+    date_hierarchy = "start"
+    actions = ["confirm", "cancel", "mark_completed", "mark_no_show"]
+    inlines = [BookingEventInline]
+
+    STAFF_EDITABLE = ("address", "notes")
+    add_fieldsets = [
+        (None, {"fields": ["service", "start", "employee", "status"]}),
+        ("Customer", {"fields": ["customer_name", "customer_phone", "customer_email", "address", "notes"]}),
+    ]
+    fieldsets = [
+        (None, {"fields": ["number", "status", "service", "visit", "employee", "customer", "price"]}),
+        ("Editable by staff", {"fields": list(STAFF_EDITABLE)}),
+        (
+            "History",
+            {
+                "fields": [
+                    "channel",
+                    "occupied",
+                    "created_at",
+                    "updated_at",
+                    "cancelled_at",
+                    "cancellation_reason",
+                    "reminder_sent_at",
+                ],
+                "classes": ["collapse"],
+            },
+        ),
+    ]
+    readonly_fields = [
+        "number",
+        "status",
+        "service",
+        "visit",
+        "employee",
+        "customer",
+        "price",
+        "channel",
+        "occupied",
+        "created_at",
+        "updated_at",
+        "cancelled_at",
+        "cancellation_reason",
+        "reminder_sent_at",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Booking]:
+        # The change page shows the service, technician and customer too.
+        return super().get_queryset(request).select_related("service__trade", "employee", "customer")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Booking | None = None) -> list:
+        return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Booking | None = None) -> list[str]:
+        return [] if obj is None else super().get_readonly_fields(request, obj)
+
+    def get_inlines(self, request: HttpRequest, obj: Booking | None) -> list:
+        return [] if obj is None else super().get_inlines(request, obj)
+
+    def get_form(
+        self, request: HttpRequest, obj: Booking | None = None, change: bool = False, **kwargs
+    ) -> type[forms.ModelForm]:
+        if obj is None:
+            kwargs["form"] = self.add_form
+            kwargs["help_texts"] = {"start": f"Business time ({business_tz().key}); one of the offered slots."}
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            # modelform_factory made a fresh class for this request, so this cannot leak
+            # one user's identity into another's request.
+            form_class.actor = Actor.staff(request.user)
+        return form_class
+
+    def save_model(self, request: HttpRequest, obj: Booking, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            return  # BookingAddForm already booked through booking_create.
+        # Save only what staff may edit: a full save would write back the status and times
+        # read at the start of this request, silently undoing a cancel made meanwhile.
+        fields = [name for name in form.changed_data if name in self.STAFF_EDITABLE]
+        if fields:
+            obj.save(update_fields=[*fields, "updated_at"])
+
+    def has_delete_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
+        return False
+
+    @admin.display(description="technician", ordering="employee__first_name")
+    def technician(self, booking: Booking) -> str:
+        return str(booking.employee)
+
+    @admin.display(description="visit", ordering="start")
+    def visit(self, booking: Booking) -> str:
+        end = booking.end.astimezone(business_tz())
+        return f"{local_time(booking.start)}–{end:%H:%M}"
+
+    @admin.display(description="technician busy")
+    def occupied(self, booking: Booking) -> str:
+        return f"{local_time(booking.occupied_start)} to {local_time(booking.occupied_end)} (visit plus buffers)"
+
+    @admin.display(description="estimated price", ordering="estimated_price_min")
+    def price(self, booking: Booking) -> str:
+        return booking.price_display
+
+    def _apply(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Booking],
+        service: Callable[..., Booking],
+        done: str,
+    ) -> None:
+        """Run a booking service on each selected booking, reporting each refusal by name."""
+        actor = Actor.staff(request.user)
+        changed = 0
+        for booking in queryset.order_by("start"):
+            try:
+                service(booking=booking, actor=actor)
+            except DomainError as error:
+                text = error.message if booking.number in error.message else f"{booking.number}: {error.message}"
+                self.message_user(request, text, messages.ERROR)
+            else:
+                changed += 1
+        if changed:
+            self.message_user(request, f"{done} {changed} booking(s).", messages.SUCCESS)
+
+    @admin.action(description="Confirm", permissions=["change"], location=BOTH_LOCATIONS)
+    def confirm(self, request: HttpRequest, queryset: QuerySet[Booking]) -> None:
+        self._apply(request, queryset, booking_confirm, "Confirmed")
+
+    @admin.action(description="Cancel", permissions=["change"], location=BOTH_LOCATIONS)
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Booking]) -> None:
+        self._apply(request, queryset, booking_cancel, "Cancelled")
+
+    @admin.action(description="Mark completed", permissions=["change"], location=BOTH_LOCATIONS)
+    def mark_completed(self, request: HttpRequest, queryset: QuerySet[Booking]) -> None:
+        self._apply(request, queryset, booking_complete, "Marked completed:")
+
+    @admin.action(description="Mark no-show", permissions=["change"], location=BOTH_LOCATIONS)
+    def mark_no_show(self, request: HttpRequest, queryset: QuerySet[Booking]) -> None:
+        self._apply(request, queryset, booking_mark_no_show, "Marked no-show:")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the system writes; staff may look, never touch."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+
+@admin.register(BookingEvent)
+class BookingEventAdmin(ReadOnlyAdmin):
+    list_display = ["booking", "kind", "actor_kind", "actor_channel", "actor_user", "actor_reference", "at"]
+    list_filter = ["kind", "actor_kind", "actor_channel"]
+    list_select_related = ["booking", "actor_user"]
+    search_fields = ["booking__number", "actor_reference", "note"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="when", ordering="created_at")
+    def at(self, event: BookingEvent) -> str:
+        return local_time(event.created_at)
+
+
+@admin.register(YearlyCounter)
+class YearlyCounterAdmin(ReadOnlyAdmin):
+    list_display = ["name", "year", "last_value"]
+    list_filter = ["name", "year"]
