@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import urllib.error
@@ -10,6 +11,7 @@ import urllib.request
 
 import openai
 import pytest
+import websockets
 
 from tests.fake_openai import (
     FakeOpenAI,
@@ -19,6 +21,8 @@ from tests.fake_openai import (
     last_function_call_output,
     last_user_text,
 )
+from tests.fake_openai.audio import b64, rms_pcm16, silence_pcm16, sine_pcm16
+from tests.fake_openai.audio import chunks as audio_chunks
 
 MODEL = "gpt-6-luna"
 
@@ -327,3 +331,331 @@ async def test_async_client_and_latency_do_not_serialize(fake_openai):
     assert sum(1 for r in responses if r.output_text == "OK") == 9
     assert fake_openai.requests[0]["headers"]["user-agent"].startswith("AsyncOpenAI/Python")
     await client.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Realtime (GA) WebSocket
+
+REALTIME_MODEL = "gpt-realtime-2.1-mini"
+SESSION = {
+    "type": "realtime",
+    "instructions": "You book HVAC visits.",
+    "output_modalities": ["audio"],
+    "audio": {
+        "input": {
+            "format": {"type": "audio/pcm", "rate": 24000},
+            "transcription": {"model": "gpt-4o-mini-transcribe", "language": "en"},
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "create_response": True},
+        },
+        "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "marin"},
+    },
+}
+
+
+def async_client_for(fake: FakeOpenAI) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(api_key="sk-test", base_url=fake.base_url, max_retries=0)
+
+
+async def receive_until(conn, event_type: str, timeout: float = 5.0) -> list:
+    """All events up to and including the first one of `event_type`."""
+    events = []
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await conn.recv()
+            events.append(event)
+            if event.type == event_type:
+                return events
+
+
+async def open_session(conn, session: dict | None = None) -> None:
+    assert (await conn.recv()).type == "session.created"
+    await conn.session.update(session=session or SESSION)
+    assert (await conn.recv()).type == "session.updated"
+
+
+async def speak(conn, loud_ms: int = 600, quiet_ms: int = 700) -> None:
+    """Caller audio in 100 ms appends: a tone, then silence long enough for server VAD to end the turn."""
+    for chunk in audio_chunks(sine_pcm16(loud_ms) + silence_pcm16(quiet_ms), 100):
+        await conn.input_audio_buffer.append(audio=b64(chunk))
+
+
+async def test_realtime_connect_and_session_update(fake_openai):
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        created = await conn.recv()
+        await conn.session.update(session=SESSION)
+        updated = await conn.recv()
+
+    assert created.type == "session.created"
+    assert created.session.id.startswith("sess_") and created.session.model == REALTIME_MODEL
+    assert updated.type == "session.updated"
+    assert updated.session.audio.input.transcription.model == "gpt-4o-mini-transcribe"
+    assert updated.session.audio.output.voice == "marin"
+    assert updated.session.instructions == "You book HVAC visits."
+    connection = fake_openai.realtime.connections[0]
+    assert connection.query == {"model": REALTIME_MODEL}
+    assert connection.headers["authorization"] == "Bearer sk-test"
+    assert "openai-beta" not in connection.headers
+    assert fake_openai.realtime.event_types() == ["session.update"]
+
+
+async def test_realtime_session_update_is_validated(fake_openai):
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await conn.recv()
+        await conn.send({"type": "session.update", "event_id": "evt_1", "session": {"instructions": "hi"}})
+        missing_type = await conn.recv()
+        bad_format = {"type": "realtime", "audio": {"output": {"format": {"type": "pcm16"}}}}
+        await conn.send({"type": "session.update", "session": bad_format})
+        pcm16 = await conn.recv()
+        no_rate = {"type": "realtime", "audio": {"output": {"format": {"type": "audio/pcm"}}}}
+        await conn.send({"type": "session.update", "session": no_rate})
+        missing_rate = await conn.recv()
+
+    assert missing_type.type == "error"
+    assert missing_type.error.code == "missing_required_parameter"
+    assert missing_type.error.param == "session.type"
+    assert missing_type.error.event_id == "evt_1"
+    assert pcm16.error.code == "invalid_value" and "'pcm16'" in pcm16.error.message
+    assert missing_rate.error.code == "missing_required_parameter"
+    assert missing_rate.error.param == "session.audio.output.format.rate"
+
+
+async def test_realtime_vad_turn_gives_transcript_and_spoken_reply(fake_openai):
+    fake_openai.realtime.queue_turn(
+        transcript="I need a furnace repair", reply_text="Sure, when works for you?", audio_ms=1200
+    )
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await open_session(conn)
+        await speak(conn, loud_ms=600, quiet_ms=700)
+        events = await receive_until(conn, "response.done")
+
+    types = [event.type for event in events]
+    assert types[:7] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+    ]
+    assert types[7:11] == [
+        "response.created",
+        "response.output_item.added",
+        "conversation.item.added",
+        "response.content_part.added",
+    ]
+    assert types[-6:] == [
+        "response.output_audio.done",
+        "response.output_audio_transcript.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "conversation.item.done",
+        "response.done",
+    ]
+    started, stopped, committed = events[0], events[1], events[2]
+    assert started.audio_start_ms == 0 and stopped.audio_end_ms == 600
+    assert started.item_id == stopped.item_id == committed.item_id
+    transcription = events[6]
+    assert transcription.transcript == "I need a furnace repair"
+    assert transcription.usage.type == "tokens"
+
+    audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta")
+    assert len(audio) == 1200 * 48
+    assert rms_pcm16(audio) > 1000
+    spoken = "".join(e.delta for e in events if e.type == "response.output_audio_transcript.delta")
+    assert spoken == "Sure, when works for you?"
+    done = events[-1].response
+    assert done.status == "completed"
+    assert done.output[0].content[0].type == "output_audio"
+    assert done.output[0].content[0].transcript == spoken
+    usage = done.usage
+    assert usage.input_token_details.audio_tokens == 11  # 1100 ms committed (600 loud + 500 silence) / 100 ms
+    assert usage.output_token_details.audio_tokens == 24  # 1200 ms / 50 ms
+    assert usage.input_token_details.cached_tokens == 0
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+    assert fake_openai.realtime.pcm_bytes_received == 1300 * 48
+
+
+async def test_realtime_function_call_then_spoken_answer(fake_openai):
+    fake_openai.realtime.queue_turn("Book me Friday", function_calls=[("resolve_date", {"text": "Friday"})])
+    fake_openai.realtime.queue_reply("You're booked for Friday.", audio_ms=300)
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await open_session(conn)
+        await speak(conn)
+        first = await receive_until(conn, "response.done")
+        call = first[-1].response.output[0]
+        await conn.conversation.item.create(
+            item={"type": "function_call_output", "call_id": call.call_id, "output": '{"date": "2026-11-20"}'}
+        )
+        await conn.response.create()
+        second = await receive_until(conn, "response.done")
+
+    arguments_done = next(e for e in first if e.type == "response.function_call_arguments.done")
+    assert (arguments_done.name, arguments_done.call_id) == ("resolve_date", call.call_id)
+    assert json.loads(arguments_done.arguments) == {"text": "Friday"}
+    assert call.type == "function_call" and call.status == "completed"
+    assert not any(e.type == "response.output_audio.delta" for e in first)
+    assert [e.type for e in second][:2] == ["conversation.item.added", "conversation.item.done"]
+    assert second[-1].response.output[0].content[0].transcript == "You're booked for Friday."
+    assert fake_openai.realtime.event_types()[-2:] == ["conversation.item.create", "response.create"]
+
+
+async def test_realtime_responder_sees_the_conversation(fake_openai):
+    def responder(items):
+        last = items[-1]
+        if last["type"] == "function_call_output":
+            return f"The date is {json.loads(last['output'])['date']}."
+        return ("resolve_date", {"text": "Friday"})
+
+    fake_openai.realtime.respond_with(responder)
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await open_session(conn)
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "When is Friday?"}]}
+        )
+        await conn.response.create()
+        call = (await receive_until(conn, "response.done"))[-1].response.output[0]
+        output = {"type": "function_call_output", "call_id": call.call_id, "output": '{"date": "2026-11-20"}'}
+        await conn.conversation.item.create(item=output)
+        await conn.response.create()
+        answer = (await receive_until(conn, "response.done"))[-1].response
+
+    assert call.name == "resolve_date"
+    assert answer.output[0].content[0].transcript == "The date is 2026-11-20."
+    assert await fake_openai.realtime.wait_for_client_event_async("response.create", count=2)
+
+
+async def test_realtime_truncate_is_checked_and_recorded(fake_openai):
+    fake_openai.realtime.queue_reply("Here are the slots.", audio_ms=1000)
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await open_session(conn)
+        await conn.response.create()
+        events = await receive_until(conn, "response.done")
+        item_id = events[-1].response.output[0].id
+        await conn.conversation.item.truncate(item_id=item_id, content_index=0, audio_end_ms=400)
+        truncated = await conn.recv()
+        await conn.conversation.item.truncate(item_id=item_id, content_index=0, audio_end_ms=900)
+        too_long = await conn.recv()
+
+    assert truncated.type == "conversation.item.truncated"
+    assert (truncated.item_id, truncated.content_index, truncated.audio_end_ms) == (item_id, 0, 400)
+    assert fake_openai.realtime.truncations == [{"item_id": item_id, "content_index": 0, "audio_end_ms": 400}]
+    assert too_long.type == "error" and too_long.error.param == "audio_end_ms"
+
+
+async def test_realtime_truncating_a_user_item_is_rejected(fake_openai):
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await open_session(conn)
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+        )
+        added = await conn.recv()
+        await conn.recv()
+        await conn.conversation.item.truncate(item_id=added.item.id, content_index=0, audio_end_ms=0)
+        error = await conn.recv()
+
+    assert error.type == "error" and error.error.code == "unsupported_content_type"
+
+
+async def test_realtime_second_response_create_is_an_error_and_cancel_works(fake_openai):
+    fake_openai.realtime.audio_pacing = 1.0  # stream in real time so the response stays active
+    fake_openai.realtime.queue_reply("A long answer about furnaces.", audio_ms=3000)
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await open_session(conn)
+        await conn.response.create()
+        created = (await receive_until(conn, "response.created"))[-1]
+        await conn.response.create()
+        error = (await receive_until(conn, "error"))[-1]
+        await conn.response.cancel()
+        done = (await receive_until(conn, "response.done"))[-1]
+        await conn.response.cancel()
+        not_active = (await receive_until(conn, "error"))[-1]
+
+    assert error.error.code == "conversation_already_has_active_response"
+    assert created.response.id in error.error.message
+    assert done.response.status == "cancelled"
+    assert done.response.status_details.reason == "client_cancelled"
+    assert done.response.output[0].status == "incomplete"
+    assert not_active.error.code == "response_cancel_not_active"
+
+
+async def test_realtime_barge_in_cancels_the_response(fake_openai):
+    fake_openai.realtime.audio_pacing = 1.0
+    fake_openai.realtime.queue_reply("Let me list every technician we have.", audio_ms=3000)
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await open_session(conn)
+        await conn.response.create()
+        await receive_until(conn, "response.output_audio.delta")
+        await conn.input_audio_buffer.append(audio=b64(sine_pcm16(100)))
+        events = await receive_until(conn, "response.done")
+
+    types = [event.type for event in events]
+    assert "input_audio_buffer.speech_started" in types
+    assert types.index("input_audio_buffer.speech_started") < types.index("response.done")
+    assert events[-1].response.status == "cancelled"
+    assert events[-1].response.status_details.reason == "turn_detected"
+
+
+async def test_realtime_upstream_drop_mid_response(fake_openai):
+    fake_openai.realtime.queue_drop(after_chunks=2)
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await open_session(conn)
+        await conn.response.create()
+        received = []
+        with pytest.raises(websockets.ConnectionClosedError) as raised:
+            async with asyncio.timeout(5):
+                async for event in conn:
+                    received.append(event.type)
+
+    assert received.count("response.output_audio.delta") == 2
+    assert "response.done" not in received
+    assert raised.value.rcvd is None  # no close frame: an abnormal closure (1006)
+    assert fake_openai.realtime.connections[0].dropped
+
+
+async def test_realtime_push_to_talk_commit(fake_openai):
+    transcription = {"model": "gpt-4o-mini-transcribe"}
+    session = {"type": "realtime", "audio": {"input": {"transcription": transcription, "turn_detection": None}}}
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await open_session(conn, session)
+        await conn.input_audio_buffer.append(audio=b64(sine_pcm16(50)))
+        await conn.input_audio_buffer.commit()
+        too_short = await conn.recv()
+        await conn.input_audio_buffer.append(audio=b64(sine_pcm16(200)))
+        await conn.input_audio_buffer.commit()
+        committed = await receive_until(conn, "conversation.item.input_audio_transcription.completed")
+
+    assert too_short.error.code == "input_audio_buffer_commit_empty"
+    types = [event.type for event in committed]
+    assert types[0] == "input_audio_buffer.committed"
+    assert "input_audio_buffer.speech_started" not in types  # VAD is off
+    assert "response.created" not in fake_openai.realtime.sent_types()  # a commit doesn't start a response
+
+
+async def test_realtime_text_modality(fake_openai):
+    fake_openai.realtime.queue_reply("Written answer.")
+    async with async_client_for(fake_openai).realtime.connect(model=REALTIME_MODEL) as conn:
+        await open_session(conn, {**SESSION, "output_modalities": ["text"]})
+        await conn.response.create()
+        events = await receive_until(conn, "response.done")
+
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "Written answer."
+    assert not any(e.type == "response.output_audio.delta" for e in events)
+    assert events[-1].response.output[0].content[0].text == "Written answer."
+
+
+async def test_realtime_beta_header_is_refused_like_the_real_api(fake_openai):
+    client = async_client_for(fake_openai)
+    with pytest.raises(websockets.ConnectionClosedError) as raised:
+        async with client.realtime.connect(model=REALTIME_MODEL, extra_headers={"OpenAI-Beta": "realtime=v1"}) as conn:
+            await conn.recv()
+
+    assert raised.value.rcvd.code == 4000
+
+
+def test_realtime_sync_client_works(fake_openai):
+    client = openai.OpenAI(api_key="sk-test", base_url=fake_openai.base_url, max_retries=0)
+    with client.realtime.connect(model=REALTIME_MODEL) as conn:
+        assert conn.recv().type == "session.created"
+        conn.session.update(session=SESSION)
+        assert conn.recv().type == "session.updated"

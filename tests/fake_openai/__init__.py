@@ -26,8 +26,13 @@ Responses API (`POST /v1/responses`, plain and `stream=True`) scripting, see `Fa
 `queue_error`, `queue_delay`, `queue` (any reply spec), `respond_with(fn)`, `default_text`, `latency`.
 Recordings: `requests`, `replies`, `response_requests`, `last_request`.
 
-Realtime (`GET /v1/realtime?model=...` WebSocket) scripting and recordings live on `fake.realtime`
-(see `tests.fake_openai.realtime.FakeRealtime`).
+Realtime (`GET /v1/realtime?model=...` WebSocket, GA protocol) scripting and recordings live on
+`fake.realtime` (see `tests.fake_openai.realtime.FakeRealtime`): `queue_turn(transcript, reply_text,
+audio_ms=...)`, `queue_transcript`, `queue_reply`, `queue_function_call(s)`, `queue_drop`,
+`queue_failed_response`, `respond_with(fn)`, `audio_pacing` (real-time streaming, for barge-in);
+recordings `events`, `sent`, `connections`, `truncations`, `pcm_bytes_received`,
+`wait_for_client_event[_async]`. `tests.fake_openai.audio` makes loud (`sine_pcm16`) and silent
+(`silence_pcm16`) PCM16 24 kHz audio and base64 (`b64`) for `input_audio_buffer.append`.
 
 Outside pytest (a benchmark, a manual run) use `with FakeOpenAI() as fake: ...` or `.start()`/`.stop()`.
 """
@@ -39,6 +44,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .realtime import FakeRealtime, RealtimeConnection, RealtimeReply
 from .responses_api import (
     ErrorReply,
     FunctionCall,
@@ -53,8 +59,11 @@ from .server import FakeOpenAI
 __all__ = [
     "ErrorReply",
     "FakeOpenAI",
+    "FakeRealtime",
     "FunctionCall",
     "RawReply",
+    "RealtimeConnection",
+    "RealtimeReply",
     "Reply",
     "fake_openai_fixture",
     "function_call_outputs",
