@@ -1,0 +1,164 @@
+"""`manage.py seed_demo`: the data `make run` starts with, safe to load again and again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from bookings.models import (
+    ActorKind,
+    Booking,
+    BookingEvent,
+    BusinessHours,
+    CalendarEvent,
+    ClosedDay,
+    Customer,
+    Employee,
+    Service,
+    Trade,
+    WorkingHours,
+    YearlyCounter,
+)
+from bookings.selectors import available_slots, local_today
+from tests.conftest import MONDAY_NOON_UTC
+
+pytestmark = pytest.mark.django_db
+
+SEEDED = [
+    Trade,
+    Service,
+    Employee,
+    WorkingHours,
+    BusinessHours,
+    ClosedDay,
+    CalendarEvent,
+    Customer,
+    Booking,
+    BookingEvent,
+    YearlyCounter,
+]
+
+
+@pytest.fixture(autouse=True)
+def monday_morning(time_machine):
+    # The demo is laid out relative to today; a fixed Monday keeps it the same every run.
+    time_machine.move_to(MONDAY_NOON_UTC, tick=False)
+
+
+def seed(*args: str) -> str:
+    out = StringIO()
+    call_command("seed_demo", *args, stdout=out, stderr=out)
+    return out.getvalue()
+
+
+def counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in SEEDED}
+
+
+def test_seeding_twice_gives_the_same_data():
+    seed()
+    first = counts()
+    output = seed()
+    assert counts() == first
+    assert "(0 new)" in output
+    assert first["Trade"] == 3
+    assert first["Service"] == 10
+    assert first["Employee"] == 6
+    assert first["Booking"] == 3
+
+
+def test_services_have_the_predecessors_prices():
+    seed()
+    prices = {s.name: (s.trade.slug, s.price_min) for s in Service.objects.select_related("trade")}
+    assert prices["HVAC Maintenance"] == ("hvac", Decimal("150"))
+    assert prices["HVAC Repair"] == ("hvac", Decimal("200"))
+    assert prices["HVAC Installation"] == ("hvac", Decimal("3500"))
+    assert prices["Emergency HVAC"] == ("hvac", Decimal("300"))
+    assert Service.objects.get(name="Emergency HVAC").is_emergency
+
+
+def test_seeding_again_keeps_what_staff_changed():
+    seed()
+    Service.objects.filter(slug="hvac-repair").update(price_min=Decimal("250"))
+    seed()
+    assert Service.objects.get(slug="hvac-repair").price_min == Decimal("250")
+
+
+def test_every_technician_has_a_trade_and_working_hours():
+    seed()
+    for employee in Employee.objects.all():
+        assert employee.trades.exists(), employee
+        assert employee.working_hours.exists(), employee
+    assert BusinessHours.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "slug",
+    [
+        "hvac-maintenance",
+        "hvac-repair",
+        pytest.param(
+            "hvac-installation",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="9 h with buffers; no demo HVAC technician has a 9 h working span (seed_demo.TECHNICIANS)",
+            ),
+        ),
+        "emergency-hvac",
+        "drain-cleaning",
+        "leak-repair",
+        "water-heater-install",
+        "outlet-repair",
+        "panel-upgrade",
+        "ev-charger-install",
+    ],
+)
+def test_every_demo_service_can_be_booked_within_two_weeks(slug):
+    seed()
+    service = Service.objects.get(slug=slug)
+    today = local_today()
+    assert available_slots(service=service, start_date=today, end_date=today + timedelta(days=14))
+
+
+def test_demo_bookings_were_made_through_the_booking_service():
+    seed()
+    for booking in Booking.objects.all():
+        (event,) = booking.events.all()
+        assert (event.kind, event.actor_kind, event.actor_reference) == ("created", ActorKind.SYSTEM, "seed_demo")
+        assert booking.number.startswith("BK-")
+
+
+def test_no_bookings_option_seeds_everything_else():
+    seed("--no-bookings")
+    assert not Booking.objects.exists()
+    assert Service.objects.count() == 10
+
+
+def test_staff_user_option_creates_a_staff_superuser():
+    output = seed("--staff-user", "demo")
+    user = get_user_model().objects.get(username="demo")
+    assert user.is_staff
+    assert user.is_superuser
+    assert user.check_password("chatdesk-demo")
+    assert "Demo staff login: demo / chatdesk-demo" in output
+
+
+def test_staff_user_option_resets_an_existing_users_password():
+    seed("--staff-user", "demo", "--staff-password", "first-password")
+    seed("--staff-user", "demo", "--staff-password", "second-password")
+    user = get_user_model().objects.get(username="demo")
+    assert user.check_password("second-password")
+    assert get_user_model().objects.filter(username="demo").count() == 1
+
+
+def test_unreadable_business_hours_stop_the_command_with_a_hint(settings):
+    settings.BUSINESS_HOURS = "weekdays 8am to 6pm"
+    with pytest.raises(CommandError, match="BUSINESS_HOURS: cannot read 'weekdays 8am to 6pm'"):
+        seed()
+    # The command runs in one transaction: nothing half-seeded stays behind.
+    assert not Trade.objects.exists()
