@@ -186,6 +186,13 @@ class CloseAPI(ChatAPIView):
         return Response({"interaction_number": interaction.number, "status": interaction.status})
 
 
+def _message_rate_limit_wait(request: HttpRequest, session_id: str) -> int | None:
+    """Per-IP and per-session limits for messages, checked in one trip off the event loop."""
+    return rate_limit_wait(request, group="chat-message-ip", rate=settings.CHAT_RATE_MESSAGE_PER_IP) or rate_limit_wait(
+        request, group="chat-message-session", rate=settings.CHAT_RATE_MESSAGE_PER_SESSION, key=session_id
+    )
+
+
 @require_POST
 async def chat_message(request: HttpRequest) -> JsonResponse:
     if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
@@ -203,14 +210,9 @@ async def chat_message(request: HttpRequest) -> JsonResponse:
             "message_too_long", f"Please keep messages under {settings.CHAT_MAX_MESSAGE_CHARS} characters.", 413
         )
     session_id = data.validated_data["session_id"]
-    limit = sync_to_async(rate_limit_wait, thread_sensitive=False)
-    for group, rate, key in (
-        ("chat-message-ip", settings.CHAT_RATE_MESSAGE_PER_IP, None),
-        ("chat-message-session", settings.CHAT_RATE_MESSAGE_PER_SESSION, session_id),
-    ):
-        wait = await limit(request, group=group, rate=rate, key=key)
-        if wait:
-            return json_error("rate_limited", "Too many messages. Please wait a moment.", 429, retry_after=wait)
+    wait = await sync_to_async(_message_rate_limit_wait, thread_sensitive=False)(request, session_id)
+    if wait:
+        return json_error("rate_limited", "Too many messages. Please wait a moment.", 429, retry_after=wait)
     try:
         result = await conversations.chat_turn(session_id=session_id, text=text)
     except DomainError as error:

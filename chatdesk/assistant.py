@@ -74,14 +74,17 @@ async def respond(*, instructions: str, items: list[dict], tools: list[dict]) ->
         response = await client().responses.create(
             model=settings.OPENAI_MODEL,
             instructions=instructions,
-            input=items,
-            tools=tools,
             tool_choice="auto",
             parallel_tool_calls=True,
             store=False,
             include=["reasoning.encrypted_content"],
             reasoning={"effort": settings.OPENAI_REASONING_EFFORT},
             max_output_tokens=settings.OPENAI_MAX_OUTPUT_TOKENS,
+            # `input` and `tools` are plain JSON we built ourselves (and the tools' schemas
+            # are fixed). Passed as typed parameters, the SDK walks them recursively against
+            # its TypedDicts on every call: ~3 ms of CPU per call measured (bench/chat_turns.py),
+            # more than the rest of a turn's overhead. The wire request is identical.
+            extra_body={"input": items, "tools": tools},
         )
     except openai.APITimeoutError as error:
         raise ModelUnavailable("timeout", str(error)) from error

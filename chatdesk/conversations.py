@@ -131,29 +131,35 @@ class TurnResult:
     failed: str = ""
 
 
-def _begin_turn(session_id: str, text: str) -> tuple[Interaction, str | None]:
+def _begin_turn(session_id: str, text: str) -> tuple[Interaction, str | None, str]:
     """Store the customer's message first, so nothing they typed is ever lost.
 
-    Returns the interaction and, when a limit stops the turn, the reply to give instead.
+    Returns the interaction, the reply to give instead when a limit stops the turn, and
+    the model's instructions (fetched in the same trip to the database thread).
     """
-    with transaction.atomic():
-        interaction = Interaction.objects.select_for_update().filter(session_id=session_id).first()
-        if interaction is None:
-            raise SessionNotFound("No conversation with that session id.")
-        if interaction.status != Interaction.Status.OPEN:
-            raise ConversationClosed("This conversation is closed. Please start a new one.")
-        Message.objects.create(interaction=interaction, role=Message.Role.CUSTOMER, text=text)
-        interaction.message_count += 1
-        interaction.last_activity_at = timezone.now()
-        interaction.save(update_fields=["message_count", "last_activity_at"])
+    interaction = Interaction.objects.filter(session_id=session_id).first()
+    if interaction is None:
+        raise SessionNotFound("No conversation with that session id.")
+    if interaction.status != Interaction.Status.OPEN:
+        raise ConversationClosed("This conversation is closed. Please start a new one.")
+    now = timezone.now()
+    Message.objects.create(interaction=interaction, role=Message.Role.CUSTOMER, text=text)
+    # Counters move with F() so two turns of one session cannot lose an increment.
+    Interaction.objects.filter(pk=interaction.pk).update(message_count=F("message_count") + 1, last_activity_at=now)
+    interaction.message_count += 1
+    instructions = system_prompt(now) if interaction.mode == Interaction.Mode.MODEL else ""
     if interaction.message_count > settings.CHAT_MAX_MESSAGES:
-        return interaction, (
-            f"This conversation has reached its length limit. Please start a new chat or call us at "
-            f"{settings.BUSINESS_PHONE}."
+        return (
+            interaction,
+            (
+                f"This conversation has reached its length limit. Please start a new chat or call us at "
+                f"{settings.BUSINESS_PHONE}."
+            ),
+            instructions,
         )
     if interaction.cost_usd >= settings.CHAT_SPEND_CAP_USD:
-        return interaction, f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}."
-    return interaction, None
+        return interaction, f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}.", ""
+    return interaction, None, instructions
 
 
 def _finish_turn(
@@ -200,9 +206,8 @@ def _bookings_of(outcomes: list[ToolOutcome]) -> list[dict]:
     return [o.result["booking"] for o in outcomes if o.booking_id and not o.error and "booking" in o.result]
 
 
-async def _model_turn(interaction: Interaction, text: str, started: float) -> TurnResult:
+async def _model_turn(interaction: Interaction, text: str, instructions: str, started: float) -> TurnResult:
     items = [*interaction.model_items, assistant.user_item(text)]
-    instructions = await db(system_prompt, timezone.now())
     tools = tool_definitions()
     usage = TextUsage()
     cost = Decimal("0")
@@ -284,12 +289,12 @@ def _guided_turn(interaction: Interaction, text: str, started: float) -> TurnRes
 async def chat_turn(*, session_id: str, text: str) -> TurnResult:
     """Run one customer turn: store the message, answer it (model or guided flow), record it."""
     started = clock.perf_counter()
-    interaction, stop_reply = await db(_begin_turn, session_id, text)
+    interaction, stop_reply, instructions = await db(_begin_turn, session_id, text)
     if stop_reply:
         await db(_finish_turn, interaction=interaction, reply=stop_reply, latency_ms=0)
         return TurnResult(interaction, stop_reply)
     if interaction.mode == Interaction.Mode.MODEL and assistant.is_configured():
-        return await _model_turn(interaction, text, started)
+        return await _model_turn(interaction, text, instructions, started)
     return await db(_guided_turn, interaction, text, started)
 
 

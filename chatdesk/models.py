@@ -62,6 +62,13 @@ class Interaction(models.Model):
     audio_input_tokens = models.PositiveIntegerField(default=0)
     audio_output_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    # USD by modality and kind, e.g. {"text_input": "0.0012", "audio_output": "0.0400"}.
+    cost_breakdown = models.JSONField(default=dict, blank=True)
+    # Live takeover: while set, the assistant is paused and staff answer the customer.
+    taken_over_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    taken_over_at = models.DateTimeField(null=True, blank=True)
     failure_count = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     client_ip_hash = models.CharField(max_length=64, blank=True)
@@ -107,9 +114,20 @@ class Message(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     interrupted = models.BooleanField(default=False)
+    # Text and voice share one conversation; this says how each message came in.
+    channel = models.CharField(max_length=10, choices=Interaction.ChannelKind.choices, default="text")
+    # The Realtime item id of a voice utterance (for truncation and deduplication).
+    item_id = models.CharField(max_length=100, blank=True)
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [
+            # Transcripts are always read per conversation in order.
+            models.Index(fields=["interaction", "created_at"], name="message_transcript"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:40]}"

@@ -20,7 +20,25 @@ def hours_text() -> str:
     return "; ".join(lines)
 
 
+_cache: dict[str, str] = {}
+
+
 def system_prompt(now: datetime) -> str:
+    """The instructions for `now`, rebuilt at most once a minute per process.
+
+    Every turn needs them and they only change with the clock (to the minute) or when
+    staff edit opening hours or closed days, which then show within a minute.
+    """
+    key = now.astimezone(business_tz()).strftime("%Y-%m-%d %H:%M")
+    text = _cache.get(key)
+    if text is None:
+        text = _build_system_prompt(now)
+        _cache.clear()
+        _cache[key] = text
+    return text
+
+
+def _build_system_prompt(now: datetime) -> str:
     local = now.astimezone(business_tz())
     today = local.date()
     closed = {c.date: c.reason for c in ClosedDay.objects.filter(date__range=(today, today + timedelta(days=13)))}

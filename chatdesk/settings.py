@@ -280,6 +280,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # The SDK's HTTP client logs every request at INFO: noise, and a cost per model call.
+    "loggers": {"httpx2": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
 
 CSRF_FAILURE_VIEW = "chatdesk.views.csrf_failure"
