@@ -102,13 +102,7 @@ def test_every_technician_has_a_trade_and_working_hours():
     [
         "hvac-maintenance",
         "hvac-repair",
-        pytest.param(
-            "hvac-installation",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="9 h with buffers; no demo HVAC technician has a 9 h working span (seed_demo.TECHNICIANS)",
-            ),
-        ),
+        "hvac-installation",
         "emergency-hvac",
         "drain-cleaning",
         "leak-repair",

@@ -163,7 +163,8 @@ WEEKDAYS_8_TO_5 = {d: [("08:00", "12:00"), ("12:30", "17:00")] for d in range(5)
 TECHNICIANS = [
     ("James", "Miller", "HVAC Technician Lead", ["hvac"], WEEKDAYS_8_TO_5),
     ("Sarah", "Johnson", "HVAC Senior Technician", ["hvac"], {**WEEKDAYS_8_TO_5, 5: [("09:00", "14:00")]}),
-    ("Omar", "Haddad", "HVAC Technician", ["hvac", "electrical"], {d: [("10:00", "18:00")] for d in range(1, 6)}),
+    # Omar takes the long jobs (installations: 8 h plus travel), so no lunch split on his days.
+    ("Omar", "Haddad", "HVAC Installer", ["hvac", "electrical"], {d: [("08:00", "18:00")] for d in range(1, 5)}),
     ("Priya", "Patel", "Master Plumber", ["plumbing"], WEEKDAYS_8_TO_5),
     ("Luis", "Garcia", "Plumber", ["plumbing"], {d: [("08:00", "16:00")] for d in range(5)}),
     ("Grace", "Kim", "Licensed Electrician", ["electrical"], WEEKDAYS_8_TO_5),
