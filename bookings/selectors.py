@@ -92,12 +92,28 @@ def _localize(day: date, wall: time, tz: ZoneInfo) -> datetime | None:
     return as_utc
 
 
+def _edge(day: date, wall: time, tz: ZoneInfo) -> datetime:
+    """The UTC instant of a span edge; one inside a DST gap moves to the first real instant after it."""
+    instant = _localize(day, wall, tz)
+    if instant is not None:
+        return instant
+    # A wall time in a gap converts (fold=0) to an instant *past* the jump by as much as it lies
+    # inside the gap (02:30 -> 03:30 EDT), and (fold=1) to one before the jump. The jump itself
+    # is the first instant whose wall clock is at or after `wall`: bisect down to the second.
+    local = datetime.combine(day, wall)
+    before = datetime.combine(day, wall, tzinfo=tz).replace(fold=1).astimezone(UTC)
+    after = datetime.combine(day, wall, tzinfo=tz).astimezone(UTC)
+    while after - before > timedelta(seconds=1):
+        middle = before + (after - before) / 2
+        if middle.astimezone(tz).replace(tzinfo=None) >= local:
+            after = middle
+        else:
+            before = middle
+    return after.replace(microsecond=0)
+
+
 def _wall_span(day: date, start: time, end: time, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    # Span edges that fall into a DST gap are moved to the first real instant after them.
-    return (
-        datetime.combine(day, start, tzinfo=tz).astimezone(UTC),
-        datetime.combine(day, end, tzinfo=tz).astimezone(UTC),
-    )
+    return _edge(day, start, tz), _edge(day, end, tz)
 
 
 def _merge(intervals: list[tuple[datetime, datetime]]) -> tuple[list[datetime], list[datetime]]:

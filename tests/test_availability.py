@@ -570,6 +570,28 @@ def test_it_skips_wall_times_that_do_not_exist_when_clocks_spring_forward(busine
     assert one_thirty.end - one_thirty.start == timedelta(hours=2)
 
 
+def test_it_cuts_working_spans_with_an_edge_in_the_spring_forward_gap_at_the_jump(business):
+    # 02:30 does not exist on 2026-03-08: the clocks jump from 02:00 EST to 03:00 EDT. A shift
+    # "until 02:30" ends at the jump, and one "from 02:30" starts there (03:00 EDT).
+    BusinessHours.objects.create(weekday=6, opens=time(0), closes=time(23, 59))
+    WorkingHours.objects.create(employee=business.alice, weekday=6, start_time=time(0), end_time=time(2, 30))
+    WorkingHours.objects.create(employee=business.bob, weekday=6, start_time=time(2, 30), end_time=time(5))
+    check = Service.objects.create(
+        trade=business.hvac,
+        name="Night Check",
+        slug="night-check",
+        duration_minutes=30,
+        price_min=Decimal("90"),
+        min_notice_minutes=0,
+    )
+
+    with time_machine.travel(datetime(2026, 3, 7, 12, tzinfo=TORONTO), tick=False):
+        slots = available_slots(service=check, start_date=date(2026, 3, 8))
+
+    assert walls_for(slots, business.alice) == ["00:00", "00:30", "01:00", "01:30"]
+    assert walls_for(slots, business.bob) == ["03:00", "03:30", "04:00", "04:30"]
+
+
 def test_it_offers_each_wall_time_once_when_clocks_fall_back(business):
     open_sundays_around_the_clock(business)
     day = date(2026, 11, 1)
