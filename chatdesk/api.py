@@ -13,6 +13,7 @@ import math
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core import signing
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
 from django_ratelimit.core import get_usage
@@ -70,6 +71,18 @@ def set_session_cookie(response: object, session_id: str) -> None:
     )
 
 
+def session_id_from_cookies(cookies: dict[str, str]) -> str:
+    """The chat session id in a signed `chatdesk_session` cookie, or "" (WebSocket handshakes)."""
+    value = cookies.get(SESSION_COOKIE, "")
+    if not value:
+        return ""
+    try:
+        # The same signer HttpRequest.get_signed_cookie uses: salt = cookie name + salt.
+        return signing.get_cookie_signer(salt=SESSION_COOKIE + "chat-session").unsign(value)
+    except signing.BadSignature:
+        return ""
+
+
 def json_error(code: str, message: str, status: int, **extra: object) -> JsonResponse:
     response = JsonResponse({"error": code, "message": message, **extra}, status=status)
     if status == 429:
@@ -114,6 +127,7 @@ class MessageOut(serializers.Serializer):
     tool_calls = ToolCallOut(many=True)
     bookings = serializers.ListField(child=serializers.DictField())
     latency_ms = serializers.IntegerField()
+    paused = serializers.BooleanField(help_text="True while a staff member has taken over: no assistant reply.")
 
 
 class HistoryOut(serializers.Serializer):
@@ -228,6 +242,7 @@ def turn_payload(result: conversations.TurnResult) -> dict:
         "tool_calls": [o.summary() for o in result.outcomes],
         "bookings": result.bookings,
         "latency_ms": result.latency_ms,
+        "paused": result.paused,
     }
 
 

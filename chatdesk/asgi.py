@@ -1,4 +1,9 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels (voice, later)."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+
+WebSockets: the voice call relay (voice.routing) and the live updates for customers and
+staff (chatdesk.routing). Origin is checked against ALLOWED_HOSTS before any consumer
+runs; the auth stack gives consumers the cookies and the staff user.
+"""
 
 import os
 
@@ -8,6 +13,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatdesk.settings")
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from chatdesk.routing import websocket_urlpatterns as live_routes  # noqa: E402
+from voice.routing import websocket_urlpatterns as voice_routes  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
+    }
+)

@@ -24,7 +24,7 @@ from django.utils import timezone
 from bookings.errors import DomainError, NotFound
 from bookings.numbering import next_number
 from bookings.selectors import booking_public_dict
-from chatdesk import assistant
+from chatdesk import assistant, live
 from chatdesk.costs import TextUsage, text_cost
 from chatdesk.guided import guided_greeting, guided_reply
 from chatdesk.models import Interaction, Message
@@ -129,6 +129,8 @@ class TurnResult:
     bookings: list[dict] = field(default_factory=list)
     latency_ms: int = 0
     failed: str = ""
+    # True while staff have taken the conversation over: no assistant reply.
+    paused: bool = False
 
 
 def _begin_turn(session_id: str, text: str) -> tuple[Interaction, str | None, str]:
@@ -200,6 +202,9 @@ def _finish_turn(
         updates["mode"] = Interaction.Mode.GUIDED
         updates["guided_state"] = {"step": "menu"}
     Interaction.objects.filter(pk=interaction.pk).update(**updates)
+    # Keep the in-memory copy close to the row for live summaries (no re-read needed).
+    interaction.message_count += 2 if failure else 1
+    interaction.cost_usd += cost if usage else Decimal("0")
 
 
 def _bookings_of(outcomes: list[ToolOutcome]) -> list[dict]:
@@ -290,12 +295,25 @@ async def chat_turn(*, session_id: str, text: str) -> TurnResult:
     """Run one customer turn: store the message, answer it (model or guided flow), record it."""
     started = clock.perf_counter()
     interaction, stop_reply, instructions = await db(_begin_turn, session_id, text)
+    await live.apublish(
+        interaction, {"kind": "message", "role": Message.Role.CUSTOMER, "text": text, "channel": "text"}
+    )
+    if interaction.taken_over_by_id:
+        return TurnResult(interaction, "", paused=True)
     if stop_reply:
         await db(_finish_turn, interaction=interaction, reply=stop_reply, latency_ms=0)
-        return TurnResult(interaction, stop_reply)
-    if interaction.mode == Interaction.Mode.MODEL and assistant.is_configured():
-        return await _model_turn(interaction, text, instructions, started)
-    return await db(_guided_turn, interaction, text, started)
+        result = TurnResult(interaction, stop_reply)
+    elif interaction.mode == Interaction.Mode.MODEL and assistant.is_configured():
+        result = await _model_turn(interaction, text, instructions, started)
+    else:
+        result = await db(_guided_turn, interaction, text, started)
+    for outcome in result.outcomes:
+        await live.apublish(interaction, {"kind": "tool_call", **outcome.summary()})
+    await live.apublish(
+        interaction,
+        {"kind": "message", "role": Message.Role.ASSISTANT, "text": result.reply, "latency_ms": result.latency_ms},
+    )
+    return result
 
 
 def history(interaction: Interaction) -> list[dict]:
@@ -311,3 +329,59 @@ def booking_summaries(interaction: Interaction) -> list[dict]:
         "booking__service", "booking__employee", "booking__customer"
     )
     return [booking_public_dict(row.booking) for row in rows]
+
+
+def _staff_event(interaction: Interaction, text: str) -> Message:
+    message = Message.objects.create(interaction=interaction, role=Message.Role.EVENT, text=text)
+    Interaction.objects.filter(pk=interaction.pk).update(message_count=F("message_count") + 1)
+    return message
+
+
+def interaction_take_over(*, interaction: Interaction, user: object) -> Interaction:
+    """A staff member takes the conversation: the assistant stays quiet until handed back."""
+    with transaction.atomic():
+        locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
+        if locked.status != Interaction.Status.OPEN:
+            raise ConversationClosed("This conversation is closed.")
+        if locked.taken_over_by_id and locked.taken_over_by_id != getattr(user, "pk", None):
+            raise ConversationClosed(f"{locked.taken_over_by} is already handling this conversation.")
+        locked.taken_over_by = user
+        locked.taken_over_at = timezone.now()
+        locked.save(update_fields=["taken_over_by", "taken_over_at"])
+        _staff_event(locked, f"{user} took over the conversation.")
+    live.publish(locked, {"kind": "takeover", "taken_over": True, "staff": str(user)})
+    return locked
+
+
+def interaction_hand_back(*, interaction: Interaction, user: object) -> Interaction:
+    with transaction.atomic():
+        locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
+        locked.taken_over_by = None
+        locked.taken_over_at = None
+        locked.save(update_fields=["taken_over_by", "taken_over_at"])
+        _staff_event(locked, f"{user} handed the conversation back to the assistant.")
+    live.publish(locked, {"kind": "takeover", "taken_over": False, "staff": str(user)})
+    return locked
+
+
+def staff_message_send(*, interaction: Interaction, user: object, text: str) -> Message:
+    """A staff reply, shown to the customer live and added to the model's history."""
+    text = text.strip()
+    if not text:
+        raise DomainError("The message is empty.", field="text")
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise DomainError("The message is too long.", field="text")
+    with transaction.atomic():
+        locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
+        if locked.status != Interaction.Status.OPEN:
+            raise ConversationClosed("This conversation is closed.")
+        if locked.taken_over_by_id != getattr(user, "pk", None):
+            raise ConversationClosed("Take the conversation over before replying.")
+        message = Message.objects.create(interaction=locked, role=Message.Role.STAFF, text=text, staff_user=user)
+        # The model sees staff replies as its own, so it can carry on after the handback.
+        locked.model_items = [*locked.model_items, assistant.assistant_item(text)]
+        locked.message_count += 1
+        locked.last_activity_at = timezone.now()
+        locked.save(update_fields=["model_items", "message_count", "last_activity_at"])
+    live.publish(locked, live.message_event(message))
+    return message

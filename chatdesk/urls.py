@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from chatdesk import api, views
+from chatdesk import api, staff_live, views
 
 admin.site.site_header = "Chatdesk"
 admin.site.site_title = "Chatdesk staff"
@@ -15,6 +15,12 @@ urlpatterns = [
     path("api/v1/chat/message", api.ChatMessageAPI.as_view(), name="chat-message"),
     path("api/v1/chat/session/<str:session_id>/history", api.HistoryAPI.as_view(), name="chat-history"),
     path("api/v1/chat/session/<str:session_id>/close", api.CloseAPI.as_view(), name="chat-close"),
+    path("staff/live/", staff_live.live_page, name="staff-live"),
+    path("api/v1/staff/conversations/open", staff_live.OpenConversationsAPI.as_view(), name="staff-open"),
+    path("api/v1/staff/conversations/<str:number>", staff_live.ConversationAPI.as_view(), name="staff-conversation"),
+    path("api/v1/staff/conversations/<str:number>/takeover", staff_live.TakeOverAPI.as_view(), name="staff-takeover"),
+    path("api/v1/staff/conversations/<str:number>/release", staff_live.HandBackAPI.as_view(), name="staff-release"),
+    path("api/v1/staff/conversations/<str:number>/messages", staff_live.StaffMessageAPI.as_view(), name="staff-say"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("admin/", admin.site.urls),

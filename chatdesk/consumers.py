@@ -1,0 +1,97 @@
+"""Live WebSocket consumers: thin; the events come from chatdesk.live."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from chatdesk import live
+from chatdesk.api import session_id_from_cookies
+from chatdesk.models import Interaction, Message
+
+# Events a customer may see about their own conversation: what staff say and whether a
+# person is with them. Their own messages and the assistant's replies reach the page
+# through the chat API response.
+CUSTOMER_VISIBLE = {("message", Message.Role.STAFF), ("takeover", None)}
+
+
+class CustomerLiveConsumer(AsyncJsonWebsocketConsumer):
+    """The customer's page listens here for staff replies (the session cookie says which chat)."""
+
+    async def connect(self) -> None:
+        session_id = session_id_from_cookies(self.scope.get("cookies", {}))
+        self.interaction = await self._open_interaction(session_id)
+        if self.interaction is None:
+            await self.close(code=4404)
+            return
+        self.group = live.interaction_group(self.interaction.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "takeover", "taken_over": bool(self.interaction.taken_over_by_id)})
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "group", None):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: dict, **kwargs) -> None:
+        if content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def live_event(self, message: dict) -> None:
+        event = message["event"]
+        if message.get("via") != "conversation" or (event.get("kind"), event.get("role")) not in CUSTOMER_VISIBLE:
+            return
+        if event["kind"] == "takeover":
+            await self.send_json({"type": "takeover", "taken_over": event["taken_over"]})
+        else:
+            await self.send_json({"type": "staff_message", "text": event["text"], "at": event.get("at")})
+
+    @database_sync_to_async
+    def _open_interaction(self, session_id: str) -> Interaction | None:
+        if not session_id:
+            return None
+        return Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).first()
+
+
+class StaffLiveConsumer(AsyncJsonWebsocketConsumer):
+    """Staff watch every open conversation's summary, and one conversation in full."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if not (user and user.is_authenticated and user.is_staff):
+            await self.close(code=4403)
+            return
+        self.watching: str | None = None
+        await self.channel_layer.group_add(live.MONITOR_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(live.MONITOR_GROUP, self.channel_name)
+        if getattr(self, "watching", None):
+            await self.channel_layer.group_discard(self.watching, self.channel_name)
+
+    async def receive_json(self, content: dict, **kwargs) -> None:
+        if content.get("type") != "watch":
+            await self.send_json({"type": "error", "message": "Unknown message type."})
+            return
+        interaction_id = await self._interaction_id(str(content.get("interaction", ""))[:20])
+        if interaction_id is None:
+            await self.send_json({"type": "error", "message": "No such conversation."})
+            return
+        if self.watching:
+            await self.channel_layer.group_discard(self.watching, self.channel_name)
+        self.watching = live.interaction_group(interaction_id)
+        await self.channel_layer.group_add(self.watching, self.channel_name)
+        await self.send_json({"type": "watching", "interaction": content.get("interaction")})
+
+    async def live_event(self, message: dict) -> None:
+        # The monitor group carries a summary of every change (with the conversation's
+        # totals); the watched conversation's group carries the full event.
+        if message.get("via") == "monitor":
+            await self.send_json({"type": "summary", "interaction": message["interaction"], **message["summary"]})
+        else:
+            await self.send_json({"type": "event", "interaction": message["interaction"], "event": message["event"]})
+
+    @database_sync_to_async
+    def _interaction_id(self, number: str) -> int | None:
+        return Interaction.objects.filter(number=number).values_list("pk", flat=True).first()
