@@ -58,15 +58,19 @@ async def apublish(interaction: Interaction, event: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    payload = {"type": "live.event", "interaction": interaction.number, "event": event}
     try:
-        await layer.group_send(interaction_group(interaction.pk), payload)
+        await layer.group_send(
+            interaction_group(interaction.pk),
+            {"type": "live.event", "via": "conversation", "interaction": interaction.number, "event": event},
+        )
         await layer.group_send(
             MONITOR_GROUP,
             {
                 "type": "live.event",
+                "via": "monitor",
                 "interaction": interaction.number,
-                "event": {**event, "summary": summary(interaction)},
+                "event": {"kind": event.get("kind"), "role": event.get("role")},
+                "summary": summary(interaction),
             },
         )
     except Exception:  # a broken layer must not break a customer's turn
