@@ -8,10 +8,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
-from django.core import signing
+from django.http import HttpResponse
 from django.test import Client
 
-from chatdesk.api import SESSION_COOKIE
+from chatdesk.api import SESSION_COOKIE, set_session_cookie
 from chatdesk.asgi import application
 from chatdesk.models import Interaction, Message
 
@@ -20,7 +20,9 @@ ORIGIN = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
 
 
 def signed_session(session_id: str) -> str:
-    return signing.get_cookie_signer(salt=SESSION_COOKIE + "chat-session").sign(session_id)
+    response = HttpResponse()
+    set_session_cookie(response, session_id)
+    return response.cookies[SESSION_COOKIE].value
 
 
 async def socket(path: str, cookie: str = "", origin: list | None = None) -> tuple[WebsocketCommunicator, bool, int]:
