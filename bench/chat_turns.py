@@ -55,6 +55,12 @@ def recreate_database(base_url: str, name: str) -> str:
     return parsed._replace(path=f"/{name}").geturl()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -174,23 +180,32 @@ def main() -> None:
         try:
             asyncio.run(wait_for_server(f"{base}/"))
             asyncio.run(run_round(base, 10, "warm up", 1, args.latency))  # warm pools and imports
-            results = [
-                asyncio.run(run_round(base, args.customers, "hello", 1, args.latency)),
-                asyncio.run(run_round(base, args.tool_customers, "two tools please", 2, args.latency)),
-                asyncio.run(run_round(base, args.customers, "two tools please", 2, args.latency)),
-            ]
+            results = []
+            for customers, message, calls in (
+                (args.customers, "hello", 1),
+                (args.tool_customers, "two tools please", 2),
+                (args.customers, "two tools please", 2),
+            ):
+                server_cpu, own_cpu = cpu_seconds(server.pid), time.process_time()
+                result = asyncio.run(run_round(base, customers, message, calls, args.latency))
+                # Session creation is inside the round but not timed; CPU covers both.
+                result["server_cpu_ms_per_turn"] = (cpu_seconds(server.pid) - server_cpu) * 1000 / customers
+                result["load_cpu_ms_per_turn"] = (time.process_time() - own_cpu) * 1000 / customers
+                results.append(result)
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=10)
 
     print(f"server: {args.server}, one process, {os.cpu_count()} cores; model latency {args.latency:.2f} s (fake)")
-    print("customers  model calls  wall s  ideal s  turns/s  overhead p50 ms  p95 ms  max ms")
+    print("customers  model calls  wall s  ideal s  turns/s  overhead p50 ms  p95 ms  max ms  server CPU ms/turn*")
     for r in results:
         print(
             f"{r['customers']:>9}  {r['model_calls']:>11}  {r['wall_s']:>6.2f}  {r['ideal_s']:>7.2f}  "
             f"{r['turns_per_s']:>7.1f}  {r['overhead_p50_ms']:>15.1f}  {r['overhead_p95_ms']:>6.1f}  "
-            f"{r['overhead_max_ms']:>6.1f}"
+            f"{r['overhead_max_ms']:>6.1f}  {r['server_cpu_ms_per_turn']:>19.1f}"
         )
+    print("* server CPU per turn includes creating the customer's session (not timed);")
+    print(f"  the load generator + fake model process used {results[0]['load_cpu_ms_per_turn']:.1f} ms CPU per turn")
 
 
 if __name__ == "__main__":
