@@ -27,7 +27,8 @@ run: venv
 	@echo "  Staff admin:  http://127.0.0.1:8000/admin/   (login: demo / chatdesk-demo)"
 	@echo "  API docs:     http://127.0.0.1:8000/api/docs/"
 	@echo
-	DEBUG=1 $(VENV)/bin/daphne -b 127.0.0.1 -p 8000 chatdesk.asgi:application
+	@# daphne's runserver: the ASGI app (HTTP + WebSockets) under daphne, with static files in DEBUG.
+	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -43,6 +44,9 @@ test: lint
 
 bench: venv
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/availability.py
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/chat_turns.py
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/voice_relay.py
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/admin_pages.py
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3*
