@@ -1,0 +1,94 @@
+"""Reminder emails for the next day's visits, each sent once however often the job runs.
+
+Each booking is claimed before its email goes out, by one conditional UPDATE
+(`reminder_sent_at IS NULL` -> now) committed on its own. Whoever updates the row (one
+run, or one of two concurrent runs: the second waits on the row lock, then sees the
+column set and updates nothing) sends the email; everyone else skips it. A failed send
+gives the claim back so the next run retries. A crash between claim and send loses that
+one reminder rather than risking two: a missed reminder is a nuisance, a duplicate one
+looks broken.
+
+Rescheduling clears reminder_sent_at (bookings.services), so a moved visit is reminded
+again for its new day.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from bookings.models import ACTIVE_STATUSES, ActorKind, Booking, BookingEvent
+from bookings.selectors import booking_public_dict, business_tz
+
+logger = logging.getLogger(__name__)
+
+SENT = "sent"
+ALREADY_SENT = "already_sent"
+NO_EMAIL = "no_email"
+FAILED = "failed"
+
+REMINDER = """Hello {customer_name},
+
+This is a reminder of your {service} visit with {business}.
+
+Booking number: {booking_number}
+When: {when}
+Technician: {technician}
+Address: {address}
+Estimated price: {estimated_price}
+
+To change or cancel, chat with us and give your booking number and phone number.
+"""
+
+
+def bookings_to_remind(*, day: date) -> QuerySet[Booking]:
+    """Active bookings starting on `day` (a calendar day in the business time zone)."""
+    tz = business_tz()
+    start = datetime.combine(day, time.min, tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
+    return (
+        Booking.objects.filter(status__in=ACTIVE_STATUSES, start__gte=start, start__lt=end)
+        .select_related("service", "employee", "customer")
+        .order_by("start", "pk")
+    )
+
+
+def booking_send_reminder(*, booking: Booking, now: datetime | None = None) -> str:
+    """Email the customer about `booking` unless someone already did. Returns what happened.
+
+    Must not run inside a transaction: the claim has to be visible to other runs at once.
+    """
+    email = booking.customer.email
+    if not email:
+        return NO_EMAIL
+    claimed_at = now or timezone.now()
+    claimed = Booking.objects.filter(pk=booking.pk, reminder_sent_at__isnull=True, status__in=ACTIVE_STATUSES).update(
+        reminder_sent_at=claimed_at
+    )
+    if claimed != 1:
+        return ALREADY_SENT
+    details = booking_public_dict(booking)
+    try:
+        send_mail(
+            f"Reminder: your visit on {details['when']} ({booking.number})",
+            REMINDER.format(business=settings.BUSINESS_NAME, **details),
+            settings.DEFAULT_FROM_EMAIL,
+            [email],
+        )
+    except Exception:  # any mail failure: give the claim back so the next run retries
+        logger.exception("Could not send the reminder for %s", booking.number)
+        Booking.objects.filter(pk=booking.pk, reminder_sent_at=claimed_at).update(reminder_sent_at=None)
+        return FAILED
+    BookingEvent.objects.create(
+        booking=booking,
+        kind=BookingEvent.Kind.REMINDER_SENT,
+        actor_kind=ActorKind.SYSTEM,
+        actor_reference="send_reminders",
+        changes={"reminder_sent_at": claimed_at.isoformat()},
+    )
+    return SENT

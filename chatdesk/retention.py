@@ -1,0 +1,299 @@
+"""Conversation lifecycle after the customer leaves: closing idle ones, and the retention policy.
+
+- Idle conversations are closed as abandoned, ended at their last activity.
+- Old conversations are deleted, or anonymized: the rows and their metrics (tokens, cost,
+  counts, tool names, outcomes) stay for reporting, every trace of the customer goes.
+
+Bookings are never touched: they are the business's record (a booking keeps its customer,
+address and audit trail; ToolCall.booking is SET_NULL the other way round, so deleting a
+conversation only drops the link).
+
+Each function works in batches of primary keys, each batch in its own transaction, so a
+run holds no long locks and an interrupted run leaves whole conversations done or not done.
+Running again picks up what is left.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from chatdesk import live
+from chatdesk.models import HandoffRequest, Interaction, Message, ToolCall
+
+REDACTED = "[redacted]"
+BATCH_SIZE = 200
+
+# Tool result keys whose values identify the customer (booking_public_dict and friends).
+# "name" is not one: in results it names a service or a technician.
+RESULT_PII_KEYS = frozenset(
+    {"customer_name", "customer_phone", "customer_email", "phone", "email", "address", "notes", "contact_name"}
+)
+# In arguments every free-text value came from the customer: their name and phone for
+# request_human, notes, reasons, what they said about a day.
+ARGUMENT_PII_KEYS = RESULT_PII_KEYS | {"name", "reason", "text"}
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Phone-shaped runs of digits; a match counts only with 10 to 15 digits (below), so dates
+# (8 digits) and booking numbers (letters before them) are left alone.
+PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d\s().-]{6,}\d(?!\w)")
+
+
+def _batches(queryset: QuerySet, size: int = BATCH_SIZE) -> Iterator[list[int]]:
+    """Primary keys in batches, read afresh each time (the work removes rows from the set)."""
+    last = 0
+    while True:
+        pks = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size])
+        if not pks:
+            return
+        yield pks
+        last = pks[-1]
+
+
+@dataclass
+class RunResult:
+    matched: int = 0
+    done: int = 0
+    stopped: bool = False
+
+
+# --- idle conversations -----------------------------------------------------------------
+
+
+def stale_interactions(*, idle_minutes: int, now: datetime | None = None) -> QuerySet[Interaction]:
+    cutoff = (now or timezone.now()) - timedelta(minutes=idle_minutes)
+    return Interaction.objects.filter(status=Interaction.Status.OPEN, last_activity_at__lt=cutoff)
+
+
+def interactions_close_stale(
+    *,
+    idle_minutes: int,
+    now: datetime | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Close open conversations idle longer than `idle_minutes` as abandoned.
+
+    They end at their last activity (so their duration is how long the customer was
+    there, not how long until we noticed), with end_reason "idle". The resolution says
+    what happened: booked if they booked, escalated if they asked for a person (staff
+    still owe them a call), abandoned otherwise.
+    """
+    now = now or timezone.now()
+    stale = stale_interactions(idle_minutes=idle_minutes, now=now)
+    result = RunResult(matched=stale.count())
+    for pks in _batches(stale):
+        with transaction.atomic():
+            # The idle condition is repeated in the UPDATE: PostgreSQL re-checks it on each
+            # locked row, so a customer whose message lands between the SELECT and here
+            # keeps their conversation open.
+            batch = stale.filter(pk__in=pks)
+            closed = list(batch.values_list("pk", flat=True).select_for_update())
+            Interaction.objects.filter(pk__in=closed).update(
+                status=Interaction.Status.ABANDONED,
+                ended_at=F("last_activity_at"),
+                end_reason="idle",
+                resolution=Case(
+                    When(booking_count__gt=0, then=Value(Interaction.Resolution.BOOKED)),
+                    When(resolution=Interaction.Resolution.ESCALATED, then=Value(Interaction.Resolution.ESCALATED)),
+                    default=Value(Interaction.Resolution.ABANDONED),
+                ),
+            )
+        result.done += len(closed)
+        for interaction in Interaction.objects.filter(pk__in=closed):
+            # The live monitor drops a conversation once its summary is no longer open.
+            live.publish(
+                interaction, {"kind": "message", "role": Message.Role.EVENT, "text": "Closed: the customer went idle."}
+            )
+        if on_batch:
+            on_batch(len(closed))
+        if should_stop and should_stop():
+            result.stopped = True
+            break
+    return result
+
+
+# --- retention --------------------------------------------------------------------------
+
+
+def retention_cutoff(*, older_than_days: int, now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(days=older_than_days)
+
+
+def expired_interactions(*, older_than_days: int, now: datetime | None = None) -> QuerySet[Interaction]:
+    """Conversations whose last activity is older than the retention period.
+
+    Open conversations are never touched, however old: close_stale_sessions ends them first.
+    """
+    cutoff = retention_cutoff(older_than_days=older_than_days, now=now)
+    return Interaction.objects.filter(last_activity_at__lt=cutoff).exclude(status=Interaction.Status.OPEN)
+
+
+def still_identifying(queryset: QuerySet[Interaction]) -> QuerySet[Interaction]:
+    """Those of `queryset` that still hold something about the customer.
+
+    Anonymizing a conversation clears all of these in one transaction, so this is also
+    what makes `--anonymize` cheap to re-run: done conversations are not matched again.
+    """
+    unredacted = Message.objects.filter(interaction=OuterRef("pk")).exclude(text=REDACTED)
+    unscrubbed_calls = ToolCall.objects.filter(interaction=OuterRef("pk")).exclude(raw_arguments="")
+    contact = HandoffRequest.objects.filter(interaction=OuterRef("pk")).filter(
+        ~Q(contact_name="") | ~Q(contact_phone="") | ~Q(reason=REDACTED)
+    )
+    return queryset.filter(
+        Q(customer__isnull=False)
+        | ~Q(client_ip_hash="")
+        | ~Q(user_agent="")
+        | ~Q(model_items=[])
+        | ~Q(guided_state={})
+        | Exists(unredacted)
+        | Exists(unscrubbed_calls)
+        | Exists(contact)
+    )
+
+
+@dataclass
+class RetentionCounts:
+    conversations: int
+    messages: int
+    tool_calls: int
+    handoffs: int
+
+
+def retention_counts(queryset: QuerySet[Interaction]) -> RetentionCounts:
+    return RetentionCounts(
+        conversations=queryset.count(),
+        messages=Message.objects.filter(interaction__in=queryset).count(),
+        tool_calls=ToolCall.objects.filter(interaction__in=queryset).count(),
+        handoffs=HandoffRequest.objects.filter(interaction__in=queryset).count(),
+    )
+
+
+def interactions_delete(
+    queryset: QuerySet[Interaction],
+    *,
+    on_batch: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Delete the conversations with their messages, tool calls and handoffs (CASCADE)."""
+    result = RunResult(matched=queryset.count())
+    for pks in _batches(queryset):
+        with transaction.atomic():
+            queryset.filter(pk__in=pks).delete()
+        result.done += len(pks)
+        if on_batch:
+            on_batch(len(pks))
+        if should_stop and should_stop():
+            result.stopped = True
+            break
+    return result
+
+
+def _known_values(interaction: Interaction, calls: Iterable[ToolCall], handoffs: Iterable[HandoffRequest]) -> set[str]:
+    """The customer's own details as this conversation knows them, to find them in free text."""
+    values: set[str] = set()
+    if interaction.customer is not None:
+        customer = interaction.customer
+        values |= {customer.name, customer.phone, customer.email, customer.address}
+    for call in calls:
+        values |= set(_pii_values(call.arguments, ARGUMENT_PII_KEYS))
+        values |= set(_pii_values(call.result, RESULT_PII_KEYS))
+    for handoff in handoffs:
+        values |= {handoff.contact_name, handoff.contact_phone}
+    # Short values ("Al", "5") would shred unrelated text.
+    return {v.strip() for v in values if isinstance(v, str) and len(v.strip()) >= 4}
+
+
+def _pii_values(data: object, keys: frozenset[str]) -> Iterator[str]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in keys and isinstance(value, str):
+                yield value
+            else:
+                yield from _pii_values(value, keys)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _pii_values(value, keys)
+
+
+def scrub_text(text: str, known: Iterable[str] = ()) -> str:
+    """`text` without the known values, email addresses and phone numbers in it."""
+    for value in sorted(known, key=len, reverse=True):
+        text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
+    text = EMAIL.sub(REDACTED, text)
+
+    def phone(match: re.Match[str]) -> str:
+        digits = sum(ch.isdigit() for ch in match.group())
+        return REDACTED if 10 <= digits <= 15 else match.group()
+
+    return PHONE.sub(phone, text)
+
+
+def scrub_json(data: object, known: Iterable[str] = (), keys: frozenset[str] = ARGUMENT_PII_KEYS) -> object:
+    """A copy of tool arguments or results with the customer's details replaced.
+
+    Values under `keys` go whole; other strings lose the known values, emails and phones.
+    Keys stay, so the shape of a call (which arguments the model gave, which error came
+    back) is still there to study.
+    """
+    known = tuple(known)
+    if isinstance(data, dict):
+        return {
+            key: (REDACTED if key in keys and value not in (None, "") else scrub_json(value, known, keys))
+            for key, value in data.items()
+        }
+    if isinstance(data, list):
+        return [scrub_json(value, known, keys) for value in data]
+    if isinstance(data, str):
+        return scrub_text(data, known)
+    return data
+
+
+def interaction_anonymize(interaction: Interaction) -> None:
+    """Remove everything about the customer from one conversation, keeping its metrics."""
+    with transaction.atomic():
+        interaction = Interaction.objects.select_for_update().select_related("customer").get(pk=interaction.pk)
+        calls = list(interaction.tool_calls.all())
+        handoffs = list(interaction.handoffs.all())
+        known = _known_values(interaction, calls, handoffs)
+        interaction.messages.update(text=REDACTED)
+        for call in calls:
+            call.arguments = scrub_json(call.arguments, known, ARGUMENT_PII_KEYS)
+            call.result = scrub_json(call.result, known, RESULT_PII_KEYS) if call.result is not None else None
+            call.raw_arguments = ""
+        ToolCall.objects.bulk_update(calls, ["arguments", "result", "raw_arguments"])
+        interaction.handoffs.update(contact_name="", contact_phone="", reason=REDACTED)
+        interaction.customer = None
+        interaction.client_ip_hash = ""
+        interaction.user_agent = ""
+        interaction.model_items = []
+        interaction.guided_state = {}
+        interaction.last_error = scrub_text(interaction.last_error, known)
+        interaction.save(
+            update_fields=["customer", "client_ip_hash", "user_agent", "model_items", "guided_state", "last_error"]
+        )
+
+
+def interactions_anonymize(
+    queryset: QuerySet[Interaction],
+    *,
+    on_batch: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunResult:
+    todo = still_identifying(queryset)
+    result = RunResult(matched=todo.count())
+    for pks in _batches(todo):
+        for interaction in Interaction.objects.filter(pk__in=pks):
+            interaction_anonymize(interaction)
+        result.done += len(pks)
+        if on_batch:
+            on_batch(len(pks))
+        if should_stop and should_stop():
+            result.stopped = True
+            break
+    return result
