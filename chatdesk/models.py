@@ -81,6 +81,12 @@ class Interaction(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        # Checked by the staff admin and the analytics API (chatdesk/admin.py, staff_api.py);
+        # the Owner group has them, the Dispatcher group does not (migration 0003).
+        permissions = [
+            ("view_costs", "Can see conversation costs and token usage"),
+            ("view_customer_pii", "Can see customers' phone numbers, emails and addresses"),
+        ]
         indexes = [
             # close_stale_sessions and the live monitor look at open conversations by activity.
             models.Index(fields=["status", "last_activity_at"], name="interaction_open_activity"),
