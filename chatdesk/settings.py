@@ -294,3 +294,24 @@ SPECTACULAR_SETTINGS.update(
         "REDOC_DIST": "SIDECAR",
     }
 )
+
+# --- Voice calls (voice/: browser <-> our server <-> OpenAI Realtime) ---------------------
+# Limits per call and per client IP; the close codes they produce are in voice/PROTOCOL.md.
+VOICE_MAX_CALL_SECONDS = float(os.environ.get("VOICE_MAX_CALL_SECONDS") or 900)
+# Nobody spoke (caller or assistant) for this long: the call ends.
+VOICE_IDLE_SECONDS = float(os.environ.get("VOICE_IDLE_SECONDS") or 60)
+VOICE_MAX_FRAME_BYTES = envint("VOICE_MAX_FRAME_BYTES", 32768)
+VOICE_MAX_TEXT_FRAME_CHARS = envint("VOICE_MAX_TEXT_FRAME_CHARS", 4096)
+VOICE_MAX_FRAMES_PER_SECOND = envint("VOICE_MAX_FRAMES_PER_SECOND", 50)
+VOICE_MAX_CONCURRENT_CALLS_PER_IP = envint("VOICE_MAX_CONCURRENT_CALLS_PER_IP", 3)
+VOICE_CALLS_PER_HOUR_PER_IP = envint("VOICE_CALLS_PER_HOUR_PER_IP", 30)
+# Voice audio costs ~40x text per token: a call has its own cap, checked after each response.
+VOICE_SPEND_CAP_USD = envdecimal("VOICE_SPEND_CAP_USD", "2.00")
+VOICE_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("VOICE_CONNECT_TIMEOUT_SECONDS") or 10)
+# The assistant speaks first ("Maple Home Services, how can I help?") like a receptionist.
+VOICE_GREET_FIRST = envbool("VOICE_GREET_FIRST", True)
+# "server_vad" (fixed silence) or "semantic_vad" (waits while the caller sounds unfinished).
+OPENAI_REALTIME_TURN_DETECTION = os.environ.get("OPENAI_REALTIME_TURN_DETECTION", "server_vad")
+OPENAI_REALTIME_VAD_SILENCE_MS = envint("OPENAI_REALTIME_VAD_SILENCE_MS", 500)
+OPENAI_REALTIME_TRANSCRIPTION_MODEL = os.environ.get("OPENAI_REALTIME_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe")
+OPENAI_REALTIME_MAX_OUTPUT_TOKENS = envint("OPENAI_REALTIME_MAX_OUTPUT_TOKENS", 1024)

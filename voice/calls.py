@@ -1,0 +1,1063 @@
+"""Voice calls: one customer's call, relayed between the browser and the Realtime API, and recorded.
+
+`VoiceCall` is everything a call does; the Channels consumer only feeds it frames. The
+browser side of the wire is voice/PROTOCOL.md, the OpenAI side is voice/realtime.py.
+
+Three rules shape this module:
+- The audio path never waits on the database. Transcripts, usage and the call's end are
+  queued to a per-call background writer (`CallWriter`) that runs them through `db()`;
+  tool calls run in their own task. Between receiving upstream audio and forwarding it
+  there is only a base64 decode.
+- Everything is stored as it happens (utterances, tool calls, usage), so a dropped call or a
+  restarted server keeps all that was said up to that moment.
+- Tools run only after `response.done` with status completed; all outputs are sent, then
+  exactly one `response.create`, and never while another response is active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils import timezone
+
+from bookings.numbering import next_number
+from chatdesk import assistant
+from chatdesk.api import SESSION_COOKIE
+from chatdesk.conversations import db, hash_ip
+from chatdesk.models import Interaction, Message
+from chatdesk.prompts import system_prompt
+from chatdesk.tools import ToolOutcome, execute_tool_call, realtime_tool_definitions
+from voice import realtime
+
+logger = logging.getLogger(__name__)
+
+# Close codes (voice/PROTOCOL.md).
+NORMAL = 1000
+SERVER_ERROR = 1011
+SERVICE_RESTART = 1012
+BAD_FRAME = 4400
+IDLE = 4408
+MAX_DURATION = 4409
+FRAME_TOO_LARGE = 4413
+RATE_LIMITED = 4429
+UNAVAILABLE = 4503
+
+# PCM16 mono 24 kHz: played_ms = bytes / 48.
+BYTES_PER_MS = 48
+# After a barge-in the browser reports what it played "at once"; don't wait longer than this.
+PLAYBACK_REPORT_WAIT_SECONDS = 0.5
+# An assistant utterance waits this long for the transcript of the customer's words before
+# it (transcription is asynchronous), so the stored transcript stays in spoken order.
+TRANSCRIPT_WAIT_SECONDS = 5.0
+# daphne kills an application 10 s after its client left: finish writing well before.
+WRITER_DRAIN_SECONDS = 5.0
+# Failed model responses in a row before the call gives up and offers the text chat.
+MAX_FAILED_RESPONSES = 2
+MONEY = Decimal("0.000001")
+MILLION = Decimal(1_000_000)
+
+UPSTREAM_LOST = (
+    "upstream_error",
+    "The voice service stopped responding. Everything said so far is saved: you can continue by typing.",
+)
+
+
+class Browser(Protocol):
+    """The customer's end of the call (the Channels consumer)."""
+
+    async def send_json(self, message: dict[str, Any]) -> None: ...
+
+    async def send_audio(self, pcm: bytes) -> None: ...
+
+    async def close(self, code: int) -> None: ...
+
+
+class CallRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- limits ---------------------------------------------------------------------------
+
+
+def _counter_incr(key: str, ttl: int) -> int:
+    cache.add(key, 0, ttl)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add() and incr()
+        cache.add(key, 1, ttl)
+        return 1
+
+
+def call_admit(ip_hash: str) -> str:
+    """Count a new call for this client: "" when it may go ahead, else why not.
+
+    Counters live in the shared cache (atomic incr in Redis and in LocMem), keyed by the
+    hashed IP. The active-calls counter expires a little after the longest possible call,
+    so a crashed process cannot lock a client out for longer than that.
+    """
+    if not settings.RATELIMIT_ENABLE:
+        return ""
+    ttl = int(settings.VOICE_MAX_CALL_SECONDS) + 120
+    active_key = f"voice:active:{ip_hash}"
+    if _counter_incr(active_key, ttl) > settings.VOICE_MAX_CONCURRENT_CALLS_PER_IP:
+        call_release(ip_hash)
+        return "Too many calls at once from your network. Please hang up another call first."
+    cache.touch(active_key, ttl)
+    hour_key = f"voice:hour:{ip_hash}:{int(time.time() // 3600)}"
+    if _counter_incr(hour_key, 3600 + 60) > settings.VOICE_CALLS_PER_HOUR_PER_IP:
+        call_release(ip_hash)
+        return "Too many calls from your network this hour. Please type instead, or try again later."
+    return ""
+
+
+def call_release(ip_hash: str) -> None:
+    key = f"voice:active:{ip_hash}"
+    try:
+        if cache.decr(key) < 0:
+            cache.set(key, 0, int(settings.VOICE_MAX_CALL_SECONDS) + 120)
+    except ValueError:  # expired: nothing to release
+        pass
+
+
+class FrameBudget:
+    """Token bucket: `per_second` frames a second on average, bursts of one second's worth."""
+
+    def __init__(self, per_second: int, clock: Callable[[], float]) -> None:
+        self.rate = float(per_second)
+        self.tokens = float(per_second)
+        self.clock = clock
+        self.last = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+# --- cost -----------------------------------------------------------------------------
+
+
+@dataclass
+class RealtimeUsage:
+    """One `response.done` usage, priced by modality. audio_* are subsets of input/output."""
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    cost: Decimal = Decimal("0")
+    breakdown: dict[str, Decimal] = field(default_factory=dict)
+
+
+def realtime_usage(model: str, usage: dict[str, Any] | None) -> RealtimeUsage:
+    """Price `usage` with settings.OPENAI_PRICES[model] (USD per 1M tokens).
+
+    Cached tokens are a subset of input tokens: uncached text and audio input are billed
+    at the input rates, the cached parts at the cached rates, output by modality.
+    """
+    if not usage:
+        return RealtimeUsage()
+    details_in = usage.get("input_token_details") or {}
+    cached = details_in.get("cached_tokens_details") or {}
+    details_out = usage.get("output_token_details") or {}
+    text_in, audio_in = int(details_in.get("text_tokens") or 0), int(details_in.get("audio_tokens") or 0)
+    cached_text, cached_audio = int(cached.get("text_tokens") or 0), int(cached.get("audio_tokens") or 0)
+    counts = {
+        "text_input": max(text_in - cached_text, 0),
+        "text_cached_input": cached_text,
+        "audio_input": max(audio_in - cached_audio, 0),
+        "audio_cached_input": cached_audio,
+        "text_output": int(details_out.get("text_tokens") or 0),
+        "audio_output": int(details_out.get("audio_tokens") or 0),
+    }
+    result = RealtimeUsage(
+        input_tokens=int(usage.get("input_tokens") or 0),
+        cached_input_tokens=int(details_in.get("cached_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+        audio_input_tokens=audio_in,
+        audio_output_tokens=counts["audio_output"],
+    )
+    prices = settings.OPENAI_PRICES.get(model)
+    if prices is None:
+        logger.warning("No price for model %s in OPENAI_PRICES; its cost is recorded as 0", model)
+        return result
+    for kind, tokens in counts.items():
+        if tokens:
+            result.breakdown[kind] = (Decimal(tokens) * prices[kind] / MILLION).quantize(MONEY)
+    result.cost = sum(result.breakdown.values(), Decimal("0"))
+    return result
+
+
+# --- persistence (sync: run through db(), off the event loop) ---------------------------
+
+
+@dataclass(frozen=True)
+class CallStart:
+    interaction_id: int
+    number: str
+    session_id: str
+    instructions: str
+    prior_items: list[dict]
+    continued: bool
+
+
+def session_from_cookies(cookies: dict[str, str]) -> str:
+    """The chat session id from the signed `chatdesk_session` cookie, or "".
+
+    Read through HttpRequest.get_signed_cookie itself, as chatdesk.views does, so the signer,
+    its versioned salt and the legacy-salt fallback (Django 6.1) are exactly the same.
+    """
+    if not cookies.get(SESSION_COOKIE):
+        return ""
+    request = HttpRequest()
+    request.COOKIES = cookies
+    return request.get_signed_cookie(SESSION_COOKIE, default="", salt="chat-session")
+
+
+def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
+    """Continue the customer's open conversation, or start a voice one; note the call in it."""
+    now = timezone.now()
+    interaction = (
+        Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).first()
+        if session_id
+        else None
+    )
+    if interaction is not None and interaction.taken_over_by_id:
+        raise CallRefused("taken_over", "A team member is answering you in the chat. Please continue by typing.")
+    continued = interaction is not None
+    with transaction.atomic():
+        if interaction is None:
+            interaction = Interaction.objects.create(
+                number=next_number("INT", timezone.localdate().year, 5),
+                channel=Interaction.ChannelKind.VOICE,
+                mode=Interaction.Mode.MODEL,
+                model=settings.OPENAI_REALTIME_MODEL,
+                client_ip_hash=hash_ip(ip),
+                user_agent=user_agent[:300],
+            )
+        Message.objects.create(
+            interaction=interaction, role=Message.Role.EVENT, text="Voice call started.", channel="voice"
+        )
+        Interaction.objects.filter(pk=interaction.pk).update(message_count=F("message_count") + 1, last_activity_at=now)
+    return CallStart(
+        interaction_id=interaction.pk,
+        number=interaction.number,
+        session_id=interaction.session_id,
+        instructions=realtime.instructions(system_prompt(now), continued=continued),
+        prior_items=realtime.conversation_items(interaction.model_items) if continued else [],
+        continued=continued,
+    )
+
+
+def save_utterance(
+    *,
+    interaction_id: int,
+    role: str,
+    text: str,
+    item_id: str,
+    latency_ms: int | None,
+    cost: Decimal | None,
+    interrupted: bool,
+) -> None:
+    """Store one spoken utterance and add it to the model history the text chat continues from."""
+    item = assistant.user_item(text) if role == Message.Role.CUSTOMER else assistant.assistant_item(text)
+    with transaction.atomic():
+        Message.objects.create(
+            interaction_id=interaction_id,
+            role=role,
+            text=text,
+            item_id=item_id[:100],
+            latency_ms=latency_ms,
+            cost_usd=cost,
+            interrupted=interrupted,
+            channel="voice",
+        )
+        # Locked read-modify-write: a text turn in another tab may be appending too.
+        current = Interaction.objects.select_for_update().only("model_items").get(pk=interaction_id)
+        Interaction.objects.filter(pk=interaction_id).update(
+            model_items=[*current.model_items, item],
+            message_count=F("message_count") + 1,
+            last_activity_at=timezone.now(),
+        )
+
+
+def update_utterance(*, interaction_id: int, item_id: str, **fields: object) -> None:
+    Message.objects.filter(interaction_id=interaction_id, item_id=item_id[:100], channel="voice").update(**fields)
+
+
+def add_usage(*, interaction_id: int, usage: RealtimeUsage) -> None:
+    with transaction.atomic():
+        current = Interaction.objects.select_for_update().only("cost_breakdown").get(pk=interaction_id)
+        breakdown = dict(current.cost_breakdown or {})
+        for kind, amount in usage.breakdown.items():
+            breakdown[kind] = str((Decimal(breakdown.get(kind, "0")) + amount).quantize(MONEY))
+        Interaction.objects.filter(pk=interaction_id).update(
+            input_tokens=F("input_tokens") + usage.input_tokens,
+            cached_input_tokens=F("cached_input_tokens") + usage.cached_input_tokens,
+            output_tokens=F("output_tokens") + usage.output_tokens,
+            audio_input_tokens=F("audio_input_tokens") + usage.audio_input_tokens,
+            audio_output_tokens=F("audio_output_tokens") + usage.audio_output_tokens,
+            cost_usd=F("cost_usd") + usage.cost,
+            cost_breakdown=breakdown,
+        )
+
+
+def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "") -> None:
+    """Record why the call ended. The conversation stays open: the customer may keep typing."""
+    text = f"Voice call ended ({reason}) after {seconds} s."
+    updates: dict[str, Any] = {
+        "end_reason": reason,
+        "last_activity_at": timezone.now(),
+        "message_count": F("message_count") + 1,
+    }
+    if failure:
+        text += f" {failure[:200]}"
+        updates.update(failure_count=F("failure_count") + 1, last_error=failure[:300])
+    Message.objects.create(interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice")
+    Interaction.objects.filter(pk=interaction_id).update(**updates)
+
+
+def run_tool(*, interaction_id: int, call_id: str, name: str, arguments: str) -> ToolOutcome:
+    """The text chat's tool path: same validation, limits, identity rules and ToolCall rows."""
+    # Fresh from the database: booking_count may have moved in the text chat.
+    interaction = Interaction.objects.get(pk=interaction_id)
+    # Not saved: makes the tools attribute bookings to the voice channel.
+    interaction.channel = Interaction.ChannelKind.VOICE
+    return execute_tool_call(interaction=interaction, call_id=call_id, name=name, raw_arguments=arguments)
+
+
+def _run_batch(batch: list[tuple[Callable[..., None], dict[str, Any]]]) -> None:
+    for fn, kwargs in batch:
+        try:
+            fn(**kwargs)
+        except Exception:
+            # One failed write must not lose the others (or the call).
+            logger.exception("Voice call write %s failed", fn.__name__)
+
+
+class CallWriter:
+    """Runs a call's database writes in order, in the background, batched per thread trip."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[Callable[..., None], dict[str, Any]] | None] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def put(self, fn: Callable[..., None], **kwargs: Any) -> None:
+        self._queue.put_nowait((fn, kwargs))
+
+    async def close(self, timeout: float) -> None:
+        """Write what is queued, then stop (give up after `timeout` seconds)."""
+        self._queue.put_nowait(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            logger.error("Voice call writes still pending after %s s; abandoning them", timeout)
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            stop = None in batch
+            ops = [op for op in batch if op is not None]
+            if ops:
+                try:
+                    await db(_run_batch, ops)
+                except Exception:
+                    logger.exception("Voice call writes failed")
+            if stop:
+                return
+
+
+# --- the call -------------------------------------------------------------------------
+
+
+@dataclass
+class Utterance:
+    """A customer or assistant utterance, from its Realtime item until it is stored."""
+
+    item_id: str
+    role: str
+    since: float
+    text: str | None = None  # None until its final transcript arrives
+    partial: str = ""
+    latency_ms: int | None = None
+    cost: Decimal | None = None
+    interrupted: bool = False
+    settled: bool = False  # left the ordering queue
+    saved: bool = False  # a Message row exists (or is queued)
+
+
+@dataclass
+class AssistantAudio:
+    """The assistant audio item being played in the browser."""
+
+    item_id: str
+    sent_bytes: int = 0
+    played_ms: int = 0
+    done: bool = False  # its stream is over (response.output_audio.done or response.done)
+    flushed: bool = False  # barge-in: the browser dropped it, later deltas are dropped too
+    complete_at_flush: bool = False
+    reported: bool = False  # the browser said what it played after the flush (or we stopped waiting)
+    decided: bool = False  # truncated (or found fully heard) after the barge-in
+
+
+class VoiceCall:
+    """One call. The consumer calls `start()`, `receive()` per frame and `browser_gone()`."""
+
+    def __init__(self, browser: Browser, *, ip: str, user_agent: str, cookies: dict[str, str]) -> None:
+        self.browser = browser
+        self.browser_open = True
+        self.ip = ip
+        self.ip_hash = hash_ip(ip)
+        self.user_agent = user_agent
+        self.cookies = cookies
+        # Monotonic (the loop's clock): frozen wall clocks in tests and NTP steps don't matter.
+        self.loop = asyncio.get_running_loop()
+        self.started_at = self.loop.time()
+        self.last_activity = self.started_at
+        self.budget = FrameBudget(settings.VOICE_MAX_FRAMES_PER_SECOND, self.loop.time)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.upstream: realtime.RealtimeLink | None = None
+        self.writer: CallWriter | None = None
+        self.start_info: CallStart | None = None
+        self.ready = False
+        self.ended = False
+        self.end_reason = ""
+        self.finished = asyncio.Event()  # set once end() has stored everything and freed the slot
+        self.admitted = False
+        self.state = ""
+        # Conversation state, driven by upstream events.
+        self.response_active = False
+        self.response_wanted = False
+        self.tools_running = 0
+        self.tool_rounds = 0
+        self.failed_responses = 0
+        self.spent = Decimal("0")
+        self.carried_cost = Decimal("0")
+        self.turn_ended_at: float | None = None
+        self.audio: AssistantAudio | None = None
+        self.truncate_timer: asyncio.TimerHandle | None = None
+        self.ledger: deque[Utterance] = deque()
+        self.utterances: dict[str, Utterance] = {}
+        self.handlers: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, None]]] = {
+            "response.output_audio.delta": self._on_audio_delta,
+            "response.output_audio.done": self._on_audio_done,
+            "response.output_audio_transcript.delta": self._on_assistant_transcript_delta,
+            "response.output_audio_transcript.done": self._on_assistant_transcript_done,
+            "response.output_item.added": self._on_output_item_added,
+            "response.created": self._on_response_created,
+            "response.done": self._on_response_done,
+            "input_audio_buffer.speech_started": self._on_speech_started,
+            "input_audio_buffer.speech_stopped": self._on_speech_stopped,
+            "input_audio_buffer.committed": self._on_committed,
+            "conversation.item.input_audio_transcription.delta": self._on_customer_transcript_delta,
+            "conversation.item.input_audio_transcription.completed": self._on_customer_transcript_done,
+            "conversation.item.input_audio_transcription.failed": self._on_customer_transcript_failed,
+            "error": self._on_error,
+        }
+
+    @property
+    def interaction_id(self) -> int | None:
+        return self.start_info.interaction_id if self.start_info else None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._spawn(self._run())
+
+    async def _run(self) -> None:
+        connecting: asyncio.Task[realtime.RealtimeLink] | None = None
+        try:
+            await self._set_state("connecting")
+            if not realtime.is_configured():
+                message = "Voice calls need OPENAI_API_KEY to be set on the server. You can keep typing instead."
+                await self.end("voice_unavailable", UNAVAILABLE, error=("voice_unavailable", message))
+                return
+            refusal = await sync_to_async(call_admit, thread_sensitive=False)(self.ip_hash)
+            if refusal:
+                await self.end("limit_reached", RATE_LIMITED, error=("rate_limited", refusal))
+                return
+            self.admitted = True
+            # Open the socket while the database trip runs: both take tens of milliseconds.
+            connecting = asyncio.ensure_future(realtime.connect())
+            self.start_info = await db(
+                call_begin,
+                session_id=session_from_cookies(self.cookies),
+                ip=self.ip,
+                user_agent=self.user_agent,
+            )
+            self.writer = CallWriter()
+            self.upstream = await connecting
+            connecting = None
+            session = realtime.session_config(
+                instructions=self.start_info.instructions, tools=realtime_tool_definitions()
+            )
+            await self.upstream.configure(session, self.start_info.prior_items, settings.VOICE_CONNECT_TIMEOUT_SECONDS)
+            self.ready = True
+            self.last_activity = self.loop.time()
+            self._spawn(self._watchdog())
+            await self._send(
+                {
+                    "type": "ready",
+                    "interaction_number": self.start_info.number,
+                    "session_id": self.start_info.session_id,
+                }
+            )
+            await self._set_state("listening")
+            if settings.VOICE_GREET_FIRST:
+                await self._request_response()
+            await self._relay_upstream()
+        except realtime.RealtimeUnavailable as error:
+            logger.warning("Realtime upstream failed for call %s: %s", self.ip_hash[:8], error)
+            await self.end("upstream_error", UNAVAILABLE, error=UPSTREAM_LOST, failure=f"Realtime {error}")
+        except CallRefused as refused:
+            await self.end("voice_unavailable", UNAVAILABLE, error=(refused.code, refused.message))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Voice call failed")
+            message = "Something went wrong on our side. Everything said so far is saved: you can continue by typing."
+            await self.end("server_error", SERVER_ERROR, error=("server_error", message), failure="server error")
+        finally:
+            if connecting is not None:
+                await _discard_connection(connecting)
+
+    async def _relay_upstream(self) -> None:
+        assert self.upstream is not None
+        handlers = self.handlers
+        while True:
+            event = await self.upstream.recv()
+            if event is None:
+                raise realtime.RealtimeUnavailable("closed", "the server ended the session")
+            handler = handlers.get(event.get("type", ""))
+            if handler is not None:
+                await handler(event)
+
+    async def _watchdog(self) -> None:
+        """Ends the call at its maximum length, or when nobody has spoken for a while."""
+        deadline = self.started_at + settings.VOICE_MAX_CALL_SECONDS
+        while not self.ended:
+            now = self.loop.time()
+            if now >= deadline:
+                message = "This call reached its maximum length. You can continue by typing."
+                await self.end("max_duration", MAX_DURATION, error=("max_duration", message))
+                return
+            if self.response_active or self.tools_running:
+                self.last_activity = now
+            idle_at = self.last_activity + settings.VOICE_IDLE_SECONDS
+            if now >= idle_at:
+                await self.end("idle", IDLE)
+                return
+            await asyncio.sleep(min(deadline, idle_at) - now + 0.01)
+
+    async def end(
+        self, reason: str, code: int = NORMAL, *, error: tuple[str, str] | None = None, failure: str = ""
+    ) -> None:
+        """End the call (once): tell the browser, close both sockets, store the rest, free the slot."""
+        if self.ended:
+            return
+        self.ended = True
+        self.end_reason = reason
+        current = asyncio.current_task()
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
+        if self.truncate_timer is not None:
+            self.truncate_timer.cancel()
+        try:
+            if error is not None:
+                await self._send({"type": "error", "code": error[0], "message": error[1], "fallback": "text"})
+            await self._send({"type": "ended", "reason": reason})
+            if self.browser_open:
+                self.browser_open = False
+                with contextlib.suppress(Exception):
+                    await self.browser.close(code)
+            if self.upstream is not None:
+                await self.upstream.close()
+            if self.start_info is not None and self.writer is not None:
+                self._settle(final=True)
+                seconds = int(self.loop.time() - self.started_at)
+                self.writer.put(
+                    call_end,
+                    interaction_id=self.start_info.interaction_id,
+                    reason=reason,
+                    seconds=seconds,
+                    failure=failure,
+                )
+                await self.writer.close(WRITER_DRAIN_SECONDS)
+        finally:
+            try:
+                if self.admitted:
+                    self.admitted = False
+                    await sync_to_async(call_release, thread_sensitive=False)(self.ip_hash)
+            finally:
+                self.finished.set()
+
+    async def finish(self, reason: str, code: int = NORMAL) -> None:
+        """End the call and return only once it is fully recorded, whichever task is ending it.
+
+        The consumer returns after this, so the server (daphne waits for applications it
+        cancels at shutdown) and the tests see a call that is completely stored.
+        """
+        await self.end(reason, code)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.finished.wait(), WRITER_DRAIN_SECONDS + 2)
+
+    async def browser_gone(self, code: int) -> None:
+        """The browser's socket closed: a clean close is a hang-up, anything else a lost client."""
+        self.browser_open = False
+        if code == SERVICE_RESTART:
+            reason = "server_shutdown"  # uvicorn closes its clients with 1012 when it stops
+        elif code == NORMAL:
+            reason = "customer_hung_up"
+        else:
+            reason = "client_disconnected"
+        await self.finish(reason)
+
+    # -- frames from the browser -----------------------------------------------------------
+
+    async def receive(self, text: str | None = None, data: bytes | None = None) -> None:
+        if self.ended:
+            return
+        if not self.budget.take():
+            await self.end("limit_reached", RATE_LIMITED, error=("rate_limited", "Too many frames per second."))
+            return
+        if data is not None:
+            if len(data) > settings.VOICE_MAX_FRAME_BYTES:
+                await self._bad_frame(
+                    FRAME_TOO_LARGE, f"Audio frames must be at most {settings.VOICE_MAX_FRAME_BYTES} bytes."
+                )
+            elif len(data) % 2:
+                await self._bad_frame(BAD_FRAME, "Audio frames must hold whole 16-bit samples (an even length).")
+            elif self.ready and data and self.upstream is not None:
+                # Frames before `ready` are dropped: the browser starts the microphone on `ready`.
+                with contextlib.suppress(realtime.RealtimeUnavailable):  # the relay task sees it too and ends the call
+                    await self.upstream.append_audio(data)
+            return
+        if text is None:
+            return
+        if len(text) > settings.VOICE_MAX_TEXT_FRAME_CHARS:
+            await self._bad_frame(
+                FRAME_TOO_LARGE, f"Text frames must be at most {settings.VOICE_MAX_TEXT_FRAME_CHARS} characters."
+            )
+            return
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self._bad_frame(BAD_FRAME, "Text frames must be JSON objects.")
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "playback":
+            item_id, played_ms = message.get("item_id"), message.get("played_ms")
+            if (
+                not isinstance(item_id, str)
+                or len(item_id) > 100
+                or not isinstance(played_ms, int)
+                or isinstance(played_ms, bool)
+                or played_ms < 0
+            ):
+                await self._bad_frame(BAD_FRAME, "playback needs item_id (string) and played_ms (integer >= 0).")
+                return
+            await self._on_playback(item_id, played_ms)
+        elif kind == "hangup":
+            await self.end("customer_hung_up")
+        elif kind == "ping":
+            await self._send({"type": "pong"})
+        else:
+            await self._bad_frame(BAD_FRAME, "Unknown message type.")
+
+    async def _bad_frame(self, code: int, message: str) -> None:
+        kind = "frame_too_large" if code == FRAME_TOO_LARGE else "bad_frame"
+        await self.end("bad_frame", code, error=(kind, message))
+
+    async def _on_playback(self, item_id: str, played_ms: int) -> None:
+        self.last_activity = self.loop.time()
+        audio = self.audio
+        if audio is None or audio.item_id != item_id:
+            return
+        audio.played_ms = max(audio.played_ms, played_ms)
+        if audio.flushed:
+            # The report the browser sends right after a flush: no need to wait for the timeout.
+            audio.reported = True
+            await self._truncate(audio)
+
+    # -- events from the Realtime API ------------------------------------------------------
+
+    async def _on_audio_delta(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id", "")
+        audio = self.audio
+        if audio is None or audio.item_id != item_id:
+            audio = self.audio = AssistantAudio(item_id)
+            await self._send({"type": "audio_item", "item_id": item_id})
+            if self.turn_ended_at is not None:
+                # Voice-to-voice latency as we can see it: caller stopped -> first audio out.
+                latency = int((self.loop.time() - self.turn_ended_at) * 1000)
+                self.turn_ended_at = None
+                self._utterance(item_id, Message.Role.ASSISTANT).latency_ms = latency
+            await self._set_state("speaking")
+        if audio.flushed:
+            return
+        pcm = base64.b64decode(event.get("delta") or "")
+        audio.sent_bytes += len(pcm)
+        self.last_activity = self.loop.time()
+        if self.browser_open:
+            try:
+                await self.browser.send_audio(pcm)
+            except Exception:
+                self.browser_open = False
+
+    async def _on_audio_done(self, event: dict[str, Any]) -> None:
+        audio = self.audio
+        if audio is not None and audio.item_id == event.get("item_id"):
+            audio.done = True
+            await self._truncate(audio)
+
+    async def _on_output_item_added(self, event: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        if item.get("type") == "message" and item.get("role") == "assistant" and item.get("id"):
+            self._utterance(item["id"], Message.Role.ASSISTANT)
+
+    async def _on_assistant_transcript_delta(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id", "")
+        delta = event.get("delta") or ""
+        self._utterance(item_id, Message.Role.ASSISTANT).partial += delta
+        if not (self.audio is not None and self.audio.item_id == item_id and self.audio.flushed):
+            await self._send_transcript("assistant", item_id, delta, final=False)
+
+    async def _on_assistant_transcript_done(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id", "")
+        utterance = self._utterance(item_id, Message.Role.ASSISTANT)
+        utterance.text = event.get("transcript") or utterance.partial
+        await self._send_transcript("assistant", item_id, utterance.text, final=True, interrupted=utterance.interrupted)
+        self._settle()
+
+    async def _on_committed(self, event: dict[str, Any]) -> None:
+        if event.get("item_id"):
+            self._utterance(event["item_id"], Message.Role.CUSTOMER)
+
+    async def _on_customer_transcript_delta(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id", "")
+        delta = event.get("delta") or ""
+        self._utterance(item_id, Message.Role.CUSTOMER).partial += delta
+        await self._send_transcript("customer", item_id, delta, final=False)
+
+    async def _on_customer_transcript_done(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id", "")
+        utterance = self._utterance(item_id, Message.Role.CUSTOMER)
+        utterance.text = (event.get("transcript") or "").strip()
+        await self._send_transcript("customer", item_id, utterance.text, final=True)
+        self._settle()
+
+    async def _on_customer_transcript_failed(self, event: dict[str, Any]) -> None:
+        utterance = self._utterance(event.get("item_id", ""), Message.Role.CUSTOMER)
+        utterance.text = utterance.partial.strip()
+        logger.info("Input transcription failed: %s", (event.get("error") or {}).get("message"))
+        self._settle()
+
+    async def _on_speech_started(self, event: dict[str, Any]) -> None:
+        """Barge-in: the browser drops queued audio at once; the model is told what was heard."""
+        self.last_activity = self.loop.time()
+        await self._send({"type": "flush"})
+        audio = self.audio
+        if audio is not None and not audio.flushed and audio.sent_bytes:
+            audio.flushed = True
+            audio.complete_at_flush = audio.done
+            # Wait for the browser's playback report, but not forever.
+            self.truncate_timer = self.loop.call_later(PLAYBACK_REPORT_WAIT_SECONDS, self._stop_waiting, audio)
+        await self._set_state("listening")
+
+    def _stop_waiting(self, audio: AssistantAudio) -> None:
+        self.truncate_timer = None
+        audio.reported = True
+        self._spawn(self._truncate(audio))
+
+    async def _truncate(self, audio: AssistantAudio) -> None:
+        """After a barge-in, tell the model how much of its answer the caller heard.
+
+        Sent once both the browser's playback report is in and the item's stream is over:
+        the API only truncates audio it has finished (or cancelled), and only up to its end.
+        """
+        if not audio.flushed or not audio.reported or not audio.done or audio.decided or self.ended:
+            return
+        audio.decided = True
+        if self.truncate_timer is not None:
+            self.truncate_timer.cancel()
+            self.truncate_timer = None
+        sent_ms = audio.sent_bytes // BYTES_PER_MS
+        # Clamped: the API rejects a truncation past the audio it produced.
+        played_ms = min(audio.played_ms, sent_ms)
+        if audio.complete_at_flush and played_ms >= sent_ms:
+            return  # the caller heard all of it: a new turn, not an interruption
+        await self._mark_interrupted(audio.item_id)
+        if played_ms > 0 and self.upstream is not None:
+            # Otherwise the model believes the caller heard everything it generated.
+            await self.upstream.send(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": audio.item_id,
+                    "content_index": 0,
+                    "audio_end_ms": played_ms,
+                }
+            )
+
+    async def _on_speech_stopped(self, event: dict[str, Any]) -> None:
+        now = self.loop.time()
+        self.turn_ended_at = now
+        self.last_activity = now
+        self.tool_rounds = 0
+        await self._set_state("thinking")
+
+    async def _on_response_created(self, event: dict[str, Any]) -> None:
+        self.response_active = True
+
+    async def _on_response_done(self, event: dict[str, Any]) -> None:
+        self.response_active = False
+        if self.audio is not None and not self.audio.done:
+            self.audio.done = True  # a cancelled response may not finish its audio stream
+            await self._truncate(self.audio)
+        response = event.get("response") or {}
+        status = response.get("status")
+        output = response.get("output") or []
+        usage = realtime_usage(settings.OPENAI_REALTIME_MODEL, response.get("usage"))
+        if self.start_info is not None and self.writer is not None and (usage.input_tokens or usage.output_tokens):
+            self.writer.put(add_usage, interaction_id=self.start_info.interaction_id, usage=usage)
+        self.spent += usage.cost
+        # A response's cost goes on what it said; a tool-calling response's on the next answer.
+        spoken = [item for item in output if item.get("type") == "message" and item.get("id") in self.utterances]
+        if spoken:
+            self._update_utterance(self.utterances[spoken[-1]["id"]], cost=self.carried_cost + usage.cost)
+            self.carried_cost = Decimal("0")
+        else:
+            self.carried_cost += usage.cost
+
+        if status == "failed":
+            self.failed_responses += 1
+            logger.warning("Realtime response failed: %s", (response.get("status_details") or {}).get("error"))
+            if self.failed_responses >= MAX_FAILED_RESPONSES:
+                await self.end("upstream_error", UNAVAILABLE, error=UPSTREAM_LOST, failure="Realtime responses failed")
+                return
+        elif status == "completed":
+            self.failed_responses = 0
+        if self.spent >= settings.VOICE_SPEND_CAP_USD:
+            message = "This call reached its length limit. You can continue by typing."
+            await self.end("limit_reached", MAX_DURATION, error=("limit_reached", message))
+            return
+        calls = [item for item in output if item.get("type") == "function_call"]
+        # Only a completed response's calls are real: a cancelled one's arguments may be cut off.
+        if status == "completed" and calls:
+            self.tools_running += 1
+            self._spawn(self._run_tools(calls))
+        elif self.response_wanted:
+            self.response_wanted = False
+            await self._request_response()
+        else:
+            await self._set_state("listening")
+
+    async def _on_error(self, event: dict[str, Any]) -> None:
+        error = event.get("error") or {}
+        if error.get("code") == "conversation_already_has_active_response":
+            # The server started one itself (VAD); ask again when that one is done.
+            self.response_active = True
+            self.response_wanted = True
+            return
+        logger.warning("Realtime error event: %s %s", error.get("code"), error.get("message"))
+
+    # -- tools -----------------------------------------------------------------------------
+
+    async def _run_tools(self, calls: list[dict[str, Any]]) -> None:
+        assert self.start_info is not None and self.upstream is not None
+        try:
+            self.tool_rounds += 1
+            await self._set_state("thinking")
+            outcomes: list[ToolOutcome]
+            if self.tool_rounds > settings.CHAT_MAX_TOOL_ROUNDS:
+                result = {
+                    "error": "too_many_steps",
+                    "message": "Too many steps. Ask the customer to restate the request.",
+                }
+                outcomes = [
+                    ToolOutcome(c.get("call_id", ""), c.get("name", ""), result, "too_many_steps") for c in calls
+                ]
+            else:
+                outcomes = list(
+                    await asyncio.gather(
+                        *(
+                            db(
+                                run_tool,
+                                interaction_id=self.start_info.interaction_id,
+                                call_id=c.get("call_id", ""),
+                                name=c.get("name", ""),
+                                arguments=c.get("arguments", ""),
+                            )
+                            for c in calls
+                        )
+                    )
+                )
+            for outcome in outcomes:
+                await self._send({"type": "tool", **outcome.summary()})
+                if outcome.booking_id and not outcome.error and "booking" in outcome.result:
+                    await self._send({"type": "booking", "booking": outcome.result["booking"]})
+            # Every output first, then one response.create for all of them.
+            for outcome in outcomes:
+                item = {"type": "function_call_output", "call_id": outcome.call_id, "output": outcome.output}
+                await self.upstream.send({"type": "conversation.item.create", "item": item})
+            await self._request_response()
+        except realtime.RealtimeUnavailable:
+            pass  # the relay task sees the same failure and ends the call
+        finally:
+            self.tools_running -= 1
+            self.last_activity = self.loop.time()
+
+    async def _request_response(self) -> None:
+        if self.response_active:
+            self.response_wanted = True
+            return
+        # Active from now until response.done: a second response.create meanwhile is an error.
+        self.response_active = True
+        assert self.upstream is not None
+        await self.upstream.send({"type": "response.create"})
+
+    # -- transcript --------------------------------------------------------------------------
+
+    def _utterance(self, item_id: str, role: str) -> Utterance:
+        utterance = self.utterances.get(item_id)
+        if utterance is None:
+            utterance = Utterance(item_id=item_id, role=role, since=self.loop.time())
+            self.utterances[item_id] = utterance
+            self.ledger.append(utterance)
+        return utterance
+
+    def _settle(self, *, final: bool = False) -> None:
+        """Store finished utterances in spoken order.
+
+        An utterance whose transcript is still pending holds back the ones after it for up to
+        TRANSCRIPT_WAIT_SECONDS; at the end of the call everything is stored, partial
+        transcripts included (an assistant sentence cut off by a drop is marked interrupted).
+        """
+        now = self.loop.time()
+        while self.ledger:
+            head = self.ledger[0]
+            if head.text is None and not final and now - head.since < TRANSCRIPT_WAIT_SECONDS:
+                break
+            self.ledger.popleft()
+            head.settled = True
+            if head.text is None and final:
+                head.text = head.partial.strip()
+                if head.role == Message.Role.ASSISTANT and head.text:
+                    head.interrupted = True
+            if head.text is not None:
+                self._save(head)
+        for utterance in self.utterances.values():
+            # Gave up waiting for it earlier; store it now, out of order, rather than never.
+            if utterance.settled and not utterance.saved and utterance.text is not None:
+                self._save(utterance)
+
+    def _save(self, utterance: Utterance) -> None:
+        utterance.saved = True
+        if not utterance.text or self.start_info is None or self.writer is None:
+            return
+        self.writer.put(
+            save_utterance,
+            interaction_id=self.start_info.interaction_id,
+            role=utterance.role,
+            text=utterance.text,
+            item_id=utterance.item_id,
+            latency_ms=utterance.latency_ms,
+            cost=utterance.cost,
+            interrupted=utterance.interrupted,
+        )
+
+    def _update_utterance(self, utterance: Utterance, **fields: Any) -> None:
+        for name, value in fields.items():
+            setattr(utterance, name, value)
+        if utterance.saved and utterance.text and self.start_info is not None and self.writer is not None:
+            column = {"cost": "cost_usd"}
+            self.writer.put(
+                update_utterance,
+                interaction_id=self.start_info.interaction_id,
+                item_id=utterance.item_id,
+                **{column.get(name, name): value for name, value in fields.items()},
+            )
+
+    async def _mark_interrupted(self, item_id: str) -> None:
+        utterance = self.utterances.get(item_id)
+        if utterance is None or utterance.interrupted:
+            return
+        self._update_utterance(utterance, interrupted=True)
+        if utterance.text is not None:
+            # Its final transcript already went out: send it again, now marked interrupted.
+            await self._send_transcript("assistant", item_id, utterance.text, final=True, interrupted=True)
+
+    # -- browser ------------------------------------------------------------------------------
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if not self.browser_open:
+            return
+        try:
+            await self.browser.send_json(message)
+        except Exception:
+            self.browser_open = False
+
+    async def _send_transcript(
+        self, role: str, item_id: str, text: str, *, final: bool, interrupted: bool = False
+    ) -> None:
+        await self._send(
+            {
+                "type": "transcript",
+                "role": role,
+                "item_id": item_id,
+                "text": text,
+                "final": final,
+                "interrupted": interrupted,
+            }
+        )
+
+    async def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            await self._send({"type": "state", "state": state})
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Voice call task failed", exc_info=task.exception())
+
+
+async def _discard_connection(connecting: asyncio.Task[realtime.RealtimeLink]) -> None:
+    """Cancel a connection attempt; close the socket if it opened anyway."""
+    if not connecting.done():
+        connecting.cancel()
+    await asyncio.wait([connecting])
+    if not connecting.cancelled() and connecting.exception() is None:
+        await connecting.result().close()
