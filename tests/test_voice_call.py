@@ -174,10 +174,14 @@ def spoken(messages: list[Message]) -> list[tuple[str, str]]:
 
 async def test_a_customer_books_a_visit_by_voice(business, voice, frozen):
     voice.queue_reply("Maple Home Services, how can I help?", audio_ms=300)
-    voice.queue_turn("My furnace is banging, can someone come Wednesday?", function_calls=[("resolve_date", {"text": "Wednesday"})])
+    voice.queue_turn(
+        "My furnace is banging, can someone come Wednesday?", function_calls=[("resolve_date", {"text": "Wednesday"})]
+    )
     voice.queue_function_call("get_available_time_slots", SLOTS_ARGS)
     voice.queue_reply("Alice can come Wednesday November eighteenth at eight thirty. Shall I book it?", audio_ms=600)
-    voice.queue_turn("Yes. Dana Customer, 416 555 0123, 12 Queen Street West.", function_calls=[("create_booking", BOOKING_ARGS)])
+    voice.queue_turn(
+        "Yes. Dana Customer, 416 555 0123, 12 Queen Street West.", function_calls=[("create_booking", BOOKING_ARGS)]
+    )
     voice.queue_reply("You're booked. Your booking number is B K 2 0 2 6.", audio_ms=500)
 
     dana = Caller()
@@ -201,7 +205,9 @@ async def test_a_customer_books_a_visit_by_voice(business, voice, frozen):
     booked = await dana.expect("booking")
     assert booked["booking"]["when"] == "Wednesday November 18, 2026 at 8:30 AM"
     assert booked["booking"]["booking_number"].startswith("BK-2026-")
-    await dana.expect("transcript", role="assistant", final=True, text="You're booked. Your booking number is B K 2 0 2 6.")
+    await dana.expect(
+        "transcript", role="assistant", final=True, text="You're booked. Your booking number is B K 2 0 2 6."
+    )
     assert await dana.hang_up() == 1000
     assert dana.of("ended") == [{"type": "ended", "reason": "customer_hung_up"}]
 
@@ -247,7 +253,7 @@ async def test_a_customer_books_a_visit_by_voice(business, voice, frozen):
     ]
     assert all(m.channel == "voice" for m in messages)
     assert all(m.item_id for m in messages if m.role != Message.Role.EVENT)
-    assert [m.text for m in messages if m.role == Message.Role.EVENT][0] == "Voice call started."
+    assert messages[0].role == Message.Role.EVENT and messages[0].text == "Voice call started."
     assert "customer_hung_up" in messages[-1].text
     offer_row = messages[3]
     assert offer_row.latency_ms is not None and offer_row.latency_ms < 5000
@@ -356,7 +362,9 @@ async def test_a_tool_error_goes_back_to_the_model(business, voice, frozen):
     await eve.hang_up()
 
     output = next(
-        e["item"] for e in voice.events if e["type"] == "conversation.item.create" and e["item"]["type"] == "function_call_output"
+        e["item"]
+        for e in voice.events
+        if e["type"] == "conversation.item.create" and e["item"]["type"] == "function_call_output"
     )
     assert json.loads(output["output"])["error"] == "confirmation_required"
     assert not eve.of("booking")
@@ -385,7 +393,10 @@ async def test_an_upstream_drop_mid_answer_keeps_the_transcript_and_offers_text(
     assert interaction.failure_count == 1 and interaction.last_error.startswith("Realtime dropped")
     messages = await messages_of(ready["session_id"])
     said = [(m.role, m.text, m.interrupted) for m in messages if m.role != Message.Role.EVENT]
-    assert said[:2] == [("assistant", "Hello, Maple Home Services.", False), ("customer", "I need a plumber tomorrow.", False)]
+    assert said[:2] == [
+        ("assistant", "Hello, Maple Home Services.", False),
+        ("customer", "I need a plumber tomorrow.", False),
+    ]
     # What was said before the drop is kept, marked as cut off.
     assert said[2][0] == "assistant" and said[2][2] is True
     assert "Sure, let me look at tomorrow for plumbers in your area.".startswith(said[2][1]) and said[2][1]
