@@ -1,4 +1,9 @@
-"""ASGI entry point: HTTP through Django, WebSockets (voice calls) through Channels."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+
+WebSockets: the voice call relay (voice.routing) and the live updates for customers and
+staff (chatdesk.routing). Origin is checked against ALLOWED_HOSTS before any consumer
+runs; the auth stack gives consumers the cookies and the staff user.
+"""
 
 import os
 
@@ -12,14 +17,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-import voice.routing  # noqa: E402
+from chatdesk.routing import websocket_urlpatterns as live_routes  # noqa: E402
+from voice.routing import websocket_urlpatterns as voice_routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # The Origin check refuses cross-site pages during the handshake (a page on another
-        # site must not open a call with the customer's cookie); AuthMiddlewareStack parses the
-        # cookies, which carry the signed chat session a call continues.
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(voice.routing.websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
     }
 )
