@@ -257,7 +257,9 @@ def scrub_json(data: object, known: Iterable[str] = (), keys: frozenset[str] = A
 def interaction_anonymize(interaction: Interaction) -> None:
     """Remove everything about the customer from one conversation, keeping its metrics."""
     with transaction.atomic():
-        interaction = Interaction.objects.select_for_update().select_related("customer").get(pk=interaction.pk)
+        interaction = (
+            Interaction.objects.select_for_update(of=("self",)).select_related("customer").get(pk=interaction.pk)
+        )
         calls = list(interaction.tool_calls.all())
         handoffs = list(interaction.handoffs.all())
         known = _known_values(interaction, calls, handoffs)

@@ -1,0 +1,57 @@
+"""Helpers for the operator command tests (tests/test_cmd_*.py): stored conversations and running commands."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from io import StringIO
+
+from django.core.management import call_command
+
+from chatdesk.models import Interaction, Message, ToolCall
+
+_numbers = itertools.count(1)
+
+
+def conversation(
+    *,
+    started: datetime,
+    minutes: float = 5,
+    messages: Sequence[tuple[str, str]] = (),
+    tool_calls: Sequence[dict] = (),
+    **fields: object,
+) -> Interaction:
+    """A stored conversation as the chat leaves it, started at `started`, last active `minutes` later.
+
+    `messages` are (role, text), ten seconds apart; `tool_calls` are ToolCall fields.
+    """
+    fields.setdefault("model", "gpt-6-luna")
+    interaction = Interaction.objects.create(number=f"INT-2026-{next(_numbers):05d}", **fields)
+    Interaction.objects.filter(pk=interaction.pk).update(
+        started_at=started, last_activity_at=started + timedelta(minutes=minutes)
+    )
+    for index, (role, text) in enumerate(messages):
+        message = Message.objects.create(interaction=interaction, role=role, text=text)
+        Message.objects.filter(pk=message.pk).update(created_at=started + timedelta(seconds=10 * index))
+    for index, call in enumerate(tool_calls):
+        created = ToolCall.objects.create(interaction=interaction, call_id=f"call_{index}", **call)
+        ToolCall.objects.filter(pk=created.pk).update(created_at=started + timedelta(seconds=10 * index + 5))
+    Interaction.objects.filter(pk=interaction.pk).update(message_count=len(messages))
+    interaction.refresh_from_db()
+    return interaction
+
+
+def run(command: str, *args: str, **options: object) -> str:
+    """The command's standard output (its errors raise CommandError)."""
+    out = StringIO()
+    call_command(command, *args, stdout=out, stderr=StringIO(), **options)
+    return out.getvalue()
+
+
+def help_text(command: str) -> str:
+    """What `manage.py <command> --help` prints."""
+    from django.core.management import load_command_class
+
+    parser = load_command_class("chatdesk", command).create_parser("manage.py", command)
+    return parser.format_help()

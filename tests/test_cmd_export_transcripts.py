@@ -1,0 +1,151 @@
+"""`manage.py export_transcripts`: JSON Lines, streamed in chunks, written whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import datetime, timedelta
+from io import StringIO
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from chatdesk import reports
+from tests.cmd_fixtures import conversation, help_text, run
+
+pytestmark = pytest.mark.django_db
+
+TORONTO = ZoneInfo("America/Toronto")
+NOVEMBER = ("--since", "2026-11-01", "--until", "2026-11-30")
+
+
+@pytest.fixture
+def stored():
+    """Five November conversations with 3 messages and 2 tool calls each, and one in December."""
+    first = datetime(2026, 11, 2, 9, 0, tzinfo=TORONTO)
+    made = []
+    for index in range(5):
+        made.append(
+            conversation(
+                started=first + timedelta(days=index),
+                messages=[
+                    ("assistant", "Hi! How can I help?"),
+                    ("customer", f'Customer {index}: my sink is "blocked"\nsince Monday'),
+                    ("assistant", "Let me check."),
+                ],
+                tool_calls=[
+                    {"name": "resolve_date", "arguments": {"text": "Monday"}, "result": {"date": "2026-11-02"}},
+                    {"name": "get_available_services", "arguments": {"trade": None}, "result": {"services": []}},
+                ],
+            )
+        )
+    conversation(started=datetime(2026, 12, 1, 9, 0, tzinfo=TORONTO), messages=[("customer", "December")])
+    return made
+
+
+def lines_of(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_it_writes_one_conversation_per_line_with_messages_and_tool_calls(stored, tmp_path):
+    out = tmp_path / "november.jsonl"
+    summary = run("export_transcripts", *NOVEMBER, "--out", str(out))
+    assert "Exported 5 conversations" in summary
+    rows = lines_of(out)
+    assert [r["number"] for r in rows] == [i.number for i in stored]
+    assert all(len(r["messages"]) == 3 and len(r["tool_calls"]) == 2 for r in rows)
+    first = rows[0]
+    assert first["messages"][1]["text"] == 'Customer 0: my sink is "blocked"\nsince Monday'
+    assert [m["role"] for m in first["messages"]] == ["assistant", "customer", "assistant"]
+    assert [c["name"] for c in first["tool_calls"]] == ["resolve_date", "get_available_services"]
+    assert first["tool_calls"][0]["arguments"] == {"text": "Monday"}
+    assert first["started_at"].startswith("2026-11-02T14:00:00")
+    assert first["cost_usd"] == "0.000000"
+    assert "model_items" not in first
+
+
+@pytest.mark.parametrize(("chunk_size", "chunks"), [(2, 3), (5, 1)])
+def test_it_streams_in_chunks_with_prefetches_per_chunk(
+    stored, tmp_path, django_assert_num_queries, chunk_size, chunks
+):
+    # The count for the progress line, one server-side cursor read chunk by chunk, and per
+    # chunk one query for its messages and one for its tool calls: never one per conversation.
+    with django_assert_num_queries(1 + 1 + 2 * chunks):
+        run("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "out.jsonl"), "--chunk-size", str(chunk_size))
+
+
+def test_it_writes_to_standard_output_with_a_dash(stored):
+    output = run("export_transcripts", *NOVEMBER, "--out", "-")
+    assert [json.loads(line)["number"] for line in output.splitlines()] == [i.number for i in stored]
+
+
+def test_the_file_is_private_and_no_temporary_file_is_left(stored, tmp_path):
+    out = tmp_path / "export.jsonl"
+    run("export_transcripts", *NOVEMBER, "--out", str(out))
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["export.jsonl"]
+
+
+def test_a_failure_half_way_leaves_the_previous_file_untouched(stored, tmp_path, monkeypatch):
+    out = tmp_path / "export.jsonl"
+    out.write_text("the previous export\n")
+    real = reports.transcript_dict
+    calls = []
+
+    def failing(interaction):
+        calls.append(interaction.number)
+        if len(calls) == 3:
+            raise RuntimeError("database went away")
+        return real(interaction)
+
+    monkeypatch.setattr(reports, "transcript_dict", failing)
+    with pytest.raises(RuntimeError):
+        run("export_transcripts", *NOVEMBER, "--out", str(out))
+    assert out.read_text() == "the previous export\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["export.jsonl"]
+
+
+def test_running_it_again_replaces_the_file(stored, tmp_path):
+    out = tmp_path / "export.jsonl"
+    run("export_transcripts", *NOVEMBER, "--out", str(out))
+    run("export_transcripts", "--since", "2026-11-02", "--until", "2026-11-02", "--out", str(out))
+    assert len(lines_of(out)) == 1
+
+
+def test_an_empty_period_writes_an_empty_file(tmp_path):
+    out = tmp_path / "empty.jsonl"
+    assert "Exported 0 conversations" in run("export_transcripts", *NOVEMBER, "--out", str(out))
+    assert out.read_text() == ""
+
+
+def test_it_refuses_a_directory_that_does_not_exist(tmp_path):
+    with pytest.raises(CommandError, match="does not exist"):
+        run("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "nope" / "x.jsonl"))
+
+
+def test_it_shows_progress_on_stderr_only_on_a_terminal(stored, tmp_path):
+    class Terminal(StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out, err = Terminal(), StringIO()
+    call_command("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "x.jsonl"), stdout=out, stderr=err)
+    assert "\r5/5 conversations exported" in err.getvalue()
+
+    quiet = StringIO()
+    call_command("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "y.jsonl"), stdout=StringIO(), stderr=quiet)
+    assert quiet.getvalue() == ""
+
+
+def test_it_needs_since_until_and_out():
+    with pytest.raises(CommandError, match="--out"):
+        run("export_transcripts", *NOVEMBER)
+    with pytest.raises(CommandError, match="is after --until"):
+        run("export_transcripts", "--since", "2026-12-01", "--until", "2026-11-01", "--out", "-")
+
+
+def test_help_warns_about_pii():
+    text = help_text("export_transcripts")
+    assert "PII" in text
+    assert "--out FILE" in text
