@@ -7,6 +7,7 @@ Database work runs on worker threads, so the tests use transactional databases.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from decimal import Decimal
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 import pytest
 import time_machine
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
 from django.test import Client
 
 from bookings.models import Booking
+from chatdesk import live
 from chatdesk.asgi import application
 from chatdesk.models import Interaction, Message, ToolCall
 from tests.conftest import MONDAY_NOON_UTC
@@ -478,3 +481,69 @@ async def test_a_call_continues_the_text_conversation(business, voice, fake_open
     sent = fake_openai.response_requests[-1]["input"]
     assert {"role": "user", "content": "Yes, Wednesday morning please."} in sent
     assert {"role": "assistant", "content": "Let me check Wednesday."} in sent
+
+
+async def test_parallel_tool_calls_get_all_outputs_then_one_response(business, voice, frozen):
+    voice.queue_reply("Hi!", audio_ms=200)
+    voice.queue_turn(
+        "What can you do on Wednesday?",
+        function_calls=[("resolve_date", {"text": "Wednesday"}), ("get_available_services", {"trade": "HVAC"})],
+    )
+    voice.queue_reply("On Wednesday we can repair your furnace.", audio_ms=300)
+    ida = Caller()
+    ready = await ida.connect()
+    await ida.say()
+    await ida.expect("transcript", role="assistant", final=True, text="On Wednesday we can repair your furnace.")
+    await ida.hang_up()
+
+    types = voice.connections[0].event_types()
+    first_output = types.index("conversation.item.create")
+    assert types[first_output : first_output + 3] == [
+        "conversation.item.create",
+        "conversation.item.create",
+        "response.create",
+    ]
+    assert [m["name"] for m in ida.of("tool")] == ["resolve_date", "get_available_services"]
+    assert {c.name for c in await tool_calls_of(ready["session_id"])} == {"resolve_date", "get_available_services"}
+
+
+async def test_semantic_vad_can_be_chosen_in_settings(voice, settings):
+    settings.OPENAI_REALTIME_TURN_DETECTION = "semantic_vad"
+    settings.VOICE_GREET_FIRST = False
+    jo = Caller()
+    await jo.connect()
+    await jo.hang_up()
+    detection = voice.connections[0].session["audio"]["input"]["turn_detection"]
+    assert detection["type"] == "semantic_vad" and detection["interrupt_response"] is True
+
+
+async def test_a_call_over_its_spend_cap_is_ended(business, voice, settings):
+    settings.VOICE_SPEND_CAP_USD = Decimal("0.000001")
+    voice.queue_reply("Hello, Maple Home Services, how can I help you today?", audio_ms=1500)
+    kim = Caller()
+    ready = await kim.connect()
+    error = await kim.expect("error")
+    assert error["code"] == "limit_reached"
+    assert await kim.closed() == 4409
+    await kim.leave()
+    interaction = await interaction_of(ready["session_id"])
+    assert interaction.end_reason == "limit_reached" and interaction.cost_usd > 0
+
+
+async def test_staff_follow_a_call_live(business, voice):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(live.MONITOR_GROUP, channel)
+    voice.queue_reply("Hello, Maple Home Services.", audio_ms=200)
+    lou = Caller()
+    await lou.connect()
+    await lou.expect("transcript", role="assistant", final=True)
+    await lou.hang_up()
+
+    seen = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            message = await asyncio.wait_for(layer.receive(channel), 0.5)
+            seen.append((message["event"]["kind"], message["event"]["role"], message["summary"]["channel"]))
+    assert ("message", "assistant", "voice") in seen
+    assert seen.count(("message", "event", "voice")) == 2  # the call started, the call ended

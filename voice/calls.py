@@ -33,12 +33,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
-from django.http import HttpRequest
 from django.utils import timezone
 
 from bookings.numbering import next_number
-from chatdesk import assistant
-from chatdesk.api import SESSION_COOKIE
+from chatdesk import assistant, live
+from chatdesk.api import session_id_from_cookies
 from chatdesk.conversations import db, hash_ip
 from chatdesk.models import Interaction, Message
 from chatdesk.prompts import system_prompt
@@ -225,19 +224,6 @@ class CallStart:
     continued: bool
 
 
-def session_from_cookies(cookies: dict[str, str]) -> str:
-    """The chat session id from the signed `chatdesk_session` cookie, or "".
-
-    Read through HttpRequest.get_signed_cookie itself, as chatdesk.views does, so the signer,
-    its versioned salt and the legacy-salt fallback (Django 6.1) are exactly the same.
-    """
-    if not cookies.get(SESSION_COOKIE):
-        return ""
-    request = HttpRequest()
-    request.COOKIES = cookies
-    return request.get_signed_cookie(SESSION_COOKIE, default="", salt="chat-session")
-
-
 def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
     """Continue the customer's open conversation, or start a voice one; note the call in it."""
     now = timezone.now()
@@ -259,10 +245,11 @@ def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
                 client_ip_hash=hash_ip(ip),
                 user_agent=user_agent[:300],
             )
-        Message.objects.create(
+        started = Message.objects.create(
             interaction=interaction, role=Message.Role.EVENT, text="Voice call started.", channel="voice"
         )
         Interaction.objects.filter(pk=interaction.pk).update(message_count=F("message_count") + 1, last_activity_at=now)
+    live.publish(interaction, live.message_event(started))
     return CallStart(
         interaction_id=interaction.pk,
         number=interaction.number,
@@ -286,7 +273,7 @@ def save_utterance(
     """Store one spoken utterance and add it to the model history the text chat continues from."""
     item = assistant.user_item(text) if role == Message.Role.CUSTOMER else assistant.assistant_item(text)
     with transaction.atomic():
-        Message.objects.create(
+        message = Message.objects.create(
             interaction_id=interaction_id,
             role=role,
             text=text,
@@ -303,6 +290,8 @@ def save_utterance(
             message_count=F("message_count") + 1,
             last_activity_at=timezone.now(),
         )
+    # Staff on the live monitor follow the call as it happens.
+    live.publish(Interaction.objects.get(pk=interaction_id), live.message_event(message))
 
 
 def update_utterance(*, interaction_id: int, item_id: str, **fields: object) -> None:
@@ -337,8 +326,9 @@ def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "
     if failure:
         text += f" {failure[:200]}"
         updates.update(failure_count=F("failure_count") + 1, last_error=failure[:300])
-    Message.objects.create(interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice")
+    message = Message.objects.create(interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice")
     Interaction.objects.filter(pk=interaction_id).update(**updates)
+    live.publish(Interaction.objects.get(pk=interaction_id), live.message_event(message))
 
 
 def run_tool(*, interaction_id: int, call_id: str, name: str, arguments: str) -> ToolOutcome:
@@ -347,7 +337,9 @@ def run_tool(*, interaction_id: int, call_id: str, name: str, arguments: str) ->
     interaction = Interaction.objects.get(pk=interaction_id)
     # Not saved: makes the tools attribute bookings to the voice channel.
     interaction.channel = Interaction.ChannelKind.VOICE
-    return execute_tool_call(interaction=interaction, call_id=call_id, name=name, raw_arguments=arguments)
+    outcome = execute_tool_call(interaction=interaction, call_id=call_id, name=name, raw_arguments=arguments)
+    live.publish(interaction, {"kind": "tool_call", **outcome.summary()})
+    return outcome
 
 
 def _run_batch(batch: list[tuple[Callable[..., None], dict[str, Any]]]) -> None:
@@ -508,7 +500,7 @@ class VoiceCall:
             connecting = asyncio.ensure_future(realtime.connect())
             self.start_info = await db(
                 call_begin,
-                session_id=session_from_cookies(self.cookies),
+                session_id=session_id_from_cookies(self.cookies),
                 ip=self.ip,
                 user_agent=self.user_agent,
             )
