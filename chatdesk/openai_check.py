@@ -32,6 +32,14 @@ class Unreachable(Exception):
     """Nothing after this can work (no connection, key refused): stop checking."""
 
 
+def _api_message(error: openai.APIStatusError) -> str:
+    # The API's own sentence, without the SDK's "Error code: 404 - " prefix.
+    body = error.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return error.message
+
+
 def _describe(error: Exception) -> tuple[str, bool]:
     """A sentence an operator can act on, and whether further checks are pointless."""
     base_url = settings.OPENAI_BASE_URL or "https://api.openai.com/v1"
@@ -42,20 +50,20 @@ def _describe(error: Exception) -> tuple[str, bool]:
     if isinstance(error, openai.AuthenticationError):
         return "the API key was refused (401): check OPENAI_API_KEY", True
     if isinstance(error, openai.PermissionDeniedError):
-        return f"this key may not use it (403): {error.message}", False
+        return f"this key may not use it (403): {_api_message(error)}", False
     if isinstance(error, openai.NotFoundError):
-        return f"not found (404): {error.message}", False
+        return f"not found (404): {_api_message(error)}", False
     if isinstance(error, openai.RateLimitError):
-        return f"rate limited or out of quota (429): {error.message}", False
+        return f"rate limited or out of quota (429): {_api_message(error)}", False
     if isinstance(error, openai.APIStatusError):
-        return f"HTTP {error.status_code}: {error.message}", False
+        return f"HTTP {error.status_code}: {_api_message(error)}", False
     return f"{type(error).__name__}: {error}", False
 
 
 def _endpoint_missing(error: openai.NotFoundError) -> bool:
     # The API answers "Invalid URL (GET /v1/models/x)" for an endpoint it does not serve,
     # and code "model_not_found" for a model that does not exist.
-    return error.code != "model_not_found" and "Invalid URL" in str(error.message)
+    return error.code != "model_not_found" and _api_message(error).startswith("Invalid URL")
 
 
 async def _text_probe(model: str) -> str:
