@@ -1,0 +1,489 @@
+/*
+ * Chatdesk chat page: progressive enhancement over the server-rendered form.
+ *
+ * Without this file the form posts to /send and the server redirects back to the
+ * transcript. With it, messages go through the JSON API without reloading the page.
+ *
+ * Everything a customer or the model wrote is inserted with textContent, never parsed
+ * as HTML: a reply is untrusted text even when it comes from our own server.
+ * No inline styles or scripts either: the page's CSP allows only files from 'self'.
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("chat");
+  var form = document.getElementById("composer");
+  if (!root || !form || !window.fetch || !window.AbortController) {
+    return; // the plain form keeps working
+  }
+
+  // A turn can run several model rounds and tool calls; past this the UI stops waiting.
+  var REQUEST_TIMEOUT_MS = 120000;
+  // Proxies drop idle WebSockets after about a minute.
+  var LIVE_PING_MS = 30000;
+  var LIVE_MAX_RETRIES = 6;
+  // Kept in step with the labels templates/chat.html renders for #mode.
+  var MODES = {
+    guided: ["Guided booking", "step by step, by number"],
+    model: ["AI assistant", "ask in your own words"],
+  };
+
+  var transcript = document.getElementById("transcript");
+  var typing = document.getElementById("typing");
+  var announcer = document.getElementById("announcer");
+  var errorBox = document.getElementById("error");
+  var textarea = document.getElementById("message");
+  var sendButton = document.getElementById("send");
+  var modeBox = document.getElementById("mode");
+  var counter = document.getElementById("counter");
+  var hint = document.getElementById("composer-hint");
+
+  var sessionId = root.dataset.session || "";
+  var maxChars = parseInt(root.dataset.maxChars, 10) || 2000;
+  var phone = root.dataset.phone || "";
+  var urls = { create: root.dataset.urlNew, message: root.dataset.urlMessage, live: root.dataset.urlLive };
+  var busy = false;
+  // Whether a staff member is in the conversation: null until the server says.
+  var staffActive = null;
+  var live = null;
+  var liveRetries = 0;
+  var livePing = null;
+
+  // --- DOM helpers (text only) -------------------------------------------------------
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function whoLabel(role) {
+    if (role === "customer") return "You";
+    if (role === "staff") return "Staff";
+    return "Assistant";
+  }
+
+  function appendMessage(role, text) {
+    var item = el("li", "msg " + role);
+    item.append(el("span", "who", whoLabel(role)), el("p", "text", text));
+    transcript.append(item);
+    return item;
+  }
+
+  function appendNotice(text) {
+    var item = el("li", "notice");
+    item.append(el("p", "", text));
+    transcript.append(item);
+    return item;
+  }
+
+  function bookingShown(number) {
+    var cards = transcript.querySelectorAll("li.booking");
+    for (var i = 0; i < cards.length; i++) {
+      if (cards[i].dataset.booking === number) return true;
+    }
+    return false;
+  }
+
+  function appendBooking(booking) {
+    var number = String(booking.booking_number || "");
+    if (!number || bookingShown(number)) return false;
+    var item = el("li", "booking");
+    item.dataset.booking = number;
+    var card = el("section", "booking-card");
+    var headingId = "booking-" + number;
+    card.setAttribute("aria-labelledby", headingId);
+    var heading = el("h3");
+    heading.id = headingId;
+    var check = el("span", "booking-check", "✓");
+    check.setAttribute("aria-hidden", "true");
+    heading.append(check, " Booking confirmed");
+    var details = el("dl");
+    [
+      ["Service", booking.service],
+      ["When", booking.when],
+      ["Technician", booking.technician],
+      ["Address", booking.address],
+      ["Estimate", booking.estimated_price],
+    ].forEach(function (row) {
+      if (row[1]) details.append(el("dt", "", row[0]), el("dd", "", row[1]));
+    });
+    card.append(
+      heading,
+      el("p", "booking-number", number),
+      details,
+      el("p", "booking-note", "Keep this number and your phone handy to change or cancel the visit.")
+    );
+    item.append(card);
+    transcript.append(item);
+    return true;
+  }
+
+  function setMode(mode) {
+    if (!mode || !MODES[mode] || modeBox.dataset.mode === mode) return false;
+    modeBox.dataset.mode = mode;
+    modeBox.className = "mode mode-" + mode;
+    modeBox.replaceChildren(el("strong", "", MODES[mode][0]), " ", el("span", "mode-detail", MODES[mode][1]));
+    return true;
+  }
+
+  function announce(text) {
+    // Emptied first so the same words twice in a row are still read out.
+    announcer.textContent = "";
+    window.setTimeout(function () {
+      announcer.textContent = text;
+    }, 50);
+  }
+
+  function scrollToEnd() {
+    // The page itself scrolls (the composer is sticky at the bottom), so the newest
+    // message is at the end of the document.
+    window.scrollTo(0, document.documentElement.scrollHeight);
+  }
+
+  // --- errors --------------------------------------------------------------------------
+
+  function hideError() {
+    errorBox.replaceChildren();
+    errorBox.hidden = true;
+  }
+
+  function showError(message, action) {
+    errorBox.replaceChildren(el("p", "", message));
+    if (action) {
+      var button = el("button", "button-inline", action.label);
+      button.type = "button";
+      button.addEventListener("click", action.run);
+      errorBox.append(button);
+    }
+    errorBox.hidden = false;
+  }
+
+  function seconds(wait) {
+    if (wait >= 120) return Math.ceil(wait / 60) + " minutes";
+    return wait + (wait === 1 ? " second" : " seconds");
+  }
+
+  function callUs() {
+    return phone ? " or call us at " + phone : "";
+  }
+
+  function reportError(error) {
+    var status = error.status;
+    if (error.code === "conversation_closed" || error.code === "session_not_found") {
+      showError(error.message, { label: "Start a new conversation", run: startOver });
+    } else if (status === 429) {
+      var wait = error.retryAfter ? " You can send again in " + seconds(error.retryAfter) + "." : "";
+      showError(error.message + wait);
+    } else if (status === 403) {
+      showError(
+        error.code === "csrf_failed"
+          ? error.message
+          : "Your session expired. Reload the page and try again."
+      );
+    } else if (error.code === "network") {
+      showError("We couldn't reach the server. Check your connection and try again" + callUs() + ".");
+    } else if (error.code === "timeout") {
+      showError("This is taking too long. Please try again" + callUs() + ".");
+    } else if (status >= 500 || !error.message) {
+      showError("Something went wrong on our side. Please try again" + callUs() + ".");
+    } else {
+      showError(error.message);
+    }
+  }
+
+  // --- the API -------------------------------------------------------------------------
+
+  function ApiError(status, code, message, retryAfter) {
+    this.status = status;
+    this.code = code;
+    this.message = message;
+    this.retryAfter = retryAfter;
+  }
+
+  function csrfToken() {
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    if (match) return decodeURIComponent(match[1]);
+    var input = form.querySelector('input[name="csrfmiddlewaretoken"]');
+    return input ? input.value : "";
+  }
+
+  function post(url, body) {
+    var controller = new AbortController();
+    var timer = window.setTimeout(function () {
+      controller.abort();
+    }, REQUEST_TIMEOUT_MS);
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        "X-CSRFToken": csrfToken(),
+      },
+      body: JSON.stringify(body || {}),
+      signal: controller.signal,
+    })
+      .catch(function () {
+        throw new ApiError(0, controller.signal.aborted ? "timeout" : "network", "", null);
+      })
+      .then(function (response) {
+        return response
+          .json()
+          .catch(function () {
+            return null; // e.g. an HTML error page from a proxy
+          })
+          .then(function (data) {
+            if (response.ok && data) return data;
+            var retry = parseInt(response.headers.get("Retry-After") || (data && data.retry_after) || "", 10);
+            throw new ApiError(
+              response.status,
+              (data && data.error) || "http_" + response.status,
+              data && typeof data.message === "string" ? data.message : "",
+              isNaN(retry) ? null : retry
+            );
+          });
+      })
+      .finally(function () {
+        window.clearTimeout(timer);
+      });
+  }
+
+  function startSession() {
+    return post(urls.create, {}).then(function (data) {
+      sessionId = data.session_id;
+      root.dataset.session = sessionId;
+      setMode(data.mode);
+      // The cookie now names the new conversation: listen to that one.
+      staffActive = null;
+      connectLive(true);
+      return data;
+    });
+  }
+
+  // --- staff replies, live ----------------------------------------------------------------
+  // The server pushes what staff say (and whether one of them has taken over) over a
+  // WebSocket; the assistant's replies come back in the API response instead.
+
+  function setStaffActive(active) {
+    if (active === staffActive) return;
+    var known = staffActive !== null;
+    staffActive = active;
+    if (!active && !known) return; // the usual start: nobody has joined
+    var text = active
+      ? "A member of our team has joined the chat and will reply here."
+      : "Our team member has handed you back to the assistant.";
+    appendNotice(text);
+    announce(text);
+    scrollToEnd();
+  }
+
+  function onLiveMessage(event) {
+    var data;
+    try {
+      data = JSON.parse(event.data);
+    } catch (error) {
+      return;
+    }
+    if (!data || typeof data !== "object") return;
+    if (data.type === "takeover") {
+      setStaffActive(Boolean(data.taken_over));
+    } else if (data.type === "staff_message" && typeof data.text === "string") {
+      appendMessage("staff", data.text);
+      announce("Staff: " + data.text);
+      scrollToEnd();
+    }
+  }
+
+  function connectLive(restart) {
+    if (!urls.live || !sessionId || !window.WebSocket) return;
+    if (live) {
+      if (!restart) return;
+      var old = live;
+      live = null; // so its close handler doesn't reconnect
+      old.close();
+    }
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + urls.live);
+    live = socket;
+    socket.addEventListener("open", function () {
+      liveRetries = 0;
+      window.clearInterval(livePing);
+      livePing = window.setInterval(function () {
+        if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
+      }, LIVE_PING_MS);
+    });
+    socket.addEventListener("message", onLiveMessage);
+    socket.addEventListener("close", function (event) {
+      if (live !== socket) return; // replaced on purpose
+      live = null;
+      window.clearInterval(livePing);
+      // 4404: no open conversation for this cookie; nothing to listen to until a new one.
+      if (event.code === 4404 || liveRetries >= LIVE_MAX_RETRIES) return;
+      window.setTimeout(connectLive, 1000 * Math.pow(2, liveRetries++));
+    });
+  }
+
+  // --- composing -------------------------------------------------------------------------
+
+  function setBusy(value) {
+    busy = value;
+    // Only Send is disabled: the textarea keeps focus so the next message can be typed.
+    sendButton.disabled = value;
+    form.setAttribute("aria-busy", value ? "true" : "false");
+  }
+
+  function charCount(text) {
+    return Array.from(text.trim()).length; // code points, as the server counts them
+  }
+
+  function updateCounter() {
+    var count = charCount(textarea.value);
+    if (count < maxChars * 0.8) {
+      counter.hidden = true;
+      return;
+    }
+    var over = count > maxChars;
+    counter.textContent = count + " / " + maxChars + (over ? " — too long" : "");
+    counter.classList.toggle("over", over);
+    counter.hidden = false;
+  }
+
+  function restoreDraft(text) {
+    // Anything typed while waiting is kept after the restored message.
+    textarea.value = textarea.value ? text + "\n" + textarea.value : text;
+    textarea.setSelectionRange(textarea.value.length, textarea.value.length);
+    updateCounter();
+  }
+
+  function send() {
+    if (busy) return;
+    var text = textarea.value;
+    if (!text.trim()) {
+      textarea.focus();
+      return;
+    }
+    setBusy(true);
+    hideError();
+    var bubble = appendMessage("customer", text.trim());
+    textarea.value = "";
+    updateCounter();
+    typing.hidden = false;
+    scrollToEnd();
+    textarea.focus();
+
+    var ready = sessionId
+      ? Promise.resolve()
+      : startSession().then(function (data) {
+          // The greeting was rendered before the session existed; show the one it got.
+          var greeting = transcript.querySelector("li[data-greeting] .text");
+          if (greeting && data.greeting) greeting.textContent = data.greeting;
+        });
+    ready
+      .then(function () {
+        return post(urls.message, { session_id: sessionId, message: text });
+      })
+      .then(function (data) {
+        if (data.paused) {
+          // Staff have the conversation: they answer over the live connection.
+          setStaffActive(true);
+          return;
+        }
+        appendMessage("assistant", data.reply);
+        var spoken = "Assistant: " + data.reply;
+        (data.bookings || []).forEach(function (booking) {
+          if (appendBooking(booking)) spoken += " Booking confirmed: " + booking.booking_number + ".";
+        });
+        if (setMode(data.mode)) spoken += " Now in " + MODES[data.mode][0] + " mode.";
+        announce(spoken);
+      })
+      .catch(function (error) {
+        // The server did not take the message: take the bubble back, give the text back.
+        bubble.remove();
+        restoreDraft(text);
+        reportError(error instanceof ApiError ? error : new ApiError(0, "client", "", null));
+      })
+      .finally(function () {
+        typing.hidden = true;
+        setBusy(false);
+        scrollToEnd();
+        textarea.focus();
+      });
+  }
+
+  function startOver() {
+    if (busy) return;
+    setBusy(true);
+    hideError();
+    startSession()
+      .then(function (data) {
+        transcript.replaceChildren();
+        appendMessage("assistant", data.greeting);
+        announce("New conversation. Assistant: " + data.greeting);
+      })
+      .catch(reportError)
+      .finally(function () {
+        setBusy(false);
+        scrollToEnd();
+        textarea.focus();
+      });
+  }
+
+  // --- opening hours: "Monday: 08:00-18:00; Tuesday: ..." -> "Mon–Fri 08:00–18:00 · ..."
+
+  function compactHours() {
+    var box = document.getElementById("hours");
+    if (!box) return;
+    var full = box.textContent.trim();
+    var days = full.split(";").map(function (part) {
+      var at = part.indexOf(":");
+      return at > 0 ? [part.slice(0, at).trim(), part.slice(at + 1).trim()] : null;
+    });
+    if (days.length !== 7 || days.some(function (day) { return !day; })) return; // not the format we know
+    var groups = [];
+    days.forEach(function (day) {
+      var last = groups[groups.length - 1];
+      if (last && last.hours === day[1]) last.to = day[0];
+      else groups.push({ from: day[0], to: day[0], hours: day[1] });
+    });
+    box.textContent = groups
+      .map(function (group) {
+        var span = group.from.slice(0, 3) + (group.to !== group.from ? "–" + group.to.slice(0, 3) : "");
+        // No-break spaces keep each "Sat 09:00–14:00" together when the line wraps.
+        return span + "\u00a0" + group.hours.replace(/(\d)-(\d)/g, "$1–$2").replace(/ /g, "\u00a0");
+      })
+      .join(" · ");
+    box.title = full;
+  }
+
+  // --- wiring ----------------------------------------------------------------------------
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    send();
+  });
+
+  textarea.addEventListener("keydown", function (event) {
+    // Enter sends, Shift+Enter is a new line; never while an IME is composing a word.
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      send();
+    }
+  });
+
+  textarea.addEventListener("input", updateCounter);
+
+  document.documentElement.classList.add("js");
+  hint.textContent = "Enter to send, Shift+Enter for a new line.";
+  compactHours();
+  updateCounter();
+  scrollToEnd();
+  connectLive(false);
+  // Focus on load only with a mouse/keyboard: on phones it would pop the keyboard over the page.
+  if (!errorBox.hidden || textarea.value || window.matchMedia("(pointer: fine)").matches) {
+    textarea.focus({ preventScroll: true });
+  }
+  // Tests and support look for this to know the enhanced page is running.
+  root.dataset.enhanced = "true";
+})();
