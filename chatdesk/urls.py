@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+import voice.views
 from chatdesk import api, staff_live, views
 
 admin.site.site_header = "Chatdesk"
@@ -11,6 +12,7 @@ urlpatterns = [
     path("", views.chat_page, name="chat"),
     path("send", views.chat_page_send, name="chat-send"),
     path("restart", views.chat_page_restart, name="chat-restart"),
+    path("voice/", voice.views.voice_page, name="voice"),
     path("api/v1/chat/session/new", api.SessionNewAPI.as_view(), name="chat-session-new"),
     path("api/v1/chat/message", api.ChatMessageAPI.as_view(), name="chat-message"),
     path("api/v1/chat/session/<str:session_id>/history", api.HistoryAPI.as_view(), name="chat-history"),

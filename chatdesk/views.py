@@ -46,6 +46,7 @@ def _page_context(session_id: str) -> dict:
         "greeting": conversations.greeting(mode),
         "mode": mode,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        "voice_enabled": bool(settings.OPENAI_API_KEY),
     }
 
 
