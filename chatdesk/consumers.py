@@ -22,6 +22,8 @@ class CustomerLiveConsumer(AsyncJsonWebsocketConsumer):
         session_id = session_id_from_cookies(self.scope.get("cookies", {}))
         self.interaction = await self._open_interaction(session_id)
         if self.interaction is None:
+            # Accept first: a close before accepting reaches the browser as a bare 1006.
+            await self.accept()
             await self.close(code=4404)
             return
         self.group = live.interaction_group(self.interaction.pk)

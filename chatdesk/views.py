@@ -56,6 +56,15 @@ def chat_page(request: HttpRequest) -> HttpResponse:
     return render(request, "chat.html", _page_context(_session_id(request)))
 
 
+async def _page_with_error(request: HttpRequest, session_id: str, draft: str, error: str, wait: int) -> HttpResponse:
+    """A 429 that keeps what the customer typed in the box (the no-JavaScript path)."""
+    context = await sync_to_async(_page_context)(session_id)
+    context.update(error=error, draft=draft)
+    response = render(request, "chat.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
 @require_POST
 async def chat_page_send(request: HttpRequest) -> HttpResponse:
     """No-JavaScript path: run the turn, then redirect back to the transcript."""
@@ -76,9 +85,7 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
             request, group="chat-session-ip", rate=settings.CHAT_RATE_SESSION_PER_IP
         )
         if wait:
-            return HttpResponse(
-                "Too many new conversations. Please wait a moment.", status=429, headers={"Retry-After": str(wait)}
-            )
+            return await _page_with_error(request, "", text, "Too many new conversations. Please wait a moment.", wait)
         interaction = await conversations.db(
             conversations.interaction_start, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
         )
@@ -88,7 +95,7 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         request, group="chat-message-session", rate=settings.CHAT_RATE_MESSAGE_PER_SESSION, key=session_id
     )
     if wait:
-        return HttpResponse("Too many messages. Please wait a moment.", status=429, headers={"Retry-After": str(wait)})
+        return await _page_with_error(request, session_id, text, f"Too many messages. Please wait {wait} s.", wait)
     try:
         await conversations.chat_turn(session_id=session_id, text=text)
     except DomainError as error:

@@ -70,9 +70,10 @@ async def test_the_staff_socket_refuses_anyone_but_staff(business):
 
 
 async def test_the_customer_socket_needs_a_conversation():
-    _, connected, code = await socket("/api/v1/chat/live", cookie=f"{SESSION_COOKIE}=forged")
-    assert not connected
-    assert code == 4404
+    communicator, connected, _ = await socket("/api/v1/chat/live", cookie=f"{SESSION_COOKIE}=forged")
+    assert connected  # accepted, so the browser sees the close code
+    closed = await communicator.receive_output()
+    assert closed == {"type": "websocket.close", "code": 4404}
 
 
 async def test_a_foreign_origin_is_rejected(business):
