@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import voice.views
@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/v1/staff/conversations/<str:number>/takeover", staff_live.TakeOverAPI.as_view(), name="staff-takeover"),
     path("api/v1/staff/conversations/<str:number>/release", staff_live.HandBackAPI.as_view(), name="staff-release"),
     path("api/v1/staff/conversations/<str:number>/messages", staff_live.StaffMessageAPI.as_view(), name="staff-say"),
+    path("api/v1/bookings/", include("bookings.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("admin/", admin.site.urls),

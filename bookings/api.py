@@ -1,0 +1,226 @@
+"""Staff booking API (/api/v1/bookings/): thin views over bookings.services.
+
+Every change goes through the same service functions as the admin, the assistant's tools
+and the commands, with Actor.staff(request.user), so the audit trail names the staff
+member. Domain errors (SlotUnavailable -> 409, InvalidTransition -> 409, ...) are mapped
+to HTTP once, in chatdesk.api_errors.
+
+Authentication is the admin's session; DRF's SessionAuthentication checks CSRF for
+logged-in users, which is what protects these endpoints from other sites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bookings.errors import BookingNotFound
+from bookings.models import Booking, BookingEvent, Channel
+from bookings.selectors import business_tz
+from bookings.serializers import (
+    BookingCancelIn,
+    BookingCreateIn,
+    BookingDetailOut,
+    BookingFilterIn,
+    BookingOut,
+    BookingRescheduleIn,
+)
+from bookings.services import (
+    Actor,
+    booking_cancel,
+    booking_complete,
+    booking_confirm,
+    booking_create,
+    booking_mark_no_show,
+    booking_reschedule,
+)
+from chatdesk.api import ErrorOut
+
+TAG = "Staff bookings"
+ERRORS = {
+    400: OpenApiResponse(ErrorOut, description="Invalid input; `fields` names each field's problems."),
+    403: OpenApiResponse(ErrorOut, description="Not logged in as staff, or the CSRF token is missing."),
+}
+NOT_FOUND = {404: OpenApiResponse(ErrorOut, description="No booking with that number.")}
+CONFLICT = {409: OpenApiResponse(ErrorOut, description="The slot is taken, or the booking's status forbids it.")}
+
+
+def booking_list(*, filters: dict) -> QuerySet[Booking]:
+    """Bookings for the staff list, soonest first, with what the list shows in one query."""
+    bookings = Booking.objects.select_related("service", "employee", "customer").order_by("start", "pk")
+    tz = business_tz()
+    if filters.get("date_from"):
+        bookings = bookings.filter(start__gte=datetime.combine(filters["date_from"], time.min, tzinfo=tz))
+    if filters.get("date_to"):
+        day_after = filters["date_to"] + timedelta(days=1)
+        bookings = bookings.filter(start__lt=datetime.combine(day_after, time.min, tzinfo=tz))
+    if filters.get("status"):
+        bookings = bookings.filter(status__in=filters["status"])
+    if filters.get("technician"):
+        bookings = bookings.filter(employee_id=filters["technician"])
+    if filters.get("service"):
+        bookings = bookings.filter(service__slug=filters["service"])
+    return bookings
+
+
+def booking_by_number(number: str) -> Booking:
+    booking = (
+        Booking.objects.select_related("service", "employee", "customer")
+        .prefetch_related(Prefetch("events", queryset=BookingEvent.objects.select_related("actor_user")))
+        .filter(number=number.strip().upper())
+        .first()
+    )
+    if booking is None:
+        raise BookingNotFound(f"No booking {number}.")
+    return booking
+
+
+class BookingPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class StaffBookingAPI(APIView):
+    permission_classes = [IsAdminUser]
+
+    def detail(self, booking: Booking, status: int = 200) -> Response:
+        # Re-read after a change: the services return the row, the response also shows the new audit event.
+        return Response(BookingDetailOut(booking_by_number(booking.number)).data, status=status)
+
+
+class BookingListCreateAPI(StaffBookingAPI):
+    pagination_class = BookingPagination
+
+    @extend_schema(
+        tags=[TAG],
+        summary="List bookings",
+        description="Soonest first, paginated (`page`, `page_size` up to 200). Days are in the business time zone.",
+        parameters=[BookingFilterIn],
+        responses={200: BookingOut(many=True), **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        filters = BookingFilterIn(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(booking_list(filters=filters.validated_data), request, view=self)
+        return paginator.get_paginated_response(BookingOut(page, many=True).data)
+
+    @extend_schema(
+        tags=[TAG],
+        summary="Book a visit",
+        description="The start must be a slot the availability engine offers for the service.",
+        request=BookingCreateIn,
+        responses={201: BookingDetailOut, **ERRORS, **CONFLICT},
+    )
+    def post(self, request: Request) -> Response:
+        data = BookingCreateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        booking = booking_create(
+            service=values["service"],
+            start=values["start"],
+            employee=values.get("technician"),
+            customer_name=values["customer_name"],
+            customer_phone=values["customer_phone"],
+            customer_email=values["customer_email"],
+            address=values["address"],
+            notes=values["notes"],
+            status=values["status"],
+            channel=Channel.STAFF,
+            actor=Actor.staff(request.user),
+        )
+        return self.detail(booking, status=201)
+
+
+class BookingDetailAPI(StaffBookingAPI):
+    @extend_schema(
+        tags=[TAG],
+        summary="A booking with its audit trail",
+        responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, number: str) -> Response:
+        return Response(BookingDetailOut(booking_by_number(number)).data)
+
+
+class BookingRescheduleAPI(StaffBookingAPI):
+    @extend_schema(
+        tags=[TAG],
+        summary="Move a booking to another slot",
+        description="Keeps the booking number; the customer is emailed the new time.",
+        request=BookingRescheduleIn,
+        responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND, **CONFLICT},
+    )
+    def post(self, request: Request, number: str) -> Response:
+        booking = booking_by_number(number)
+        data = BookingRescheduleIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        booking = booking_reschedule(
+            booking=booking,
+            new_start=data.validated_data["start"],
+            employee=data.validated_data.get("technician"),
+            reason=data.validated_data["reason"],
+            actor=Actor.staff(request.user),
+        )
+        return self.detail(booking)
+
+
+class BookingCancelAPI(StaffBookingAPI):
+    @extend_schema(
+        tags=[TAG],
+        summary="Cancel a booking",
+        description="Frees the technician's time; the customer is emailed.",
+        request=BookingCancelIn,
+        responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND, **CONFLICT},
+    )
+    def post(self, request: Request, number: str) -> Response:
+        booking = booking_by_number(number)
+        data = BookingCancelIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        booking = booking_cancel(booking=booking, reason=data.validated_data["reason"], actor=Actor.staff(request.user))
+        return self.detail(booking)
+
+
+class BookingTransitionAPI(StaffBookingAPI):
+    """A status change without input: confirm, complete, no-show."""
+
+    change: Callable[..., Booking]
+
+    def post(self, request: Request, number: str) -> Response:
+        booking = type(self).change(booking=booking_by_number(number), actor=Actor.staff(request.user))
+        return self.detail(booking)
+
+
+def _transition_schema(summary: str, description: str) -> Callable:
+    return extend_schema_view(
+        post=extend_schema(
+            tags=[TAG],
+            summary=summary,
+            description=description,
+            request=None,
+            responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND, **CONFLICT},
+        )
+    )
+
+
+@_transition_schema("Confirm a pending booking", "Pending -> confirmed.")
+class BookingConfirmAPI(BookingTransitionAPI):
+    change = staticmethod(booking_confirm)
+
+
+@_transition_schema("Mark a visit completed", "Only once the visit has started.")
+class BookingCompleteAPI(BookingTransitionAPI):
+    change = staticmethod(booking_complete)
+
+
+@_transition_schema("Mark a visit as a no-show", "Only once the visit has started.")
+class BookingNoShowAPI(BookingTransitionAPI):
+    change = staticmethod(booking_mark_no_show)
