@@ -44,11 +44,11 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d\s().-]{6,}\d(?!\w)")
 
 
-def _batches(queryset: QuerySet, size: int = BATCH_SIZE) -> Iterator[list[int]]:
+def _batches(queryset: QuerySet) -> Iterator[list[int]]:
     """Primary keys in batches, read afresh each time (the work removes rows from the set)."""
     last = 0
     while True:
-        pks = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size])
+        pks = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:BATCH_SIZE])
         if not pks:
             return
         yield pks
@@ -89,11 +89,10 @@ def interactions_close_stale(
     result = RunResult(matched=stale.count())
     for pks in _batches(stale):
         with transaction.atomic():
-            # The idle condition is repeated in the UPDATE: PostgreSQL re-checks it on each
-            # locked row, so a customer whose message lands between the SELECT and here
-            # keeps their conversation open.
-            batch = stale.filter(pk__in=pks)
-            closed = list(batch.values_list("pk", flat=True).select_for_update())
+            # Lock the rows that are still idle: PostgreSQL re-checks the condition on each
+            # row it had to wait for, so a customer whose message landed since the batch was
+            # read keeps their conversation open.
+            closed = list(stale.filter(pk__in=pks).select_for_update().values_list("pk", flat=True))
             Interaction.objects.filter(pk__in=closed).update(
                 status=Interaction.Status.ABANDONED,
                 ended_at=F("last_activity_at"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from datetime import timedelta
 
 import pytest
@@ -99,6 +101,30 @@ def test_it_works_through_many_conversations_in_batches(monkeypatch):
         idle_for(45)
     assert "Closed 8 conversations" in run("close_stale_sessions", "--idle-minutes", "30")
     assert not Interaction.objects.filter(status="open").exists()
+
+
+def test_sigterm_stops_it_between_batches_and_a_rerun_finishes(monkeypatch):
+    from chatdesk import retention
+
+    monkeypatch.setattr(retention, "BATCH_SIZE", 2)
+    for _ in range(5):
+        idle_for(45)
+    sent = []
+
+    def terminate_once(interaction, event):
+        # As if `systemctl stop` arrived while the first batch was being announced.
+        if not sent:
+            sent.append(interaction.number)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(retention.live, "publish", terminate_once)
+    output = run("close_stale_sessions", "--idle-minutes", "30")
+    assert "Closed 2 conversations" in output
+    assert "Stopped by SIGTERM; run again to close the rest." in output
+    assert Interaction.objects.filter(status="open").count() == 3
+    # The handler is gone again, and the next run closes the rest.
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert "Closed 3 conversations" in run("close_stale_sessions", "--idle-minutes", "30")
 
 
 def test_the_live_monitor_hears_that_they_closed():

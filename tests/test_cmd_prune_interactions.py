@@ -232,6 +232,25 @@ def test_free_text_loses_emails_and_phone_numbers_but_not_dates_or_booking_numbe
     assert scrub_text("Ask for Dana Whitfield", ["Dana Whitfield"]) == f"Ask for {REDACTED}"
 
 
+@pytest.mark.parametrize("anonymize", [False, True])
+def test_it_works_through_many_conversations_in_batches(business, monkeypatch, anonymize):
+    from chatdesk import retention
+
+    monkeypatch.setattr(retention, "BATCH_SIZE", 2)
+    for index in range(5):
+        conversation(
+            started=NOW - timedelta(days=100 + index),
+            status="closed",
+            messages=[("customer", f"call 416-555-010{index}")],
+        )
+    args = ["--older-than-days", "90", "--yes", *(["--anonymize"] if anonymize else [])]
+    assert "d 5 conversations" in run("prune_interactions", *args)
+    if anonymize:
+        assert set(Message.objects.values_list("text", flat=True)) == {REDACTED}
+    else:
+        assert not Interaction.objects.exists()
+
+
 # --- safety --------------------------------------------------------------------------------------
 
 
