@@ -101,6 +101,26 @@ def test_it_offers_repair_slots_on_the_30_minute_grid_inside_working_hours_and_b
         assert slot.start.tzinfo is not None
 
 
+def test_it_follows_the_configured_slot_grid(business, settings):
+    settings.SLOT_GRID_MINUTES = 60
+
+    slots = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk, now=NOW)
+
+    # 08:30 is no longer on the grid; whole hours from 09:00 to 14:00 are.
+    assert walls(slots) == ["09:00", "10:00", "11:00", "12:00", "13:00", "14:00"]
+
+
+def test_it_counts_the_grid_from_midnight_not_from_opening_time(business):
+    BusinessHours.objects.filter(weekday=TUESDAY.weekday()).update(opens=time(8, 40))
+    business.repair.buffer_before_minutes = 0
+    business.repair.save()
+
+    slots = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk, now=NOW)
+
+    # Opening at 08:40 does not create an 08:40, 09:10, ... grid: the first start is 09:00.
+    assert walls(slots)[:2] == ["09:00", "09:30"]
+
+
 def test_it_lists_technicians_in_a_stable_order_with_only_public_fields(business):
     slots = available_slots(service=business.repair, start_date=TUESDAY, now=NOW)
 
