@@ -133,7 +133,7 @@ def test_a_failed_email_gives_the_claim_back_and_the_next_run_retries(visits, ma
 
 def test_a_dry_run_lists_and_sends_nothing(visits, mailoutbox):
     output = run("send_reminders", "--dry-run")
-    assert visits["dana"].number in output
+    assert f"{visits['dana'].number}  10:00  dana@example.com" in output
     assert "no email: skipped" in output
     assert "Would remind 2 customers for 2026-11-17." in output
     assert mailoutbox == []

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bookings.selectors import local_today
+from bookings.selectors import business_tz, local_today
 from chatdesk.management.base import Progress, day, stop_on_sigterm
 from chatdesk.reminders import ALREADY_SENT, FAILED, NO_EMAIL, SENT, booking_send_reminder, bookings_to_remind
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
             due = [b for b in bookings if b.reminder_sent_at is None]
             for booking in due:
                 who = booking.customer.email or "no email: skipped"
-                self.stdout.write(f"{booking.number}  {booking.start:%H:%M}  {who}")
+                self.stdout.write(f"{booking.number}  {booking.start.astimezone(business_tz()):%H:%M}  {who}")
             self.stdout.write(f"Would remind {sum(1 for b in due if b.customer.email)} customers for {visit_day}.")
             return
         outcomes: Counter[str] = Counter()
