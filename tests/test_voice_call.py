@@ -27,6 +27,7 @@ from chatdesk.models import Interaction, Message, ToolCall
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import silence_pcm16, sine_pcm16
+from voice.calls import realtime_usage, transcription_usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -492,6 +493,7 @@ async def test_parallel_tool_calls_get_all_outputs_then_one_response(business, v
     voice.queue_reply("On Wednesday we can repair your furnace.", audio_ms=300)
     ida = Caller()
     ready = await ida.connect()
+    await ida.expect("transcript", role="assistant", final=True, text="Hi!")
     await ida.say()
     await ida.expect("transcript", role="assistant", final=True, text="On Wednesday we can repair your furnace.")
     await ida.hang_up()
@@ -547,3 +549,42 @@ async def test_staff_follow_a_call_live(business, voice):
             seen.append((message["event"]["kind"], message["event"]["role"], message["summary"]["channel"]))
     assert ("message", "assistant", "voice") in seen
     assert seen.count(("message", "event", "voice")) == 2  # the call started, the call ended
+
+
+def test_realtime_usage_is_priced_by_modality_with_cached_tokens_as_a_subset():
+    usage = {
+        "total_tokens": 253,
+        "input_tokens": 132,
+        "output_tokens": 121,
+        "input_token_details": {
+            "text_tokens": 119,
+            "audio_tokens": 13,
+            "image_tokens": 0,
+            "cached_tokens": 64,
+            "cached_tokens_details": {"text_tokens": 64, "audio_tokens": 0, "image_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": 30, "audio_tokens": 91},
+    }
+    priced = realtime_usage("gpt-realtime-2.1-mini", usage)
+    assert priced.breakdown == {
+        "text_input": Decimal("0.000033"),  # (119 - 64) x $0.60 / 1M
+        "text_cached_input": Decimal("0.000004"),  # 64 x $0.06 / 1M
+        "audio_input": Decimal("0.000130"),  # 13 x $10 / 1M
+        "text_output": Decimal("0.000072"),  # 30 x $2.40 / 1M
+        "audio_output": Decimal("0.001820"),  # 91 x $20 / 1M
+    }
+    assert priced.cost == Decimal("0.002059")
+    assert (priced.input_tokens, priced.cached_input_tokens, priced.output_tokens) == (132, 64, 121)
+    assert (priced.audio_input_tokens, priced.audio_output_tokens) == (13, 91)
+    assert realtime_usage("unknown-model", usage).cost == 0
+
+
+def test_transcription_is_priced_only_when_its_model_has_prices(settings):
+    usage = {"type": "tokens", "input_tokens": 50, "output_tokens": 10, "input_token_details": {"audio_tokens": 50}}
+    assert transcription_usage("gpt-4o-mini-transcribe", usage).cost == 0
+    settings.OPENAI_PRICES = {
+        **settings.OPENAI_PRICES,
+        "gpt-4o-mini-transcribe": {"audio_input": Decimal("3"), "text_output": Decimal("5")},
+    }
+    priced = transcription_usage("gpt-4o-mini-transcribe", usage)
+    assert priced.breakdown == {"transcription": Decimal("0.000200")}  # 50 x $3 + 10 x $5, per 1M

@@ -205,10 +205,34 @@ def realtime_usage(model: str, usage: dict[str, Any] | None) -> RealtimeUsage:
         logger.warning("No price for model %s in OPENAI_PRICES; its cost is recorded as 0", model)
         return result
     for kind, tokens in counts.items():
-        if tokens:
+        if tokens and kind not in prices:
+            logger.warning("No %s price for model %s in OPENAI_PRICES; recorded as 0", kind, model)
+        elif tokens:
             result.breakdown[kind] = (Decimal(tokens) * prices[kind] / MILLION).quantize(MONEY)
     result.cost = sum(result.breakdown.values(), Decimal("0"))
     return result
+
+
+def transcription_usage(model: str, usage: dict[str, Any] | None) -> RealtimeUsage:
+    """The caller's input transcription, billed apart at the transcription model's rates.
+
+    Priced only when settings.OPENAI_PRICES has the model (per 1M tokens: audio_input,
+    text_input, text_output; or per_minute for duration-billed models); else not recorded.
+    """
+    prices = settings.OPENAI_PRICES.get(model)
+    if not usage or not prices:
+        return RealtimeUsage()
+    if usage.get("type") == "duration":
+        cost = Decimal(str(usage.get("seconds") or 0)) / 60 * prices.get("per_minute", Decimal("0"))
+    else:
+        details = usage.get("input_token_details") or {}
+        cost = (
+            int(details.get("audio_tokens") or 0) * prices.get("audio_input", Decimal("0"))
+            + int(details.get("text_tokens") or 0) * prices.get("text_input", Decimal("0"))
+            + int(usage.get("output_tokens") or 0) * prices.get("text_output", Decimal("0"))
+        ) / MILLION
+    cost = cost.quantize(MONEY)
+    return RealtimeUsage(cost=cost, breakdown={"transcription": cost} if cost else {})
 
 
 # --- persistence (sync: run through db(), off the event loop) ---------------------------
@@ -417,6 +441,7 @@ class AssistantAudio:
     complete_at_flush: bool = False
     reported: bool = False  # the browser said what it played after the flush (or we stopped waiting)
     decided: bool = False  # truncated (or found fully heard) after the barge-in
+    timer: asyncio.TimerHandle | None = None  # stops waiting for the playback report
 
 
 class VoiceCall:
@@ -434,6 +459,9 @@ class VoiceCall:
         self.started_at = self.loop.time()
         self.last_activity = self.started_at
         self.budget = FrameBudget(settings.VOICE_MAX_FRAMES_PER_SECOND, self.loop.time)
+        # Read once: settings is a lazy object, and these are checked on every frame.
+        self.max_frame_bytes = settings.VOICE_MAX_FRAME_BYTES
+        self.max_text_chars = settings.VOICE_MAX_TEXT_FRAME_CHARS
         self.tasks: set[asyncio.Task[None]] = set()
         self.upstream: realtime.RealtimeLink | None = None
         self.writer: CallWriter | None = None
@@ -454,7 +482,6 @@ class VoiceCall:
         self.carried_cost = Decimal("0")
         self.turn_ended_at: float | None = None
         self.audio: AssistantAudio | None = None
-        self.truncate_timer: asyncio.TimerHandle | None = None
         self.ledger: deque[Utterance] = deque()
         self.utterances: dict[str, Utterance] = {}
         self.handlers: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, None]]] = {
@@ -580,8 +607,8 @@ class VoiceCall:
         for task in list(self.tasks):
             if task is not current:
                 task.cancel()
-        if self.truncate_timer is not None:
-            self.truncate_timer.cancel()
+        if self.audio is not None and self.audio.timer is not None:
+            self.audio.timer.cancel()
         try:
             if error is not None:
                 await self._send({"type": "error", "code": error[0], "message": error[1], "fallback": "text"})
@@ -641,10 +668,8 @@ class VoiceCall:
             await self.end("limit_reached", RATE_LIMITED, error=("rate_limited", "Too many frames per second."))
             return
         if data is not None:
-            if len(data) > settings.VOICE_MAX_FRAME_BYTES:
-                await self._bad_frame(
-                    FRAME_TOO_LARGE, f"Audio frames must be at most {settings.VOICE_MAX_FRAME_BYTES} bytes."
-                )
+            if len(data) > self.max_frame_bytes:
+                await self._bad_frame(FRAME_TOO_LARGE, f"Audio frames must be at most {self.max_frame_bytes} bytes.")
             elif len(data) % 2:
                 await self._bad_frame(BAD_FRAME, "Audio frames must hold whole 16-bit samples (an even length).")
             elif self.ready and data and self.upstream is not None:
@@ -654,10 +679,8 @@ class VoiceCall:
             return
         if text is None:
             return
-        if len(text) > settings.VOICE_MAX_TEXT_FRAME_CHARS:
-            await self._bad_frame(
-                FRAME_TOO_LARGE, f"Text frames must be at most {settings.VOICE_MAX_TEXT_FRAME_CHARS} characters."
-            )
+        if len(text) > self.max_text_chars:
+            await self._bad_frame(FRAME_TOO_LARGE, f"Text frames must be at most {self.max_text_chars} characters.")
             return
         try:
             message = json.loads(text)
@@ -765,6 +788,10 @@ class VoiceCall:
         utterance.text = (event.get("transcript") or "").strip()
         await self._send_transcript("customer", item_id, utterance.text, final=True)
         self._settle()
+        usage = transcription_usage(settings.OPENAI_REALTIME_TRANSCRIPTION_MODEL, event.get("usage"))
+        if usage.cost and self.start_info is not None and self.writer is not None:
+            self.spent += usage.cost
+            self.writer.put(add_usage, interaction_id=self.start_info.interaction_id, usage=usage)
 
     async def _on_customer_transcript_failed(self, event: dict[str, Any]) -> None:
         utterance = self._utterance(event.get("item_id", ""), Message.Role.CUSTOMER)
@@ -781,11 +808,11 @@ class VoiceCall:
             audio.flushed = True
             audio.complete_at_flush = audio.done
             # Wait for the browser's playback report, but not forever.
-            self.truncate_timer = self.loop.call_later(PLAYBACK_REPORT_WAIT_SECONDS, self._stop_waiting, audio)
+            audio.timer = self.loop.call_later(PLAYBACK_REPORT_WAIT_SECONDS, self._stop_waiting, audio)
         await self._set_state("listening")
 
     def _stop_waiting(self, audio: AssistantAudio) -> None:
-        self.truncate_timer = None
+        audio.timer = None
         audio.reported = True
         self._spawn(self._truncate(audio))
 
@@ -798,9 +825,9 @@ class VoiceCall:
         if not audio.flushed or not audio.reported or not audio.done or audio.decided or self.ended:
             return
         audio.decided = True
-        if self.truncate_timer is not None:
-            self.truncate_timer.cancel()
-            self.truncate_timer = None
+        if audio.timer is not None:
+            audio.timer.cancel()
+            audio.timer = None
         sent_ms = audio.sent_bytes // BYTES_PER_MS
         # Clamped: the API rejects a truncation past the audio it produced.
         played_ms = min(audio.played_ms, sent_ms)
