@@ -448,6 +448,9 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["number", "status", "service", "visit", "employee", "customer", "price"]}),
         ("Editable by staff", {"fields": list(STAFF_EDITABLE)}),
+        # Added with the conversations admin (chatdesk/admin.py): the conversation turn and
+        # tool call, or the staff user, behind every change of this booking.
+        ("Why this booking exists", {"fields": ["provenance"]}),
         (
             "History",
             {
@@ -479,6 +482,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
         "cancelled_at",
         "cancellation_reason",
         "reminder_sent_at",
+        "provenance",
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Booking]:
@@ -535,6 +539,13 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
     @admin.display(description="estimated price", ordering="estimated_price_min")
     def price(self, booking: Booking) -> str:
         return booking.price_display
+
+    @admin.display(description="provenance")
+    def provenance(self, booking: Booking) -> str:
+        # Imported here: chatdesk.admin imports this module (local_time, PHONE_LIKE).
+        from chatdesk.admin import booking_provenance_html
+
+        return booking_provenance_html(booking)
 
     def _apply(
         self,

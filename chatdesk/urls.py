@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import voice.views
-from chatdesk import api, staff_live, views
+from chatdesk import api, staff_api, staff_live, views
 
 admin.site.site_header = "Chatdesk"
 admin.site.site_title = "Chatdesk staff"
@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/staff/conversations/<str:number>/release", staff_live.HandBackAPI.as_view(), name="staff-release"),
     path("api/v1/staff/conversations/<str:number>/messages", staff_live.StaffMessageAPI.as_view(), name="staff-say"),
     path("api/v1/bookings/", include("bookings.api_urls")),
+    path("api/v1/chat/analytics", staff_api.AnalyticsAPI.as_view(), name="chat-analytics"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("admin/", admin.site.urls),

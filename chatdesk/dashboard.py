@@ -1,0 +1,298 @@
+"""Selectors behind the staff dashboard and the analytics API: one computation, two views.
+
+Everything is counted by the database in a fixed number of queries whatever the range
+(see `dashboard`), per calendar day of the business (settings.TIME_ZONE), not UTC days.
+Conversion is the share of conversations in which a booking was made.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db.models import Aggregate, Count, FloatField, Min, Q, Sum
+from django.db.models.functions import TruncDate
+
+from bookings.models import Booking, BookingStatus, Channel, Employee
+from bookings.selectors import business_tz, local_today
+from chatdesk.models import HandoffRequest, Interaction, Message
+
+CHANNELS = tuple(Interaction.ChannelKind.values)
+# Bookings record where they came from in the booking domain's words.
+BOOKING_CHANNEL = {Interaction.ChannelKind.TEXT: Channel.CHAT, Interaction.ChannelKind.VOICE: Channel.VOICE}
+# A year and a day: enough for "this time last year", small enough to stay fast.
+MAX_RANGE_DAYS = 367
+DEFAULT_RANGE_DAYS = 30
+ZERO = Decimal("0")
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, fraction: float, **extra: object) -> None:
+        fraction = float(fraction)  # interpolated into the SQL: a number, never text
+        if not 0 <= fraction <= 1:
+            raise ValueError("fraction must be between 0 and 1")
+        super().__init__(expression, fraction=repr(fraction), **extra)
+
+
+@dataclass(frozen=True)
+class DayStats:
+    day: date
+    conversations: int = 0
+    booked_conversations: int = 0
+    bookings: int = 0
+    cost_by_channel: dict[str, Decimal] = field(default_factory=dict)
+    latency_p50_ms: int | None = None
+    latency_p95_ms: int | None = None
+
+    @property
+    def conversion(self) -> float | None:
+        return self.booked_conversations / self.conversations if self.conversations else None
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return sum(self.cost_by_channel.values(), ZERO)
+
+
+@dataclass(frozen=True)
+class Totals:
+    conversations: int
+    booked_conversations: int
+    bookings: int
+    cost_by_channel: dict[str, Decimal]
+    latency_p50_ms: int | None
+    latency_p95_ms: int | None
+    replies: int
+
+    @property
+    def conversion(self) -> float | None:
+        return self.booked_conversations / self.conversations if self.conversations else None
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return sum(self.cost_by_channel.values(), ZERO)
+
+    @property
+    def cost_per_booking(self) -> Decimal | None:
+        return (
+            (self.cost_usd / self.booked_conversations).quantize(Decimal("0.0001"))
+            if self.booked_conversations
+            else None
+        )
+
+
+@dataclass(frozen=True)
+class Handoffs:
+    open: int
+    urgent: int
+    oldest_open_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Visit:
+    booking_id: int
+    number: str
+    start: datetime
+    end: datetime
+    service: str
+    status: str
+    status_label: str
+    customer_name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class TechnicianDay:
+    employee_id: int
+    technician: str
+    visits: list[Visit]
+
+    @property
+    def booked_minutes(self) -> int:
+        return sum(int((v.end - v.start).total_seconds() // 60) for v in self.visits)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    since: date
+    until: date
+    channel: str | None
+    days: list[DayStats]
+    totals: Totals
+    handoffs: Handoffs
+    today: date
+    schedule: list[TechnicianDay]
+
+
+def _midnight(day: date) -> datetime:
+    # Midnight at the business, so a day is the dispatcher's day, DST included.
+    return datetime.combine(day, time.min, tzinfo=business_tz())
+
+
+def default_range(today: date | None = None) -> tuple[date, date]:
+    """The last DEFAULT_RANGE_DAYS days, today included."""
+    today = today or local_today()
+    return today - timedelta(days=DEFAULT_RANGE_DAYS - 1), today
+
+
+def _ms(value: float | None) -> int | None:
+    return round(value) if value is not None else None
+
+
+def _latency() -> dict:
+    return {
+        "p50": PercentileCont("latency_ms", 0.5),
+        "p95": PercentileCont("latency_ms", 0.95),
+        "replies": Count("id"),
+    }
+
+
+def dashboard(*, since: date, until: date, channel: str | None = None, today: date | None = None) -> Dashboard:
+    """The numbers of the staff dashboard for [since, until] (business days, both included).
+
+    Seven queries whatever the range or the volume: conversations and cost per day and
+    channel, bookings per day, reply latency per day and over the range (percentiles do
+    not add up, so the range's own are computed), open handoffs, and today's schedule
+    and free technicians.
+    """
+    if since > until:
+        raise ValueError("since is after until")
+    if channel is not None and channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {CHANNELS}")
+    tz = business_tz()
+    start, end = _midnight(since), _midnight(until + timedelta(days=1))
+
+    conversations = Interaction.objects.filter(started_at__gte=start, started_at__lt=end)
+    bookings = Booking.objects.filter(created_at__gte=start, created_at__lt=end)
+    replies = Message.objects.filter(
+        role=Message.Role.ASSISTANT, latency_ms__isnull=False, created_at__gte=start, created_at__lt=end
+    )
+    handoffs = HandoffRequest.objects.filter(handled_at__isnull=True)
+    if channel:
+        conversations = conversations.filter(channel=channel)
+        bookings = bookings.filter(channel=BOOKING_CHANNEL[channel])
+        # A message says how it came in: the voice replies of a conversation started in text count as voice.
+        replies = replies.filter(channel=channel)
+        handoffs = handoffs.filter(interaction__channel=channel)
+
+    per_day: dict[date, dict] = defaultdict(lambda: {"conversations": 0, "booked": 0, "cost": {}})
+    for row in (
+        conversations.annotate(day=TruncDate("started_at", tzinfo=tz))
+        .values("day", "channel")
+        .annotate(n=Count("id"), booked=Count("id", filter=Q(booking_count__gt=0)), cost=Sum("cost_usd"))
+        .order_by()
+    ):
+        entry = per_day[row["day"]]
+        entry["conversations"] += row["n"]
+        entry["booked"] += row["booked"]
+        entry["cost"][row["channel"]] = row["cost"] or ZERO
+
+    booked_per_day = dict(
+        bookings.annotate(day=TruncDate("created_at", tzinfo=tz))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("day", "n")
+    )
+    latency_per_day = {
+        row["day"]: row
+        for row in replies.annotate(day=TruncDate("created_at", tzinfo=tz))
+        .values("day")
+        .annotate(**_latency())
+        .order_by()
+    }
+    overall_latency = replies.order_by().aggregate(**_latency())
+
+    channels = [channel] if channel else list(CHANNELS)
+    days = []
+    day = since
+    while day <= until:
+        entry = per_day.get(day, {"conversations": 0, "booked": 0, "cost": {}})
+        latency = latency_per_day.get(day, {})
+        days.append(
+            DayStats(
+                day=day,
+                conversations=entry["conversations"],
+                booked_conversations=entry["booked"],
+                bookings=booked_per_day.get(day, 0),
+                cost_by_channel={c: entry["cost"].get(c, ZERO) for c in channels},
+                latency_p50_ms=_ms(latency.get("p50")),
+                latency_p95_ms=_ms(latency.get("p95")),
+            )
+        )
+        day += timedelta(days=1)
+
+    totals = Totals(
+        conversations=sum(d.conversations for d in days),
+        booked_conversations=sum(d.booked_conversations for d in days),
+        bookings=sum(d.bookings for d in days),
+        cost_by_channel={c: sum((d.cost_by_channel[c] for d in days), ZERO) for c in channels},
+        latency_p50_ms=_ms(overall_latency["p50"]),
+        latency_p95_ms=_ms(overall_latency["p95"]),
+        replies=overall_latency["replies"],
+    )
+    open_handoffs = handoffs.aggregate(
+        open=Count("id"), urgent=Count("id", filter=Q(urgent=True)), oldest=Min("created_at")
+    )
+    today = today or local_today()
+    return Dashboard(
+        since=since,
+        until=until,
+        channel=channel,
+        days=days,
+        totals=totals,
+        handoffs=Handoffs(
+            open=open_handoffs["open"], urgent=open_handoffs["urgent"], oldest_open_at=open_handoffs["oldest"]
+        ),
+        today=today,
+        schedule=schedule_for(today),
+    )
+
+
+def schedule_for(day: date) -> list[TechnicianDay]:
+    """Each active technician's visits on `day` (business time), cancelled ones left out.
+
+    Technicians with visits come first (by name), then those free all day; an inactive
+    technician still shows when a visit is booked with them.
+    """
+    visits = (
+        Booking.objects.filter(start__gte=_midnight(day), start__lt=_midnight(day + timedelta(days=1)))
+        .exclude(status=BookingStatus.CANCELLED)
+        .select_related("employee", "service", "customer")
+        .order_by("start", "id")
+    )
+    by_technician: dict[int, list[Visit]] = defaultdict(list)
+    names: dict[int, str] = {}
+    for booking in visits:
+        names[booking.employee_id] = str(booking.employee)
+        by_technician[booking.employee_id].append(
+            Visit(
+                booking_id=booking.pk,
+                number=booking.number,
+                start=booking.start,
+                end=booking.end,
+                service=booking.service.name,
+                status=booking.status,
+                status_label=booking.get_status_display(),
+                customer_name=booking.customer.name,
+                address=booking.address,
+            )
+        )
+    busy = sorted(
+        (TechnicianDay(employee_id=pk, technician=names[pk], visits=v) for pk, v in by_technician.items()),
+        key=lambda t: t.technician,
+    )
+    free = [
+        TechnicianDay(employee_id=e.pk, technician=str(e), visits=[])
+        for e in Employee.objects.filter(active=True)
+        .exclude(pk__in=by_technician.keys())
+        .only("first_name", "last_name")
+    ]
+    return busy + free

@@ -1,0 +1,168 @@
+"""Staff analytics API: the dashboard's numbers as JSON (GET /api/v1/chat/analytics).
+
+Same selector as the admin dashboard (chatdesk.dashboard), so the two never disagree.
+Staff only, with permission to view conversations; costs are null for staff without
+`chatdesk.view_costs`, and no customer contact details are ever included.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission, IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chatdesk import dashboard as stats
+from chatdesk.admin import can_see_costs
+from chatdesk.api import ErrorOut
+from chatdesk.models import Interaction
+
+MONEY = {"max_digits": 16, "decimal_places": 6}
+
+
+class AnalyticsQuery(serializers.Serializer):
+    since = serializers.DateField(
+        required=False,
+        help_text=f"First day, ISO (YYYY-MM-DD), business time. Default: {stats.DEFAULT_RANGE_DAYS} days ago.",
+    )
+    until = serializers.DateField(required=False, help_text="Last day, included, ISO (YYYY-MM-DD). Default: today.")
+    channel = serializers.ChoiceField(
+        choices=Interaction.ChannelKind.choices, required=False, help_text="Only conversations on this channel."
+    )
+
+    def validate(self, data: dict) -> dict:
+        default_since, default_until = stats.default_range()
+        until = data.get("until") or default_until
+        since = data.get("since") or (until - (default_until - default_since))
+        if since > until:
+            raise serializers.ValidationError({"until": [f"until ({until}) is before since ({since})."]})
+        if (until - since).days + 1 > stats.MAX_RANGE_DAYS:
+            raise serializers.ValidationError(
+                {"since": [f"The range is {(until - since).days + 1} days; ask for at most {stats.MAX_RANGE_DAYS}."]}
+            )
+        return {"since": since, "until": until, "channel": data.get("channel")}
+
+
+class CostByChannel(serializers.Serializer):
+    text = serializers.DecimalField(**MONEY, required=False)
+    voice = serializers.DecimalField(**MONEY, required=False)
+
+
+class NumbersOut(serializers.Serializer):
+    conversations = serializers.IntegerField()
+    booked_conversations = serializers.IntegerField(help_text="Conversations in which a booking was made.")
+    conversion = serializers.FloatField(
+        allow_null=True, help_text="booked_conversations / conversations, 0 to 1; null without conversations."
+    )
+    bookings = serializers.IntegerField(help_text="Bookings made, on any channel unless one is asked for.")
+    cost_usd = serializers.DecimalField(**MONEY, allow_null=True, help_text="Null without chatdesk.view_costs.")
+    cost_by_channel = CostByChannel(allow_null=True)
+    latency_p50_ms = serializers.IntegerField(allow_null=True, help_text="Median assistant reply time.")
+    latency_p95_ms = serializers.IntegerField(allow_null=True)
+
+
+class DayOut(NumbersOut):
+    date = serializers.DateField()
+
+
+class TotalsOut(NumbersOut):
+    replies = serializers.IntegerField(help_text="Assistant replies the latency percentiles are computed over.")
+
+
+class HandoffsOut(serializers.Serializer):
+    open = serializers.IntegerField()
+    urgent = serializers.IntegerField()
+    oldest_open_at = serializers.DateTimeField(allow_null=True)
+
+
+class VisitOut(serializers.Serializer):
+    booking_number = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    service = serializers.CharField()
+    status = serializers.CharField()
+
+
+class TechnicianOut(serializers.Serializer):
+    technician = serializers.CharField()
+    visits = VisitOut(many=True)
+
+
+class AnalyticsOut(serializers.Serializer):
+    since = serializers.DateField()
+    until = serializers.DateField()
+    channel = serializers.CharField(allow_null=True)
+    timezone = serializers.CharField(help_text="Days are calendar days in this time zone.")
+    totals = TotalsOut()
+    days = DayOut(many=True)
+    open_handoffs = HandoffsOut()
+    today = serializers.DateField()
+    schedule_today = TechnicianOut(many=True, help_text="Today's visits per technician, cancelled ones left out.")
+
+
+class CanViewConversations(BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return request.user.has_perm("chatdesk.view_interaction")
+
+
+def _numbers(item: stats.DayStats | stats.Totals, costs: bool) -> dict:
+    return {
+        "conversations": item.conversations,
+        "booked_conversations": item.booked_conversations,
+        "conversion": item.conversion,
+        "bookings": item.bookings,
+        "cost_usd": item.cost_usd if costs else None,
+        "cost_by_channel": item.cost_by_channel if costs else None,
+        "latency_p50_ms": item.latency_p50_ms,
+        "latency_p95_ms": item.latency_p95_ms,
+    }
+
+
+class AnalyticsAPI(APIView):
+    permission_classes = [IsAdminUser, CanViewConversations]
+
+    @extend_schema(
+        summary="Dashboard numbers: conversations, bookings, conversion, cost and reply latency per day",
+        parameters=[AnalyticsQuery],
+        responses={200: AnalyticsOut, 400: ErrorOut, 403: ErrorOut},
+        tags=["staff"],
+    )
+    def get(self, request: Request) -> Response:
+        query = AnalyticsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        d = stats.dashboard(**query.validated_data)
+        costs = can_see_costs(request.user)
+        data = {
+            "since": d.since,
+            "until": d.until,
+            "channel": d.channel,
+            "timezone": settings.TIME_ZONE,
+            "totals": {**_numbers(d.totals, costs), "replies": d.totals.replies},
+            "days": [{"date": day.day, **_numbers(day, costs)} for day in d.days],
+            "open_handoffs": {
+                "open": d.handoffs.open,
+                "urgent": d.handoffs.urgent,
+                "oldest_open_at": d.handoffs.oldest_open_at,
+            },
+            "today": d.today,
+            "schedule_today": [
+                {
+                    "technician": t.technician,
+                    "visits": [
+                        {
+                            "booking_number": v.number,
+                            "start": v.start,
+                            "end": v.end,
+                            "service": v.service,
+                            "status": v.status,
+                        }
+                        for v in t.visits
+                    ],
+                }
+                for t in d.schedule
+            ],
+        }
+        return Response(AnalyticsOut(data).data)
