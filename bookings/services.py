@@ -255,7 +255,8 @@ def booking_create(
                     continue
                 customer = customer_upsert(name=name, phone=phone, email=customer_email, address=address)
                 booking = Booking.objects.create(
-                    number=next_number("BK", start.astimezone(business_tz()).year, 6),
+                    # The year the booking was made (business time), so numbers rise with time.
+                    number=next_number("BK", now.astimezone(business_tz()).year, 6),
                     service=service,
                     employee_id=employee_id,
                     customer=customer,

@@ -285,13 +285,18 @@ def test_it_accepts_a_name_and_address_at_their_maximum_length_and_tidies_whites
 def test_it_numbers_bookings_per_year_in_sequence(business):
     first = book(business)
     second = book(business, start=at(WEDNESDAY, "10:00"))
-    next_year = book(business, start=at(date(2027, 1, 5), "10:00"))
-    third = book(business, start=at(WEDNESDAY, "13:00"))
+    # The year is the year the booking is made (business time), not the visit's year.
+    for_next_year = book(business, start=at(date(2027, 1, 5), "10:00"))
+    new_years_day_noon = datetime(2027, 1, 1, 17, 0, tzinfo=UTC)  # 12:00 in Toronto
+    made_next_year = book(business, start=at(date(2027, 1, 6), "10:00"), now=new_years_day_noon)
 
     assert re.fullmatch(r"BK-\d{4}-\d{6}", first.number)
-    assert [first.number, second.number, third.number] == ["BK-2026-000001", "BK-2026-000002", "BK-2026-000003"]
-    # The year is the visit's year in the business time zone.
-    assert next_year.number == "BK-2027-000001"
+    assert [first.number, second.number, for_next_year.number] == [
+        "BK-2026-000001",
+        "BK-2026-000002",
+        "BK-2026-000003",
+    ]
+    assert made_next_year.number == "BK-2027-000001"
 
 
 def test_it_finds_a_booking_only_with_its_number_and_phone(business):
