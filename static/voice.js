@@ -153,11 +153,66 @@
     return minutes + ":" + (seconds < 10 ? "0" : "") + seconds;
   }
 
+  // --- the conversation this call belongs to ----------------------------------------------
+
+  function currentSession() {
+    return (chatRoot ? chatRoot.dataset.session : root.dataset.session) || "";
+  }
+
+  function adoptSession(sessionId) {
+    if (!sessionId || currentSession() === sessionId) return;
+    root.dataset.session = sessionId;
+    if (chatRoot) {
+      // chat.js keeps the id on #chat; the event tells it right away, so what the customer
+      // types next goes into the conversation the call is part of.
+      chatRoot.dataset.session = sessionId;
+      chatRoot.dispatchEvent(new CustomEvent("chatdesk:session", { detail: { session_id: sessionId } }));
+    }
+  }
+
+  function csrfToken() {
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    if (match) return decodeURIComponent(match[1]);
+    var input = document.querySelector('input[name="csrfmiddlewaretoken"]');
+    return input ? input.value : "";
+  }
+
+  /*
+   * The server finds the conversation through the signed session cookie sent with the
+   * WebSocket handshake, and a WebSocket can't set that cookie. So when the page has no
+   * conversation yet, start one through the chat API first (it sets the cookie): the call,
+   * the typing after it and a reload of the page then all show the same conversation.
+   * If that fails the call still goes ahead; the server then starts a conversation itself.
+   */
+  function ensureSession() {
+    var url = root.dataset.urlSession;
+    if (currentSession() || !url || !window.fetch) return Promise.resolve();
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+      body: "{}",
+    })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(function (data) {
+        if (!data || !data.session_id) return;
+        adoptSession(String(data.session_id));
+        // The greeting on the page was rendered before the conversation existed.
+        var greeting = transcript.querySelector("li[data-greeting] .text");
+        if (greeting && data.greeting) greeting.textContent = String(data.greeting);
+      })
+      .catch(function () {});
+  }
+
   // --- UI state --------------------------------------------------------------------------
 
   function showState(state) {
     root.dataset.callState = state;
-    statusBox.textContent = STATE_LABELS[state] || state;
+    // Muted wins over "Listening": the caller must not think we can hear them.
+    var muted = call && call.muted && (state === "listening" || state === "thinking");
+    statusBox.textContent = muted ? "Muted" : STATE_LABELS[state] || state;
     var inCall = state !== "idle";
     callButton.hidden = inCall;
     activeBox.hidden = !inCall;
@@ -318,24 +373,32 @@
   function playbackItem(itemId) {
     var item = call.items.get(itemId);
     if (!item) {
-      item = { id: itemId, doneS: 0, chunks: [], reportedMs: -1, receivedMs: 0 };
+      // Counted in samples, not seconds: ten 0.1 s chunks must add up to 1000 ms, not 999
+      // (the server compares played_ms with the audio it sent to tell "heard it all").
+      item = { id: itemId, doneSamples: 0, chunks: [], reportedMs: -1 };
       call.items.set(itemId, item);
     }
     return item;
   }
 
+  function chunkPlayed(chunk, clock) {
+    if (clock >= chunk.start + chunk.duration) return chunk.samples;
+    return Math.min(chunk.samples, Math.max(0, Math.floor((clock - chunk.start) * SAMPLE_RATE)));
+  }
+
+  function samplesToMs(samples) {
+    return Math.floor((samples * 1000) / SAMPLE_RATE);
+  }
+
   function playedMs(item, clock) {
-    var seconds = item.doneS;
-    for (var i = 0; i < item.chunks.length; i++) {
-      var chunk = item.chunks[i];
-      seconds += Math.min(chunk.duration, Math.max(0, clock - chunk.start));
-    }
-    return Math.floor(seconds * 1000);
+    var samples = item.doneSamples;
+    for (var i = 0; i < item.chunks.length; i++) samples += chunkPlayed(item.chunks[i], clock);
+    return samplesToMs(samples);
   }
 
   function onAudio(data) {
     // Audio without a current item (before `audio_item`, or after a flush) must not play.
-    if (!call.currentItem || !call.ctx) return;
+    if (!call.currentItem || !call.playbackGain) return;
     var samples = Math.floor(data.byteLength / 2);
     if (!samples) return;
     var view = new DataView(data, 0, samples * 2);
@@ -352,8 +415,7 @@
     if (call.playHead < now + LATE_MARGIN_S) call.playHead = now + START_LEAD_S;
     source.start(call.playHead);
     var item = playbackItem(call.currentItem);
-    item.chunks.push({ start: call.playHead, duration: buffer.duration, source: source });
-    item.receivedMs += (samples * 1000) / SAMPLE_RATE;
+    item.chunks.push({ start: call.playHead, duration: buffer.duration, samples: samples, source: source });
     call.playHead += buffer.duration;
     refreshState();
   }
@@ -373,7 +435,7 @@
     call.items.forEach(function (item, itemId) {
       item.chunks = item.chunks.filter(function (chunk) {
         if (chunk.start + chunk.duration > clock) return true;
-        item.doneS += chunk.duration;
+        item.doneSamples += chunk.samples;
         return false;
       });
       var ms = playedMs(item, clock);
@@ -396,7 +458,7 @@
     call.items.forEach(function (item, itemId) {
       var cut = item.chunks.length > 0 || itemId === call.currentItem;
       item.chunks.forEach(function (chunk) {
-        item.doneS += Math.min(chunk.duration, Math.max(0, clock - chunk.start));
+        item.doneSamples += chunkPlayed(chunk, clock);
         try {
           chunk.source.stop();
         } catch (error) {
@@ -405,7 +467,7 @@
         chunk.source.disconnect();
       });
       item.chunks = [];
-      var ms = Math.floor(item.doneS * 1000);
+      var ms = samplesToMs(item.doneSamples);
       // The interrupted item is always reported, even at an unchanged value: the server
       // waits for this report to cut the reply where the caller stopped hearing it.
       if (cut || ms !== item.reportedMs) sendPlayback(item, ms);
@@ -501,13 +563,8 @@
     call.ready = true;
     call.readyAt = performance.now();
     window.clearTimeout(call.readyTimer);
-    var sessionId = String(message.session_id || "");
-    if (chatRoot && sessionId && chatRoot.dataset.session !== sessionId) {
-      // A call without a chat cookie starts a new interaction: typing afterwards must go
-      // on in it. chat.js reads the id from here; the event tells it right away.
-      chatRoot.dataset.session = sessionId;
-      chatRoot.dispatchEvent(new CustomEvent("chatdesk:session", { detail: { session_id: sessionId } }));
-    }
+    // Normally the conversation the page already had; a new one if the server had to start it.
+    adoptSession(String(message.session_id || ""));
     if (message.interaction_number) root.dataset.interaction = String(message.interaction_number);
     muteButton.disabled = false;
     hideNote();
@@ -550,7 +607,7 @@
       if (box && window.matchMedia("(pointer: fine)").matches) box.focus({ preventScroll: true });
       else callButton.focus({ preventScroll: true });
     }
-    announce("Call ended.");
+    // The note above is a status region: screen readers read it, no separate announcement.
   }
 
   // --- starting and ending -------------------------------------------------------------------
@@ -631,6 +688,12 @@
     // Created inside the click so browsers let it play sound.
     current.ctx = new AudioCtx({ latencyHint: "interactive" });
     current.ctx.resume().catch(function () {});
+    // Playback is ready before the socket opens: the greeting can arrive before the
+    // capture worklet has loaded.
+    current.playbackGain = current.ctx.createGain();
+    current.playbackGain.connect(current.ctx.destination);
+    // Alongside the microphone prompt, which usually takes longer.
+    var session = ensureSession();
     try {
       current.stream = await navigator.mediaDevices.getUserMedia({
         audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
@@ -642,6 +705,7 @@
       showNote(microphoneMessage(error), { error: true, offerText: true });
       return;
     }
+    await session;
     if (call !== current || current.ending) {
       finish(current);
       return;
@@ -667,8 +731,6 @@
       // The processor writes nothing to its output, so this is silent; being connected to
       // the destination is what makes every browser keep calling process().
       current.node.connect(ctx.destination);
-      current.playbackGain = ctx.createGain();
-      current.playbackGain.connect(ctx.destination);
     } catch (error) {
       if (call !== current) return;
       finish();
@@ -711,6 +773,7 @@
     muteButton.textContent = muted ? "Unmute" : "Mute";
     root.classList.toggle("call-muted", muted);
     if (muted) setLevel(0);
+    showState(displayState());
   }
 
   function endCall() {
