@@ -797,8 +797,8 @@ class InteractionAdmin(admin.ModelAdmin):
     def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        form = DashboardForm(request.GET or None)
         since, until = stats.default_range()
+        form = DashboardForm(request.GET or None, initial={"since": since, "until": until})
         channel = None
         if form.is_valid():
             since = form.cleaned_data["since"] or since
@@ -982,10 +982,21 @@ def _nice_ceiling(value: float) -> float:
     return next(m * scale for m in (1, 2, 2.5, 5, 10) if value <= m * scale * (1 + 1e-9))
 
 
+def _axis(largest: float, min_step: float = 0) -> tuple[float, int]:
+    """The top of a y axis and its number of gridline steps: 0, 5, 10 ... 25 for 22, not 0 ... 40.
+
+    Counts take min_step=1, so an axis never reads 0, 0, 1, 1.
+    """
+    step = max(_nice_ceiling(largest / 5), min_step)
+    steps = max(math.ceil(largest / step - 1e-9), 1)
+    return step * steps, steps
+
+
 def _frame(
     title: str,
     labels: list[date],
     top: float,
+    steps: int,
     fmt: Callable[[float], str],
     body: list[str],
     legend: list[tuple[str, str]],
@@ -1001,8 +1012,8 @@ def _frame(
         ),
         format_html("<title>{}</title>", title),
     ]
-    for i in range(5):
-        y = PAD_TOP + plot_h - plot_h * i / 4
+    for i in range(steps + 1):
+        y = PAD_TOP + plot_h - plot_h * i / steps
         parts.append(
             format_html(
                 '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}" stroke="#ddd"/>'
@@ -1013,7 +1024,7 @@ def _frame(
                 f"{y:.1f}",
                 PAD_LEFT - 6,
                 f"{y + 4:.1f}",
-                fmt(top * i / 4),
+                fmt(top * i / steps),
             )
         )
     band = plot_w / max(len(labels), 1)
@@ -1048,10 +1059,11 @@ def bar_chart(
     series: list[tuple[str, str, list[float]]],
     *,
     fmt: Callable[[float], str] = lambda v: f"{v:,.0f}",
+    min_step: float = 1,
 ) -> SafeString:
     """Stacked bars, one per day; `series` is [(name, css class, values)], bottom first."""
     totals = [sum(values[i] for _, _, values in series) for i in range(len(labels))]
-    top = _nice_ceiling(max(totals, default=0))
+    top, steps = _axis(max(totals, default=0), min_step)
     plot_w = CHART_WIDTH - PAD_LEFT - PAD_RIGHT
     plot_h = CHART_HEIGHT - PAD_TOP - PAD_BOTTOM
     band = plot_w / max(len(labels), 1)
@@ -1085,7 +1097,7 @@ def bar_chart(
                 mark_safe("".join(rects)),  # noqa: S308 (built by format_html)
             )
         )
-    return _frame(title, labels, top, fmt, body, [(css, name) for name, css, _ in series])
+    return _frame(title, labels, top, steps, fmt, body, [(css, name) for name, css, _ in series])
 
 
 def line_chart(
@@ -1098,7 +1110,10 @@ def line_chart(
 ) -> SafeString:
     """Lines over days; a day without a value breaks the line rather than dropping to zero."""
     values = [v for _, _, vs in series for v in vs if v is not None]
-    top = top or _nice_ceiling(max(values, default=0))
+    if top is None:
+        top, steps = _axis(max(values, default=0))
+    else:
+        steps = 4
     plot_w = CHART_WIDTH - PAD_LEFT - PAD_RIGHT
     plot_h = CHART_HEIGHT - PAD_TOP - PAD_BOTTOM
     band = plot_w / max(len(labels), 1)
@@ -1134,7 +1149,7 @@ def line_chart(
                     )
                 )
         body += dots
-    return _frame(title, labels, top, fmt, body, [(css, name) for name, css, _ in series])
+    return _frame(title, labels, top, steps, fmt, body, [(css, name) for name, css, _ in series])
 
 
 def dashboard_charts(d: stats.Dashboard, *, costs: bool) -> list[SafeString]:
@@ -1175,6 +1190,7 @@ def dashboard_charts(d: stats.Dashboard, *, costs: bool) -> list[SafeString]:
                     for c in (([d.channel]) if d.channel else stats.CHANNELS)
                 ],
                 fmt=lambda v: f"${v:,.2f}",
+                min_step=0,
             )
         )
     charts.append(
@@ -1200,10 +1216,10 @@ def schedule_chart(schedule: Iterable[stats.TechnicianDay], day: date) -> SafeSt
     visits = [v for row in rows for v in row.visits]
     first = min([v.start.astimezone(tz).hour for v in visits] + [8])
     last = max([math.ceil(v.end.astimezone(tz).hour + v.end.astimezone(tz).minute / 60) for v in visits] + [18])
-    label_w, row_h, top_pad = 130, 30, 22
+    label_w, row_h, top_pad, right_pad = 130, 30, 22, 24
     width = CHART_WIDTH
     height = top_pad + row_h * len(rows) + 6
-    plot_w = width - label_w - PAD_RIGHT
+    plot_w = width - label_w - right_pad
     hours = max(last - first, 1)
 
     def x_of(moment: datetime) -> float:
@@ -1263,7 +1279,7 @@ def schedule_chart(schedule: Iterable[stats.TechnicianDay], day: date) -> SafeSt
                     row_h - 8,
                     f"{x1 + 4:.1f}",
                     y + row_h / 2 + 4,
-                    visit.service if x2 - x1 > 70 else "",
+                    visit.service if x2 - x1 > 6.5 * len(visit.service) else "",
                 )
             )
     parts.append("</svg>")

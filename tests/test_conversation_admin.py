@@ -172,8 +172,8 @@ def clock(time_machine):
 _GROUPS_STATE = {}
 
 
-@pytest.fixture
-def staff_groups(db) -> dict[str, Group]:
+@pytest.fixture(name="staff_groups")
+def staff_groups_fixture(db) -> dict[str, Group]:
     """The groups as migration 0003 makes them.
 
     Runs the migration's own function again (it is idempotent), because transactional
@@ -194,13 +194,15 @@ def staff_member(django_user_model, username: str, group: Group):
     return user
 
 
-@pytest.fixture
-def dispatcher(django_user_model, staff_groups):
+# Registered under short names; the functions have other names so that other modules can
+# import them (registering the fixtures there) without shadowing their test parameters.
+@pytest.fixture(name="dispatcher")
+def dispatcher_fixture(django_user_model, staff_groups):
     return staff_member(django_user_model, "dispatch", staff_groups["Dispatcher"])
 
 
-@pytest.fixture
-def owner(django_user_model, staff_groups):
+@pytest.fixture(name="owner")
+def owner_fixture(django_user_model, staff_groups):
     return staff_member(django_user_model, "owner", staff_groups["Owner"])
 
 
