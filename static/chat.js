@@ -39,6 +39,8 @@
   var hint = document.getElementById("composer-hint");
 
   var sessionId = root.dataset.session || "";
+  // A call started from this page (voice.js) may create the conversation: keep typing in it.
+  root.addEventListener("chatdesk:session", function (e) { sessionId = e.detail.session_id; });
   var maxChars = parseInt(root.dataset.maxChars, 10) || 2000;
   var phone = root.dataset.phone || "";
   var urls = { create: root.dataset.urlNew, message: root.dataset.urlMessage, live: root.dataset.urlLive };

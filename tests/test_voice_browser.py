@@ -479,11 +479,6 @@ def test_server_error_offers_text_and_focuses_the_text_box(live_server, settings
         assert console.errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="static/chat.js reads #chat's session id once at load; it must take the one voice.js starts for "
-    "the call (the `chatdesk:session` event on #chat, or read data-session when sending)",
-)
 def test_typing_after_a_first_call_on_the_chat_page_continues_its_conversation(
     live_server, settings, microphone: Path
 ) -> None:
