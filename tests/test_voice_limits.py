@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
+import websockets
+from django.conf import settings
 
 from chatdesk.models import Interaction, Message
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
-from tests.fake_openai.audio import silence_pcm16
+from tests.fake_openai.audio import silence_pcm16, sine_pcm16
 from tests.test_voice_call import ORIGIN, Caller, fresh_limits, interaction_of, messages_of  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -200,3 +212,95 @@ async def test_a_server_shutdown_records_the_call_end(voice):
     interaction = await interaction_of(ready["session_id"])
     assert interaction.end_reason == "server_shutdown"
     assert voice.connections[0].closed
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+async def test_a_server_restart_mid_call_keeps_the_transcript_and_says_why(business, voice, fake_openai, server):
+    """A real server process, stopped the way a deploy stops it (SIGTERM) in the middle of a call."""
+    db = settings.DATABASES["default"]
+    host = f"{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    env = {
+        **os.environ,
+        # Production settings (tests.settings would blank the key).
+        "DJANGO_SETTINGS_MODULE": "chatdesk.settings",
+        "DATABASE_URL": f"postgres://{host}/{db['NAME']}",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": fake_openai.base_url,
+        "LOG_LEVEL": "WARNING",
+    }
+    port = free_port()
+    binary = str(Path(sys.executable).parent / server)
+    command = [binary, "-b", "127.0.0.1", "-p", str(port)] if server == "daphne" else [binary, "--port", str(port)]
+    if server == "uvicorn":
+        command += ["--host", "127.0.0.1", "--lifespan", "off", "--timeout-graceful-shutdown", "5"]
+    process = subprocess.Popen([*command, "chatdesk.asgi:application"], cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    try:
+        await asyncio.to_thread(wait_for_port, port, process)
+        voice.queue_reply("Hello, Maple Home Services.", audio_ms=200)
+        voice.queue_turn("My sink is leaking.", "Sorry to hear that. Let me find a plumber.", audio_ms=400)
+        url = f"ws://127.0.0.1:{port}/api/v1/chat/voice/call"
+        async with websockets.connect(url, origin=f"http://127.0.0.1:{port}") as ws:
+            ready = await next_of(ws, "ready")
+            await next_of(ws, "transcript", role="assistant", final=True)
+            pcm = sine_pcm16(600) + silence_pcm16(700)
+            for start in range(0, len(pcm), 4800):
+                await ws.send(pcm[start : start + 4800])
+            await next_of(ws, "transcript", role="assistant", final=True)
+            if server == "daphne":
+                # daphne 4.2.3 keeps the HTTP side of each WebSocket upgrade in its connection table
+                # until a once-a-second sweep; a SIGTERM before that sweep raises KeyError in
+                # kill_all_applications and no call is ended properly (see BENCHMARKS.md).
+                await asyncio.sleep(1.5)
+            process.send_signal(signal.SIGTERM)
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(15):
+                    while True:
+                        await ws.recv()
+        await asyncio.to_thread(process.wait, 20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    interaction = await interaction_of(ready["session_id"])
+    assert interaction.end_reason == "server_shutdown"
+    said = [(m.role, m.text) for m in await messages_of(ready["session_id"]) if m.role != Message.Role.EVENT]
+    assert said == [
+        ("assistant", "Hello, Maple Home Services."),
+        ("customer", "My sink is leaking."),
+        ("assistant", "Sorry to hear that. Let me find a plumber."),
+    ]
+    assert voice.connections[0].closed
+
+
+async def next_of(ws, kind: str, **fields) -> dict:
+    async with asyncio.timeout(10):
+        while True:
+            message = await ws.recv()
+            if isinstance(message, str):
+                event = json.loads(message)
+                if event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
+                    return event
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/schema/", timeout=5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")

@@ -238,6 +238,10 @@ def transcription_usage(model: str, usage: dict[str, Any] | None) -> RealtimeUsa
 # --- persistence (sync: run through db(), off the event loop) ---------------------------
 
 
+# A live-monitor update to send once a write is done: (the conversation, the event).
+LiveEvent = tuple[Interaction, dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class CallStart:
     interaction_id: int
@@ -246,6 +250,7 @@ class CallStart:
     instructions: str
     prior_items: list[dict]
     continued: bool
+    live: LiveEvent
 
 
 def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
@@ -273,7 +278,6 @@ def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
             interaction=interaction, role=Message.Role.EVENT, text="Voice call started.", channel="voice"
         )
         Interaction.objects.filter(pk=interaction.pk).update(message_count=F("message_count") + 1, last_activity_at=now)
-    live.publish(interaction, live.message_event(started))
     return CallStart(
         interaction_id=interaction.pk,
         number=interaction.number,
@@ -281,6 +285,7 @@ def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
         instructions=realtime.instructions(system_prompt(now), continued=continued),
         prior_items=realtime.conversation_items(interaction.model_items) if continued else [],
         continued=continued,
+        live=(interaction, live.message_event(started)),
     )
 
 
@@ -293,7 +298,7 @@ def save_utterance(
     latency_ms: int | None,
     cost: Decimal | None,
     interrupted: bool,
-) -> None:
+) -> LiveEvent:
     """Store one spoken utterance and add it to the model history the text chat continues from."""
     item = assistant.user_item(text) if role == Message.Role.CUSTOMER else assistant.assistant_item(text)
     with transaction.atomic():
@@ -314,8 +319,7 @@ def save_utterance(
             message_count=F("message_count") + 1,
             last_activity_at=timezone.now(),
         )
-    # Staff on the live monitor follow the call as it happens.
-    live.publish(Interaction.objects.get(pk=interaction_id), live.message_event(message))
+    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
 
 
 def update_utterance(*, interaction_id: int, item_id: str, **fields: object) -> None:
@@ -339,7 +343,7 @@ def add_usage(*, interaction_id: int, usage: RealtimeUsage) -> None:
         )
 
 
-def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "") -> None:
+def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "") -> LiveEvent:
     """Record why the call ended. The conversation stays open: the customer may keep typing."""
     text = f"Voice call ended ({reason}) after {seconds} s."
     updates: dict[str, Any] = {
@@ -352,37 +356,51 @@ def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "
         updates.update(failure_count=F("failure_count") + 1, last_error=failure[:300])
     message = Message.objects.create(interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice")
     Interaction.objects.filter(pk=interaction_id).update(**updates)
-    live.publish(Interaction.objects.get(pk=interaction_id), live.message_event(message))
+    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
 
 
-def run_tool(*, interaction_id: int, call_id: str, name: str, arguments: str) -> ToolOutcome:
+def run_tool(*, interaction_id: int, call_id: str, name: str, arguments: str) -> tuple[ToolOutcome, LiveEvent]:
     """The text chat's tool path: same validation, limits, identity rules and ToolCall rows."""
     # Fresh from the database: booking_count may have moved in the text chat.
     interaction = Interaction.objects.get(pk=interaction_id)
     # Not saved: makes the tools attribute bookings to the voice channel.
     interaction.channel = Interaction.ChannelKind.VOICE
     outcome = execute_tool_call(interaction=interaction, call_id=call_id, name=name, raw_arguments=arguments)
-    live.publish(interaction, {"kind": "tool_call", **outcome.summary()})
-    return outcome
+    return outcome, (interaction, {"kind": "tool_call", **outcome.summary()})
 
 
-def _run_batch(batch: list[tuple[Callable[..., None], dict[str, Any]]]) -> None:
+def _run_batch(batch: list[tuple[Callable[..., Any], dict[str, Any]]]) -> list[LiveEvent]:
+    updates = []
     for fn, kwargs in batch:
         try:
-            fn(**kwargs)
+            update = fn(**kwargs)
         except Exception:
             # One failed write must not lose the others (or the call).
             logger.exception("Voice call write %s failed", fn.__name__)
+            continue
+        if update is not None:
+            updates.append(update)
+    return updates
+
+
+async def publish(updates: list[LiveEvent]) -> None:
+    """Tell staff on the live monitor, from the event loop.
+
+    Never from the database threads (live.publish there): at shutdown the loop stops
+    before the threads are joined, and a thread waiting on the loop would hang the exit.
+    """
+    for interaction, event in updates:
+        await live.apublish(interaction, event)
 
 
 class CallWriter:
     """Runs a call's database writes in order, in the background, batched per thread trip."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[tuple[Callable[..., None], dict[str, Any]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Callable[..., Any], dict[str, Any]] | None] = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def put(self, fn: Callable[..., None], **kwargs: Any) -> None:
+    def put(self, fn: Callable[..., Any], **kwargs: Any) -> None:
         self._queue.put_nowait((fn, kwargs))
 
     async def close(self, timeout: float) -> None:
@@ -403,7 +421,7 @@ class CallWriter:
             ops = [op for op in batch if op is not None]
             if ops:
                 try:
-                    await db(_run_batch, ops)
+                    await publish(await db(_run_batch, ops))
                 except Exception:
                     logger.exception("Voice call writes failed")
             if stop:
@@ -532,6 +550,7 @@ class VoiceCall:
                 user_agent=self.user_agent,
             )
             self.writer = CallWriter()
+            await publish([self.start_info.live])
             self.upstream = await connecting
             connecting = None
             session = realtime.session_config(
@@ -924,7 +943,7 @@ class VoiceCall:
                     ToolOutcome(c.get("call_id", ""), c.get("name", ""), result, "too_many_steps") for c in calls
                 ]
             else:
-                outcomes = list(
+                results = list(
                     await asyncio.gather(
                         *(
                             db(
@@ -938,6 +957,8 @@ class VoiceCall:
                         )
                     )
                 )
+                outcomes = [outcome for outcome, _ in results]
+                await publish([update for _, update in results])
             for outcome in outcomes:
                 await self._send({"type": "tool", **outcome.summary()})
                 if outcome.booking_id and not outcome.error and "booking" in outcome.result:
