@@ -18,6 +18,7 @@ EXISTS subqueries on partial indexes (migration 0004).
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
 import re
@@ -48,7 +49,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from bookings.admin import BOTH_LOCATIONS, PHONE_LIKE, local_time
 from bookings.errors import InvalidInput
-from bookings.models import ActorKind, Booking
+from bookings.models import ActorKind, Booking, Customer
 from bookings.phones import normalize_phone
 from bookings.selectors import business_tz, local_today
 from chatdesk import dashboard as stats
@@ -381,6 +382,33 @@ def transcript_matches(term: str) -> QuerySet[Message]:
     )
 
 
+def conversations_matching(term: str) -> QuerySet:
+    """Ids of conversations matching a staff search: what was said, the customer's name or
+    phone (typed any way), a callback phone, or (with a digit in it) the conversation number.
+
+    One UNION of small index-backed lookups, so the list's queries join a few ids instead of
+    testing every conversation against every condition (an OR would scan them all).
+    """
+    customers = Customer.objects.filter(name__icontains=term).values("pk")
+    sources = [
+        transcript_matches(term),
+        Interaction.objects.filter(customer__in=customers).values("pk"),
+    ]
+    if any(ch.isdigit() for ch in term):
+        sources.append(Interaction.objects.filter(number__icontains=term).values("pk"))
+    if PHONE_LIKE.match(term):
+        # Phones are stored normalized (E.164) on the customer and on the callback request.
+        try:
+            phone = normalize_phone(term)
+        except InvalidInput:
+            pass
+        else:
+            sources.append(Interaction.objects.filter(customer__phone=phone).values("pk"))
+            sources.append(HandoffRequest.objects.filter(contact_phone=phone).values("interaction_id"))
+    first, *rest = (source.order_by() for source in sources)
+    return first.union(*rest)
+
+
 class StartedFilter(admin.SimpleListFilter):
     """Recent periods by the business's calendar (the date hierarchy drills into the past)."""
 
@@ -621,18 +649,7 @@ class InteractionAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        wanted = Q(pk__in=transcript_matches(term)) | Q(customer__name__icontains=term) | Q(number__icontains=term)
-        if PHONE_LIKE.match(term):
-            # Phones are stored normalized (E.164) on the customer and the callback request.
-            try:
-                phone = normalize_phone(term)
-            except InvalidInput:
-                pass
-            else:
-                callback = HandoffRequest.objects.filter(interaction=OuterRef("pk"), contact_phone=phone)
-                wanted |= Q(customer__phone=phone) | Q(Exists(callback))
-        # pk__in and to-one joins cannot duplicate rows: no DISTINCT needed.
-        return queryset.filter(wanted), False
+        return queryset.filter(pk__in=conversations_matching(term)), False
 
     @admin.display(description="started", ordering="started_at")
     def started(self, interaction: Interaction) -> str:
@@ -815,6 +832,7 @@ class InteractionAdmin(admin.ModelAdmin):
             "show_costs": costs,
             "show_pii": can_see_pii(request.user),
             "charts": dashboard_charts(numbers, costs=costs),
+            "numbers_table": numbers_table(numbers, costs=costs),
             "schedule_chart": schedule_chart(numbers.schedule, numbers.today),
             "handoff_url": reverse("admin:chatdesk_handoffrequest_changelist"),
             "list_url": reverse("admin:chatdesk_interaction_changelist"),
@@ -969,9 +987,18 @@ class HandoffRequestAdmin(admin.ModelAdmin):
 
 
 # --- Charts: server-side SVG, no scripts, styled by static/admin-dashboard.css ------------------
+#
+# Built with f-strings: the numbers are formatted by Python, and every piece of text
+# (titles, names, labels) goes through esc() first. A year of days is a few thousand
+# elements, where format_html's per-argument escaping was a third of the page's time.
 
 CHART_WIDTH, CHART_HEIGHT = 720, 220
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 12, 14, 30
+PLOT_W, PLOT_H = CHART_WIDTH - PAD_LEFT - PAD_RIGHT, CHART_HEIGHT - PAD_TOP - PAD_BOTTOM
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
 
 
 def _nice_ceiling(value: float) -> float:
@@ -992,6 +1019,10 @@ def _axis(largest: float, min_step: float = 0) -> tuple[float, int]:
     return step * steps, steps
 
 
+def _day(day: date) -> str:
+    return f"{day:%a %b} {day.day}"
+
+
 def _frame(
     title: str,
     labels: list[date],
@@ -1001,55 +1032,31 @@ def _frame(
     body: list[str],
     legend: list[tuple[str, str]],
 ) -> SafeString:
-    plot_w = CHART_WIDTH - PAD_LEFT - PAD_RIGHT
-    plot_h = CHART_HEIGHT - PAD_TOP - PAD_BOTTOM
     parts = [
-        format_html(
-            '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">',
-            CHART_WIDTH,
-            CHART_HEIGHT,
-            title,
-        ),
-        format_html("<title>{}</title>", title),
+        f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" aria-label="{esc(title)}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{esc(title)}</title>'
     ]
     for i in range(steps + 1):
-        y = PAD_TOP + plot_h - plot_h * i / steps
+        y = PAD_TOP + PLOT_H - PLOT_H * i / steps
         parts.append(
-            format_html(
-                '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}" stroke="#ddd"/>'
-                '<text class="tick" x="{}" y="{}" text-anchor="end" font-size="11">{}</text>',
-                PAD_LEFT,
-                CHART_WIDTH - PAD_RIGHT,
-                f"{y:.1f}",
-                f"{y:.1f}",
-                PAD_LEFT - 6,
-                f"{y + 4:.1f}",
-                fmt(top * i / steps),
-            )
+            f'<line class="grid" x1="{PAD_LEFT}" x2="{CHART_WIDTH - PAD_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'stroke="#ddd"/><text class="tick" x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" '
+            f'font-size="11">{esc(fmt(top * i / steps))}</text>'
         )
-    band = plot_w / max(len(labels), 1)
-    step = max(1, math.ceil(len(labels) / 10))
+    band = PLOT_W / max(len(labels), 1)
+    every = max(1, math.ceil(len(labels) / 10))
     for i, day in enumerate(labels):
-        if i % step == 0:
+        if i % every == 0:
             parts.append(
-                format_html(
-                    '<text class="tick" x="{}" y="{}" text-anchor="middle" font-size="11">{}</text>',
-                    f"{PAD_LEFT + band * (i + 0.5):.1f}",
-                    CHART_HEIGHT - 10,
-                    f"{day:%b} {day.day}",
-                )
+                f'<text class="tick" x="{PAD_LEFT + band * (i + 0.5):.1f}" y="{CHART_HEIGHT - 10}" '
+                f'text-anchor="middle" font-size="11">{day:%b} {day.day}</text>'
             )
     parts += body
     parts.append("</svg>")
-    chart = mark_safe("".join(parts))  # noqa: S308 (every part is built by format_html)
-    legend_html = mark_safe(  # noqa: S308 (built by format_html)
-        "".join(format_html('<li><span class="swatch {}"></span>{}</li>', css, name) for css, name in legend)
-    )
-    return format_html(
-        '<figure class="chart-box"><figcaption>{}</figcaption>{}<ul class="legend">{}</ul></figure>',
-        title,
-        chart,
-        legend_html,
+    keys = "".join(f'<li><span class="swatch {esc(css)}"></span>{esc(name)}</li>' for css, name in legend)
+    return mark_safe(  # noqa: S308 (numbers, and text through esc())
+        f'<figure class="chart-box"><figcaption>{esc(title)}</figcaption>{"".join(parts)}'
+        f'<ul class="legend">{keys}</ul></figure>'
     )
 
 
@@ -1064,39 +1071,23 @@ def bar_chart(
     """Stacked bars, one per day; `series` is [(name, css class, values)], bottom first."""
     totals = [sum(values[i] for _, _, values in series) for i in range(len(labels))]
     top, steps = _axis(max(totals, default=0), min_step)
-    plot_w = CHART_WIDTH - PAD_LEFT - PAD_RIGHT
-    plot_h = CHART_HEIGHT - PAD_TOP - PAD_BOTTOM
-    band = plot_w / max(len(labels), 1)
+    band = PLOT_W / max(len(labels), 1)
     width = max(band * 0.72, 1)
+    named = [(esc(name), esc(css), values) for name, css, values in series]
     body = []
     for i, day in enumerate(labels):
         x = PAD_LEFT + band * i + (band - width) / 2
-        base = PAD_TOP + plot_h
-        tip = ", ".join(f"{name} {fmt(values[i])}" for name, _, values in series)
+        base = PAD_TOP + PLOT_H
         rects = []
-        for _, css, values in series:
-            height = plot_h * values[i] / top
-            if height <= 0:
-                continue
-            base -= height
-            rects.append(
-                format_html(
-                    '<rect class="bar {}" x="{}" y="{}" width="{}" height="{}"/>',
-                    css,
-                    f"{x:.1f}",
-                    f"{base:.1f}",
-                    f"{width:.1f}",
-                    f"{height:.1f}",
+        for _, css, values in named:
+            height = PLOT_H * values[i] / top
+            if height > 0:
+                base -= height
+                rects.append(
+                    f'<rect class="bar {css}" x="{x:.1f}" y="{base:.1f}" width="{width:.1f}" height="{height:.1f}"/>'
                 )
-            )
-        body.append(
-            format_html(
-                "<g><title>{}: {}</title>{}</g>",
-                f"{day:%a %b} {day.day}",
-                tip,
-                mark_safe("".join(rects)),  # noqa: S308 (built by format_html)
-            )
-        )
+        tip = ", ".join(f"{name} {esc(fmt(values[i]))}" for name, _, values in named)
+        body.append(f"<g><title>{_day(day)}: {tip}</title>{''.join(rects)}</g>")
     return _frame(title, labels, top, steps, fmt, body, [(css, name) for name, css, _ in series])
 
 
@@ -1114,40 +1105,27 @@ def line_chart(
         top, steps = _axis(max(values, default=0))
     else:
         steps = 4
-    plot_w = CHART_WIDTH - PAD_LEFT - PAD_RIGHT
-    plot_h = CHART_HEIGHT - PAD_TOP - PAD_BOTTOM
-    band = plot_w / max(len(labels), 1)
+    band = PLOT_W / max(len(labels), 1)
     body = []
     for name, css, points in series:
-        segment: list[str] = []
-        segments = [segment]
+        name, css = esc(name), esc(css)
+        segments: list[list[str]] = [[]]
         dots = []
         for i, value in enumerate(points):
             if value is None:
-                segment = []
-                segments.append(segment)
+                segments.append([])
                 continue
-            x, y = PAD_LEFT + band * (i + 0.5), PAD_TOP + plot_h - plot_h * min(value, top) / top
-            segment.append(f"{x:.1f},{y:.1f}")
-            day = labels[i]
+            x, y = PAD_LEFT + band * (i + 0.5), PAD_TOP + PLOT_H - PLOT_H * min(value, top) / top
+            segments[-1].append(f"{x:.1f},{y:.1f}")
             dots.append(
-                format_html(
-                    '<circle class="dot {}" cx="{}" cy="{}" r="3"><title>{}: {} {}</title></circle>',
-                    css,
-                    f"{x:.1f}",
-                    f"{y:.1f}",
-                    f"{day:%a %b} {day.day}",
-                    name,
-                    fmt(value),
-                )
+                f'<circle class="dot {css}" cx="{x:.1f}" cy="{y:.1f}" r="3">'
+                f"<title>{_day(labels[i])}: {name} {esc(fmt(value))}</title></circle>"
             )
-        for points_ in segments:
-            if len(points_) > 1:
-                body.append(
-                    format_html(
-                        '<polyline class="line {}" points="{}" fill="none" stroke-width="2"/>', css, " ".join(points_)
-                    )
-                )
+        body += [
+            f'<polyline class="line {css}" points="{" ".join(points_)}" fill="none" stroke-width="2"/>'
+            for points_ in segments
+            if len(points_) > 1
+        ]
         body += dots
     return _frame(title, labels, top, steps, fmt, body, [(css, name) for name, css, _ in series])
 
@@ -1171,12 +1149,13 @@ def dashboard_charts(d: stats.Dashboard, *, costs: bool) -> list[SafeString]:
             top=100,
         ),
         bar_chart(
-            "Bookings made per day (all channels)" if not d.channel else "Bookings made per day",
+            "Bookings made per day" if d.channel else "Bookings made per day (all channels)",
             labels,
             [("bookings", "s-bookings", [day.bookings for day in d.days])],
         ),
     ]
     if costs:
+        channels = [d.channel] if d.channel else list(stats.CHANNELS)
         charts.append(
             bar_chart(
                 "Cost per day by channel (USD)",
@@ -1187,7 +1166,7 @@ def dashboard_charts(d: stats.Dashboard, *, costs: bool) -> list[SafeString]:
                         f"s-{c}",
                         [float(day.cost_by_channel.get(c, 0)) for day in d.days],
                     )
-                    for c in (([d.channel]) if d.channel else stats.CHANNELS)
+                    for c in channels
                 ],
                 fmt=lambda v: f"${v:,.2f}",
                 min_step=0,
@@ -1207,6 +1186,27 @@ def dashboard_charts(d: stats.Dashboard, *, costs: bool) -> list[SafeString]:
     return charts
 
 
+def numbers_table(d: stats.Dashboard, *, costs: bool) -> SafeString:
+    """The charts' numbers, newest day first (a year is 365 rows: built here, not in a template loop)."""
+    head = ["Day", "Conversations", "With a booking", "Conversion", "Bookings made"]
+    head += ["Cost"] if costs else []
+    head += ["p50 ms", "p95 ms"]
+    rows = []
+    for day in reversed(d.days):
+        cells = [
+            _day(day.day),
+            day.conversations,
+            day.booked_conversations,
+            "–" if day.conversion is None else f"{day.conversion:.0%}",
+            day.bookings,
+        ]
+        cells += [f"${day.cost_usd:,.2f}"] if costs else []
+        cells += ["–" if v is None else v for v in (day.latency_p50_ms, day.latency_p95_ms)]
+        rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    header = "".join(f'<th scope="col">{esc(h)}</th>' for h in head)
+    return mark_safe(f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>")  # noqa: S308
+
+
 def schedule_chart(schedule: Iterable[stats.TechnicianDay], day: date) -> SafeString | None:
     """Today's visits as a timeline, one row per technician, in business time."""
     rows = list(schedule)
@@ -1217,9 +1217,8 @@ def schedule_chart(schedule: Iterable[stats.TechnicianDay], day: date) -> SafeSt
     first = min([v.start.astimezone(tz).hour for v in visits] + [8])
     last = max([math.ceil(v.end.astimezone(tz).hour + v.end.astimezone(tz).minute / 60) for v in visits] + [18])
     label_w, row_h, top_pad, right_pad = 130, 30, 22, 24
-    width = CHART_WIDTH
     height = top_pad + row_h * len(rows) + 6
-    plot_w = width - label_w - right_pad
+    plot_w = CHART_WIDTH - label_w - right_pad
     hours = max(last - first, 1)
 
     def x_of(moment: datetime) -> float:
@@ -1229,58 +1228,35 @@ def schedule_chart(schedule: Iterable[stats.TechnicianDay], day: date) -> SafeSt
             offset = 0 if local.date() < day else hours
         return label_w + plot_w * min(max(offset, 0), hours) / hours
 
+    title = esc(f"Visits on {day:%A %b} {day.day}")
     parts = [
-        format_html(
-            '<svg class="chart schedule" viewBox="0 0 {} {}" role="img" aria-label="{}" '
-            'xmlns="http://www.w3.org/2000/svg"><title>{}</title>',
-            width,
-            height,
-            f"Visits on {day:%A %b} {day.day}",
-            f"Visits on {day:%A %b} {day.day}",
-        )
+        f'<svg class="chart schedule" viewBox="0 0 {CHART_WIDTH} {height}" role="img" aria-label="{title}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{title}</title>'
     ]
     for h in range(first, last + 1):
         x = label_w + plot_w * (h - first) / hours
         parts.append(
-            format_html(
-                '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}" stroke="#ddd"/>'
-                '<text class="tick" x="{}" y="14" text-anchor="middle" font-size="11">{}:00</text>',
-                f"{x:.1f}",
-                f"{x:.1f}",
-                top_pad - 4,
-                height,
-                f"{x:.1f}",
-                h,
-            )
+            f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top_pad - 4}" y2="{height}" stroke="#ddd"/>'
+            f'<text class="tick" x="{x:.1f}" y="14" text-anchor="middle" font-size="11">{h}:00</text>'
         )
     for i, row in enumerate(rows):
         y = top_pad + row_h * i
         parts.append(
-            format_html(
-                '<text class="row-label" x="0" y="{}" font-size="12">{}</text>', y + row_h / 2 + 4, row.technician
-            )
+            f'<text class="row-label" x="0" y="{y + row_h / 2 + 4}" font-size="12">{esc(row.technician)}</text>'
         )
         for visit in row.visits:
             x1, x2 = x_of(visit.start), x_of(visit.end)
+            label = visit.service if x2 - x1 > 6.5 * len(visit.service) else ""
+            tip = (
+                f"{visit.start.astimezone(tz):%H:%M}–{visit.end.astimezone(tz):%H:%M} {visit.service} "
+                f"({visit.number}, {visit.status_label})"
+            )
             parts.append(
-                format_html(
-                    "<g><title>{}–{} {} ({}, {})</title>"
-                    '<rect class="visit status-{}" x="{}" y="{}" width="{}" height="{}" rx="3"/>'
-                    '<text class="visit-label" x="{}" y="{}" font-size="11">{}</text></g>',
-                    f"{visit.start.astimezone(tz):%H:%M}",
-                    f"{visit.end.astimezone(tz):%H:%M}",
-                    visit.service,
-                    visit.number,
-                    visit.status_label,
-                    visit.status,
-                    f"{x1:.1f}",
-                    y + 4,
-                    f"{max(x2 - x1, 2):.1f}",
-                    row_h - 8,
-                    f"{x1 + 4:.1f}",
-                    y + row_h / 2 + 4,
-                    visit.service if x2 - x1 > 6.5 * len(visit.service) else "",
-                )
+                f"<g><title>{esc(tip)}</title>"
+                f'<rect class="visit status-{esc(visit.status)}" x="{x1:.1f}" y="{y + 4}" '
+                f'width="{max(x2 - x1, 2):.1f}" height="{row_h - 8}" rx="3"/>'
+                f'<text class="visit-label" x="{x1 + 4:.1f}" y="{y + row_h / 2 + 4}" font-size="11">'
+                f"{esc(label)}</text></g>"
             )
     parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 (every part is built by format_html)
+    return mark_safe("".join(parts))  # noqa: S308 (numbers, and text through esc())
