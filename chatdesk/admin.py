@@ -773,6 +773,7 @@ class InteractionAdmin(admin.ModelAdmin):
         obj: Interaction | None = None,
     ) -> HttpResponse:
         if obj is not None:
+            context["title"] = f"Conversation {obj.number}"
             context["transcript"] = conversation_transcript(
                 obj, pii=can_see_pii(request.user), costs=can_see_costs(request.user)
             )
