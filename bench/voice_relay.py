@@ -176,6 +176,8 @@ class Round:
     failed: int = 0
     downlink: list[float] = field(default_factory=list)
     uplink: list[float] = field(default_factory=list)
+    downlink_at: list[float] = field(default_factory=list)
+    uplink_at: list[float] = field(default_factory=list)
     frames_sent: int = 0
     frames_received: int = 0
     window: tuple[float, float] = (0.0, 0.0)
@@ -218,6 +220,7 @@ async def browser(url: str, origin: str, result: Round, all_ready: asyncio.Event
                         (sent,) = STAMP.unpack_from(message)
                         if window[0] <= sent <= window[1]:
                             result.downlink.append(time.monotonic() - sent)
+                            result.downlink_at.append(sent)
                             result.frames_received += 1
                     else:
                         event = json.loads(message)
@@ -341,6 +344,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per round")
     parser.add_argument("--max-p95-ms", type=float, default=20.0)
     parser.add_argument("--wait-idle", type=float, default=0.0, help="wait for a 1-min load below this")
+    parser.add_argument("--dump", help="write each round's raw latencies to this directory")
     parser.add_argument("--bare-forwarder", nargs=2, metavar=("PORT", "UPSTREAM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_forwarder:
@@ -380,30 +384,59 @@ def main() -> None:
     env.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=fake_url)
     print(f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}; {args.seconds:.0f} s per round")
     results: list[Round] = []
+    # All servers run side by side and take turns at each N, so background load on this
+    # shared machine hits them alike; a server stops stepping after its first failed round.
+    servers: dict[str, tuple[subprocess.Popen, str]] = {}
     try:
         for kind in args.servers.split(","):
             port = free_port()
-            server = start_server(kind, port, env, fake_url)
-            url = f"ws://127.0.0.1:{port}/api/v1/chat/voice/call"
-            try:
-                asyncio.run(run_round(url, kind, server.pid, 5, 2.0))  # warm up imports and pools
+            servers[kind] = (start_server(kind, port, env, fake_url), f"ws://127.0.0.1:{port}/api/v1/chat/voice/call")
+            asyncio.run(run_round(servers[kind][1], kind, servers[kind][0].pid, 5, 2.0))  # warm up imports, pools
+        control.send("collect")
+        control.recv()
+        running = list(servers)
+        for calls in steps:
+            for kind in list(running):
+                process, url = servers[kind]
+                result = asyncio.run(run_round(url, kind, process.pid, calls, args.seconds))
                 control.send("collect")
-                control.recv()
-                for calls in steps:
-                    result = asyncio.run(run_round(url, kind, server.pid, calls, args.seconds))
-                    control.send("collect")
-                    first, last = result.window
-                    result.uplink = [latency for sent, latency in control.recv() if first <= sent <= last]
-                    results.append(result)
-                    print(f"  {kind:>7} N={calls:>3}: {result.line()}", file=sys.stderr)
-                    if result.failed or result.worst_p95 > args.max_p95_ms:
-                        break
-            finally:
-                stop_server(server)
+                first, last = result.window
+                samples = [(sent, latency) for sent, latency in control.recv() if first <= sent <= last]
+                result.uplink_at = [sent for sent, _ in samples]
+                result.uplink = [latency for _, latency in samples]
+                if args.dump:
+                    dump(Path(args.dump) / f"{kind}-{calls}.json", result)
+                results.append(result)
+                print(f"  {kind:>7} N={calls:>3}: {result.line()}", file=sys.stderr)
+                if result.failed or result.worst_p95 > args.max_p95_ms:
+                    running.remove(kind)
+            if not running:
+                break
     finally:
+        for process, _ in servers.values():
+            stop_server(process)
         control.send("stop")
         fake.join(timeout=10)
     report(results, args.max_p95_ms)
+
+
+def dump(path: Path, result: Round) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = result.window[0]
+    path.write_text(
+        json.dumps(
+            {
+                "uplink": [
+                    [round(at - start, 4), round(lat * 1000, 3)]
+                    for at, lat in zip(result.uplink_at, result.uplink, strict=True)
+                ],
+                "downlink": [
+                    [round(at - start, 4), round(lat * 1000, 3)]
+                    for at, lat in zip(result.downlink_at, result.downlink, strict=True)
+                ],
+            }
+        )
+    )
 
 
 def report(results: list[Round], limit: float) -> None:
