@@ -7,7 +7,7 @@ The script drops and recreates its own database (BENCH_DATABASE, default chatdes
 migrates it and seeds a year of a busy business with COPY: 50,000 conversations (a quarter by
 voice), 500,000 messages, 100,000 tool calls, 20,000 bookings laid out on a per-technician grid
 (so the no-overlap exclusion constraint accepts them) with their audit rows, 15,000 customers and
-1,500 handoff requests. Then it requests each page through django.test.Client as a superuser and
+about 1,100 handoff requests. Then it requests each page through django.test.Client as a superuser and
 prints the median and p95 of BENCH_RUNS timed requests (default 15, after 2 warm-ups) and the
 number of queries per request. Target: every page under 300 ms median, with a query count that
 does not depend on the data. Results are recorded in BENCHMARKS.md ("Admin pages").
