@@ -20,6 +20,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from yarl import URL
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,7 +112,7 @@ async def scenario(customer_host: str, staff_host: str) -> None:
         # The customer starts a chat on process A.
         async with customer.get(f"http://{customer_host}/") as page:
             assert page.status == 200
-        token = customer.cookie_jar.filter_cookies(f"http://{customer_host}/")["csrftoken"].value
+        token = customer.cookie_jar.filter_cookies(URL(f"http://{customer_host}/"))["csrftoken"].value
         async with customer.post(
             f"http://{customer_host}/api/v1/chat/session/new", headers={"X-CSRFToken": token, **customer_origin}
         ) as response:
@@ -123,7 +124,7 @@ async def scenario(customer_host: str, staff_host: str) -> None:
         # A dispatcher logs in on process B and watches it.
         async with staff.get(f"http://{staff_host}/admin/login/") as page:
             assert page.status == 200
-        staff_token = staff.cookie_jar.filter_cookies(f"http://{staff_host}/")["csrftoken"].value
+        staff_token = staff.cookie_jar.filter_cookies(URL(f"http://{staff_host}/"))["csrftoken"].value
         async with staff.post(
             f"http://{staff_host}/admin/login/?next=/admin/",
             data={"username": "sam", "password": "dispatch-pass-123", "csrfmiddlewaretoken": staff_token},
@@ -131,7 +132,7 @@ async def scenario(customer_host: str, staff_host: str) -> None:
             allow_redirects=False,
         ) as response:
             assert response.status == 302, await response.text()
-        staff_token = staff.cookie_jar.filter_cookies(f"http://{staff_host}/")["csrftoken"].value
+        staff_token = staff.cookie_jar.filter_cookies(URL(f"http://{staff_host}/"))["csrftoken"].value
         staff_headers = {"X-CSRFToken": staff_token, **staff_origin}
         staff_ws = await staff.ws_connect(f"ws://{staff_host}/api/v1/staff/live", headers=staff_origin)
         await staff_ws.send_json({"type": "watch", "interaction": chat["interaction_number"]})
