@@ -21,7 +21,6 @@ import json
 import math
 import os
 import re
-import socket
 import struct
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from playwright.sync_api import Browser, Page, WebSocket, WebSocketRoute, expect
 
 from tests.audio import speech_wav
 from tests.fake_openai import FunctionCall, RealtimeReply, fake_openai_fixture  # noqa: F401  (registers `fake_openai`)
+from tests.servers import free_port, subprocess_database_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -585,19 +585,6 @@ def test_voice_page_renders_under_the_csp(client, settings) -> None:
 
 
 # --- a whole call: real app under daphne, fake OpenAI, fake microphone -----------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def subprocess_database_url() -> str:
-    """The test database (test_<name>), for the server process to use the same data."""
-    db = django_settings.DATABASES["default"]
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture

@@ -6,11 +6,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from django.conf import settings
 from chatdesk.models import Interaction, Message
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import silence_pcm16, sine_pcm16
+from tests.servers import free_port, wait_for_port
 from tests.test_voice_call import ORIGIN, Caller, fresh_limits, interaction_of, messages_of  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -285,22 +283,3 @@ async def next_of(ws, kind: str, **fields) -> dict:
                 event = json.loads(message)
                 if event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
                     return event
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/schema/", timeout=5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
