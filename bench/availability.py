@@ -24,10 +24,11 @@ import time as clock
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_database_url, percentile, recreate_database  # noqa: E402
 
 BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "chatdesk_bench")
 RUNS = int(os.environ.get("BENCH_RUNS", "200"))
@@ -38,27 +39,8 @@ HISTORY_DAYS, FUTURE_DAYS = 30, 60  # 90 days of calendar around today
 SEED = 20261116
 
 
-def bench_database_url() -> str:
-    """The caller's DATABASE_URL pointed at our own database, which we may drop at will."""
-    url = os.environ.get("DATABASE_URL", "")
-    parts = urlsplit(url)
-    if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
-        sys.exit("Set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/chatdesk")
-    return urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DATABASE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
-
-
 def setup_django() -> None:
-    url = bench_database_url()
+    url = bench_database_url(BENCH_DATABASE)
     recreate_database(url)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatdesk.settings")
@@ -326,11 +308,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def time_calls(label: str, calls: list, *, now: datetime) -> dict:

@@ -17,53 +17,19 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_database_url, cpu_seconds, free_port, percentile, recreate_database  # noqa: E402
 from tests.fake_openai import FakeOpenAI  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def recreate_database(base_url: str, name: str) -> str:
-    parsed = urlparse(base_url)
-    admin = [
-        "psql",
-        "-h",
-        parsed.hostname or "127.0.0.1",
-        "-p",
-        str(parsed.port or 5432),
-        "-U",
-        parsed.username or "postgres",
-    ]
-    subprocess.run([*admin, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=True)
-    subprocess.run([*admin, "-qc", f"CREATE DATABASE {name}"], check=True)
-    return parsed._replace(path=f"/{name}").geturl()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def wait_for_server(url: str) -> None:
@@ -116,8 +82,8 @@ async def run_round(base: str, customers: int, message: str, model_calls: int, l
         "wall_s": wall,
         "ideal_s": ideal,
         "turns_per_s": customers / wall,
-        "overhead_p50_ms": percentile(overheads, 50),
-        "overhead_p95_ms": percentile(overheads, 95),
+        "overhead_p50_ms": percentile(overheads, 0.50),
+        "overhead_p95_ms": percentile(overheads, 0.95),
         "overhead_max_ms": max(overheads),
         "latency_p50_ms": statistics.median(durations) * 1000,
         "server_cpu_ms_per_turn": server_cpu * 1000 / customers,
@@ -144,8 +110,8 @@ def main() -> None:
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     args = parser.parse_args()
 
-    base_db = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatdesk")
-    database_url = recreate_database(base_db, "chatdesk_bench_chat")
+    database_url = bench_database_url("chatdesk_bench_chat")
+    recreate_database(database_url)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

@@ -46,36 +46,18 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_database_url, cpu_seconds, free_port, percentile, recreate_database  # noqa: E402
+
 FRAME_MS = 40
 FRAME_BYTES = FRAME_MS * 48
 PLAYBACK_EVERY = 0.25
 STAMP = struct.Struct("<d")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def stamped_pcm(ms: float) -> bytes:
     pcm = bytearray(round(ms * 48) // 2 * 2)
     STAMP.pack_into(pcm, 0, time.monotonic())
     return bytes(pcm)
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    # Fields after the command name (which may contain spaces): utime is 14th, stime 15th overall.
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 # --- the fake Realtime API, in its own process ------------------------------------------------
@@ -187,7 +169,7 @@ class Round:
     load: float = 0.0
 
     def p(self, which: str, q: float) -> float:
-        return percentile(getattr(self, which), q) * 1000
+        return percentile(getattr(self, which), q / 100) * 1000
 
     def line(self) -> str:
         up = f"up p50/p95 {self.p('uplink', 50):5.1f}/{self.p('uplink', 95):5.1f} ms"
@@ -286,15 +268,6 @@ async def run_round(url: str, server: str, pid: int, calls: int, seconds: float)
 # --- servers ---------------------------------------------------------------------------------------
 
 
-def recreate_database(base_url: str, name: str) -> str:
-    parsed = urlparse(base_url)
-    admin = ["psql", "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 5432)]
-    admin += ["-U", parsed.username or "postgres"]
-    subprocess.run([*admin, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=True)
-    subprocess.run([*admin, "-qc", f"CREATE DATABASE {name}"], check=True)
-    return parsed._replace(path=f"/{name}").geturl()
-
-
 def wait_for_port(port: int, process: subprocess.Popen) -> None:
     for _ in range(300):
         if process.poll() is not None:
@@ -355,8 +328,8 @@ def main() -> None:
         return
 
     steps = [int(n) for n in args.steps.split(",")]
-    base_db = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatdesk")
-    database_url = recreate_database(base_db, "chatdesk_bench_voice")
+    database_url = bench_database_url("chatdesk_bench_voice")
+    recreate_database(database_url)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

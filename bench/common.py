@@ -1,0 +1,52 @@
+"""What every benchmark script needs: its own database, free ports, percentiles, CPU time."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chatdesk"
+
+
+def bench_database_url(name: str) -> str:
+    """The caller's DATABASE_URL pointed at a database of the benchmark's own, which it may drop."""
+    parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    if parts.scheme not in {"postgres", "postgresql", "pgsql"}:
+        sys.exit("Set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/chatdesk")
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the database named in `url` (through the server's `postgres` database)."""
+    import psycopg
+    from psycopg import sql
+
+    name = urlsplit(url).path.lstrip("/")
+    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile, `fraction` in [0, 1]; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    # Fields after the command name (which may contain spaces): utime is 14th, stime 15th overall.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
