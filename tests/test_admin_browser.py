@@ -10,41 +10,22 @@ ORM calls, so every row is made by fixtures before the browser starts.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from bookings.models import Booking, BookingStatus, Customer
 from bookings.selectors import business_tz, local_today
 from chatdesk.models import HandoffRequest, Interaction, Message
+from tests.browser import chromium_fixture  # noqa: F401  (registers `chromium`)
 from tests.test_conversation_admin import assistant_says, call_tool, converse, customer_says
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP = {"width": 1280, "height": 900}
-
-
-@pytest.fixture(name="chromium")
-def chromium_fixture() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

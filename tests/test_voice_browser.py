@@ -27,7 +27,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -41,15 +40,13 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, WebSocket, WebSocketRoute, expect, sync_playwright
 
 from tests.audio import speech_wav
+from tests.browser import CHROMIUM_ARGS, CHROMIUM_PATH, DESKTOP, PHONE, orm
 from tests.fake_openai import FunctionCall, RealtimeReply, fake_openai_fixture  # noqa: F401  (registers `fake_openai`)
 from tests.servers import free_port, subprocess_database_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
 CALL_PATH = "/api/v1/chat/voice/call"
 FRAME_BYTES = 1920  # 40 ms of 24 kHz PCM16 mono
 BYTES_PER_MS = 48
@@ -59,13 +56,7 @@ BOOKING_NUMBER = re.compile(r"BK-\d{4}-\d{6}")
 
 def chromium_args(microphone_wav: Path | None) -> list[str]:
     args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *CHROMIUM_ARGS,
         "--autoplay-policy=no-user-gesture-required",
         "--use-fake-ui-for-media-stream",  # grant the microphone without a prompt
         "--use-fake-device-for-media-stream",
@@ -85,20 +76,6 @@ def chromium(microphone_wav: Path | None = None) -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
-
-
-def orm[T](fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ORM work on a worker thread: Playwright's sync API makes Django refuse it in this one."""
-    from django.db import connections
-
-    def run() -> T:
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
 
 
 class Console:
