@@ -8,7 +8,6 @@ bookings.selectors, which decide what a customer (or the model) may see.
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -340,6 +339,3 @@ class YearlyCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}-{self.year}: {self.last_value}"
-
-
-ZERO = Decimal("0")

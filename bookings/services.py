@@ -16,6 +16,7 @@ Double booking is prevented twice over:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -40,7 +41,7 @@ from bookings.models import (
 )
 from bookings.numbering import next_number
 from bookings.phones import normalize_phone
-from bookings.selectors import available_slots, booking_public_dict, business_tz
+from bookings.selectors import active_bookings_in, available_slots, booking_public_dict, business_tz
 
 logger = logging.getLogger(__name__)
 
@@ -134,12 +135,7 @@ def _candidates(
 
 
 def _still_free(*, employee_id: int, occupied_start: datetime, occupied_end: datetime, exclude: int | None) -> bool:
-    clash = Booking.objects.filter(
-        employee_id=employee_id,
-        status__in=ACTIVE_STATUSES,
-        occupied_start__lt=occupied_end,
-        occupied_end__gt=occupied_start,
-    )
+    clash = active_bookings_in([employee_id], occupied_start, occupied_end)
     if exclude is not None:
         clash = clash.exclude(pk=exclude)
     if clash.exists():
@@ -147,6 +143,36 @@ def _still_free(*, employee_id: int, occupied_start: datetime, occupied_end: dat
     return not CalendarEvent.objects.filter(
         employee_id=employee_id, start__lt=occupied_end, end__gt=occupied_start
     ).exists()
+
+
+def _claim_technician(
+    *,
+    candidates: list[int],
+    occupied_start: datetime,
+    occupied_end: datetime,
+    exclude: int | None,
+    write: Callable[[int], Booking],
+) -> Booking:
+    """Run `write(employee_id)` for the first candidate still free for the occupied period.
+
+    Each try locks the technician's row, so concurrent bookings of one technician queue
+    here, re-checks under the lock, then writes. On PostgreSQL the exclusion constraint
+    backs this up; its violation means "taken", so the next candidate is tried.
+    """
+    for employee_id in candidates:
+        try:
+            with transaction.atomic():
+                Employee.objects.select_for_update().filter(pk=employee_id).values_list("pk").get()
+                if not _still_free(
+                    employee_id=employee_id, occupied_start=occupied_start, occupied_end=occupied_end, exclude=exclude
+                ):
+                    continue
+                return write(employee_id)
+        except IntegrityError as error:
+            if _is_overlap_violation(error):
+                continue
+            raise
+    raise SlotUnavailable("Sorry, that time was just taken. Please pick another slot.")
 
 
 def _is_overlap_violation(error: IntegrityError) -> bool:
@@ -244,47 +270,39 @@ def booking_create(
     end = start + service.duration
     occupied_start = start - service.buffer_before
     occupied_end = end + service.buffer_after
-    for employee_id in candidates:
-        try:
-            with transaction.atomic():
-                # The lock makes concurrent bookings of this technician queue here.
-                Employee.objects.select_for_update().filter(pk=employee_id).values_list("pk").get()
-                if not _still_free(
-                    employee_id=employee_id, occupied_start=occupied_start, occupied_end=occupied_end, exclude=None
-                ):
-                    continue
-                customer = customer_upsert(name=name, phone=phone, email=customer_email, address=address)
-                booking = Booking.objects.create(
-                    # The year the booking was made (business time), so numbers rise with time.
-                    number=next_number("BK", now.astimezone(business_tz()).year, 6),
-                    service=service,
-                    employee_id=employee_id,
-                    customer=customer,
-                    start=start,
-                    end=end,
-                    occupied_start=occupied_start,
-                    occupied_end=occupied_end,
-                    status=status,
-                    estimated_price_min=service.price_min,
-                    estimated_price_max=service.price_max,
-                    currency=service.currency,
-                    address=address,
-                    notes=notes,
-                    channel=channel,
-                )
-                _record(
-                    booking,
-                    kind=BookingEvent.Kind.CREATED,
-                    actor=actor,
-                    changes={"start": start.isoformat(), "employee_id": employee_id, "status": status},
-                )
-                transaction.on_commit(partial(_send_email, booking.pk, "confirmed", CONFIRMATION))
-                return booking
-        except IntegrityError as error:
-            if _is_overlap_violation(error):
-                continue
-            raise
-    raise SlotUnavailable("Sorry, that time was just taken. Please pick another slot.")
+
+    def write(employee_id: int) -> Booking:
+        customer = customer_upsert(name=name, phone=phone, email=customer_email, address=address)
+        booking = Booking.objects.create(
+            # The year the booking was made (business time), so numbers rise with time.
+            number=next_number("BK", now.astimezone(business_tz()).year, 6),
+            service=service,
+            employee_id=employee_id,
+            customer=customer,
+            start=start,
+            end=end,
+            occupied_start=occupied_start,
+            occupied_end=occupied_end,
+            status=status,
+            estimated_price_min=service.price_min,
+            estimated_price_max=service.price_max,
+            currency=service.currency,
+            address=address,
+            notes=notes,
+            channel=channel,
+        )
+        _record(
+            booking,
+            kind=BookingEvent.Kind.CREATED,
+            actor=actor,
+            changes={"start": start.isoformat(), "employee_id": employee_id, "status": status},
+        )
+        transaction.on_commit(partial(_send_email, booking.pk, "confirmed", CONFIRMATION))
+        return booking
+
+    return _claim_technician(
+        candidates=candidates, occupied_start=occupied_start, occupied_end=occupied_end, exclude=None, write=write
+    )
 
 
 def booking_reschedule(
@@ -317,50 +335,41 @@ def booking_reschedule(
     occupied_start = new_start - service.buffer_before
     occupied_end = end + service.buffer_after
     old = {"start": booking.start.isoformat(), "employee_id": booking.employee_id}
-    for employee_id in candidates:
-        try:
-            with transaction.atomic():
-                Employee.objects.select_for_update().filter(pk=employee_id).values_list("pk").get()
-                locked = Booking.objects.select_for_update().get(pk=booking.pk)
-                if locked.status not in ACTIVE_STATUSES:
-                    raise InvalidTransition(f"Booking {booking.number} is no longer active.")
-                if not _still_free(
-                    employee_id=employee_id,
-                    occupied_start=occupied_start,
-                    occupied_end=occupied_end,
-                    exclude=booking.pk,
-                ):
-                    continue
-                locked.start, locked.end = new_start, end
-                locked.occupied_start, locked.occupied_end = occupied_start, occupied_end
-                locked.employee_id = employee_id
-                locked.reminder_sent_at = None
-                locked.save(
-                    update_fields=[
-                        "start",
-                        "end",
-                        "occupied_start",
-                        "occupied_end",
-                        "employee",
-                        "reminder_sent_at",
-                        "updated_at",
-                    ]
-                )
-                _record(
-                    locked,
-                    kind=BookingEvent.Kind.RESCHEDULED,
-                    actor=actor,
-                    changes={"from": old, "to": {"start": new_start.isoformat(), "employee_id": employee_id}},
-                    note=reason,
-                )
-                transaction.on_commit(partial(_send_email, locked.pk, "rescheduled", CONFIRMATION))
-                booking.refresh_from_db()
-                return booking
-        except IntegrityError as error:
-            if _is_overlap_violation(error):
-                continue
-            raise
-    raise SlotUnavailable("Sorry, that time was just taken. Please pick another slot.")
+
+    def write(employee_id: int) -> Booking:
+        locked = Booking.objects.select_for_update().get(pk=booking.pk)
+        if locked.status not in ACTIVE_STATUSES:
+            raise InvalidTransition(f"Booking {booking.number} is no longer active.")
+        locked.start, locked.end = new_start, end
+        locked.occupied_start, locked.occupied_end = occupied_start, occupied_end
+        locked.employee_id = employee_id
+        locked.reminder_sent_at = None
+        locked.save(
+            update_fields=[
+                "start",
+                "end",
+                "occupied_start",
+                "occupied_end",
+                "employee",
+                "reminder_sent_at",
+                "updated_at",
+            ]
+        )
+        _record(
+            locked,
+            kind=BookingEvent.Kind.RESCHEDULED,
+            actor=actor,
+            changes={"from": old, "to": {"start": new_start.isoformat(), "employee_id": employee_id}},
+            note=reason,
+        )
+        transaction.on_commit(partial(_send_email, locked.pk, "rescheduled", CONFIRMATION))
+        return locked
+
+    _claim_technician(
+        candidates=candidates, occupied_start=occupied_start, occupied_end=occupied_end, exclude=booking.pk, write=write
+    )
+    booking.refresh_from_db()
+    return booking
 
 
 def _transition(

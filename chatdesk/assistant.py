@@ -8,9 +8,8 @@ turn whose tool call already ran must not be replayed behind our back.
 from __future__ import annotations
 
 import asyncio
-import json
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import openai
 from django.conf import settings
@@ -44,7 +43,6 @@ class ModelReply:
     function_calls: list[FunctionCall]
     usage: TextUsage
     model: str
-    extra: dict = field(default_factory=dict)
 
 
 def is_configured() -> bool:
@@ -125,7 +123,3 @@ def user_item(text: str) -> dict:
 def assistant_item(text: str) -> dict:
     """A reply we produced ourselves (greeting, guided flow, staff) put into the model's history."""
     return {"role": "assistant", "content": text}
-
-
-def dumps(value: object) -> str:
-    return json.dumps(value, default=str)

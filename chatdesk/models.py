@@ -96,10 +96,6 @@ class Interaction(models.Model):
         return self.number
 
     @property
-    def is_open(self) -> bool:
-        return self.status == self.Status.OPEN
-
-    @property
     def duration_seconds(self) -> int | None:
         end = self.ended_at or self.last_activity_at
         return int((end - self.started_at).total_seconds()) if end and self.started_at else None
