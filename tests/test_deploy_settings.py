@@ -93,3 +93,20 @@ def test_a_bare_checkout_starts_in_debug_mode_with_nothing_else_set():
     env = production_env(DEBUG="1", SECRET_KEY=None, ALLOWED_HOSTS=None, DATABASE_URL=None, REDIS_URL=None)
     result = manage("check", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_make_runs_setup_steps_work_on_the_embedded_sqlite_database(tmp_path):
+    # What `make run` does before serving: migrate and seed the demo data, on SQLite.
+    # (A PostgreSQL-only migration once broke exactly this while every PostgreSQL test passed.)
+    env = production_env(
+        DEBUG="1",
+        SECRET_KEY=None,
+        ALLOWED_HOSTS=None,
+        REDIS_URL=None,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    migrated = manage("migrate", "--no-input", env=env)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    seeded = manage("seed_demo", "--staff-user", "demo", "--staff-password", "chatdesk-demo", env=env)
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    assert "Demo data ready" in seeded.stdout

@@ -1,6 +1,6 @@
 """Indexes for the staff admin, the dashboard and the analytics API over a year of data.
 
-Plain SQL, built CONCURRENTLY (so a deploy does not block chat writes while a large
+Plain SQL on PostgreSQL, built CONCURRENTLY (so a deploy does not block chat writes while a large
 message table is indexed), which needs a non-atomic migration and one statement per
 operation. Django's model state does not know these indexes: if one is ever declared in
 a model's Meta, drop it here first.
@@ -26,15 +26,25 @@ INDEXES = {
 }
 
 
+def _on_postgresql(statement: str):
+    # PostgreSQL only: SQLite (`make run`) has neither CONCURRENTLY, GIN nor INCLUDE, and a
+    # demo database does not need them.
+    def run(apps, schema_editor):
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(statement)
+
+    return run
+
+
 class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [("chatdesk", "0003_staff_groups")]
 
     operations = [
-        migrations.RunSQL(
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} {definition}",
-            f"DROP INDEX CONCURRENTLY IF EXISTS {name}",
+        migrations.RunPython(
+            _on_postgresql(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} {definition}"),
+            _on_postgresql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"),
         )
         for name, definition in INDEXES.items()
     ]
