@@ -7,10 +7,12 @@ runs; the auth stack gives consumers the cookies and the staff user.
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatdesk.settings")
-# Django must be set up before anything imports models.
+
+from chatdesk.handlers import get_asgi_application
+
+# Django must be set up before anything imports models. Our handler is Django's, with the
+# standard middleware's hooks run on the event loop (see chatdesk/handlers.py).
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
