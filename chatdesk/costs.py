@@ -26,17 +26,17 @@ class TextUsage:
         self.reasoning_tokens += other.reasoning_tokens
 
     @classmethod
-    def from_response(cls, usage: object | None) -> TextUsage:
-        """From a Responses API `usage` object (cached is a subset of input, reasoning of output)."""
-        if usage is None:
+    def from_response(cls, usage: object) -> TextUsage:
+        """From a Responses API `usage` (JSON; cached is a subset of input, reasoning of output)."""
+        if not isinstance(usage, dict):
             return cls()
-        input_details = getattr(usage, "input_tokens_details", None)
-        output_details = getattr(usage, "output_tokens_details", None)
+        input_details = usage.get("input_tokens_details") or {}
+        output_details = usage.get("output_tokens_details") or {}
         return cls(
-            input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
-            cached_input_tokens=int(getattr(input_details, "cached_tokens", 0) or 0),
-            output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
-            reasoning_tokens=int(getattr(output_details, "reasoning_tokens", 0) or 0),
+            input_tokens=int(usage.get("input_tokens") or 0),
+            cached_input_tokens=int(input_details.get("cached_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            reasoning_tokens=int(output_details.get("reasoning_tokens") or 0),
         )
 
 

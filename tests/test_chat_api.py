@@ -16,9 +16,10 @@ from django.db import connection
 from django.test import Client
 
 from bookings.models import Booking
+from chatdesk.assistant import parse_response
 from chatdesk.models import Interaction, Message, ToolCall
 from tests.conftest import MONDAY_NOON_UTC
-from tests.fake_openai import fake_openai_fixture, last_function_call_output  # noqa: F401
+from tests.fake_openai import RawReply, fake_openai_fixture, last_function_call_output  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -183,6 +184,64 @@ def test_a_model_failure_mid_turn_keeps_the_message_and_the_conversation(busines
     calls = {i["call_id"] for i in items if i.get("type") == "function_call"}
     outputs = {i["call_id"] for i in items if i.get("type") == "function_call_output"}
     assert calls == outputs
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ("<html>502 Bad Gateway</html>", "bad_reply"),
+        ({"id": "resp_1", "object": "response", "status": "completed", "output": "not a list"}, "bad_reply"),
+        ({"id": "resp_1", "object": "response", "status": "completed", "output": ["not an item"]}, "bad_reply"),
+        (
+            {"id": "resp_1", "object": "response", "status": "failed", "error": {"message": "boom"}, "output": []},
+            "failed",
+        ),
+    ],
+)
+def test_a_reply_that_is_not_a_usable_response_gets_a_kind_reply(business, model, frozen, body, kind):
+    erin = Customer()
+    model.queue(RawReply(body))
+    reply = erin.send("Is anyone free on Friday?")
+    assert "trouble" in reply["reply"]
+    assert erin.interaction.last_error.startswith(kind)
+    assert erin.interaction.messages.filter(role="customer", text="Is anyone free on Friday?").exists()
+
+
+def test_a_response_is_read_as_the_wire_protocol_defines_it():
+    reply = parse_response(
+        {
+            "id": "resp_1",
+            "object": "response",
+            "status": "completed",
+            "model": "gpt-test",
+            "output": [
+                {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "abc", "status": None},
+                {
+                    "type": "message",
+                    "id": "msg_1",
+                    "role": "assistant",
+                    "content": [
+                        {"type": "output_text", "text": "Friday ", "annotations": []},
+                        {"type": "refusal", "refusal": "no"},
+                        {"type": "output_text", "text": "works.", "annotations": []},
+                    ],
+                },
+                {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "resolve_date", "arguments": "{}"},
+            ],
+            "usage": {
+                "input_tokens": 100,
+                "input_tokens_details": {"cached_tokens": 40},
+                "output_tokens": 20,
+                "output_tokens_details": {"reasoning_tokens": 5},
+            },
+        }
+    )
+    assert reply.text == "Friday works."
+    assert [(c.call_id, c.name, c.arguments) for c in reply.function_calls] == [("call_1", "resolve_date", "{}")]
+    assert "status" not in reply.output_items[0]  # nulls are not sent back
+    assert (reply.usage.input_tokens, reply.usage.cached_input_tokens) == (100, 40)
+    assert (reply.usage.output_tokens, reply.usage.reasoning_tokens) == (20, 5)
+    assert reply.model == "gpt-test"
 
 
 def test_a_model_timeout_gets_a_kind_reply(business, model, frozen, settings):
