@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import BigIntegerField, QuerySet, Value
+from django.db.models import BigIntegerField, Q, QuerySet, Value
 from django.utils import timezone
 
 from bookings.errors import BookingNotFound, InvalidInput
@@ -376,7 +376,7 @@ def services_list(*, trade: str | None = None, active_only: bool = True) -> list
     if active_only:
         services = services.filter(active=True)
     if trade:
-        services = services.filter(trade__name__iexact=trade) | services.filter(trade__slug__iexact=trade)
+        services = services.filter(Q(trade__name__iexact=trade) | Q(trade__slug__iexact=trade))
     return list(services.order_by("trade__name", "name"))
 
 

@@ -20,8 +20,10 @@ import json
 import logging
 import time as clock
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 
 import jsonschema
 from django.conf import settings
@@ -42,6 +44,7 @@ from bookings.selectors import (
     technicians_available,
 )
 from bookings.services import Actor, booking_cancel, booking_create, booking_reschedule
+from chatdesk import rows
 from chatdesk.dates import UnresolvedDate, resolve_date
 from chatdesk.models import HandoffRequest, Interaction, ToolCall
 
@@ -498,12 +501,21 @@ def _parse_arguments(tool: Tool | None, raw: str) -> dict:
     # Optional arguments may be omitted by a non-strict caller (voice); treat as null.
     for name in tool.parameters["properties"]:
         args.setdefault(name, None)
-    try:
-        jsonschema.validate(args, tool.parameters)
-    except jsonschema.ValidationError as error:
+    error = jsonschema.exceptions.best_match(_validator(tool.name).iter_errors(args))
+    if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "arguments"
-        raise InvalidInput(f"Invalid {where}: {error.message[:200]}", field=where) from None
+        raise InvalidInput(f"Invalid {where}: {error.message[:200]}", field=where)
     return args
+
+
+@cache
+def _validator(tool_name: str) -> jsonschema.protocols.Validator:
+    # Built once per tool: jsonschema.validate() re-checks the schema itself on every call,
+    # which was a tenth of a two-tool turn's server CPU (bench/chat_turns.py).
+    schema = TOOLS[tool_name].parameters
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
 
 
 def _replayed(interaction: Interaction, call_id: str) -> ToolOutcome:
@@ -522,14 +534,17 @@ def execute_tool_call(*, interaction: Interaction, call_id: str, name: str, raw_
     """
     call_id = (call_id or "")[:100]
     raw_arguments = raw_arguments or ""
+    row = ToolCall(
+        interaction=interaction,
+        call_id=call_id,
+        name=(name or "")[:60],
+        raw_arguments=raw_arguments[:MAX_ARGUMENTS_CHARS],
+    )
     try:
-        with transaction.atomic():
-            row = ToolCall.objects.create(
-                interaction=interaction,
-                call_id=call_id,
-                name=(name or "")[:60],
-                raw_arguments=raw_arguments[:MAX_ARGUMENTS_CHARS],
-            )
+        # A savepoint only inside a caller's transaction: in autocommit a failed INSERT
+        # breaks nothing, and BEGIN/COMMIT would be two more round trips on every call.
+        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
+            rows.insert(row)  # the hot path's writes skip the ORM's per-query CPU (chatdesk/rows.py)
     except IntegrityError:
         return _replayed(interaction, call_id)
 
@@ -549,7 +564,10 @@ def execute_tool_call(*, interaction: Interaction, call_id: str, name: str, raw_
         result = {"error": "internal_error", "message": "That did not work. Apologise and offer a callback."}
         error = "internal_error"
     booking_id = result.pop("_booking_id", None)
-    row.arguments, row.result, row.error, row.booking_id = args, result, error, booking_id
-    row.duration_ms = int((clock.perf_counter() - started) * 1000)
-    row.save(update_fields=["arguments", "result", "error", "booking", "duration_ms"])
+    duration_ms = int((clock.perf_counter() - started) * 1000)
+    rows.update(
+        ToolCall,
+        row.pk,
+        assign={"arguments": args, "result": result, "error": error, "booking": booking_id, "duration_ms": duration_ms},
+    )
     return ToolOutcome(call_id, name, result, error, booking_id)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from bookings.errors import DomainError
 from chatdesk import assistant, conversations
-from chatdesk.api import SESSION_COOKIE, client_ip, rate_limit_wait, set_session_cookie
+from chatdesk.api import SESSION_COOKIE, client_ip, message_rate_limit_wait, rate_limit_wait, set_session_cookie
 from chatdesk.models import Interaction
 from chatdesk.prompts import hours_text
 
@@ -91,13 +91,13 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         )
         session_id = interaction.session_id
         set_session_cookie(response, session_id)
-    wait = await sync_to_async(rate_limit_wait)(
-        request, group="chat-message-session", rate=settings.CHAT_RATE_MESSAGE_PER_SESSION, key=session_id
-    )
-    if wait:
-        return await _page_with_error(request, session_id, text, f"Too many messages. Please wait {wait} s.", wait)
     try:
-        await conversations.chat_turn(session_id=session_id, text=text)
+        await conversations.chat_turn(
+            session_id=session_id, text=text, rate_limit=lambda: message_rate_limit_wait(request, session_id)
+        )
+    except conversations.RateLimited as error:
+        wait = error.retry_after
+        return await _page_with_error(request, session_id, text, f"Too many messages. Please wait {wait} s.", wait)
     except DomainError as error:
         context = await sync_to_async(_page_context)(session_id)
         context.update(error=error.message, draft=text)
