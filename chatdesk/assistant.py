@@ -12,6 +12,7 @@ import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+import aiohttp
 import httpx2
 import openai
 from django.conf import settings
@@ -127,7 +128,7 @@ async def respond(*, instructions: str, items: list[dict], tools: list[dict]) ->
         http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
         response = http_response.json()
     except openai.APITimeoutError as error:
-        raise ModelUnavailable("timeout", str(error)) from error
+        raise ModelUnavailable("timeout" if is_timeout(error) else "unreachable", str(error)) from error
     except openai.RateLimitError as error:
         raise ModelUnavailable("rate_limited", str(error)) from error
     except openai.APIConnectionError as error:
@@ -139,6 +140,21 @@ async def respond(*, instructions: str, items: list[dict], tools: list[dict]) ->
     except ValueError as error:  # not JSON
         raise ModelUnavailable("bad_reply", str(error)) from error
     return parse_response(response)
+
+
+def is_timeout(error: openai.APITimeoutError) -> bool:
+    """True for a real timeout, False for a refused or unresolvable connection.
+
+    The SDK's aiohttp transport maps every aiohttp connection error, "connection refused"
+    included, to a connect *timeout* (its error map prefers the ClientConnectionError entry
+    over the more specific ClientConnectorError one), so look at what aiohttp raised.
+    """
+    cause = error.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return False
+        cause = cause.__cause__
+    return True
 
 
 def parse_response(response: object) -> ModelReply:

@@ -43,7 +43,7 @@ def _api_message(error: openai.APIStatusError) -> str:
 def _describe(error: Exception) -> tuple[str, bool]:
     """A sentence an operator can act on, and whether further checks are pointless."""
     base_url = settings.OPENAI_BASE_URL or "https://api.openai.com/v1"
-    if isinstance(error, openai.APITimeoutError):
+    if isinstance(error, openai.APITimeoutError) and assistant.is_timeout(error):
         return f"no answer from {base_url} within {settings.OPENAI_TIMEOUT_SECONDS:g} s (OPENAI_TIMEOUT_SECONDS)", True
     if isinstance(error, openai.APIConnectionError | OSError):
         return f"cannot connect to {base_url} (check OPENAI_BASE_URL and the network): {error}", True

@@ -7,6 +7,7 @@ databases (the rows must be committed for other threads to see them).
 from __future__ import annotations
 
 import json
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -242,6 +243,17 @@ def test_a_response_is_read_as_the_wire_protocol_defines_it():
     assert (reply.usage.input_tokens, reply.usage.cached_input_tokens) == (100, 40)
     assert (reply.usage.output_tokens, reply.usage.reasoning_tokens) == (20, 5)
     assert reply.model == "gpt-test"
+
+
+def test_an_unreachable_model_is_recorded_as_unreachable_not_as_a_timeout(business, model, frozen, settings):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    fay = Customer()
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{closed_port}/v1"
+    reply = fay.send("Hello?")
+    assert "trouble" in reply["reply"]
+    assert fay.interaction.last_error.startswith("unreachable")
 
 
 def test_a_model_timeout_gets_a_kind_reply(business, model, frozen, settings):
