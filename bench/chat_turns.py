@@ -6,6 +6,10 @@ real HTTP API. Prints turns per second, wall time against the ideal (N turns wit
 latency L should take about L, not N x L) and the server's own overhead per turn (total
 minus the model's latency), p50 and p95.
 
+Rounds: 200 concurrent plain turns (one model call); 20 turns with two parallel tool calls
+(two model calls) sent one at a time, which shows the server's own overhead with no
+queue; then 20 and 200 such turns sent at once, which add the wait for one process's CPU.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatdesk .venv/bin/python bench/chat_turns.py
 
 Rate limits are switched off for the run (every simulated customer shares one IP).
@@ -20,6 +24,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +50,9 @@ async def wait_for_server(url: str) -> None:
     raise RuntimeError("the server did not start")
 
 
-async def run_round(base: str, customers: int, message: str, model_calls: int, latency: float, pid: int) -> dict:
+async def run_round(
+    base: str, customers: int, message: str, model_calls: int, latency: float, pid: int, one_at_a_time: bool = False
+) -> dict:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         async with http.get(f"{base}/") as page:
@@ -71,13 +78,16 @@ async def run_round(base: str, customers: int, message: str, model_calls: int, l
 
         server_cpu = cpu_seconds(pid)
         started = time.perf_counter()
-        durations = await asyncio.gather(*(turn(s) for s in sessions))
+        if one_at_a_time:  # a server with no queue: its own overhead per turn, nothing else
+            durations = [await turn(s) for s in sessions]
+        else:
+            durations = await asyncio.gather(*(turn(s) for s in sessions))
         wall = time.perf_counter() - started
         server_cpu = cpu_seconds(pid) - server_cpu
-    ideal = model_calls * latency
+    ideal = model_calls * latency * (customers if one_at_a_time else 1)
     overheads = [(d - ideal) * 1000 for d in durations]
     return {
-        "customers": customers,
+        "customers": f"{customers} in turn" if one_at_a_time else customers,
         "model_calls": model_calls,
         "wall_s": wall,
         "ideal_s": ideal,
@@ -107,6 +117,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200, help="concurrent customers in the big round")
     parser.add_argument("--latency", type=float, default=1.0, help="model latency in seconds")
     parser.add_argument("--tool-customers", type=int, default=20, help="concurrent customers in the two-tool round")
+    parser.add_argument("--one-at-a-time", type=int, default=20, help="two-tool turns sent one after another")
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     args = parser.parse_args()
 
@@ -144,30 +155,38 @@ def main() -> None:
         if os.environ.get("BENCH_PROFILE"):  # e.g. BENCH_PROFILE=/tmp/profile.txt: sample the server with py-spy
             profile = os.environ["BENCH_PROFILE"]
             command = [str(venv_bin / "py-spy"), "record", "-r", "200", "-f", "raw", "-o", profile, "--", *command]
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        server_log = tempfile.TemporaryFile()  # shown if a round fails
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=server_log, stdout=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
             asyncio.run(wait_for_server(f"{base}/"))
             asyncio.run(run_round(base, 10, "warm up", 1, args.latency, server.pid))  # warm pools and imports
             results = []
-            for customers, message, calls in (
-                (args.customers, "hello", 1),
-                (args.tool_customers, "two tools please", 2),
-                (args.customers, "two tools please", 2),
+            for customers, message, calls, one_at_a_time in (
+                (args.customers, "hello", 1, False),
+                (args.one_at_a_time, "two tools please", 2, True),
+                (args.tool_customers, "two tools please", 2, False),
+                (args.customers, "two tools please", 2, False),
             ):
                 own_cpu = time.process_time()
-                result = asyncio.run(run_round(base, customers, message, calls, args.latency, server.pid))
+                result = asyncio.run(
+                    run_round(base, customers, message, calls, args.latency, server.pid, one_at_a_time)
+                )
                 result["load_cpu_ms_per_turn"] = (time.process_time() - own_cpu) * 1000 / customers
                 results.append(result)
+        except Exception:
+            server_log.seek(0)
+            sys.stderr.write(server_log.read().decode(errors="replace")[-5000:])
+            raise
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=10)
 
     print(f"server: {args.server}, one process, {os.cpu_count()} cores; model latency {args.latency:.2f} s (fake)")
-    print("customers  model calls  wall s  ideal s  turns/s  overhead p50 ms  p95 ms  max ms  server CPU ms/turn*")
+    print("   customers  model calls  wall s  ideal s  turns/s  overhead p50 ms  p95 ms  max ms  server CPU ms/turn*")
     for r in results:
         print(
-            f"{r['customers']:>9}  {r['model_calls']:>11}  {r['wall_s']:>6.2f}  {r['ideal_s']:>7.2f}  "
+            f"{r['customers']:>12}  {r['model_calls']:>11}  {r['wall_s']:>6.2f}  {r['ideal_s']:>7.2f}  "
             f"{r['turns_per_s']:>7.1f}  {r['overhead_p50_ms']:>15.1f}  {r['overhead_p95_ms']:>6.1f}  "
             f"{r['overhead_max_ms']:>6.1f}  {r['server_cpu_ms_per_turn']:>19.1f}"
         )
