@@ -84,8 +84,9 @@ async def run_round(
             durations = await asyncio.gather(*(turn(s) for s in sessions))
         wall = time.perf_counter() - started
         server_cpu = cpu_seconds(pid) - server_cpu
-    ideal = model_calls * latency * (customers if one_at_a_time else 1)
-    overheads = [(d - ideal) * 1000 for d in durations]
+    per_turn = model_calls * latency
+    ideal = per_turn * (customers if one_at_a_time else 1)
+    overheads = [(d - per_turn) * 1000 for d in durations]
     return {
         "customers": f"{customers} in turn" if one_at_a_time else customers,
         "model_calls": model_calls,
