@@ -82,6 +82,8 @@ class Tool:
     description: str
     parameters: dict
     run: Callable[[ToolContext, dict, str], dict]
+    # Tools that change rows run in a transaction; read-only ones skip its two round trips.
+    writes: bool = False
 
     def definition(self) -> dict:
         """The Responses API function tool."""
@@ -404,6 +406,7 @@ TOOLS: dict[str, Tool] = {
                 }
             ),
             create_booking,
+            writes=True,
         ),
         Tool(
             "get_booking_info",
@@ -423,6 +426,7 @@ TOOLS: dict[str, Tool] = {
                 }
             ),
             cancel_booking,
+            writes=True,
         ),
         Tool(
             "reschedule_booking",
@@ -437,6 +441,7 @@ TOOLS: dict[str, Tool] = {
                 }
             ),
             reschedule_booking,
+            writes=True,
         ),
         Tool(
             "resolve_date",
@@ -457,6 +462,7 @@ TOOLS: dict[str, Tool] = {
                 }
             ),
             request_human,
+            writes=True,
         ),
     ]
 }
@@ -554,7 +560,7 @@ def execute_tool_call(*, interaction: Interaction, call_id: str, name: str, raw_
     error = ""
     try:
         args = _parse_arguments(tool, raw_arguments)
-        with transaction.atomic():
+        with transaction.atomic() if tool.writes else nullcontext():
             result = tool.run(ToolContext(interaction=interaction, now=timezone.now()), args, call_id)
     except DomainError as domain_error:
         result, error = domain_error.as_dict(), domain_error.code
