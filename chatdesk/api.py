@@ -201,34 +201,6 @@ def message_rate_limit_wait(request: HttpRequest, session_id: str) -> int | None
     )
 
 
-def message_input(body: object) -> tuple[str, str, dict[str, list[str]]]:
-    """session_id and message from a JSON body, with field errors as MessageIn words them.
-
-    Checked by hand rather than with the MessageIn serializer: building a DRF serializer
-    deep-copies its fields, a measurable share of a turn's CPU (bench/chat_turns.py).
-    MessageIn still documents the body in the OpenAPI schema.
-    """
-    data = body if isinstance(body, dict) else {}
-    errors: dict[str, list[str]] = {}
-    session_id = data.get("session_id")
-    if session_id is None:
-        errors["session_id"] = ["This field is required."]
-    elif not isinstance(session_id, str | int) or isinstance(session_id, bool):
-        errors["session_id"] = ["Not a valid string."]
-    elif len(str(session_id)) > 64:
-        errors["session_id"] = ["Ensure this field has no more than 64 characters."]
-    message = data.get("message")
-    if message is None:
-        errors["message"] = ["This field is required."]
-    elif not isinstance(message, str | int | float) or isinstance(message, bool):
-        errors["message"] = ["Not a valid string."]
-    elif not str(message).strip():
-        errors["message"] = ["This field may not be blank."]
-    if errors:
-        return "", "", errors
-    return str(session_id), str(message).strip(), {}
-
-
 @require_POST
 async def chat_message(request: HttpRequest) -> JsonResponse:
     if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
@@ -237,9 +209,10 @@ async def chat_message(request: HttpRequest) -> JsonResponse:
         body = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         return json_error("invalid_json", "The body must be JSON.", 400)
-    session_id, text, errors = message_input(body)
-    if errors:
-        return json_error("invalid_input", "Some fields are not valid.", 400, fields=errors)
+    data = MessageIn(data=body if isinstance(body, dict) else {})
+    if not data.is_valid():
+        return json_error("invalid_input", "Some fields are not valid.", 400, fields=data.errors)
+    session_id, text = data.validated_data["session_id"], data.validated_data["message"]
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         return json_error(
             "message_too_long", f"Please keep messages under {settings.CHAT_MAX_MESSAGE_CHARS} characters.", 413
