@@ -30,7 +30,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, percentile, recreate_database  # noqa: E402
+from bench import common  # noqa: E402
+from bench.common import percentile  # noqa: E402
 
 BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "chatdesk_bench_admin")
 RUNS = int(os.environ.get("BENCH_RUNS", "15"))
@@ -89,25 +90,14 @@ TOOLS = ["get_available_time_slots", "resolve_date", "get_available_services", "
 
 
 def setup_django() -> str:
-    url = bench_database_url(BENCH_DATABASE)
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "chatdesk.settings"
-    # Only needed to import the settings; nothing is signed for real here.
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production-0123456789abcdef")
-    os.environ["DEBUG"] = "0"
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     # django.test.Client speaks plain HTTP.
-    os.environ["SECURE_SSL_REDIRECT"] = "0"
-    os.environ["SECURE_COOKIES"] = "0"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
-    return url
+    return common.setup_django(
+        BENCH_DATABASE,
+        DEBUG="0",
+        ALLOWED_HOSTS=os.environ.get("ALLOWED_HOSTS") or "testserver",
+        SECURE_SSL_REDIRECT="0",
+        SECURE_COOKIES="0",
+    )
 
 
 # --- Seeding ---------------------------------------------------------------------------------

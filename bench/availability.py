@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, percentile, recreate_database  # noqa: E402
+from bench import common  # noqa: E402
+from bench.common import percentile  # noqa: E402
 
 BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "chatdesk_bench")
 RUNS = int(os.environ.get("BENCH_RUNS", "200"))
@@ -40,19 +41,7 @@ SEED = 20261116
 
 
 def setup_django() -> None:
-    url = bench_database_url(BENCH_DATABASE)
-    recreate_database(url)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatdesk.settings")
-    # Only needed to import the settings; nothing is signed here.
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production-0123456789abcdef")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
+    common.setup_django(BENCH_DATABASE)
 
 
 # (trade, slug, name, minutes, buffer before, buffer after, notice minutes)

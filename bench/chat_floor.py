@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, recreate_database  # noqa: E402
+from bench import common  # noqa: E402
 
 FAKE_MODEL = """
 import time
@@ -41,22 +41,7 @@ REPEATS = 5  # the figure is the median of the repeats' means (this machine's sp
 
 
 def setup() -> None:
-    url = bench_database_url("chatdesk_bench_floor")
-    recreate_database(url)
-    os.environ.update(
-        DATABASE_URL=url,
-        DJANGO_SETTINGS_MODULE="chatdesk.settings",
-        SECRET_KEY="bench-only-secret-key-not-for-production-0123456789abcdef",
-        DEBUG="0",
-        SECURE_SSL_REDIRECT="0",
-        ALLOWED_HOSTS="testserver",
-        LOG_LEVEL="WARNING",
-    )
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+    common.setup_django("chatdesk_bench_floor", DEBUG="0", SECURE_SSL_REDIRECT="0", ALLOWED_HOSTS="testserver")
 
 
 async def cpu_ms(label: str, call, results: dict[str, float]) -> None:

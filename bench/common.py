@@ -50,3 +50,28 @@ def cpu_seconds(pid: int) -> float:
     # Fields after the command name (which may contain spaces): utime is 14th, stime 15th overall.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def setup_django(database: str, **env: str) -> str:
+    """Recreate the benchmark's own database, set up Django on it with `env`, migrate; its URL.
+
+    SECRET_KEY is only needed to import the settings (nothing is signed for real) and logs
+    are kept to warnings; `env` adds or overrides settings variables.
+    """
+    url = bench_database_url(database)
+    recreate_database(url)
+    os.environ.update(
+        {
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "chatdesk.settings",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-not-for-production-0123456789abcdef",
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL") or "WARNING",
+            **env,
+        }
+    )
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    return url
