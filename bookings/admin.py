@@ -117,10 +117,20 @@ class ServiceAdmin(admin.ModelAdmin):
     list_display = ["name", "trade", "duration_minutes", "price_display", "is_emergency", "active"]
     list_filter = ["trade", "active", "is_emergency"]
     list_select_related = ["trade"]
-    search_fields = ["name", "slug", "description"]
+    search_fields = ["name", "slug", "description", "keywords"]
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = [
         (None, {"fields": ["trade", "name", "slug", "description", "active", "is_emergency"]}),
+        (
+            "What customers call it",
+            {
+                "fields": ["keywords"],
+                "description": (
+                    "The guided chat (used when the AI assistant is off) matches what customers type "
+                    "against these. When two services share a word, the customer is asked which one."
+                ),
+            },
+        ),
         (
             "Price",
             {

@@ -53,6 +53,15 @@ class Service(models.Model):
     min_notice_minutes = models.PositiveIntegerField(default=120)
     is_emergency = models.BooleanField(default=False)
     active = models.BooleanField(default=True)
+    # What customers call it ("furnace, no heat, banging"): the guided chat matches their
+    # words against these (bookings.service_matching), so staff tune them without a deploy.
+    keywords = models.TextField(
+        blank=True,
+        help_text=(
+            "Words and phrases customers use for this service, separated by commas "
+            "(e.g. furnace, no heat, banging noise). Case, plurals and small typos are forgiven."
+        ),
+    )
 
     class Meta:
         ordering = ["trade__name", "name"]

@@ -211,13 +211,19 @@ Your {service} visit {booking_number} on {when} has been cancelled.
 """
 
 
+def email_clean(raw: str | None) -> str:
+    """The email as stored ("" for none), or InvalidInput: the one rule every door uses."""
+    email = _clean_text(raw, field="email", max_length=254, required=False)
+    if email and ("@" not in email or " " in email):
+        raise InvalidInput("That email address is not valid.", field="email")
+    return email
+
+
 def customer_upsert(*, name: str, phone: str, email: str = "", address: str = "") -> Customer:
     """Find the customer by phone (the identity we match on) or create them."""
     phone_e164 = normalize_phone(phone)
     name = _clean_text(name, field="name", max_length=MAX_NAME, required=True)
-    email = _clean_text(email, field="email", max_length=254, required=False)
-    if email and ("@" not in email or " " in email):
-        raise InvalidInput("That email address is not valid.", field="email")
+    email = email_clean(email)
     customer, created = Customer.objects.get_or_create(
         phone=phone_e164, defaults={"name": name, "email": email, "address": address}
     )

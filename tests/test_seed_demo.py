@@ -67,7 +67,7 @@ def test_seeding_twice_gives_the_same_data():
     assert counts() == first
     assert "(0 new)" in output
     assert first["Trade"] == 3
-    assert first["Service"] == 10
+    assert first["Service"] == 12
     assert first["Employee"] == 6
     assert first["Booking"] == 3
 

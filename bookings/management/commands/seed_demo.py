@@ -156,6 +156,99 @@ SERVICES = {
         1440,
         False,
     ),
+    "emergency-plumbing": (
+        "plumbing",
+        "Emergency Plumbing",
+        "Same-day visit for a burst pipe, flooding or a sewage backup.",
+        90,
+        "325",
+        None,
+        30,
+        15,
+        60,
+        True,
+    ),
+    "emergency-electrical": (
+        "electrical",
+        "Emergency Electrical",
+        "Same-day visit for sparks, a burning smell or a dangerous fault.",
+        90,
+        "325",
+        None,
+        30,
+        15,
+        60,
+        True,
+    ),
+}
+
+# What customers say for each service (Service.keywords; staff edit them in the admin).
+# Equipment words ("furnace", "ac") point to the repair service. A word listed for several
+# services ("sink", "install") counts less, and alone makes the guided chat ask which one.
+# Urgency ("no heat" in winter, "flooding", "sparks") sends a customer to the trade's
+# emergency service whatever the keywords say (chatdesk.understanding).
+KEYWORDS = {
+    "hvac-maintenance": (
+        "maintenance, tune-up, tune up, tuneup, tuned up, tune, annual service, yearly service, furnace service, "
+        "ac service, servicing, service the furnace, check-up, checkup, check up, checked, inspection, inspect, "
+        "furnace cleaning, clean furnace, furnace clean, duct cleaning, furnace filter, filter change, "
+        "change filter, filter, before winter, before summer, seasonal"
+    ),
+    "hvac-repair": (
+        "furnace, furnace repair, heating, heat, no heat, heater, boiler, heat pump, radiator, baseboard heater, "
+        "ac, air conditioning, air conditioner, aircon, air con, central air, cooling, not cooling, "
+        "thermostat, vent, vents, ductwork, blower, cold air, warm air, hot air, banging, rattling, "
+        "squealing, noise, noisy, loud, humming, short cycling, pilot light, igniter, ac leaking, "
+        "furnace leaking, hvac repair, hvac problem"
+    ),
+    "hvac-installation": (
+        "new furnace, new ac, new air conditioner, new air conditioning, new heat pump, new boiler, "
+        "new unit, new system, replace furnace, replace ac, replace air conditioner, replace heat pump, "
+        "replace boiler, furnace replacement, ac replacement, furnace installation, ac installation, "
+        "install furnace, install ac, install heat pump, installation, install, installed, replace, "
+        "replacement, upgrade furnace"
+    ),
+    "emergency-hvac": "emergency hvac, hvac emergency, heating emergency, furnace emergency, emergency heating",
+    "drain-cleaning": (
+        "drain, drains, clogged drain, blocked drain, slow drain, clog, clogged, clogging, blocked, blockage, "
+        "backed up, backing up, draining slow, draining slowly, not draining, won't drain, sink clogged, "
+        "clogged sink, sink, toilet, clogged toilet, toilet clogged, overflowing toilet, toilet overflowing, "
+        "tub, bathtub, shower drain, floor drain, main drain, sewer, sewer line, snake, auger, garbage disposal, "
+        "disposal"
+    ),
+    "leak-repair": (
+        "leak, leaks, leaking, leaky, leaked, drip, dripping, drips, water leak, pipe, pipes, leaking pipe, "
+        "pipe leak, faucet, tap, running toilet, toilet running, toilet keeps running, leaking toilet, "
+        "toilet leaking, water under sink, water on floor, water stain, wet spot, puddle, sink, valve, "
+        "shut off valve, water everywhere, water coming through ceiling, ceiling leak"
+    ),
+    "water-heater-install": (
+        "water heater, hot water heater, hot water tank, water tank, tankless, tankless water heater, "
+        "no hot water, hot water, new water heater, water heater replacement, replace water heater, install, "
+        "installation, installed, replace, replacement"
+    ),
+    "outlet-repair": (
+        "outlet, outlets, plug, plugs, socket, sockets, receptacle, switch, switches, light switch, dimmer, "
+        "gfci, gfi, dead outlet, outlet not working, breaker, breaker keeps tripping, tripping breaker, "
+        "tripped breaker, breaker trips, flickering, flickering lights, lights flickering, light fixture, "
+        "wiring, electrical problem, no power, lost power"
+    ),
+    "panel-upgrade": (
+        "panel, panel upgrade, electrical panel, breaker panel, breaker box, fuse box, fuses, fuse panel, "
+        "200 amp, 100 amp, 60 amp, amp service, upgrade panel, service upgrade, more power"
+    ),
+    "ev-charger-install": (
+        "ev charger, ev, electric car, electric car charger, electric vehicle, car charger, charger, "
+        "charging station, level 2, level 2 charger, tesla, tesla charger, wall connector, install, installation, "
+        "installed"
+    ),
+    "emergency-plumbing": (
+        "emergency plumber, emergency plumbing, plumbing emergency, burst pipe, pipe burst, flooding, flooded, "
+        "sewage backup"
+    ),
+    "emergency-electrical": (
+        "emergency electrician, emergency electrical, electrical emergency, sparks, sparking, burning smell, smoke"
+    ),
 }
 
 # (first, last, title, trades, weekday spans)
@@ -218,7 +311,7 @@ class Command(BaseCommand):
                 slug=slug, defaults={"name": name, "description": description}
             )
         for slug, (trade, name, desc, minutes, pmin, pmax, before, after, notice, emergency) in SERVICES.items():
-            Service.objects.get_or_create(
+            service, created = Service.objects.get_or_create(
                 slug=slug,
                 defaults={
                     "trade": trades[trade],
@@ -231,8 +324,12 @@ class Command(BaseCommand):
                     "buffer_after_minutes": after,
                     "min_notice_minutes": notice,
                     "is_emergency": emergency,
+                    "keywords": KEYWORDS[slug],
                 },
             )
+            if not created and not service.keywords:
+                # A database seeded before services had keywords; keywords staff wrote stay.
+                Service.objects.filter(pk=service.pk).update(keywords=KEYWORDS[slug])
         if not BusinessHours.objects.exists():
             BusinessHours.objects.bulk_create(
                 BusinessHours(weekday=d, opens=o, closes=c) for d, o, c in parse_business_hours(settings.BUSINESS_HOURS)
