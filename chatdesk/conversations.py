@@ -29,7 +29,14 @@ from chatdesk.costs import TextUsage, text_cost
 from chatdesk.guided import guided_greeting, guided_reply
 from chatdesk.models import Interaction, Message
 from chatdesk.prompts import system_prompt
-from chatdesk.tools import ToolOutcome, execute_tool_call, tool_definitions
+from chatdesk.tools import (
+    TOO_MANY_TOOL_CALLS,
+    ToolOutcome,
+    execute_tool_call,
+    refuse_tool_calls,
+    tool_call_budget,
+    tool_definitions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +238,23 @@ def _bookings_of(outcomes: list[ToolOutcome]) -> list[dict]:
     return [o.result["booking"] for o in outcomes if o.booking_id and not o.error and "booking" in o.result]
 
 
+async def _run_calls(interaction: Interaction, calls: list[assistant.FunctionCall], ran: int) -> list[ToolOutcome]:
+    """Run one response's calls within the caps, in the order the model made them."""
+    allowed = tool_call_budget(len(calls), ran_this_turn=ran)
+    # Parallel tool calls run concurrently, each on its own connection; the refused ones
+    # are recorded together in one trip.
+    jobs = [
+        db(execute_tool_call, interaction=interaction, call_id=c.call_id, name=c.name, raw_arguments=c.arguments)
+        for c in calls[:allowed]
+    ]
+    refused = [(c.call_id, c.name, c.arguments) for c in calls[allowed:]]
+    if refused:
+        jobs.append(db(refuse_tool_calls, interaction_id=interaction.pk, calls=refused))
+    results = await asyncio.gather(*jobs)
+    ran_now = list(results[:allowed])
+    return ran_now + (list(results[allowed]) if refused else [])
+
+
 async def _model_turn(interaction: Interaction, text: str, instructions: str, started: float) -> TurnResult:
     items = [*interaction.model_items, assistant.user_item(text)]
     tools = tool_definitions()
@@ -253,19 +277,8 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
             if spent >= settings.CHAT_SPEND_CAP_USD:
                 reply = f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}."
                 break
-            # Parallel tool calls run concurrently, each on its own connection.
-            results = await asyncio.gather(
-                *(
-                    db(
-                        execute_tool_call,
-                        interaction=interaction,
-                        call_id=c.call_id,
-                        name=c.name,
-                        raw_arguments=c.arguments,
-                    )
-                    for c in answer.function_calls
-                )
-            )
+            ran = sum(1 for o in outcomes if o.error != TOO_MANY_TOOL_CALLS)
+            results = await _run_calls(interaction, answer.function_calls, ran)
             outcomes.extend(results)
             items.extend(assistant.function_output_item(o.call_id, o.output) for o in results)
         else:

@@ -270,6 +270,16 @@ CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 2000)
 CHAT_MAX_MESSAGES = envint("CHAT_MAX_MESSAGES", 50)
 CHAT_MAX_BOOKINGS = envint("CHAT_MAX_BOOKINGS", 3)
 CHAT_MAX_TOOL_ROUNDS = envint("CHAT_MAX_TOOL_ROUNDS", 5)
+# Tool calls run per model response and per customer turn (text message or caller turn);
+# the calls beyond are recorded, not run, and the model is told (chatdesk.tools).
+CHAT_MAX_TOOL_CALLS_PER_RESPONSE = envint("CHAT_MAX_TOOL_CALLS_PER_RESPONSE", 8)
+CHAT_MAX_TOOL_CALLS_PER_TURN = envint("CHAT_MAX_TOOL_CALLS_PER_TURN", 12)
+# Failed booking number + phone lookups before lookups are refused (in text and voice),
+# per conversation and per client IP, counted in the shared cache; the lock lasts this
+# long after the last failure.
+CHAT_LOOKUP_FAILURES_PER_CONVERSATION = envint("CHAT_LOOKUP_FAILURES_PER_CONVERSATION", 5)
+CHAT_LOOKUP_FAILURES_PER_IP = envint("CHAT_LOOKUP_FAILURES_PER_IP", 10)
+CHAT_LOOKUP_LOCK_SECONDS = envint("CHAT_LOOKUP_LOCK_SECONDS", 1800)
 CHAT_SPEND_CAP_USD = envdecimal("CHAT_SPEND_CAP_USD", "0.50")
 CHAT_RATE_SESSION_PER_IP = os.environ.get("CHAT_RATE_SESSION_PER_IP", "20/h")
 CHAT_RATE_MESSAGE_PER_IP = os.environ.get("CHAT_RATE_MESSAGE_PER_IP", "120/m")

@@ -12,6 +12,14 @@ Contract of every tool (see `Tool`):
 
 `execute_tool_call` runs one call and records it as a ToolCall row. A call_id already
 recorded for the interaction returns the first result instead of acting twice.
+
+Limits every door shares (text chat, voice, guided flow), each defined here once:
+- bookings per conversation: checked under a row lock on the interaction, in the
+  transaction that books (`create_booking`);
+- tool calls per model response and per customer turn: `tool_call_budget` says how many
+  run, `refuse_tool_calls` records the rest with a structured error for the model;
+- failed booking number + phone lookups per conversation and per client IP, counted in the
+  shared cache (`LookupGuard`): past the limit, lookups are refused for a while.
 """
 
 from __future__ import annotations
@@ -27,12 +35,13 @@ from functools import cache
 
 import jsonschema
 from django.conf import settings
+from django.core.cache import cache as shared_cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from bookings.errors import DomainError, InvalidInput, NotFound
-from bookings.models import Employee, Service, Trade
+from bookings.errors import BookingNotFound, DomainError, InvalidInput, NotFound
+from bookings.models import Booking, Employee, Service, Trade
 from bookings.phones import normalize_phone
 from bookings.selectors import (
     available_slots,
@@ -61,6 +70,19 @@ class LimitReached(DomainError):
 
 class ConfirmationMissing(DomainError):
     code = "confirmation_required"
+
+
+class LookupLocked(DomainError):
+    code = "lookup_locked"
+    http_status = 429
+
+
+class LookupUnavailable(DomainError):
+    code = "lookup_unavailable"
+    http_status = 503
+
+
+TOO_MANY_TOOL_CALLS = "too_many_tool_calls"
 
 
 @dataclass(frozen=True)
@@ -205,6 +227,104 @@ def _require_confirmation(args: dict) -> None:
         )
 
 
+# --- failed lookups -------------------------------------------------------------------
+
+
+class LookupGuard:
+    """Counts failed booking number + phone lookups per conversation and per client IP.
+
+    Booking numbers are sequential, so the phone is the only secret: without a limit a
+    model (or a script) can try phone after phone. The counters live in the shared cache
+    (Redis in production, so every process and the voice relay see the same counts; LocMem
+    in the one-process embedded default) and move with atomic increments.
+
+    An attempt is counted before the lookup runs and given back when it matches, so
+    parallel lookups cannot all slip under the limit before any of them fails. Each failure
+    restarts the window, so the lock lasts CHAT_LOOKUP_LOCK_SECONDS after the last failure.
+    When the cache cannot be reached, lookups are refused (fail closed) with a message that
+    sends the customer to the phone, never a 500.
+    """
+
+    def __init__(self, interaction: Interaction) -> None:
+        self.limits = [
+            (f"chatdesk:lookup-failures:conversation:{interaction.pk}", settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION)
+        ]
+        if interaction.client_ip_hash:
+            self.limits.append(
+                (f"chatdesk:lookup-failures:ip:{interaction.client_ip_hash}", settings.CHAT_LOOKUP_FAILURES_PER_IP)
+            )
+
+    def attempt(self) -> None:
+        """Count one attempt; raises LookupLocked past a limit, LookupUnavailable without a cache."""
+        counted: list[str] = []
+        try:
+            for key, limit in self.limits:
+                value = self._incr(key)
+                counted.append(key)
+                if value > limit:
+                    # The refused attempt is not a guess: give it back, the lock stays.
+                    self._give_back(counted)
+                    raise LookupLocked(
+                        "For your security, booking lookups are paused after several booking numbers or phone "
+                        f"numbers that did not match. Please call us at {settings.BUSINESS_PHONE} and we will help."
+                    )
+        except DomainError:
+            raise
+        except Exception:
+            logger.exception("The lookup counters are unreachable; refusing booking lookups")
+            raise LookupUnavailable(
+                f"We cannot look up bookings here right now. Please call us at {settings.BUSINESS_PHONE}."
+            ) from None
+
+    def matched(self) -> None:
+        """The pair matched: the attempt was not a failure."""
+        self._give_back([key for key, _ in self.limits])
+
+    def failed(self) -> None:
+        """The pair did not match: the attempt stays counted, and the window restarts."""
+        try:
+            for key, _ in self.limits:
+                shared_cache.touch(key, settings.CHAT_LOOKUP_LOCK_SECONDS)
+        except Exception:
+            logger.exception("Could not extend the lookup lock window")
+
+    @staticmethod
+    def _incr(key: str) -> int:
+        # add() creates the counter with its window only if it is missing; incr() is atomic
+        # (Redis INCRBY; LocMem under its lock). A counter that expires in between is re-added.
+        for _ in range(2):
+            shared_cache.add(key, 0, settings.CHAT_LOOKUP_LOCK_SECONDS)
+            try:
+                return shared_cache.incr(key)
+            except ValueError:
+                continue
+        raise RuntimeError(f"Cache key {key} keeps expiring")
+
+    @staticmethod
+    def _give_back(keys: list[str]) -> None:
+        for key in keys:
+            try:
+                shared_cache.decr(key)
+            except Exception:  # expired meanwhile, or the cache went away: nothing to give back
+                logger.warning("Could not give back a lookup attempt on %s", key)
+
+
+def _customers_booking(ctx: ToolContext, args: dict) -> Booking:
+    """The booking for this number + phone pair, under the failed-lookup limits."""
+    guard = LookupGuard(ctx.interaction)
+    guard.attempt()
+    try:
+        booking = booking_for_customer(number=args["booking_number"], phone=args["phone"])
+    except BookingNotFound:
+        guard.failed()
+        raise
+    except Exception:
+        guard.matched()  # not a wrong guess (a database error): do not count it
+        raise
+    guard.matched()
+    return booking
+
+
 # --- tool bodies ----------------------------------------------------------------------
 
 
@@ -265,7 +385,13 @@ def get_available_time_slots(ctx: ToolContext, args: dict, call_id: str) -> dict
 
 def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     _require_confirmation(args)
-    if ctx.interaction.booking_count >= settings.CHAT_MAX_BOOKINGS:
+    # Counted under a lock on the conversation's row, in the transaction that books: the
+    # parallel calls of one model response (each on its own connection), two tabs and a
+    # voice call on one conversation queue here, and each sees the others' committed
+    # bookings. On SQLite, select_for_update is a no-op, but the IMMEDIATE transaction
+    # (settings) already holds the database's write lock from BEGIN.
+    booked = Interaction.objects.select_for_update().values_list("booking_count", flat=True).get(pk=ctx.interaction.pk)
+    if booked >= settings.CHAT_MAX_BOOKINGS:
         raise LimitReached("This conversation has made as many bookings as we allow. Offer a callback from staff.")
     booking = booking_create(
         service=_service(args["service_id"]),
@@ -283,24 +409,24 @@ def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     Interaction.objects.filter(pk=ctx.interaction.pk).update(
         booking_count=F("booking_count") + 1, customer=booking.customer, resolution=Interaction.Resolution.BOOKED
     )
-    ctx.interaction.booking_count += 1
+    ctx.interaction.booking_count = booked + 1
     return {"booked": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
 
 
 def get_booking_info(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    booking = booking_for_customer(number=args["booking_number"], phone=args["phone"])
+    booking = _customers_booking(ctx, args)
     return {"booking": booking_public_dict(booking), "_booking_id": booking.pk}
 
 
 def cancel_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    booking = booking_for_customer(number=args["booking_number"], phone=args["phone"])
+    booking = _customers_booking(ctx, args)
     _require_confirmation(args)
     booking = booking_cancel(booking=booking, actor=ctx.actor(call_id), reason=args.get("reason") or "", now=ctx.now)
     return {"cancelled": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
 
 
 def reschedule_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    booking = booking_for_customer(number=args["booking_number"], phone=args["phone"])
+    booking = _customers_booking(ctx, args)
     _require_confirmation(args)
     booking = booking_reschedule(
         booking=booking,
@@ -524,12 +650,71 @@ def _validator(tool_name: str) -> jsonschema.protocols.Validator:
     return validator_class(schema)
 
 
-def _replayed(interaction: Interaction, call_id: str) -> ToolOutcome:
-    first = ToolCall.objects.get(interaction=interaction, call_id=call_id)
+def _replayed(interaction_id: int, call_id: str) -> ToolOutcome:
+    first = ToolCall.objects.get(interaction_id=interaction_id, call_id=call_id)
     if first.result is None:
         result = {"error": "in_progress", "message": "That call is still running."}
         return ToolOutcome(call_id, first.name, result, "in_progress")
     return ToolOutcome(call_id, first.name, first.result, first.error, first.booking_id)
+
+
+def _claim(row: ToolCall) -> bool:
+    """INSERT the call's row; False when its call_id is already recorded (a replay)."""
+    try:
+        # A savepoint only inside a caller's transaction: in autocommit a failed INSERT
+        # breaks nothing, and BEGIN/COMMIT would be two more round trips on every call.
+        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
+            rows.insert(row)  # the hot path's writes skip the ORM's per-query CPU (chatdesk/rows.py)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _new_row(interaction_id: int, call_id: str, name: str, raw_arguments: str) -> ToolCall:
+    return ToolCall(
+        interaction_id=interaction_id,
+        call_id=call_id,
+        name=(name or "")[:60],
+        raw_arguments=raw_arguments[:MAX_ARGUMENTS_CHARS],
+    )
+
+
+def tool_call_budget(requested: int, *, ran_this_turn: int) -> int:
+    """How many of the `requested` calls of one model response may run.
+
+    At most CHAT_MAX_TOOL_CALLS_PER_RESPONSE of one response, and CHAT_MAX_TOOL_CALLS_PER_TURN
+    over the customer's turn (every response answering one message, or one caller turn in
+    voice); `ran_this_turn` is how many already ran. The first calls run, the rest are
+    refused with `refuse_tool_calls`. Text chat and voice both ask here.
+    """
+    room = min(settings.CHAT_MAX_TOOL_CALLS_PER_RESPONSE, settings.CHAT_MAX_TOOL_CALLS_PER_TURN - ran_this_turn)
+    return max(0, min(requested, room))
+
+
+def refuse_tool_calls(*, interaction_id: int, calls: list[tuple[str, str, str]]) -> list[ToolOutcome]:
+    """Record (call_id, name, raw_arguments) calls over the cap without running them.
+
+    Each gets a ToolCall row with the error, so staff see what the model tried, and a
+    structured result telling the model that the call was not run and what to do instead.
+    """
+    result = {
+        "error": TOO_MANY_TOOL_CALLS,
+        "message": (
+            f"Not run: at most {settings.CHAT_MAX_TOOL_CALLS_PER_RESPONSE} tool calls per response and "
+            f"{settings.CHAT_MAX_TOOL_CALLS_PER_TURN} per customer message. Answer with what you have, or ask the "
+            "customer one clear question."
+        ),
+    }
+    outcomes = []
+    for call_id, name, raw_arguments in calls:
+        call_id = (call_id or "")[:100]
+        row = _new_row(interaction_id, call_id, name, raw_arguments or "")
+        row.result, row.error = result, TOO_MANY_TOOL_CALLS
+        if _claim(row):
+            outcomes.append(ToolOutcome(call_id, name, result, TOO_MANY_TOOL_CALLS))
+        else:
+            outcomes.append(_replayed(interaction_id, call_id))
+    return outcomes
 
 
 def execute_tool_call(*, interaction: Interaction, call_id: str, name: str, raw_arguments: str) -> ToolOutcome:
@@ -540,19 +725,9 @@ def execute_tool_call(*, interaction: Interaction, call_id: str, name: str, raw_
     """
     call_id = (call_id or "")[:100]
     raw_arguments = raw_arguments or ""
-    row = ToolCall(
-        interaction=interaction,
-        call_id=call_id,
-        name=(name or "")[:60],
-        raw_arguments=raw_arguments[:MAX_ARGUMENTS_CHARS],
-    )
-    try:
-        # A savepoint only inside a caller's transaction: in autocommit a failed INSERT
-        # breaks nothing, and BEGIN/COMMIT would be two more round trips on every call.
-        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
-            rows.insert(row)  # the hot path's writes skip the ORM's per-query CPU (chatdesk/rows.py)
-    except IntegrityError:
-        return _replayed(interaction, call_id)
+    row = _new_row(interaction.pk, call_id, name, raw_arguments)
+    if not _claim(row):
+        return _replayed(interaction.pk, call_id)
 
     started = clock.perf_counter()
     tool = TOOLS.get(name)

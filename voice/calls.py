@@ -41,7 +41,13 @@ from chatdesk.api import session_id_from_cookies
 from chatdesk.conversations import db, hash_ip
 from chatdesk.models import Interaction, Message
 from chatdesk.prompts import system_prompt
-from chatdesk.tools import ToolOutcome, execute_tool_call, realtime_tool_definitions
+from chatdesk.tools import (
+    ToolOutcome,
+    execute_tool_call,
+    realtime_tool_definitions,
+    refuse_tool_calls,
+    tool_call_budget,
+)
 from voice import realtime
 
 logger = logging.getLogger(__name__)
@@ -495,6 +501,7 @@ class VoiceCall:
         self.response_wanted = False
         self.tools_running = 0
         self.tool_rounds = 0
+        self.tool_calls_in_turn = 0
         self.failed_responses = 0
         self.spent = Decimal("0")
         self.carried_cost = Decimal("0")
@@ -869,6 +876,7 @@ class VoiceCall:
         self.turn_ended_at = now
         self.last_activity = now
         self.tool_rounds = 0
+        self.tool_calls_in_turn = 0
         await self._set_state("thinking")
 
     async def _on_response_created(self, event: dict[str, Any]) -> None:
@@ -943,6 +951,9 @@ class VoiceCall:
                     ToolOutcome(c.get("call_id", ""), c.get("name", ""), result, "too_many_steps") for c in calls
                 ]
             else:
+                # The text chat's caps (chatdesk.tools): the calls beyond are recorded, not run.
+                allowed = tool_call_budget(len(calls), ran_this_turn=self.tool_calls_in_turn)
+                self.tool_calls_in_turn += allowed
                 results = list(
                     await asyncio.gather(
                         *(
@@ -953,11 +964,19 @@ class VoiceCall:
                                 name=c.get("name", ""),
                                 arguments=c.get("arguments", ""),
                             )
-                            for c in calls
+                            for c in calls[:allowed]
                         )
                     )
                 )
                 outcomes = [outcome for outcome, _ in results]
+                if calls[allowed:]:
+                    outcomes += await db(
+                        refuse_tool_calls,
+                        interaction_id=self.start_info.interaction_id,
+                        calls=[
+                            (c.get("call_id", ""), c.get("name", ""), c.get("arguments", "")) for c in calls[allowed:]
+                        ],
+                    )
                 await publish([update for _, update in results])
             for outcome in outcomes:
                 await self._send({"type": "tool", **outcome.summary()})
