@@ -394,3 +394,31 @@ def active_bookings_in(employee_ids: Iterable[int], start: datetime, end: dateti
         occupied_start__lt=end,
         occupied_end__gt=start,
     )
+
+
+@dataclass(frozen=True)
+class OpeningCalendar:
+    """Which days the business opens: a weekday with business hours that is not a closed day."""
+
+    open_weekdays: frozenset[int]
+    closed_days: dict[date, str]  # ClosedDay date -> reason (may be "")
+
+    def is_open(self, day: date) -> bool:
+        return day.weekday() in self.open_weekdays and day not in self.closed_days
+
+    def next_open_day(self, day: date, *, last: date, include: bool = False) -> date | None:
+        """The first open day after `day` (or from it, with include) up to `last`; None if none."""
+        candidate = day if include else day + timedelta(days=1)
+        while candidate <= last:
+            if self.is_open(candidate):
+                return candidate
+            candidate += timedelta(days=1)
+        return None
+
+
+def opening_calendar(first: date, last: date) -> OpeningCalendar:
+    """Opening days from `first` to `last`, in two queries; the same rule the availability
+    engine applies (no BusinessHours that weekday, or a ClosedDay, means closed)."""
+    weekdays = frozenset(BusinessHours.objects.order_by().values_list("weekday", flat=True).distinct())
+    closed = dict(ClosedDay.objects.filter(date__range=(first, last)).order_by().values_list("date", "reason"))
+    return OpeningCalendar(open_weekdays=weekdays, closed_days=closed)

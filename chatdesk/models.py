@@ -41,7 +41,11 @@ class Interaction(models.Model):
 
     session_id = models.CharField(max_length=64, unique=True, default=new_session_id, editable=False)
     number = models.CharField(max_length=20, unique=True, editable=False)
+    # Where the conversation started. A call in a typed conversation sets has_call (and a voice
+    # conversation the customer then types in keeps channel=voice): analytics count a conversation
+    # in every channel it used (chatdesk.dashboard.in_channel).
     channel = models.CharField(max_length=10, choices=ChannelKind.choices, default=ChannelKind.TEXT)
+    has_call = models.BooleanField(default=False, help_text="A voice call took place in this conversation.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.MODEL)
@@ -69,6 +73,9 @@ class Interaction(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     taken_over_at = models.DateTimeField(null=True, blank=True)
+    # Some usage was priced at 0 because its model has no price in settings.OPENAI_PRICES: the
+    # recorded cost is too low. Logged as a warning too; shown in the admin.
+    price_missing = models.BooleanField(default=False)
     failure_count = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     client_ip_hash = models.CharField(max_length=64, blank=True)
@@ -116,6 +123,9 @@ class Message(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     interrupted = models.BooleanField(default=False)
+    # For an assistant voice line cut off by the caller: everything the model generated, kept for
+    # audit, while `text` holds only the part the caller heard (voice.calls.heard_part).
+    generated_text = models.TextField(blank=True)
     # Text and voice share one conversation; this says how each message came in.
     channel = models.CharField(max_length=10, choices=Interaction.ChannelKind.choices, default="text")
     # The Realtime item id of a voice utterance (for truncation and deduplication).

@@ -256,6 +256,22 @@ OPENAI_PRICES = {
         "audio_cached_input": Decimal("0.30"),
         "audio_output": Decimal("20"),
     },
+    # Input transcription on calls (OPENAI_REALTIME_TRANSCRIPTION_MODEL), billed apart from the
+    # realtime model: per 1M audio input / prompt text / transcript tokens, and per_minute (USD per
+    # minute of audio) when the API reports duration instead of tokens. OpenAI's published rates
+    # ($0.003 and $0.006 a minute); override with OPENAI_PRICES_JSON when they change.
+    "gpt-4o-mini-transcribe": {
+        "audio_input": Decimal("3.00"),
+        "text_input": Decimal("1.25"),
+        "text_output": Decimal("5.00"),
+        "per_minute": Decimal("0.003"),
+    },
+    "gpt-4o-transcribe": {
+        "audio_input": Decimal("6.00"),
+        "text_input": Decimal("2.50"),
+        "text_output": Decimal("10.00"),
+        "per_minute": Decimal("0.006"),
+    },
 }
 if os.environ.get("OPENAI_PRICES_JSON"):
     import json

@@ -30,7 +30,7 @@ import time as clock
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import cache
 
 import jsonschema
@@ -48,13 +48,12 @@ from bookings.selectors import (
     booking_for_customer,
     booking_public_dict,
     business_tz,
-    local_today,
     services_list,
     technicians_available,
 )
 from bookings.services import Actor, booking_cancel, booking_create, booking_reschedule
 from chatdesk import rows
-from chatdesk.dates import UnresolvedDate, resolve_date
+from chatdesk.dates import WEEK_CHOICES, WEEKDAY_NAMES, day_for_booking
 from chatdesk.models import HandoffRequest, Interaction, ToolCall
 
 logger = logging.getLogger(__name__)
@@ -438,18 +437,47 @@ def reschedule_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     return {"rescheduled": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
 
 
+DATE_PARTS = ("weekday", "week", "month", "day", "year", "nth", "offset_days", "offset_weeks")
+
+
 def resolve_date_tool(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    today = local_today(ctx.now)
-    try:
-        resolved = resolve_date(args["text"], today=today)
-    except UnresolvedDate as error:
-        raise InvalidInput(str(error), field="text") from None
-    data = resolved.as_dict(today)
-    if resolved.date < today:
-        data["note"] = "That date is in the past."
-    elif resolved.date > today + timedelta(days=settings.BOOKING_HORIZON_DAYS):
-        data["note"] = f"That is more than {settings.BOOKING_HORIZON_DAYS} days ahead; we cannot book it yet."
-    return data
+    """The customer's words (or structured parts, when the words were not understood) as a day,
+    with what it means for booking. The date arithmetic is chatdesk.dates', never the model's."""
+    parts = {name: args.get(name) for name in DATE_PARTS}
+    answer = day_for_booking(args.get("text"), parts=parts, now=ctx.now)
+    if answer["status"] == "unresolved":
+        raise InvalidInput(answer["message"], field="text")
+    return answer
+
+
+def _nullable(kind: str, description: str, **rules) -> dict:
+    return {"type": [kind, "null"], "description": description, **rules}
+
+
+RESOLVE_DATE_PARAMETERS = _schema(
+    {
+        "text": _str("The customer's own words about the day, e.g. 'a week from Friday'.", 100, nullable=True),
+        "weekday": _nullable("string", "Structured fallback: a weekday.", enum=[*WEEKDAY_NAMES, None]),
+        "week": _nullable(
+            "string",
+            "With weekday: this (today included), coming (after today), next (as the customer said 'next'), "
+            "next_week (the one in next week), after_next, last.",
+            enum=[*WEEK_CHOICES, None],
+        ),
+        "month": _nullable(
+            "integer", "Structured fallback: month 1-12 (with day, or with nth + weekday).", minimum=1, maximum=12
+        ),
+        "day": _nullable("integer", "Structured fallback: day of the month.", minimum=1, maximum=31),
+        "year": _nullable("integer", "Only if the customer said the year.", minimum=2000, maximum=2100),
+        "nth": _nullable(
+            "integer",
+            "With weekday (+ month): 1-5 for 'first'...'fifth', -1 for 'last'.",
+            enum=[1, 2, 3, 4, 5, -1, None],
+        ),
+        "offset_days": _nullable("integer", "Days after the day named (or after today).", minimum=-366, maximum=366),
+        "offset_weeks": _nullable("integer", "Weeks after the day named (or after today).", minimum=-52, maximum=52),
+    }
+)
 
 
 def request_human(ctx: ToolContext, args: dict, call_id: str) -> dict:
@@ -571,9 +599,12 @@ TOOLS: dict[str, Tool] = {
         ),
         Tool(
             "resolve_date",
-            "Turn words like 'next Friday', 'tomorrow morning' or 'the 3rd' into a date with its weekday, in our "
-            "time zone. Always use this instead of working out dates yourself.",
-            _schema({"text": _str("What the customer said about the day.", 100)}),
+            "The day the customer means, worked out by our server in our time zone: pass their words in text "
+            "('next Friday', 'the 18th', 'a week from Friday', 'Boxing Day'); only if that comes back unresolved, "
+            "pass structured parts instead. Never work out a date yourself. The answer's status says what to do: "
+            "ok (use date), ambiguous (ask which of readings), past / beyond_horizon / closed (tell the customer "
+            "the message, offer next_open). Read weekday + date back to the customer.",
+            RESOLVE_DATE_PARAMETERS,
             resolve_date_tool,
         ),
         Tool(

@@ -13,6 +13,7 @@ urlpatterns = [
     path("send", views.chat_page_send, name="chat-send"),
     path("restart", views.chat_page_restart, name="chat-restart"),
     path("voice/", voice.views.voice_page, name="voice"),
+    path("api/v1/chat/voice/session", voice.views.call_session, name="voice-session"),
     path("api/v1/chat/session/new", api.SessionNewAPI.as_view(), name="chat-session-new"),
     path("api/v1/chat/message", api.ChatMessageAPI.as_view(), name="chat-message"),
     path("api/v1/chat/session/<str:session_id>/history", api.HistoryAPI.as_view(), name="chat-history"),

@@ -178,32 +178,22 @@
   }
 
   /*
-   * The server finds the conversation through the signed session cookie sent with the
-   * WebSocket handshake, and a WebSocket can't set that cookie. So when the page has no
-   * conversation yet, start one through the chat API first (it sets the cookie): the call,
-   * the typing after it and a reload of the page then all show the same conversation.
-   * If that fails the call still goes ahead; the server then starts a conversation itself.
+   * The server finds the conversation to continue through the signed session cookie sent
+   * with the WebSocket handshake. Without one (or when the customer hasn't said anything in
+   * it yet), the call starts a new voice conversation and `ready` carries its session id. A
+   * WebSocket can't set a cookie, so the page posts that id back to get the cookie: typing
+   * after the call and reloading the page then continue the call's conversation. Nothing is
+   * created before the call: a call that never connects leaves no empty conversation behind.
    */
-  function ensureSession() {
+  function keepSession(sessionId) {
     var url = root.dataset.urlSession;
-    if (currentSession() || !url || !window.fetch) return Promise.resolve();
-    return fetch(url, {
+    if (!sessionId || !url || !window.fetch) return;
+    fetch(url, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-      body: "{}",
-    })
-      .then(function (response) {
-        return response.ok ? response.json() : null;
-      })
-      .then(function (data) {
-        if (!data || !data.session_id) return;
-        adoptSession(String(data.session_id));
-        // The greeting on the page was rendered before the conversation existed.
-        var greeting = transcript.querySelector("li[data-greeting] .text");
-        if (greeting && data.greeting) greeting.textContent = String(data.greeting);
-      })
-      .catch(function () {});
+      body: JSON.stringify({ session_id: sessionId }),
+    }).catch(function () {});
   }
 
   // --- UI state --------------------------------------------------------------------------
@@ -490,6 +480,16 @@
       case "audio_item":
         call.currentItem = String(message.item_id || "");
         playbackItem(call.currentItem);
+        if (root.dataset.callNotice) {
+          // The assistant is talking again: the apology has done its job.
+          delete root.dataset.callNotice;
+          hideNote();
+        }
+        break;
+      case "notice":
+        // One reply failed; the call goes on. Say so, or the caller just hears silence.
+        root.dataset.callNotice = String(message.code || "notice");
+        showNote(String(message.message || "Sorry, something went wrong. Please say that again."));
         break;
       case "flush":
         call.customerTurnPending = true;
@@ -525,8 +525,11 @@
     call.ready = true;
     call.readyAt = performance.now();
     window.clearTimeout(call.readyTimer);
-    // Normally the conversation the page already had; a new one if the server had to start it.
-    adoptSession(String(message.session_id || ""));
+    // The conversation the page already had, or the new one the call started.
+    var sessionId = String(message.session_id || "");
+    var started = sessionId && sessionId !== currentSession();
+    adoptSession(sessionId);
+    if (started) keepSession(sessionId);
     if (message.interaction_number) root.dataset.interaction = String(message.interaction_number);
     muteButton.disabled = false;
     hideNote();
@@ -654,8 +657,6 @@
     // capture worklet has loaded.
     current.playbackGain = current.ctx.createGain();
     current.playbackGain.connect(current.ctx.destination);
-    // Alongside the microphone prompt, which usually takes longer.
-    var session = ensureSession();
     try {
       current.stream = await navigator.mediaDevices.getUserMedia({
         audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
@@ -667,7 +668,6 @@
       showNote(microphoneMessage(error), { error: true, offerText: true });
       return;
     }
-    await session;
     if (call !== current || current.ending) {
       finish(current);
       return;
@@ -782,6 +782,7 @@
     window.clearTimeout(current.readyTimer);
     var wasActive = call === current;
     if (wasActive) {
+      delete root.dataset.callNotice;
       if (current.ctx && current.ctx.state !== "closed") updatePlayback(true);
       settleLines();
       call = null;

@@ -77,6 +77,7 @@ MAX_FAILED_RESPONSES = 2
 MONEY = Decimal("0.000001")
 MILLION = Decimal(1_000_000)
 
+REPLY_FAILED = "Sorry, I missed that because of a problem on our side. Could you say it again?"
 UPSTREAM_LOST = (
     "upstream_error",
     "The voice service stopped responding. Everything said so far is saved: you can continue by typing.",
@@ -176,6 +177,8 @@ class RealtimeUsage:
     audio_output_tokens: int = 0
     cost: Decimal = Decimal("0")
     breakdown: dict[str, Decimal] = field(default_factory=dict)
+    # Some of it was priced at 0 because the model (or this kind of token) has no price.
+    price_missing: bool = False
 
 
 def realtime_usage(model: str, usage: dict[str, Any] | None) -> RealtimeUsage:
@@ -206,39 +209,93 @@ def realtime_usage(model: str, usage: dict[str, Any] | None) -> RealtimeUsage:
         audio_input_tokens=audio_in,
         audio_output_tokens=counts["audio_output"],
     )
-    prices = settings.OPENAI_PRICES.get(model)
-    if prices is None:
-        logger.warning("No price for model %s in OPENAI_PRICES; its cost is recorded as 0", model)
-        return result
-    for kind, tokens in counts.items():
-        if tokens and kind not in prices:
-            logger.warning("No %s price for model %s in OPENAI_PRICES; recorded as 0", kind, model)
-        elif tokens:
-            result.breakdown[kind] = (Decimal(tokens) * prices[kind] / MILLION).quantize(MONEY)
-    result.cost = sum(result.breakdown.values(), Decimal("0"))
+    result.breakdown, result.cost, result.price_missing = _priced(
+        model, {kind: Decimal(tokens) / MILLION for kind, tokens in counts.items()}
+    )
     return result
+
+
+def _priced(model: str, amounts: dict[str, Decimal]) -> tuple[dict[str, Decimal], Decimal, bool]:
+    """(cost per kind, total, whether a price was missing) for amounts in each price's unit.
+
+    A missing price is loud: a warning here, and `price_missing` on the conversation (add_usage),
+    because a cost recorded as 0 would otherwise look like a free call.
+    """
+    prices = settings.OPENAI_PRICES.get(model) or {}
+    breakdown: dict[str, Decimal] = {}
+    missing = [kind for kind, amount in amounts.items() if amount and kind not in prices]
+    if missing:
+        logger.warning(
+            "No %s price for model %s in OPENAI_PRICES; that usage is recorded as 0", "/".join(missing), model
+        )
+    for kind, amount in amounts.items():
+        if amount and kind in prices:
+            breakdown[kind] = (amount * prices[kind]).quantize(MONEY)
+    return breakdown, sum(breakdown.values(), Decimal("0")), bool(missing)
 
 
 def transcription_usage(model: str, usage: dict[str, Any] | None) -> RealtimeUsage:
     """The caller's input transcription, billed apart at the transcription model's rates.
 
-    Priced only when settings.OPENAI_PRICES has the model (per 1M tokens: audio_input,
-    text_input, text_output; or per_minute for duration-billed models); else not recorded.
+    settings.OPENAI_PRICES[model] gives USD per 1M tokens (audio_input, text_input for the
+    prompt, text_output for the transcript) and `per_minute` for duration-billed models.
+    Recorded under one "transcription" kind in the conversation's cost breakdown.
     """
-    prices = settings.OPENAI_PRICES.get(model)
-    if not usage or not prices:
+    if not usage:
         return RealtimeUsage()
     if usage.get("type") == "duration":
-        cost = Decimal(str(usage.get("seconds") or 0)) / 60 * prices.get("per_minute", Decimal("0"))
+        amounts = {"per_minute": Decimal(str(usage.get("seconds") or 0)) / 60}
     else:
         details = usage.get("input_token_details") or {}
-        cost = (
-            int(details.get("audio_tokens") or 0) * prices.get("audio_input", Decimal("0"))
-            + int(details.get("text_tokens") or 0) * prices.get("text_input", Decimal("0"))
-            + int(usage.get("output_tokens") or 0) * prices.get("text_output", Decimal("0"))
-        ) / MILLION
+        amounts = {
+            "audio_input": Decimal(int(details.get("audio_tokens") or 0)) / MILLION,
+            "text_input": Decimal(int(details.get("text_tokens") or 0)) / MILLION,
+            "text_output": Decimal(int(usage.get("output_tokens") or 0)) / MILLION,
+        }
+    _, cost, missing = _priced(model, amounts)
     cost = cost.quantize(MONEY)
-    return RealtimeUsage(cost=cost, breakdown={"transcription": cost} if cost else {})
+    return RealtimeUsage(cost=cost, breakdown={"transcription": cost} if cost else {}, price_missing=missing)
+
+
+# --- what the caller heard -------------------------------------------------------------
+
+
+def heard_part(text: str, fraction: float) -> str:
+    """The start of `text` the caller heard when `fraction` of its audio had played.
+
+    The Realtime API gives no word timings for its audio, only the transcript and the audio
+    itself, so the transcript is taken to be spread evenly over the audio (speech runs at a
+    fairly steady rate) and cut at that share of its characters. The cut goes back to the last
+    whole word: a word the caller heard only half of is not claimed as heard.
+    """
+    if fraction >= 1:
+        return text
+    if fraction <= 0:
+        return ""
+    cut = int(len(text) * fraction)
+    if cut < len(text) and not text[cut].isspace():
+        cut = text.rfind(" ", 0, cut + 1)
+    return text[: max(cut, 0)].rstrip()
+
+
+def cut_audio(audio: AssistantAudio) -> tuple[int, float]:
+    """(audio_end_ms for the truncate, share of the item's audio heard) after a barge-in.
+
+    The browser's playback report is the truth. Without one (a browser that never reports),
+    the best server-side estimate is the time between the item's first audio leaving for the
+    browser and the barge-in, since the browser plays in real time from about when it arrives.
+    Clamped to the audio sent: the API refuses a truncation past the audio it produced.
+    """
+    sent_ms = audio.sent_bytes // BYTES_PER_MS
+    if audio.ever_reported:
+        played = audio.played_ms
+    elif audio.first_sent_at is not None and audio.flushed_at is not None:
+        played = int((audio.flushed_at - audio.first_sent_at) * 1000)
+    else:
+        played = 0
+    played_ms = max(0, min(played, sent_ms))
+    generated_ms = audio.generated_bytes / BYTES_PER_MS
+    return played_ms, (min(played_ms / generated_ms, 1.0) if generated_ms else 0.0)
 
 
 # --- persistence (sync: run through db(), off the event loop) ---------------------------
@@ -259,8 +316,25 @@ class CallStart:
     live: LiveEvent
 
 
+def _what_came_before(interaction: Interaction) -> str:
+    """NEW when the customer has said nothing in it yet, else AFTER_CHAT (typed) or AFTER_CALL."""
+    spoke = set(
+        Message.objects.filter(interaction=interaction, role=Message.Role.CUSTOMER)
+        .values_list("channel", flat=True)
+        .distinct()
+    )
+    if Interaction.ChannelKind.TEXT in spoke:
+        return realtime.AFTER_CHAT
+    return realtime.AFTER_CALL if spoke else realtime.NEW
+
+
 def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
-    """Continue the customer's open conversation, or start a voice one; note the call in it."""
+    """Continue the customer's conversation, or start a voice one; note the call in it.
+
+    Only a conversation in which the customer has already said something is continued: an
+    untouched one (a chat page opened but never typed in) holds nothing but a greeting the
+    caller may never have seen, so the call is a new voice conversation, recorded as one.
+    """
     now = timezone.now()
     interaction = (
         Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).first()
@@ -269,7 +343,9 @@ def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
     )
     if interaction is not None and interaction.taken_over_by_id:
         raise CallRefused("taken_over", "A team member is answering you in the chat. Please continue by typing.")
-    continued = interaction is not None
+    before = _what_came_before(interaction) if interaction is not None else realtime.NEW
+    if before == realtime.NEW:
+        interaction = None
     with transaction.atomic():
         if interaction is None:
             interaction = Interaction.objects.create(
@@ -279,16 +355,20 @@ def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
                 model=settings.OPENAI_REALTIME_MODEL,
                 client_ip_hash=hash_ip(ip),
                 user_agent=user_agent[:300],
+                has_call=True,
             )
         started = Message.objects.create(
             interaction=interaction, role=Message.Role.EVENT, text="Voice call started.", channel="voice"
         )
-        Interaction.objects.filter(pk=interaction.pk).update(message_count=F("message_count") + 1, last_activity_at=now)
+        Interaction.objects.filter(pk=interaction.pk).update(
+            message_count=F("message_count") + 1, last_activity_at=now, has_call=True
+        )
+    continued = before != realtime.NEW
     return CallStart(
         interaction_id=interaction.pk,
         number=interaction.number,
         session_id=interaction.session_id,
-        instructions=realtime.instructions(system_prompt(now), continued=continued),
+        instructions=realtime.instructions(system_prompt(now), before=before),
         prior_items=realtime.conversation_items(interaction.model_items) if continued else [],
         continued=continued,
         live=(interaction, live.message_event(started)),
@@ -304,14 +384,22 @@ def save_utterance(
     latency_ms: int | None,
     cost: Decimal | None,
     interrupted: bool,
+    generated: str = "",
 ) -> LiveEvent:
-    """Store one spoken utterance and add it to the model history the text chat continues from."""
+    """Store one spoken utterance and add it to the model history the text chat continues from.
+
+    `text` is what the caller heard; `generated`, when the caller cut in, all the model said.
+    """
     item = assistant.user_item(text) if role == Message.Role.CUSTOMER else assistant.assistant_item(text)
+    if not text and generated:
+        # Nothing of it was heard: not a line of the transcript, but kept (as an event) for audit.
+        role, text = Message.Role.EVENT, unheard_note(generated)
     with transaction.atomic():
         message = Message.objects.create(
             interaction_id=interaction_id,
             role=role,
             text=text,
+            generated_text=generated,
             item_id=item_id[:100],
             latency_ms=latency_ms,
             cost_usd=cost,
@@ -321,11 +409,38 @@ def save_utterance(
         # Locked read-modify-write: a text turn in another tab may be appending too.
         current = Interaction.objects.select_for_update().only("model_items").get(pk=interaction_id)
         Interaction.objects.filter(pk=interaction_id).update(
-            model_items=[*current.model_items, item],
+            model_items=[*current.model_items, item] if role != Message.Role.EVENT else current.model_items,
             message_count=F("message_count") + 1,
             last_activity_at=timezone.now(),
         )
     return Interaction.objects.get(pk=interaction_id), live.message_event(message)
+
+
+def unheard_note(generated: str) -> str:
+    return f"The caller cut in before hearing any of this reply: {generated}"
+
+
+def trim_utterance(*, interaction_id: int, item_id: str, heard: str, generated: str) -> None:
+    """A stored assistant line turned out to be cut off: keep what was heard, the rest for audit.
+
+    The model history the text chat continues from gets the heard part too, so a text turn after
+    the call does not build on words the caller never heard.
+    """
+    stored = {"text": heard} if heard else {"role": Message.Role.EVENT, "text": unheard_note(generated)}
+    with transaction.atomic():
+        Message.objects.filter(interaction_id=interaction_id, item_id=item_id[:100], channel="voice").update(
+            generated_text=generated, interrupted=True, **stored
+        )
+        current = Interaction.objects.select_for_update().only("model_items").get(pk=interaction_id)
+        items = list(current.model_items)
+        for index in range(len(items) - 1, -1, -1):
+            if items[index] == assistant.assistant_item(generated):
+                if heard:
+                    items[index] = assistant.assistant_item(heard)
+                else:
+                    del items[index]
+                break
+        Interaction.objects.filter(pk=interaction_id).update(model_items=items)
 
 
 def update_utterance(*, interaction_id: int, item_id: str, **fields: object) -> None:
@@ -346,6 +461,7 @@ def add_usage(*, interaction_id: int, usage: RealtimeUsage) -> None:
             audio_output_tokens=F("audio_output_tokens") + usage.audio_output_tokens,
             cost_usd=F("cost_usd") + usage.cost,
             cost_breakdown=breakdown,
+            **({"price_missing": True} if usage.price_missing else {}),
         )
 
 
@@ -362,6 +478,23 @@ def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "
         updates.update(failure_count=F("failure_count") + 1, last_error=failure[:300])
     message = Message.objects.create(interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice")
     Interaction.objects.filter(pk=interaction_id).update(**updates)
+    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
+
+
+def reply_failed(*, interaction_id: int, detail: str) -> LiveEvent:
+    """Record a reply the model failed to give (the caller was asked to say it again)."""
+    message = Message.objects.create(
+        interaction_id=interaction_id,
+        role=Message.Role.EVENT,
+        text=f"A voice reply failed ({detail[:200]}); the caller was asked to say it again.",
+        channel="voice",
+    )
+    Interaction.objects.filter(pk=interaction_id).update(
+        failure_count=F("failure_count") + 1,
+        last_error=f"Realtime reply failed: {detail}"[:300],
+        message_count=F("message_count") + 1,
+        last_activity_at=timezone.now(),
+    )
     return Interaction.objects.get(pk=interaction_id), live.message_event(message)
 
 
@@ -449,8 +582,15 @@ class Utterance:
     latency_ms: int | None = None
     cost: Decimal | None = None
     interrupted: bool = False
+    # Barge-in: the share of the item's audio the caller heard (None: all of it, or not known).
+    heard: float | None = None
     settled: bool = False  # left the ordering queue
     saved: bool = False  # a Message row exists (or is queued)
+
+    def spoken(self) -> str:
+        """What the caller heard of it (the whole text unless they cut in)."""
+        text = self.text or ""
+        return text if self.heard is None else heard_part(text, self.heard)
 
 
 @dataclass
@@ -459,7 +599,12 @@ class AssistantAudio:
 
     item_id: str
     sent_bytes: int = 0
+    # All the audio the model generated for the item, including what arrived after a flush.
+    generated_bytes: int = 0
+    first_sent_at: float | None = None
+    flushed_at: float | None = None
     played_ms: int = 0
+    ever_reported: bool = False  # the browser sent a playback report for it
     done: bool = False  # its stream is over (response.output_audio.done or response.done)
     flushed: bool = False  # barge-in: the browser dropped it, later deltas are dropped too
     complete_at_flush: bool = False
@@ -624,7 +769,12 @@ class VoiceCall:
     async def end(
         self, reason: str, code: int = NORMAL, *, error: tuple[str, str] | None = None, failure: str = ""
     ) -> None:
-        """End the call (once): tell the browser, close both sockets, store the rest, free the slot."""
+        """End the call (once): tell the browser, free the slot, store the rest, close the upstream.
+
+        The caller's slot is freed and the end queued for writing before the upstream socket is
+        closed: a socket closed mid-reply may take its close timeout (it stops reading while
+        audio is still queued), and a hang-up must not keep the next call waiting for that.
+        """
         if self.ended:
             return
         self.ended = True
@@ -643,8 +793,8 @@ class VoiceCall:
                 self.browser_open = False
                 with contextlib.suppress(Exception):
                     await self.browser.close(code)
-            if self.upstream is not None:
-                await self.upstream.close()
+            await self._release()
+            closing = []
             if self.start_info is not None and self.writer is not None:
                 self._settle(final=True)
                 seconds = int(self.loop.time() - self.started_at)
@@ -655,14 +805,21 @@ class VoiceCall:
                     seconds=seconds,
                     failure=failure,
                 )
-                await self.writer.close(WRITER_DRAIN_SECONDS)
+                closing.append(self.writer.close(WRITER_DRAIN_SECONDS))
+            if self.upstream is not None:
+                closing.append(self.upstream.close())
+            await asyncio.gather(*closing)
         finally:
             try:
-                if self.admitted:
-                    self.admitted = False
-                    await sync_to_async(call_release, thread_sensitive=False)(self.ip_hash)
+                await self._release()
             finally:
                 self.finished.set()
+
+    async def _release(self) -> None:
+        """Free this call's place in its client's concurrent-calls count (once)."""
+        if self.admitted:
+            self.admitted = False
+            await sync_to_async(call_release, thread_sensitive=False)(self.ip_hash)
 
     async def finish(self, reason: str, code: int = NORMAL) -> None:
         """End the call and return only once it is fully recorded, whichever task is ending it.
@@ -743,6 +900,7 @@ class VoiceCall:
         if audio is None or audio.item_id != item_id:
             return
         audio.played_ms = max(audio.played_ms, played_ms)
+        audio.ever_reported = True
         if audio.flushed:
             # The report the browser sends right after a flush: no need to wait for the timeout.
             audio.reported = True
@@ -762,9 +920,12 @@ class VoiceCall:
                 self.turn_ended_at = None
                 self._utterance(item_id, Message.Role.ASSISTANT).latency_ms = latency
             await self._set_state("speaking")
+        pcm = base64.b64decode(event.get("delta") or "")
+        audio.generated_bytes += len(pcm)
         if audio.flushed:
             return
-        pcm = base64.b64decode(event.get("delta") or "")
+        if audio.first_sent_at is None:
+            audio.first_sent_at = self.loop.time()
         audio.sent_bytes += len(pcm)
         self.last_activity = self.loop.time()
         if self.browser_open:
@@ -795,7 +956,9 @@ class VoiceCall:
         item_id = event.get("item_id", "")
         utterance = self._utterance(item_id, Message.Role.ASSISTANT)
         utterance.text = event.get("transcript") or utterance.partial
-        await self._send_transcript("assistant", item_id, utterance.text, final=True, interrupted=utterance.interrupted)
+        await self._send_transcript(
+            "assistant", item_id, utterance.spoken(), final=True, interrupted=utterance.interrupted
+        )
         self._settle()
 
     async def _on_committed(self, event: dict[str, Any]) -> None:
@@ -815,7 +978,7 @@ class VoiceCall:
         await self._send_transcript("customer", item_id, utterance.text, final=True)
         self._settle()
         usage = transcription_usage(settings.OPENAI_REALTIME_TRANSCRIPTION_MODEL, event.get("usage"))
-        if usage.cost and self.start_info is not None and self.writer is not None:
+        if (usage.cost or usage.price_missing) and self.start_info is not None and self.writer is not None:
             self.spent += usage.cost
             self.writer.put(add_usage, interaction_id=self.start_info.interaction_id, usage=usage)
 
@@ -832,6 +995,7 @@ class VoiceCall:
         audio = self.audio
         if audio is not None and not audio.flushed and audio.sent_bytes:
             audio.flushed = True
+            audio.flushed_at = self.loop.time()
             audio.complete_at_flush = audio.done
             # Wait for the browser's playback report, but not forever.
             audio.timer = self.loop.call_later(PLAYBACK_REPORT_WAIT_SECONDS, self._stop_waiting, audio)
@@ -843,10 +1007,13 @@ class VoiceCall:
         self._spawn(self._truncate(audio))
 
     async def _truncate(self, audio: AssistantAudio) -> None:
-        """After a barge-in, tell the model how much of its answer the caller heard.
+        """After a barge-in, tell the model how much of its answer the caller heard, and keep
+        only that much as the assistant's line.
 
-        Sent once both the browser's playback report is in and the item's stream is over:
-        the API only truncates audio it has finished (or cancelled), and only up to its end.
+        Sent once both the browser's playback report is in (or we stopped waiting for it) and the
+        item's stream is over: the API only truncates audio it has finished (or cancelled), and
+        only up to its end. Sent even at 0 ms: without a truncate the model believes the caller
+        heard everything it generated.
         """
         if not audio.flushed or not audio.reported or not audio.done or audio.decided or self.ended:
             return
@@ -854,14 +1021,11 @@ class VoiceCall:
         if audio.timer is not None:
             audio.timer.cancel()
             audio.timer = None
-        sent_ms = audio.sent_bytes // BYTES_PER_MS
-        # Clamped: the API rejects a truncation past the audio it produced.
-        played_ms = min(audio.played_ms, sent_ms)
-        if audio.complete_at_flush and played_ms >= sent_ms:
+        played_ms, heard = cut_audio(audio)
+        if audio.complete_at_flush and played_ms >= audio.sent_bytes // BYTES_PER_MS:
             return  # the caller heard all of it: a new turn, not an interruption
-        await self._mark_interrupted(audio.item_id)
-        if played_ms > 0 and self.upstream is not None:
-            # Otherwise the model believes the caller heard everything it generated.
+        await self._mark_interrupted(audio.item_id, heard)
+        if self.upstream is not None:
             await self.upstream.send(
                 {
                     "type": "conversation.item.truncate",
@@ -903,10 +1067,9 @@ class VoiceCall:
             self.carried_cost += usage.cost
 
         if status == "failed":
-            self.failed_responses += 1
-            logger.warning("Realtime response failed: %s", (response.get("status_details") or {}).get("error"))
-            if self.failed_responses >= MAX_FAILED_RESPONSES:
-                await self.end("upstream_error", UNAVAILABLE, error=UPSTREAM_LOST, failure="Realtime responses failed")
+            error = (response.get("status_details") or {}).get("error") or {}
+            await self._reply_failed(f"{error.get('code')}: {error.get('message')}")
+            if self.ended:
                 return
         elif status == "completed":
             self.failed_responses = 0
@@ -933,6 +1096,25 @@ class VoiceCall:
             self.response_wanted = True
             return
         logger.warning("Realtime error event: %s %s", error.get("code"), error.get("message"))
+        if error.get("type") == "server_error":
+            # OpenAI failed on its side: whatever reply was coming will not come.
+            self.response_active = False
+            self.response_wanted = False
+            await self._reply_failed(f"{error.get('code')}: {error.get('message')}")
+            if not self.ended:
+                await self._set_state("listening")
+
+    async def _reply_failed(self, detail: str) -> None:
+        """A reply failed: say sorry and listen again; after MAX_FAILED_RESPONSES in a row, end."""
+        self.failed_responses += 1
+        logger.warning("Realtime reply failed (%s in a row): %s", self.failed_responses, detail)
+        if self.failed_responses >= MAX_FAILED_RESPONSES:
+            await self.end("upstream_error", UNAVAILABLE, error=UPSTREAM_LOST, failure="Realtime responses failed")
+            return
+        # The caller would otherwise hear silence and not know whether to speak.
+        await self._send({"type": "notice", "code": "reply_failed", "message": REPLY_FAILED})
+        if self.start_info is not None and self.writer is not None:
+            self.writer.put(reply_failed, interaction_id=self.start_info.interaction_id, detail=detail)
 
     # -- tools -----------------------------------------------------------------------------
 
@@ -1041,15 +1223,17 @@ class VoiceCall:
         utterance.saved = True
         if not utterance.text or self.start_info is None or self.writer is None:
             return
+        spoken = utterance.spoken()
         self.writer.put(
             save_utterance,
             interaction_id=self.start_info.interaction_id,
             role=utterance.role,
-            text=utterance.text,
+            text=spoken,
             item_id=utterance.item_id,
             latency_ms=utterance.latency_ms,
             cost=utterance.cost,
             interrupted=utterance.interrupted,
+            generated=utterance.text if spoken != utterance.text else "",
         )
 
     def _update_utterance(self, utterance: Utterance, **fields: Any) -> None:
@@ -1064,14 +1248,25 @@ class VoiceCall:
                 **{column.get(name, name): value for name, value in fields.items()},
             )
 
-    async def _mark_interrupted(self, item_id: str) -> None:
+    async def _mark_interrupted(self, item_id: str, heard: float) -> None:
         utterance = self.utterances.get(item_id)
         if utterance is None or utterance.interrupted:
             return
-        self._update_utterance(utterance, interrupted=True)
+        utterance.heard = heard
+        if utterance.saved and utterance.text and self.start_info is not None and self.writer is not None:
+            utterance.interrupted = True
+            self.writer.put(
+                trim_utterance,
+                interaction_id=self.start_info.interaction_id,
+                item_id=item_id,
+                heard=utterance.spoken(),
+                generated=utterance.text,
+            )
+        else:
+            self._update_utterance(utterance, interrupted=True)
         if utterance.text is not None:
-            # Its final transcript already went out: send it again, now marked interrupted.
-            await self._send_transcript("assistant", item_id, utterance.text, final=True, interrupted=True)
+            # Its final transcript already went out: send it again, cut to what was heard.
+            await self._send_transcript("assistant", item_id, utterance.spoken(), final=True, interrupted=True)
 
     # -- browser ------------------------------------------------------------------------------
 

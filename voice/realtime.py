@@ -41,10 +41,22 @@ This is a live voice call: the customer hears you and speaks to you.
 GREETING_NEW = (
     "When the call starts, greet the caller as the receptionist in one short sentence and ask how you can help."
 )
-GREETING_CONTINUED = (
+# Only for a conversation the customer really typed in: a fresh call must not be told about a
+# chat that never happened (nor get the chat's greeting, which the caller never saw).
+GREETING_AFTER_CHAT = (
     "The customer was typing in the chat before switching to this call; that conversation is in the history. "
     "When the call starts, say hello in one short sentence and continue where the chat left off."
 )
+GREETING_AFTER_CALL = (
+    "The customer already spoke with you on an earlier call in this conversation; it is in the history. "
+    "When the call starts, say hello in one short sentence and continue where you left off."
+)
+# What came before a call: nothing (a new voice conversation), a typed chat, or only earlier calls.
+NEW, AFTER_CHAT, AFTER_CALL = "new", "after_chat", "after_call"
+_GREETINGS = {NEW: GREETING_NEW, AFTER_CHAT: GREETING_AFTER_CHAT, AFTER_CALL: GREETING_AFTER_CALL}
+
+
+UPSTREAM_CLOSE_SECONDS = 1.0
 
 
 class RealtimeUnavailable(Exception):
@@ -60,9 +72,12 @@ def is_configured() -> bool:
     return bool(settings.OPENAI_API_KEY)
 
 
-def instructions(base: str, *, continued: bool) -> str:
-    """The text chat's instructions and policies, plus how to behave on a call."""
-    return base + VOICE_ADDENDUM + (GREETING_CONTINUED if continued else GREETING_NEW)
+def instructions(base: str, *, before: str = NEW) -> str:
+    """The text chat's instructions and policies, plus how to behave on a call.
+
+    `before` is what the conversation held before this call: NEW, AFTER_CHAT or AFTER_CALL.
+    """
+    return base + VOICE_ADDENDUM + _GREETINGS[before]
 
 
 def turn_detection() -> dict[str, Any]:
@@ -244,7 +259,12 @@ async def connect() -> RealtimeLink:
     """Open the socket for one call. The caller must `close()` it on every path out."""
     manager = _client().realtime.connect(
         model=settings.OPENAI_REALTIME_MODEL,
-        websocket_connection_options={"open_timeout": settings.VOICE_CONNECT_TIMEOUT_SECONDS},
+        websocket_connection_options={
+            "open_timeout": settings.VOICE_CONNECT_TIMEOUT_SECONDS,
+            # Closing mid-reply, the server's close frame sits behind audio nobody reads any more
+            # (the call is over): give up on the handshake quickly instead of after the default 10 s.
+            "close_timeout": UPSTREAM_CLOSE_SECONDS,
+        },
     )
     try:
         connection = await manager.enter()

@@ -7,15 +7,17 @@ button then explains why voice is off and points to the chat page.
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.core.signing import BadSignature
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from chatdesk.api import SESSION_COOKIE
+from chatdesk.api import SESSION_COOKIE, json_error, set_session_cookie
 from chatdesk.models import Interaction
 
 
@@ -31,7 +33,7 @@ def _open_session(request: HttpRequest) -> str:
 
 
 @require_GET
-@ensure_csrf_cookie  # voice.js starts a conversation through the chat API (CSRF-checked) before calling
+@ensure_csrf_cookie  # voice.js posts to call_session (CSRF-checked) once a call has started
 def voice_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -46,3 +48,26 @@ def voice_page(request: HttpRequest) -> HttpResponse:
             "voice_text_url": reverse("chat"),
         },
     )
+
+
+@require_POST
+def call_session(request: HttpRequest) -> JsonResponse:
+    """Tie the browser to the conversation a call started: set its signed session cookie.
+
+    A call that finds no conversation to continue starts a voice one, but a WebSocket cannot
+    set a cookie; voice.js posts the session id from `ready` here, so typing after the call and
+    reloading the page continue that conversation. The session id is the bearer secret of its
+    conversation; only an open conversation with a call in it is accepted. CSRF-checked.
+    """
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        return json_error("bad_request", "The body must be JSON.", 400)
+    session_id = body.get("session_id") if isinstance(body, dict) else None
+    if not isinstance(session_id, str) or not session_id or len(session_id) > 64:
+        return json_error("bad_request", "session_id (the id the call's ready message gave) is required.", 400)
+    if not Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN, has_call=True).exists():
+        return json_error("session_not_found", "No open conversation with a call has that session id.", 404)
+    response = JsonResponse({"session_id": session_id})
+    set_session_cookie(response, session_id)
+    return response

@@ -65,6 +65,8 @@ class RealtimeReply:
       `response.created`); `close_code=None` kills TCP without a close frame (the SDK raises
       `websockets.ConnectionClosedError`, code 1006), an int sends that close code instead.
     - `fail`: end with `response.done` status `failed` and this `status_details.error` mapping.
+    - `error_event`: the response dies with an `error` event of this mapping (e.g. type
+      `server_error`) right after `response.created`, and no `response.done`; the socket stays open.
     - `usage`: overrides for `response.done.response.usage` (nested details are merged).
     """
 
@@ -74,6 +76,7 @@ class RealtimeReply:
     drop_after_chunks: int | None = None
     close_code: int | None = None
     fail: Mapping[str, Any] | None = None
+    error_event: Mapping[str, Any] | None = None
     usage: Mapping[str, Any] | None = None
 
     def spoken_ms(self) -> int:
@@ -153,6 +156,10 @@ class FakeRealtime:
         """Wall-clock seconds per second of reply audio (0: as fast as possible, 1.0: real time)."""
         self.response_latency = 0.0
         """Seconds between `response.created` and the first output item."""
+        self.close_delay = 0.0
+        """Seconds before the fake answers a client's close frame. A real server in the middle of a
+        reply answers only after the audio it queued before it (and a client that stopped reading
+        never gets there), so a client waiting for the close handshake waits this long."""
         self.vad_rms_threshold: float | None = None
         """RMS (int16 units) above which a 20 ms window is speech; None: session threshold * 2000."""
         self.transcription_requires_config = True
@@ -232,6 +239,10 @@ class FakeRealtime:
     def queue_failed_response(self, message: str = "The server had an error.", *, code: str = "server_error") -> None:
         """Make the next response end with `response.done` status `failed`."""
         self.queue(RealtimeReply(fail={"type": "server_error", "code": code, "message": message}))
+
+    def queue_error_event(self, message: str = "The server had an error while processing your request.") -> None:
+        """Make the next response die with an `error` event (type `server_error`), no `response.done`."""
+        self.queue(RealtimeReply(error_event={"type": "server_error", "code": "server_error", "message": message}))
 
     def respond_with(self, responder: Callable[[list[dict[str, Any]]], RealtimeReplySpec] | None) -> None:
         """Decide replies dynamically once the queue is empty: `responder(conversation_items)`.
@@ -356,7 +367,9 @@ class FakeRealtime:
                 status=400,
             )
 
-        ws = web.WebSocketResponse(max_msg_size=16 * 1024**2, compress=False, autoping=True)
+        ws = web.WebSocketResponse(
+            max_msg_size=16 * 1024**2, compress=False, autoping=True, autoclose=not self.close_delay
+        )
         await ws.prepare(request)
         if "realtime=v1" in request.headers.get("OpenAI-Beta", ""):
             # The beta interface was retired; the real server closes such sockets with 4000.
@@ -507,6 +520,10 @@ class _Session:
                 self.record.events.append(event)
                 self.fake.events.append(event)
                 await self.dispatch(event)
+            if not self.ws.closed:
+                # The client's close frame arrived (autoclose off): answer it late.
+                await asyncio.sleep(self.fake.close_delay)
+                await self.ws.close()
         except (_Dropped, ConnectionResetError):
             pass
         finally:
@@ -898,7 +915,7 @@ class _Session:
             await self._produce(active, overrides)
         except _Dropped:
             pass
-        except (ConnectionResetError, asyncio.CancelledError):
+        except (ConnectionError, asyncio.CancelledError):  # the client went away mid-reply
             pass
         finally:
             if self.active is active:
@@ -931,6 +948,9 @@ class _Session:
         if reply.drop_after_chunks == 0:
             await self.drop(reply.close_code)
             raise _Dropped
+        if reply.error_event is not None:
+            await self.send({"type": "error", "error": {"event_id": None, "param": None, **reply.error_event}})
+            return
         if self.fake.response_latency:
             await asyncio.sleep(self.fake.response_latency)
 

@@ -25,6 +25,10 @@ from bookings.models import (
 )
 from bookings.selectors import available_slots, business_tz, local_today
 from bookings.services import Actor, booking_create
+from chatdesk.dates import holidays_between
+
+# Holidays become closed days this far ahead (the demo runs for weeks; bookings reach 60 days).
+HOLIDAY_DAYS_AHEAD = 366
 
 DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
@@ -335,9 +339,10 @@ class Command(BaseCommand):
                 BusinessHours(weekday=d, opens=o, closes=c) for d, o, c in parse_business_hours(settings.BUSINESS_HOURS)
             )
         today = local_today()
-        for year in (today.year, today.year + 1):
-            for month, day, reason in ((12, 25, "Christmas Day"), (12, 26, "Boxing Day"), (1, 1, "New Year's Day")):
-                ClosedDay.objects.get_or_create(date=datetime(year, month, day).date(), defaults={"reason": reason})
+        # The region's public holidays (BUSINESS_HOLIDAYS, observed days included) for the coming
+        # year are closed days; a re-run adds the missing ones and leaves existing rows as staff left them.
+        for day, reason in holidays_between(today, today + timedelta(days=HOLIDAY_DAYS_AHEAD)).items():
+            ClosedDay.objects.get_or_create(date=day, defaults={"reason": reason[:120]})
 
         tz = business_tz()
         for index, (first, last, title, trade_slugs, spans) in enumerate(TECHNICIANS):
