@@ -193,8 +193,11 @@ SERVICES = {
 # emergency service whatever the keywords say (chatdesk.understanding).
 KEYWORDS = {
     "hvac-maintenance": (
-        "maintenance, tune-up, tune up, tuneup, tuned up, tune, annual service, yearly service, furnace service, "
-        "ac service, servicing, service the furnace, check-up, checkup, check up, checked, inspection, inspect, "
+        "maintenance, annual maintenance, furnace maintenance, ac maintenance, tune-up, tune up, tuneup, tuned up, "
+        "tune, annual service, yearly service, furnace service, furnace inspection, ac inspection, furnace checkup, "
+        "ac checkup, "
+        "ac service, servicing, service the furnace, check-up, checkup, check up, furnace checked, ac checked, "
+        "heating checked, check the furnace, check the ac, inspection, inspect, "
         "furnace cleaning, clean furnace, furnace clean, duct cleaning, furnace filter, filter change, "
         "change filter, filter, before winter, before summer, seasonal"
     ),
@@ -235,7 +238,7 @@ KEYWORDS = {
         "outlet, outlets, plug, plugs, socket, sockets, receptacle, switch, switches, light switch, dimmer, "
         "gfci, gfi, dead outlet, outlet not working, breaker, breaker keeps tripping, tripping breaker, "
         "tripped breaker, breaker trips, flickering, flickering lights, lights flickering, light fixture, "
-        "wiring, electrical problem, no power, lost power"
+        "wiring, electrical problem, no power, lost power, power cutting out, power going out, losing power"
     ),
     "panel-upgrade": (
         "panel, panel upgrade, electrical panel, breaker panel, breaker box, fuse box, fuses, fuse panel, "
@@ -250,9 +253,7 @@ KEYWORDS = {
         "emergency plumber, emergency plumbing, plumbing emergency, burst pipe, pipe burst, flooding, flooded, "
         "sewage backup"
     ),
-    "emergency-electrical": (
-        "emergency electrician, emergency electrical, electrical emergency, sparks, sparking, burning smell, smoke"
-    ),
+    "emergency-electrical": ("emergency electrician, emergency electrical, electrical emergency"),
 }
 
 # (first, last, title, trades, weekday spans)
