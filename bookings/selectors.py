@@ -350,6 +350,12 @@ def booking_for_customer(*, number: str, phone: str) -> Booking:
     return booking
 
 
+def visit_when(start: datetime) -> str:
+    """A visit's start as customers read it, in the business's time zone."""
+    start = start.astimezone(business_tz())
+    return f"{start:%A %B} {start.day}, {start:%Y} at {start:%-I:%M %p}"
+
+
 def booking_public_dict(booking: Booking) -> dict:
     """A booking as the customer who owns it may see it (and the model, on their behalf)."""
     tz = business_tz()
@@ -364,7 +370,7 @@ def booking_public_dict(booking: Booking) -> dict:
         "weekday": start.strftime("%A"),
         "start": start.isoformat(),
         "end": end.isoformat(),
-        "when": f"{start:%A %B} {start.day}, {start:%Y} at {start:%-I:%M %p}",
+        "when": visit_when(start),
         "address": booking.address,
         "estimated_price": booking.price_display,
         "customer_name": booking.customer.name,

@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bookings.errors import DomainError
-from chatdesk import conversations
+from chatdesk import booking_cards, conversations
 from chatdesk.models import Interaction
 
 SESSION_COOKIE = "chatdesk_session"
@@ -114,22 +114,54 @@ class ToolCallOut(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
 
 
+class BookingCardOut(serializers.Serializer):
+    """A booking as its card shows it: chatdesk.booking_cards.booking_card()."""
+
+    booking_number = serializers.CharField()
+    status = serializers.CharField()
+    state = serializers.ChoiceField(choices=booking_cards.CardState.ALL, help_text="What the card says, as of now.")
+    headline = serializers.CharField(help_text='The card\'s heading, e.g. "Booking cancelled".')
+    note = serializers.CharField()
+    service = serializers.CharField()
+    technician = serializers.CharField()
+    date = serializers.DateField()
+    weekday = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    when = serializers.CharField()
+    previous_when = serializers.CharField(allow_null=True, help_text="For a moved booking, when it was before.")
+    address = serializers.CharField()
+    estimated_price = serializers.CharField()
+    customer_name = serializers.CharField()
+
+
 class MessageOut(serializers.Serializer):
     interaction_number = serializers.CharField()
     reply = serializers.CharField()
     mode = serializers.CharField()
     tool_calls = ToolCallOut(many=True)
-    bookings = serializers.ListField(child=serializers.DictField())
+    bookings = BookingCardOut(
+        many=True,
+        help_text="The bookings this turn created, looked up, moved or cancelled, as they stand after it. "
+        "Show each once: a booking already on the page has its card updated where it is.",
+    )
     latency_ms = serializers.IntegerField()
     paused = serializers.BooleanField(help_text="True while a staff member has taken over: no assistant reply.")
+
+
+class HistoryMessageOut(serializers.Serializer):
+    role = serializers.CharField()
+    text = serializers.CharField()
+    at = serializers.DateTimeField()
+    bookings = BookingCardOut(many=True, help_text="Cards shown right after this message (its turn's bookings).")
 
 
 class HistoryOut(serializers.Serializer):
     interaction_number = serializers.CharField()
     status = serializers.CharField()
     mode = serializers.CharField()
-    messages = serializers.ListField(child=serializers.DictField())
-    bookings = serializers.ListField(child=serializers.DictField())
+    messages = HistoryMessageOut(many=True)
+    bookings = BookingCardOut(many=True, help_text="Every booking of the conversation once, in transcript order.")
 
 
 class CloseIn(serializers.Serializer):
@@ -172,13 +204,14 @@ class HistoryAPI(ChatAPIView):
     @extend_schema(responses={200: HistoryOut, 404: ErrorOut}, summary="A conversation's transcript")
     def get(self, request: Request, session_id: str) -> Response:
         interaction = conversations.interaction_by_session(session_id)
+        messages = conversations.history(interaction)
         return Response(
             {
                 "interaction_number": interaction.number,
                 "status": interaction.status,
                 "mode": interaction.mode,
-                "messages": conversations.history(interaction),
-                "bookings": conversations.booking_summaries(interaction),
+                "messages": messages,
+                "bookings": conversations.booking_summaries(interaction, messages),
             }
         )
 
@@ -225,16 +258,19 @@ async def chat_message(request: HttpRequest) -> JsonResponse:
         return json_error(error.code, error.message, 429, retry_after=error.retry_after)
     except DomainError as error:
         return JsonResponse(error.as_dict(), status=error.http_status)
-    return JsonResponse(turn_payload(result))
+    # Read again after the turn rather than taken from the tool results: a booking created
+    # and cancelled in one turn is shown cancelled, and a moved one says it was moved.
+    cards = await conversations.db(booking_cards.turn_cards, result.outcomes) if result.bookings else []
+    return JsonResponse(turn_payload(result, cards))
 
 
-def turn_payload(result: conversations.TurnResult) -> dict:
+def turn_payload(result: conversations.TurnResult, cards: list[dict]) -> dict:
     return {
         "interaction_number": result.interaction.number,
         "reply": result.reply,
         "mode": result.interaction.mode,
         "tool_calls": [o.summary() for o in result.outcomes],
-        "bookings": result.bookings,
+        "bookings": cards,
         "latency_ms": result.latency_ms,
         "paused": result.paused,
     }

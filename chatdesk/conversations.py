@@ -23,8 +23,7 @@ from django.utils import timezone
 
 from bookings.errors import DomainError, NotFound
 from bookings.numbering import next_number
-from bookings.selectors import booking_public_dict
-from chatdesk import assistant, live, rows
+from chatdesk import assistant, booking_cards, live, rows
 from chatdesk.costs import TextUsage, text_cost
 from chatdesk.guided import guided_greeting, guided_reply
 from chatdesk.models import Interaction, Message
@@ -354,18 +353,18 @@ async def chat_turn(*, session_id: str, text: str, rate_limit: Callable[[], int 
 
 
 def history(interaction: Interaction) -> list[dict]:
-    """The transcript as the customer sees it (no system events, no tool internals)."""
-    return [
-        {"role": m.role, "text": m.text, "at": m.created_at.isoformat()}
-        for m in interaction.messages.exclude(role=Message.Role.EVENT).order_by("created_at", "id")
-    ]
+    """The transcript as the customer sees it (no system events, no tool internals); each
+    message carries the cards of the bookings its turn produced, in their current state."""
+    return booking_cards.transcript(interaction)
 
 
-def booking_summaries(interaction: Interaction) -> list[dict]:
-    rows = interaction.tool_calls.filter(booking__isnull=False, error="", name="create_booking").select_related(
-        "booking__service", "booking__employee", "booking__customer"
-    )
-    return [booking_public_dict(row.booking) for row in rows]
+def booking_summaries(interaction: Interaction, entries: list[dict] | None = None) -> list[dict]:
+    """Every booking the conversation touched, once, as it stands now, in transcript order.
+
+    Pass `history()`'s entries when you have them, to save reading them again.
+    """
+    entries = history(interaction) if entries is None else entries
+    return [card for entry in entries for card in entry["bookings"]]
 
 
 def _staff_event(interaction: Interaction, text: str) -> Message:

@@ -21,6 +21,11 @@ from chatdesk.api import SESSION_COOKIE, client_ip, message_rate_limit_wait, rat
 from chatdesk.models import Interaction
 from chatdesk.prompts import hours_text
 
+# Where the no-JavaScript form returns to: the newest message (templates/chat.html). Not
+# #composer: the composer is sticky, and a browser scrolling to it while it is stuck at the
+# bottom of the viewport hardly scrolls at all, leaving the new reply below it.
+NEWEST = "/#latest"
+
 
 def _session_id(request: HttpRequest) -> str:
     try:
@@ -41,8 +46,8 @@ def _page_context(session_id: str) -> dict:
         "business_phone": settings.BUSINESS_PHONE,
         "hours": hours_text(),
         "interaction": interaction,
+        # Each message carries the cards of its turn's bookings, in their current state.
         "messages": conversations.history(interaction) if interaction else [],
-        "bookings": conversations.booking_summaries(interaction) if interaction else [],
         "greeting": conversations.greeting(mode),
         "mode": mode,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
@@ -70,7 +75,7 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
     """No-JavaScript path: run the turn, then redirect back to the transcript."""
     text = (request.POST.get("message") or "").strip()
     if not text:
-        return redirect("/#composer")
+        return redirect(NEWEST)
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         context = await sync_to_async(_page_context)(_session_id(request))
         context.update(error=f"Please keep messages under {settings.CHAT_MAX_MESSAGE_CHARS} characters.", draft=text)
@@ -79,7 +84,7 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
     open_session = (
         session_id and await Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).aexists()
     )
-    response = redirect("/#composer")
+    response = redirect(NEWEST)
     if not open_session:
         wait = await sync_to_async(rate_limit_wait)(
             request, group="chat-session-ip", rate=settings.CHAT_RATE_SESSION_PER_IP

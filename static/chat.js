@@ -80,8 +80,10 @@
     return item;
   }
 
-  function appendBooking(booking) {
-    return window.ChatdeskUI.appendBooking(transcript, booking);
+  // A booking the page shows already has its card updated where it is (next to the reply
+  // that first produced it); a new one goes right after `reply`.
+  function showBooking(booking, reply) {
+    return window.ChatdeskUI.showBooking(transcript, booking, reply);
   }
 
   function setMode(mode) {
@@ -354,10 +356,12 @@
           setStaffActive(true);
           return;
         }
-        appendMessage("assistant", data.reply);
+        var reply = appendMessage("assistant", data.reply);
         var spoken = "Assistant: " + data.reply;
         (data.bookings || []).forEach(function (booking) {
-          if (appendBooking(booking)) spoken += " Booking confirmed: " + booking.booking_number + ".";
+          if (showBooking(booking, reply)) {
+            spoken += " " + (booking.headline || "Booking") + ": " + booking.booking_number + ".";
+          }
         });
         if (setMode(data.mode)) spoken += " Now in " + MODES[data.mode][0] + " mode.";
         announce(spoken);

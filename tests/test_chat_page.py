@@ -418,7 +418,7 @@ def test_page_works_without_javascript_through_post_redirect_get(chat_without_js
     expect(chat.replies.first).to_contain_text("Book a visit")
 
     chat.send_without_js("1")
-    assert page.url.endswith("/#composer")  # redirected back, not a rendered POST
+    assert page.url.endswith("/#latest")  # redirected back, not a rendered POST
     expect(chat.customer_messages).to_have_text(["1"])
     expect(chat.replies.last).to_contain_text("Which service do you need?")
 
@@ -498,3 +498,181 @@ def test_mode_label_follows_a_switch_from_the_assistant_to_the_guided_flow(chat:
     expect(mode).to_have_attribute("data-mode", "guided")
     expect(mode).to_contain_text("Guided booking")
     expect(chat.page.locator("#announcer")).to_contain_text("Guided booking")
+
+
+# --- booking cards: the booking's state now, next to the reply that produced it ------------------
+# Bookings are made, moved and cancelled through the real turn with the fake model calling our
+# tools, so these tests do not depend on the wording of the guided flow.
+
+CARD_PHONE = "416-555-0123"
+
+
+def two_open_slots() -> tuple[str, str]:
+    """Two free HVAC Repair starts on different days, as the model would pass them."""
+    from bookings.models import Service
+    from bookings.selectors import available_slots, business_tz
+
+    service = Service.objects.get(slug="hvac-repair")
+    today = datetime.now(business_tz()).date()
+    slots = available_slots(service=service, start_date=today + timedelta(days=2), end_date=today + timedelta(days=9))
+    first = slots[0].start
+    later = next(s.start for s in slots if s.start.date() != first.date())
+    return first.isoformat(), later.isoformat()
+
+
+def book_args(start: str) -> dict:
+    return {
+        "service_id": "hvac-repair",
+        "start": start,
+        "technician_id": None,
+        "customer_name": "Dana Customer",
+        "customer_phone": CARD_PHONE,
+        "customer_email": None,
+        "address": "12 Elm Street, Toronto",
+        "notes": None,
+        "customer_confirmed": True,
+    }
+
+
+def reschedule_args(number: str, start: str) -> dict:
+    return {
+        "booking_number": number,
+        "phone": CARD_PHONE,
+        "new_start": start,
+        "technician_id": None,
+        "customer_confirmed": True,
+    }
+
+
+def cancel_args(number: str) -> dict:
+    return {"booking_number": number, "phone": CARD_PHONE, "reason": None, "customer_confirmed": True}
+
+
+def use_the_model(settings, fake_openai) -> None:
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = fake_openai.base_url
+
+
+def card_placement(page: Page) -> list[tuple[str, str, str]]:
+    """Each card's (number, state, text of the message right before it)."""
+    placement = page.eval_on_selector_all(
+        "#transcript li.booking",
+        """cards => cards.map(card => {
+            let before = card.previousElementSibling;
+            while (before && before.classList.contains("booking")) before = before.previousElementSibling;
+            return [card.dataset.booking, card.dataset.state, before.querySelector(".text").textContent];
+        })""",
+    )
+    return [tuple(card) for card in placement]
+
+
+def expect_card(page: Page, number: str, state: str, headline: str, reply: str) -> Locator:
+    card = page.locator(f'#transcript li.booking[data-booking="{number}"]')
+    expect(card).to_have_count(1)
+    expect(card.locator("h3")).to_have_text(headline)
+    assert card_placement(page) == [(number, state, reply)]
+    return card
+
+
+def test_a_booking_card_shows_the_move_and_the_cancellation_and_stays_with_the_booking_reply(
+    chat: Chat, settings, fake_openai
+):
+    use_the_model(settings, fake_openai)
+    first, later = orm(two_open_slots)
+    chat.open().expect_enhanced()
+    page = chat.page
+    fake_openai.queue_function_call("create_booking", book_args(first))
+    fake_openai.queue_text("You're booked!")
+    chat.send("Please book the first time, Dana Customer, 416-555-0123, 12 Elm Street.")
+    number = page.locator("#transcript li.booking .booking-number").inner_text()
+    assert BOOKING_NUMBER.fullmatch(number)
+    card = expect_card(page, number, "confirmed", "Booking confirmed", "You're booked!")
+    first_when = card.locator(".booking-when").inner_text()
+    expect(page.locator("#announcer")).to_contain_text(f"Booking confirmed: {number}")
+
+    fake_openai.queue_function_call("reschedule_booking", reschedule_args(number, later))
+    fake_openai.queue_text("Done, it's moved.")
+    chat.send("Can you move it to the other day?")
+    card = expect_card(page, number, "moved", "Booking moved", "You're booked!")
+    expect(card.locator(".booking-was")).to_have_text(first_when)
+    expect(card.locator(".booking-when")).not_to_have_text(first_when)
+    expect(page.locator("#announcer")).to_contain_text(f"Booking moved: {number}")
+    moved_when = card.locator(".booking-when").inner_text()
+
+    page.reload()
+    chat.expect_enhanced()
+    card = expect_card(page, number, "moved", "Booking moved", "You're booked!")
+    expect(card.locator(".booking-when")).to_have_text(moved_when)
+    expect(card.locator(".booking-was")).to_have_text(first_when)
+
+    fake_openai.queue_function_call("cancel_booking", cancel_args(number))
+    fake_openai.queue_text("Your visit is cancelled.")
+    chat.send("Sorry, please cancel it.")
+    card = expect_card(page, number, "cancelled", "Booking cancelled", "You're booked!")
+    expect(card.locator(".booking-was")).to_have_count(0)
+
+    # After a reload: still one card, cancelled, with the booking reply (above the cancellation).
+    page.reload()
+    chat.expect_enhanced()
+    card = expect_card(page, number, "cancelled", "Booking cancelled", "You're booked!")
+    expect(page.locator("#transcript")).not_to_contain_text("Booking confirmed")
+    expect(card.locator(".booking-note")).to_contain_text("no technician will come")
+    expect(chat.replies.last).to_have_text("Your visit is cancelled.")
+    assert chat.console_errors == []
+
+
+def test_booking_cards_without_javascript_show_the_current_state_next_to_the_booking_reply(
+    chat_without_js: Chat, settings, fake_openai
+):
+    use_the_model(settings, fake_openai)
+    first, later = orm(two_open_slots)
+    chat = chat_without_js.open()
+    page = chat.page
+    fake_openai.queue_function_call("create_booking", book_args(first))
+    fake_openai.queue_text("You're booked!")
+    chat.send_without_js("Book the first time please.")
+    number = page.locator("#transcript li.booking .booking-number").inner_text()
+    expect_card(page, number, "confirmed", "Booking confirmed", "You're booked!")
+
+    fake_openai.queue_function_call("reschedule_booking", reschedule_args(number, later))
+    fake_openai.queue_text("Moved.")
+    chat.send_without_js("Move it to the other day.")
+    expect_card(page, number, "moved", "Booking moved", "You're booked!")
+
+    fake_openai.queue_function_call("cancel_booking", cancel_args(number))
+    fake_openai.queue_text("Cancelled.")
+    chat.send_without_js("Cancel it.")
+    expect_card(page, number, "cancelled", "Booking cancelled", "You're booked!")
+    expect(page.locator("#transcript")).not_to_contain_text("Booking confirmed")
+    assert_newest_message_in_view(page)
+
+
+# --- without JavaScript, the newest reply is in view after a post -----------------------------------
+
+
+def assert_newest_message_in_view(page: Page) -> None:
+    """The newest message is inside the viewport and not under the sticky composer."""
+    newest = page.locator("#transcript li.msg").last.bounding_box()
+    composer = page.locator("#composer").bounding_box()
+    assert newest and composer
+    assert newest["y"] >= 0, (newest, composer)
+    assert newest["y"] + newest["height"] <= composer["y"], (newest, composer)
+    assert composer["y"] + composer["height"] <= page.viewport_size["height"] + 1
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_after_a_post_without_javascript_the_newest_reply_is_in_view_above_the_composer(
+    business, live_server, chromium: Browser, settings, fake_openai, viewport
+):
+    use_the_model(settings, fake_openai)
+    context = chromium.new_context(viewport=viewport, java_script_enabled=False)
+    chat = Chat(context, live_server.url).open()
+    # Enough turns that the transcript is taller than the window.
+    for turn in range(8):
+        fake_openai.queue_text(f"Reply number {turn}: we can help with that.\nAnything else you'd like to add?")
+        chat.send_without_js(f"Message number {turn}")
+        assert chat.page.url.endswith("/#latest")  # redirected back, not a rendered POST
+        expect(chat.replies.last).to_contain_text(f"Reply number {turn}")
+        assert_newest_message_in_view(chat.page)
+    assert chat.page.evaluate("() => document.documentElement.scrollHeight") > viewport["height"] * 1.5
+    context.close()
