@@ -579,6 +579,8 @@ class InteractionAdmin(admin.ModelAdmin):
     list_display_links = ["number"]
     list_filter = [
         "channel",
+        "has_call",
+        "price_missing",
         "status",
         "resolution",
         StartedFilter,
@@ -688,6 +690,9 @@ class InteractionAdmin(admin.ModelAdmin):
 
     @admin.display(description="cost", ordering="cost_usd")
     def cost(self, interaction: Interaction) -> str:
+        if interaction.price_missing:
+            # Loud on purpose: part of the usage was priced at $0 (voice.calls._priced).
+            return f"{usd(interaction.cost_usd)} (incomplete: price missing for a model it used)"
         return usd(interaction.cost_usd)
 
     @admin.display(description="tokens")

@@ -16,12 +16,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
 
 from bookings.models import Booking, BookingStatus, Channel, Employee
 from bookings.selectors import business_tz, local_today
-from chatdesk.models import HandoffRequest, Interaction
+from chatdesk.models import HandoffRequest, Interaction, Message
 
 CHANNELS = tuple(Interaction.ChannelKind.values)
 # Bookings record where they came from in the booking domain's words.
@@ -145,6 +145,18 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=business_tz())
 
 
+def in_channel(channel: str) -> Q:
+    """Conversations that used `channel`: a conversation counts in every channel it used.
+
+    `channel` on a conversation is where it started; a call in a typed conversation sets
+    has_call, and a voice conversation the customer later typed in has customer text messages.
+    """
+    if channel == Interaction.ChannelKind.VOICE:
+        return Q(channel=channel) | Q(has_call=True)
+    typed = Message.objects.filter(interaction=OuterRef("pk"), role=Message.Role.CUSTOMER, channel=channel)
+    return Q(channel=channel) | Q(Exists(typed))
+
+
 def default_range(today: date | None = None) -> tuple[date, date]:
     """The last DEFAULT_RANGE_DAYS days, today included."""
     today = today or local_today()
@@ -196,9 +208,9 @@ def dashboard(*, since: date, until: date, channel: str | None = None, today: da
     bookings = Booking.objects.filter(created_at__gte=start, created_at__lt=end)
     handoffs = HandoffRequest.objects.filter(handled_at__isnull=True)
     if channel:
-        conversations = conversations.filter(channel=channel)
+        conversations = conversations.filter(in_channel(channel))
         bookings = bookings.filter(channel=BOOKING_CHANNEL[channel])
-        handoffs = handoffs.filter(interaction__channel=channel)
+        handoffs = handoffs.filter(interaction__in=Interaction.objects.filter(in_channel(channel)).values("pk"))
 
     with _room_to_sort():
         per_day: dict[date, dict] = defaultdict(lambda: {"conversations": 0, "booked": 0, "cost": {}})
@@ -211,7 +223,10 @@ def dashboard(*, since: date, until: date, channel: str | None = None, today: da
             entry = per_day[row["day"]]
             entry["conversations"] += row["n"]
             entry["booked"] += row["booked"]
-            entry["cost"][row["channel"]] = row["cost"] or ZERO
+            # Filtered to one channel, a conversation that used it counts whole in it (a call's
+            # conversation may have started in text); unfiltered, by where it started.
+            kind = channel or row["channel"]
+            entry["cost"][kind] = entry["cost"].get(kind, ZERO) + (row["cost"] or ZERO)
 
         booked_per_day = dict(
             bookings.annotate(day=TruncDate("created_at", tzinfo=tz))

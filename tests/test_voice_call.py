@@ -111,7 +111,14 @@ class Caller:
         return self.close_code
 
     async def say(self, loud_ms: int = 600, quiet_ms: int = 700, frame_ms: int = 100) -> None:
-        """Speech then enough silence for server VAD to end the turn, in microphone-sized frames."""
+        """Speech then enough silence for server VAD to end the turn, in microphone-sized frames.
+
+        Like a browser whose speaker has played the last answer to its end before the caller
+        speaks, it first reports that answer as played in full (the server would otherwise take
+        the caller to have cut in on it).
+        """
+        if self.item and self.item in self.audio:
+            await self.send({"type": "playback", "item_id": self.item, "played_ms": len(self.audio[self.item]) // 48})
         pcm = sine_pcm16(loud_ms) + silence_pcm16(quiet_ms)
         size = frame_ms * 48
         for start in range(0, len(pcm), size):
@@ -332,7 +339,7 @@ async def test_barge_in_truncation_is_clamped_to_the_audio_sent(business, voice)
     await ben.hang_up()
 
 
-async def test_barge_in_before_anything_played_skips_the_truncation(business, voice):
+async def test_barge_in_before_anything_played_truncates_at_zero_and_keeps_the_reply_for_audit(business, voice):
     voice.audio_pacing = 1.0
     voice.queue_reply("A long answer about furnaces and boilers and heat pumps.", audio_ms=4000)
     cy = Caller()
@@ -342,12 +349,22 @@ async def test_barge_in_before_anything_played_skips_the_truncation(business, vo
     await cy.ws.send_to(bytes_data=sine_pcm16(100))
     await cy.expect("flush")
     await cy.send({"type": "playback", "item_id": item, "played_ms": 0})
-    await cy.expect("transcript", role="assistant", final=True, item_id=item, interrupted=True)
+    cut = await cy.expect("transcript", role="assistant", final=True, item_id=item, interrupted=True)
+    assert cut["text"] == ""  # the caller heard none of it
+    async with asyncio.timeout(5):
+        while not voice.truncations:
+            await asyncio.sleep(0.01)
     await cy.hang_up()
-    assert voice.truncations == []
-    assert "conversation.item.truncate" not in voice.connections[0].event_types()
+    # Without it the model would believe the caller heard the whole answer.
+    assert voice.truncations == [{"item_id": item, "content_index": 0, "audio_end_ms": 0}]
     messages = await messages_of(ready["session_id"])
-    assert [m.interrupted for m in messages if m.role == Message.Role.ASSISTANT] == [True]
+    assert [m for m in messages if m.role == Message.Role.ASSISTANT] == []
+    (unheard,) = [m for m in messages if m.item_id == item]
+    assert unheard.role == Message.Role.EVENT and unheard.interrupted
+    # What the model had generated when it was cut off: the start of the scripted answer.
+    assert unheard.generated_text.strip()
+    assert "A long answer about furnaces and boilers and heat pumps.".startswith(unheard.generated_text.strip())
+    assert unheard.generated_text in unheard.text
 
 
 async def test_a_tool_error_goes_back_to_the_model(business, voice, frozen):
@@ -579,12 +596,14 @@ def test_realtime_usage_is_priced_by_modality_with_cached_tokens_as_a_subset():
     assert realtime_usage("unknown-model", usage).cost == 0
 
 
-def test_transcription_is_priced_only_when_its_model_has_prices(settings):
+def test_transcription_is_priced_by_its_model_and_an_unpriced_one_is_flagged(settings, caplog):
     usage = {"type": "tokens", "input_tokens": 50, "output_tokens": 10, "input_token_details": {"audio_tokens": 50}}
-    assert transcription_usage("gpt-4o-mini-transcribe", usage).cost == 0
-    settings.OPENAI_PRICES = {
-        **settings.OPENAI_PRICES,
-        "gpt-4o-mini-transcribe": {"audio_input": Decimal("3"), "text_output": Decimal("5")},
-    }
-    priced = transcription_usage("gpt-4o-mini-transcribe", usage)
+    priced = transcription_usage("gpt-4o-mini-transcribe", usage)  # the settings' default table
     assert priced.breakdown == {"transcription": Decimal("0.000200")}  # 50 x $3 + 10 x $5, per 1M
+    assert not priced.price_missing
+    minutes = transcription_usage("gpt-4o-mini-transcribe", {"type": "duration", "seconds": 90})
+    assert minutes.cost == Decimal("0.004500")  # 1.5 min x $0.003
+    with caplog.at_level("WARNING", logger="voice.calls"):
+        unpriced = transcription_usage("gpt-next-transcribe", usage)
+    assert unpriced.cost == 0 and unpriced.price_missing
+    assert "No audio_input/text_output price for model gpt-next-transcribe" in caplog.text
