@@ -149,6 +149,12 @@ ORDINALS = {
     "5th": 5,
     "last": -1,
 }
+_UNITS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"]
+_TEENS = ["tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth"]
+ORDINAL_WORDS = {word: n for n, word in enumerate(_UNITS + _TEENS + ["eighteenth", "nineteenth", "twentieth"], 1)}
+ORDINAL_WORDS.update({f"twenty {word}": 20 + n for n, word in enumerate(_UNITS, 1)})
+ORDINAL_WORDS.update({"thirtieth": 30, "thirty first": 31})
+ORDINAL_WORDS_PATTERN = "|".join(sorted(ORDINAL_WORDS, key=len, reverse=True))
 PARTS_OF_DAY = {
     "morning": "morning",
     "afternoon": "afternoon",
@@ -402,6 +408,13 @@ def normalize(text: str) -> str:
     s = re.sub(r"(?<=\d)\.(?=\d)", "/", s)  # 18.12 -> 18/12 (read like a slash)
     s = re.sub(r"[^a-z0-9/\- ]", " ", s)
     s = re.sub(r"(?<![0-9])-|-(?![0-9])", " ", s)  # hyphens only between digits (ISO dates)
+    # "the ninth", "twenty first of December", "December ninth": days of the month in words, as
+    # digits, only next to "the" or a month ("just a second" is no date; "first Monday" stays).
+    words, months = ORDINAL_WORDS_PATTERN, "|".join(MONTHS)
+    not_weekday = rf"(?! (?:{'|'.join(WEEKDAYS)}|{'|'.join(ALIASES)}|thing|week|time))"
+    s = re.sub(rf"\b(the) ({words})\b{not_weekday}", lambda m: f"the {_ordinal(ORDINAL_WORDS[m[2]])}", s)
+    s = re.sub(rf"\b({words}) (?=(?:of )?(?:{months})\b)", lambda m: f"{_ordinal(ORDINAL_WORDS[m[1]])} ", s)
+    s = re.sub(rf"\b({months}) (the )?({words})\b", lambda m: f"{m[1]} {_ordinal(ORDINAL_WORDS[m[3]])}", s)
     return " ".join(_fix_token(token) for token in s.split())
 
 
@@ -420,7 +433,8 @@ def understand(text: str, *, today: date, region: str | None = None) -> Understa
     s = normalize(text)
     if not s:
         raise UnresolvedDate("Which day would suit you? For example 'tomorrow', 'Friday' or 'December 18'.")
-    found = _understand(s, today, holiday_region() if region is None else region)
+    region = holiday_region() if region is None else region
+    found = _alternatives(s, today, region) or _understand(s, today, region)
     if found is None:
         raise UnresolvedDate(
             "Sorry, I couldn't tell which day you mean. Could you say a weekday or a date, like 'Friday' or "
@@ -428,6 +442,22 @@ def understand(text: str, *, today: date, region: str | None = None) -> Understa
         )
     found.part_of_day = found.part_of_day or _part_of_day(s)
     return found
+
+
+def _alternatives(s: str, today: date, region: str) -> Understanding | None:
+    """'Tuesday or Wednesday': every reading of each day named, for the customer to choose."""
+    if " or " not in s:
+        return None
+    readings: list[Reading] = []
+    for piece in s.split(" or "):
+        try:
+            found = _understand(piece, today, region)
+        except UnresolvedDate:
+            found = None
+        if found is None:
+            return None
+        readings += [r for r in found.readings if r.date not in {seen.date for seen in readings}]
+    return Understanding(readings) if len(readings) > 1 else None
 
 
 def _one(day: date, label: str = "") -> Understanding:
@@ -489,18 +519,18 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
         return _numeric(today, int(m[1]), int(m[2]), m[3])
 
     # Offsets: "a week from Friday", "two weeks from now", "in 3 days", "Friday week".
-    unit = r"(day|days|week|weeks|fortnight|fortnights)"
+    unit = r"(day|days|week|weeks|fortnight|fortnights|month|months)"
     if m := re.search(rf"\b(?:a )?{NUM} (?:of )?{unit} (?:from|after|on) (today|now|tomorrow|{WD})\b", s):
         base = {"today": today, "now": today, "tomorrow": today + timedelta(days=1)}.get(m[3])
         if base is None:
             base = _this(today, WEEKDAYS[m[3]])
-        return _one(base + _span(_count(m[1]), m[2]))
+        return _one(_add(base, _count(m[1]), m[2]))
     if m := re.search(rf"\b(?:in|within) (?:about |around |another )?(?:a )?{NUM} (?:of )?{unit}\b", s):
-        return _one(today + _span(_count(m[1]), m[2]))
+        return _one(_add(today, _count(m[1]), m[2]))
     if m := re.search(rf"\bin (?:a )?{unit}\b", s):  # "in a week", "in a fortnight"
-        return _one(today + _span(1, m[1]))
+        return _one(_add(today, 1, m[1]))
     if m := re.search(rf"\b(?:a )?{NUM} (?:of )?{unit} (?:from now|from today|later|time)\b", s):
-        return _one(today + _span(_count(m[1]), m[2]))
+        return _one(_add(today, _count(m[1]), m[2]))
     if m := re.search(rf"\b(?:a )?week (today|tomorrow|{WD})\b|\b{WD} week\b", s):
         word = m[1] or m[3]
         base = {"today": today, "tomorrow": today + timedelta(days=1)}.get(word) or _this(today, WEEKDAYS[word])
@@ -572,6 +602,8 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
     if re.search(r"\blate(?:r)? this week\b", s):
         first = max(_monday(today) + timedelta(days=3), today + timedelta(days=1))
         return _span_of(_days(first, (_monday(today) + timedelta(days=6) - first).days + 1))
+    if re.search(r"\bweek after next\b", s):
+        return _span_of(_days(_monday(today, 2), 7))
     if re.search(r"\bnext week\b", s):
         return _span_of(_days(_monday(today, 1), 7))
     if re.search(r"\bthis week\b", s):
@@ -588,10 +620,15 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
     return None
 
 
-def _span(count: int, unit: str) -> timedelta:
+def _add(base: date, count: int, unit: str) -> date:
+    """`count` days, weeks, fortnights or calendar months after `base` (Jan 31 + 1 month = Feb 28)."""
+    if unit.startswith("month"):
+        month_index = base.month - 1 + count
+        year, month = base.year + month_index // 12, month_index % 12 + 1
+        return date(year, month, min(base.day, calendar.monthrange(year, month)[1]))
     if unit.startswith("fortnight"):
-        return timedelta(weeks=2 * count)
-    return timedelta(weeks=count) if unit.startswith("week") else timedelta(days=count)
+        return base + timedelta(weeks=2 * count)
+    return base + timedelta(weeks=count) if unit.startswith("week") else base + timedelta(days=count)
 
 
 def _days(first: date, count: int, label: str = "") -> list[Reading]:

@@ -209,6 +209,16 @@ CASES: list[Case] = [
         messy | hi my furnace is banging can someone come tomorrow morning | 2026-12-05
         messy | monday at 9am | 2026-12-07
         messy | the 18th at 10 | 2026-12-18
+        month_day | the ninth | 2026-12-09
+        month_day | on the tenth | 2026-12-10
+        month_day | twenty-first of December | 2026-12-21
+        month_day | December ninth | 2026-12-09
+        offset | a month from now | 2027-01-04
+        offset | in 2 months | beyond 2027-02-04
+        span | the week after next | ambiguous 2026-12-14 2026-12-15 2026-12-16 2026-12-17 2026-12-18 2026-12-19
+        messy | next tues or wed | ambiguous 2026-12-08 2026-12-09
+        messy | friday or saturday | ambiguous 2026-12-04 2026-12-11 2026-12-05
+        invalid | just a second | unresolved
         """,
     ),
     # Saturday December 5, 2026. Next week: Mon 7 - Sun 13. Horizon: February 3, 2027.
@@ -257,6 +267,7 @@ CASES: list[Case] = [
         messy | tmrw morning | closed 2026-12-06 next 2026-12-07
         messy | nxt tues | 2026-12-08
         messy | thrusday | 2026-12-10
+        messy | saturday or sunday | ambiguous 2026-12-05 2026-12-12 2026-12-06
         """,
     ),
     # Sunday December 6, 2026 (a closed day). This week ends today; next week: Mon 7 - Sun 13.
@@ -427,7 +438,7 @@ CASES: list[Case] = [
         holiday | New Year's Day | closed 2027-01-01 next 2027-01-02
         holiday | New Year's Eve | 2026-12-31
         holiday | Family Day | closed 2027-02-15 next 2027-02-16
-        invalid | in two months | unresolved
+        offset | in two months | closed 2027-02-28
         invalid | next year | unresolved
         """,
     ),
@@ -470,6 +481,7 @@ CASES: list[Case] = [
         holiday | Good Friday | beyond 2027-03-26
         messy | fri | closed 2027-01-01 next 2027-01-02
         messy | tmrw morning | closed 2027-01-01 next 2027-01-02
+        offset | in a month | closed 2027-01-31 next 2027-02-01
         """,
     ),
 ]

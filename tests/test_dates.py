@@ -337,3 +337,68 @@ def test_the_answer_moves_with_the_clock_not_the_utc_date(open_business):
     after = before + timedelta(minutes=2)  # Sunday 00:01 EST
     assert day_for_booking("today", now=before)["date"] == "2026-03-07"
     assert day_for_booking("today", now=after)["date"] == "2026-03-08"
+
+
+# --- seed_demo closes the region's holidays -------------------------------------------------
+
+
+def _seed() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("seed_demo", "--no-bookings", stdout=StringIO(), stderr=StringIO())
+
+
+def test_seed_demo_closes_the_regions_holidays_for_the_coming_year(db, time_machine):
+    time_machine.move_to(datetime.fromisoformat("2026-11-16T13:00:00+00:00"), tick=False)  # Monday
+    _seed()
+    # Ontario's statutory holidays from 2026-11-16 to 2027-11-17, worked out by hand.
+    assert dict(ClosedDay.objects.values_list("date", "reason")) == {
+        date(2026, 12, 25): "Christmas Day",
+        date(2026, 12, 26): "Boxing Day",
+        date(2026, 12, 28): "Boxing Day (observed)",
+        date(2027, 1, 1): "New Year's Day",
+        date(2027, 2, 15): "Family Day",
+        date(2027, 3, 26): "Good Friday",
+        date(2027, 5, 24): "Victoria Day",
+        date(2027, 7, 1): "Canada Day",
+        date(2027, 9, 6): "Labour Day",
+        date(2027, 10, 11): "Thanksgiving Day",
+    }
+
+
+def test_seeding_holidays_again_keeps_what_staff_changed(db, time_machine):
+    time_machine.move_to(datetime.fromisoformat("2026-11-16T13:00:00+00:00"), tick=False)
+    _seed()
+    ClosedDay.objects.filter(date=date(2026, 12, 26)).update(reason="Closed for the holidays")
+    count = ClosedDay.objects.count()
+    _seed()
+    assert ClosedDay.objects.count() == count
+    assert ClosedDay.objects.get(date=date(2026, 12, 26)).reason == "Closed for the holidays"
+
+
+def test_seed_demo_follows_the_holiday_setting(db, time_machine, settings):
+    time_machine.move_to(datetime.fromisoformat("2026-11-16T13:00:00+00:00"), tick=False)
+    settings.BUSINESS_HOLIDAYS = "US"
+    _seed()
+    days = set(ClosedDay.objects.values_list("date", flat=True))
+    assert date(2026, 11, 26) in days  # US Thanksgiving
+    assert date(2026, 12, 26) not in days  # no Boxing Day in the US
+    ClosedDay.objects.all().delete()
+    settings.BUSINESS_HOLIDAYS = ""
+    _seed()
+    assert not ClosedDay.objects.exists()
+
+
+def test_a_bad_holiday_setting_fails_at_startup():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BUSINESS_HOLIDAYS": "Ontario please", "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    assert "BUSINESS_HOLIDAYS must look like CA-ON" in result.stderr
