@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
-from decimal import Decimal
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
 
+from chatdesk.dashboard import dashboard
 from chatdesk.models import Interaction, Message
-from tests.fake_openai import RealtimeReply, fake_openai_fixture  # noqa: F401
+from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import sine_pcm16
 from tests.test_voice_call import Caller, interaction_of, messages_of
+from voice.apps import unpriced_call_models
+from voice.calls import heard_part
+from voice.realtime import GREETING_NEW
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,3 +82,259 @@ async def test_hanging_up_mid_reply_frees_the_slot_for_the_next_call_at_once(voi
     await second.hang_up()
     await first.ws.wait(timeout=10)  # the upstream close gives up quickly too
     assert (await interaction_of(ready["session_id"])).end_reason == "customer_hung_up"
+
+
+async def test_a_failed_reply_gets_an_apology_and_the_call_goes_on(voice, settings):
+    voice.queue_reply("Maple Home Services, how can I help?", audio_ms=200)
+    voice.queue_transcript("Do you fix furnaces?")
+    voice.queue_failed_response("The server had an error.")
+    voice.queue_turn("Do you fix furnaces?", "Yes, we repair furnaces.", audio_ms=200)
+    caller = Caller()
+    ready = await caller.connect()
+    await caller.expect("transcript", role="assistant", final=True)
+    await caller.say()
+    notice = await caller.expect("notice")
+    assert notice["code"] == "reply_failed" and "say it again" in notice["message"]
+    await caller.expect("state", state="listening")  # not left "thinking" in silence
+    await caller.say()
+    await caller.expect("transcript", role="assistant", final=True, text="Yes, we repair furnaces.")
+    await caller.hang_up()
+    interaction = await interaction_of(ready["session_id"])
+    assert interaction.end_reason == "customer_hung_up" and interaction.failure_count == 1
+    events = [m.text for m in await messages_of(ready["session_id"]) if m.role == Message.Role.EVENT]
+    assert any(text.startswith("A voice reply failed (server_error: The server had an error.)") for text in events)
+
+
+async def test_an_upstream_server_error_gets_an_apology_and_the_call_goes_on(voice, settings):
+    voice.queue_reply("Maple Home Services, how can I help?", audio_ms=200)
+    voice.queue_transcript("Do you fix furnaces?")
+    voice.queue_error_event("The server had an error while processing your request.")
+    voice.queue_turn("Do you fix furnaces?", "Yes, we repair furnaces.", audio_ms=200)
+    caller = Caller()
+    ready = await caller.connect()
+    await caller.expect("transcript", role="assistant", final=True)
+    await caller.say()
+    assert (await caller.expect("notice"))["code"] == "reply_failed"
+    await caller.expect("state", state="listening")
+    await caller.say()
+    await caller.expect("transcript", role="assistant", final=True, text="Yes, we repair furnaces.")
+    await caller.hang_up()
+    assert (await interaction_of(ready["session_id"])).failure_count == 1
+
+
+async def test_two_failed_replies_in_a_row_end_the_call_and_offer_text(voice, settings):
+    voice.queue_reply("Hi, how can I help?", audio_ms=200)
+    voice.queue_transcript("Hello?")
+    voice.queue_failed_response()
+    voice.queue_transcript("Hello?")
+    voice.queue_failed_response()
+    caller = Caller()
+    ready = await caller.connect()
+    await caller.expect("transcript", role="assistant", final=True)
+    await caller.say()
+    await caller.expect("notice")
+    await caller.say()
+    error = await caller.expect("error")
+    assert error["code"] == "upstream_error" and error["fallback"] == "text"
+    assert await caller.closed() == 4503
+    await caller.leave()
+    assert (await interaction_of(ready["session_id"])).end_reason == "upstream_error"
+
+
+# --- the channel a call is recorded in ------------------------------------------------------
+
+
+def chat_session(*, type_first: str = "") -> tuple[str, str]:
+    """A conversation started through the chat API (optionally typed in): (session id, cookie)."""
+    client = Client()
+    session = client.post("/api/v1/chat/session/new").json()
+    if type_first:
+        reply = client.post(
+            "/api/v1/chat/message",
+            json.dumps({"session_id": session["session_id"], "message": type_first}),
+            content_type="application/json",
+        )
+        assert reply.status_code == 200, reply.content
+    return session["session_id"], client.cookies["chatdesk_session"].value
+
+
+def item_creates(voice) -> list[dict]:
+    return [e["item"] for e in voice.events if e["type"] == "conversation.item.create"]
+
+
+async def test_a_fresh_call_is_a_new_voice_conversation(business, voice, settings):
+    voice.queue_reply("Maple Home Services, how can I help?", audio_ms=200)
+    caller = Caller()
+    ready = await caller.connect()
+    await caller.expect("transcript", role="assistant", final=True)
+    await caller.hang_up()
+    interaction = await interaction_of(ready["session_id"])
+    assert interaction.channel == Interaction.ChannelKind.VOICE and interaction.has_call
+    assert interaction.model == settings.OPENAI_REALTIME_MODEL
+    instructions = voice.connections[0].session["instructions"]
+    assert instructions.endswith(GREETING_NEW) and "typing in the chat" not in instructions
+    assert item_creates(voice) == []  # no history, and no greeting the caller never saw
+
+
+async def test_a_call_from_a_chat_never_typed_in_is_a_new_voice_conversation(business, voice, settings):
+    untouched, cookie = await sync_to_async(chat_session)()  # what the pages used to do before a call
+    voice.queue_reply("Maple Home Services, how can I help?", audio_ms=200)
+    caller = Caller(cookie=f"chatdesk_session={cookie}")
+    ready = await caller.connect()
+    await caller.expect("transcript", role="assistant", final=True)
+    await caller.hang_up()
+    assert ready["session_id"] != untouched
+    call = await interaction_of(ready["session_id"])
+    assert call.channel == Interaction.ChannelKind.VOICE and call.has_call
+    assert not (await interaction_of(untouched)).has_call
+    assert "typing in the chat" not in voice.connections[0].session["instructions"]
+    assert item_creates(voice) == []
+
+
+async def test_a_conversation_with_text_and_a_call_counts_in_both_channels(business, voice, fake_openai, settings):
+    fake_openai.queue_text("Yes, we repair furnaces. When would suit you?")
+    typed, cookie = await sync_to_async(chat_session)(type_first="Do you fix furnaces?")
+    voice.queue_reply("Hi again! Shall we find a time for the furnace?", audio_ms=200)
+    caller = Caller(cookie=f"chatdesk_session={cookie}")
+    ready = await caller.connect()
+    assert ready["session_id"] == typed  # really typed in: the call continues it
+    await caller.expect("transcript", role="assistant", final=True)
+    await caller.hang_up()
+    assert "typing in the chat" in voice.connections[0].session["instructions"]
+    assert [i["content"][0]["text"] for i in item_creates(voice) if i["type"] == "message"][-1] == (
+        "Yes, we repair furnaces. When would suit you?"
+    )
+    both = await interaction_of(typed)
+    assert both.channel == Interaction.ChannelKind.TEXT and both.has_call
+
+    # A call-only conversation, and one started by a call and then typed in.
+    voice.queue_reply("Maple Home Services, how can I help?", audio_ms=200)
+    voice_only = Caller(ip="192.0.2.10")
+    await voice_only.connect()
+    await voice_only.expect("transcript", role="assistant", final=True)
+    await voice_only.hang_up()
+    voice.queue_reply("Maple Home Services, how can I help?", audio_ms=200)
+    then_typed = Caller(ip="192.0.2.11")
+    then_typed_id = (await then_typed.connect())["session_id"]
+    await then_typed.expect("transcript", role="assistant", final=True)
+    await then_typed.hang_up()
+    fake_openai.queue_text("Sure, by text is fine.")
+
+    def type_after_the_call() -> None:
+        reply = Client().post(
+            "/api/v1/chat/message",
+            json.dumps({"session_id": then_typed_id, "message": "Can we continue by text?"}),
+            content_type="application/json",
+        )
+        assert reply.status_code == 200, reply.content
+
+    await sync_to_async(type_after_the_call)()
+
+    def counts() -> dict[str | None, int]:
+        today = timezone.localdate()
+        return {
+            channel: dashboard(since=today - timedelta(days=1), until=today, channel=channel).totals.conversations
+            for channel in (None, "text", "voice")
+        }
+
+    # Three conversations; two used text, all three had a call.
+    assert await sync_to_async(counts)() == {None: 3, "text": 2, "voice": 3}
+
+
+# --- what the caller heard ------------------------------------------------------------------
+
+REPLY = "Our technicians repair furnaces, boilers, heat pumps and air conditioners every weekday."
+
+
+def test_the_heard_part_is_cut_back_to_a_whole_word():
+    assert heard_part(REPLY, 1.0) == REPLY
+    assert heard_part(REPLY, 0.0) == ""
+    assert heard_part("one two three four", 0.5) == "one two"  # 9 characters: "one two t" -> "one two"
+    assert heard_part("one two three four", 0.45) == "one two"
+    assert heard_part("one two three four", 0.1) == ""  # not even "one" was heard in full
+
+
+async def test_after_a_barge_in_only_what_was_heard_is_kept_and_the_rest_is_audited(voice):
+    # Generated faster than real time, like the real API: all of it is in the browser's queue
+    # when the caller cuts in, and the browser says a quarter of it had played.
+    voice.queue_reply(REPLY, audio_ms=4000)
+    caller = Caller()
+    ready = await caller.connect()
+    item = (await caller.expect("audio_item"))["item_id"]
+    await caller.expect("transcript", role="assistant", final=True, item_id=item)
+    await caller.audio_ms(item, 4000)
+    await caller.ws.send_to(bytes_data=sine_pcm16(100))  # the caller starts talking
+    await caller.expect("flush")
+    await caller.send({"type": "playback", "item_id": item, "played_ms": 1000})
+    heard = heard_part(REPLY, 0.25)
+    assert heard and heard != REPLY
+    cut = await caller.expect("transcript", role="assistant", final=True, item_id=item, interrupted=True)
+    assert cut["text"] == heard  # the page shows what was heard
+    await caller.hang_up()
+    assert voice.truncations == [{"item_id": item, "content_index": 0, "audio_end_ms": 1000}]
+    (line,) = [m for m in await messages_of(ready["session_id"]) if m.item_id == item]
+    assert (line.role, line.text, line.generated_text, line.interrupted) == ("assistant", heard, REPLY, True)
+    # The text chat continues from what the caller heard, not from what the model generated.
+    interaction = await interaction_of(ready["session_id"])
+    assert {"role": "assistant", "content": heard} in interaction.model_items
+    assert {"role": "assistant", "content": REPLY} not in interaction.model_items
+
+
+async def test_a_browser_that_never_reports_playback_still_gets_the_reply_truncated(voice):
+    voice.audio_pacing = 1.0
+    voice.queue_reply(REPLY, audio_ms=4000)
+    caller = Caller()
+    ready = await caller.connect()
+    item = (await caller.expect("audio_item"))["item_id"]
+    await caller.audio_ms(item, 500)
+    await caller.ws.send_to(bytes_data=sine_pcm16(100))  # barge-in; this browser never sends playback
+    await caller.expect("flush")
+    await caller.expect("transcript", role="assistant", final=True, item_id=item, interrupted=True, timeout=5)
+    async with asyncio.timeout(5):
+        while not voice.truncations:
+            await asyncio.sleep(0.01)
+    sent_ms = len(caller.audio[item]) // 48
+    await caller.hang_up()
+    (truncation,) = voice.truncations
+    # The server's estimate (time since the item's first audio left), never past what was sent.
+    assert truncation["item_id"] == item and 0 <= truncation["audio_end_ms"] <= sent_ms
+    (line,) = [m for m in await messages_of(ready["session_id"]) if m.item_id == item]
+    assert line.interrupted and line.generated_text
+    assert line.generated_text.startswith(line.text if line.role == Message.Role.ASSISTANT else "")
+
+
+# --- cost -------------------------------------------------------------------------------------
+
+
+async def test_a_call_records_what_its_transcription_cost(voice, settings):
+    voice.queue_reply("Hi, how can I help?", audio_ms=200)
+    voice.queue_turn("Do you fix furnaces?", "Yes.", audio_ms=200)
+    caller = Caller()
+    ready = await caller.connect()
+    await caller.expect("transcript", role="assistant", final=True)
+    await caller.say()
+    await caller.expect("transcript", role="assistant", final=True, text="Yes.")
+    await caller.hang_up()
+    interaction = await interaction_of(ready["session_id"])
+    assert settings.OPENAI_REALTIME_TRANSCRIPTION_MODEL == "gpt-4o-mini-transcribe"
+    assert float(interaction.cost_breakdown["transcription"]) > 0
+    assert not interaction.price_missing
+
+
+async def test_a_model_without_a_price_is_loud(voice, settings, caplog, admin_client):
+    settings.OPENAI_REALTIME_TRANSCRIPTION_MODEL = "gpt-next-transcribe"
+    assert [w.id for w in unpriced_call_models()] == ["voice.W001"]
+    voice.queue_reply("Hi, how can I help?", audio_ms=200)
+    voice.queue_turn("Do you fix furnaces?", "Yes.", audio_ms=200)
+    caller = Caller()
+    with caplog.at_level("WARNING", logger="voice.calls"):
+        ready = await caller.connect()
+        await caller.expect("transcript", role="assistant", final=True)
+        await caller.say()
+        await caller.expect("transcript", role="assistant", final=True, text="Yes.")
+        await caller.hang_up()
+    assert "price for model gpt-next-transcribe" in caplog.text
+    interaction = await interaction_of(ready["session_id"])
+    assert interaction.price_missing and "transcription" not in interaction.cost_breakdown
+    page = await sync_to_async(admin_client.get)(reverse("admin:chatdesk_interaction_change", args=[interaction.pk]))
+    assert "price missing" in page.content.decode()
