@@ -26,12 +26,21 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, Asyn
 
 
 class ModelUnavailable(Exception):
-    """The model could not answer this turn (timeout, rate limit, outage, bad reply)."""
+    """The model could not answer this turn.
 
-    def __init__(self, kind: str, detail: str) -> None:
+    `kind` is one of Message.FailureKind: timeout, unreachable (refused or reset),
+    rate_limited (429), server_error (5xx or a failed response), bad_request (other 4xx),
+    incomplete (cut off at max_output_tokens even after the retry, or by the content
+    filter), bad_reply (not a Responses API body). `usage` is what the responses that did
+    come back cost (an incomplete response is billed too).
+    """
+
+    def __init__(self, kind: str, detail: str, *, usage: TextUsage | None = None, model: str = "") -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail[:250]
+        self.usage = usage
+        self.model = model
 
 
 @dataclass
@@ -48,6 +57,12 @@ class ModelReply:
     function_calls: list[FunctionCall]
     usage: TextUsage
     model: str
+    # "completed", or "incomplete" with the reason (max_output_tokens, content_filter).
+    status: str = "completed"
+    incomplete_reason: str = ""
+    # Set when this reply is the retry of one cut off at max_output_tokens: the cut-off reply's
+    # budget, to be recorded (its usage is already added to `usage`).
+    retried_after_budget: int = 0
 
 
 def is_configured() -> bool:
@@ -103,7 +118,51 @@ def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, instance: AsyncOpen
 
 
 async def respond(*, instructions: str, items: list[dict], tools: list[dict]) -> ModelReply:
-    """One model response for the conversation so far. Raises ModelUnavailable."""
+    """One complete model response for the conversation so far. Raises ModelUnavailable.
+
+    A response cut off at max_output_tokens is never used (its text ends mid-word, its
+    function call arguments may be cut): it is asked for once more with twice the budget
+    (at most OPENAI_RETRY_MAX_OUTPUT_TOKENS). Still cut off, or stopped by the content
+    filter, it raises ModelUnavailable("incomplete"). Nothing ran between the two requests,
+    so the retry cannot repeat a tool call.
+    """
+    budget = settings.OPENAI_MAX_OUTPUT_TOKENS
+    reply = await _respond_once(instructions=instructions, items=items, tools=tools, max_output_tokens=budget)
+    retry_budget = min(2 * budget, settings.OPENAI_RETRY_MAX_OUTPUT_TOKENS)
+    if reply.status == "incomplete" and reply.incomplete_reason == "max_output_tokens" and retry_budget > budget:
+        cut_off = reply
+        try:
+            reply = await _respond_once(
+                instructions=instructions, items=items, tools=tools, max_output_tokens=retry_budget
+            )
+        except ModelUnavailable as error:
+            error.usage = _sum(cut_off.usage, error.usage)
+            error.model = error.model or cut_off.model
+            raise
+        reply.usage = _sum(cut_off.usage, reply.usage)
+        reply.retried_after_budget = budget
+        budget = retry_budget
+    if reply.status == "incomplete":
+        raise ModelUnavailable(
+            "incomplete",
+            f"the reply was cut off ({reply.incomplete_reason or 'no reason given'}, max_output_tokens={budget})",
+            usage=reply.usage,
+            model=reply.model,
+        )
+    return reply
+
+
+def _sum(first: TextUsage, second: TextUsage | None) -> TextUsage:
+    total = TextUsage()
+    total.add(first)
+    if second is not None:
+        total.add(second)
+    return total
+
+
+async def _respond_once(
+    *, instructions: str, items: list[dict], tools: list[dict], max_output_tokens: int
+) -> ModelReply:
     body = {
         "model": settings.OPENAI_MODEL,
         "instructions": instructions,
@@ -114,7 +173,7 @@ async def respond(*, instructions: str, items: list[dict], tools: list[dict]) ->
         "store": False,
         "include": ["reasoning.encrypted_content"],
         "reasoning": {"effort": settings.OPENAI_REASONING_EFFORT},
-        "max_output_tokens": settings.OPENAI_MAX_OUTPUT_TOKENS,
+        "max_output_tokens": max_output_tokens,
     }
     try:
         # The SDK's generic `post` (its documented way to make a request the typed method
@@ -134,26 +193,31 @@ async def respond(*, instructions: str, items: list[dict], tools: list[dict]) ->
     except openai.APIConnectionError as error:
         raise ModelUnavailable("unreachable", str(error)) from error
     except openai.APIStatusError as error:
-        raise ModelUnavailable(f"http_{error.status_code}", str(error)) from error
+        kind = "server_error" if error.status_code >= 500 else "bad_request"
+        raise ModelUnavailable(kind, f"HTTP {error.status_code}: {error}") from error
     except openai.OpenAIError as error:
-        raise ModelUnavailable("error", str(error)) from error
+        raise ModelUnavailable("bad_reply", str(error)) from error
     except ValueError as error:  # not JSON
         raise ModelUnavailable("bad_reply", str(error)) from error
     return parse_response(response)
 
 
 def is_timeout(error: openai.APITimeoutError) -> bool:
-    """True for a real timeout, False for a refused or unresolvable connection.
+    """True for a real timeout, False for a refused, reset or dropped connection.
 
-    The SDK's aiohttp transport maps every aiohttp connection error, "connection refused"
-    included, to a connect *timeout* (its error map prefers the ClientConnectionError entry
-    over the more specific ClientConnectorError one), so look at what aiohttp raised.
+    The SDK's aiohttp transport maps every aiohttp connection error (refused, reset by
+    peer, server disconnected) to a connect *timeout* (its error map prefers the
+    ClientConnectionError entry over the more specific ones), so look at what aiohttp
+    raised: a real timeout is a TimeoutError (aiohttp's socket and connect timeouts
+    subclass it), anything else from the socket is an unreachable server.
     """
     cause = error.__cause__
     while cause is not None:
-        if isinstance(cause, aiohttp.ClientConnectorError):
+        if isinstance(cause, TimeoutError):
+            return True
+        if isinstance(cause, OSError | aiohttp.ClientConnectionError):
             return False
-        cause = cause.__cause__
+        cause = cause.__cause__ or cause.__context__
     return True
 
 
@@ -161,9 +225,13 @@ def parse_response(response: object) -> ModelReply:
     """A ModelReply from a Responses API response body. Raises ModelUnavailable if it is not one."""
     if not isinstance(response, dict) or not isinstance(response.get("output"), list):
         raise ModelUnavailable("bad_reply", "the response has no output list")
-    if response.get("status") == "failed":
+    status = response.get("status")
+    if status == "failed":
+        # The request was fine and the model failed on OpenAI's side.
         error = response.get("error") if isinstance(response.get("error"), dict) else {}
-        raise ModelUnavailable("failed", str(error.get("message") or "response failed"))
+        raise ModelUnavailable("server_error", "response failed: " + str(error.get("message") or "no message"))
+    details = response.get("incomplete_details")
+    reason = str(details.get("reason") or "") if status == "incomplete" and isinstance(details, dict) else ""
     output_items: list[dict] = []
     calls: list[FunctionCall] = []
     texts: list[str] = []
@@ -193,6 +261,8 @@ def parse_response(response: object) -> ModelReply:
         function_calls=calls,
         usage=TextUsage.from_response(response.get("usage")),
         model=str(response.get("model") or settings.OPENAI_MODEL),
+        status="incomplete" if status == "incomplete" else "completed",
+        incomplete_reason=reason,
     )
 
 

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import time as clock
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -196,8 +196,13 @@ def _finish_turn(
     cost: Decimal = Decimal("0"),
     items: list[dict] | None = None,
     failure: str = "",
+    failure_kind: str = "",
+    events: Sequence[tuple[str, str]] = (),
     switch_to_guided: bool = False,
 ) -> None:
+    """Store the reply and move the counters. `failure` (with its `failure_kind`) is a model
+    failure the customer got the failure reply for; `events` are (kind, text) model problems
+    that were recovered from in this turn (a reply cut off, answered on retry)."""
     rows.insert(
         Message(
             interaction=interaction,
@@ -219,17 +224,27 @@ def _finish_turn(
         )
     if items is not None:
         assign["model_items"] = items
+    for kind, text in events:
+        rows.insert(Message(interaction=interaction, role=Message.Role.EVENT, text=text[:500], failure_kind=kind))
+    add["message_count"] += len(events)
     if failure:
         add["failure_count"] = 1
         assign["last_error"] = failure[:300]
-        rows.insert(Message(interaction=interaction, role=Message.Role.EVENT, text=f"Model failure: {failure[:250]}"))
-        add["message_count"] = 2
+        rows.insert(
+            Message(
+                interaction=interaction,
+                role=Message.Role.EVENT,
+                text=f"Model failure: {failure[:250]}",
+                failure_kind=failure_kind,
+            )
+        )
+        add["message_count"] += 1
     if switch_to_guided:
         assign["mode"] = Interaction.Mode.GUIDED
         assign["guided_state"] = {"step": "menu"}
     rows.update(Interaction, interaction.pk, add=add, assign=assign)
     # Keep the in-memory copy close to the row for live summaries (no re-read needed).
-    interaction.message_count += 2 if failure else 1
+    interaction.message_count += add["message_count"]
     interaction.cost_usd += cost if usage else Decimal("0")
 
 
@@ -260,6 +275,7 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
     usage = TextUsage()
     cost = Decimal("0")
     outcomes: list[ToolOutcome] = []
+    events: list[tuple[str, str]] = []
     reply = ""
     spent = interaction.cost_usd
     try:
@@ -269,6 +285,14 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
             usage.add(answer.usage)
             cost += turn_cost
             spent += turn_cost
+            if answer.retried_after_budget:
+                events.append(
+                    (
+                        Message.FailureKind.INCOMPLETE_RETRIED,
+                        f"Model reply cut off at max_output_tokens={answer.retried_after_budget}; "
+                        "asked again with a larger budget, which answered.",
+                    )
+                )
             items.extend(answer.output_items)
             if not answer.function_calls:
                 reply = answer.text.strip()
@@ -284,6 +308,11 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
             reply = "Sorry, that took me too many steps. Could you say again what you need, more simply?"
     except assistant.ModelUnavailable as error:
         logger.warning("Model unavailable for %s: %s", interaction.number, error)
+        if error.usage is not None:
+            # What came back before the failure (a cut-off reply) was billed all the same.
+            failed_cost = text_cost(error.model or settings.OPENAI_MODEL, error.usage)
+            usage.add(error.usage)
+            cost += failed_cost
         switch = interaction.failure_count + 1 >= MODEL_FAILURES_BEFORE_GUIDED
         reply = "Sorry, I'm having trouble thinking right now."
         if switch:
@@ -302,6 +331,8 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
             cost=cost,
             items=[*items, assistant.assistant_item(reply)],
             failure=f"{error.kind}: {error.detail}",
+            failure_kind=error.kind,
+            events=events,
             switch_to_guided=switch,
         )
         return TurnResult(interaction, reply, outcomes, _bookings_of(outcomes), latency, failed=error.kind)
@@ -310,7 +341,14 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
         items.append(assistant.assistant_item(reply))
     latency = int((clock.perf_counter() - started) * 1000)
     await db(
-        _finish_turn, interaction=interaction, reply=reply, latency_ms=latency, usage=usage, cost=cost, items=items
+        _finish_turn,
+        interaction=interaction,
+        reply=reply,
+        latency_ms=latency,
+        usage=usage,
+        cost=cost,
+        items=items,
+        events=events,
     )
     return TurnResult(interaction, reply, outcomes, _bookings_of(outcomes), latency)
 

@@ -115,6 +115,19 @@ class Message(models.Model):
         STAFF = "staff", "Staff"
         EVENT = "event", "System event"
 
+    class FailureKind(models.TextChoices):
+        """Why the model did not answer (chatdesk.assistant.ModelUnavailable.kind)."""
+
+        TIMEOUT = "timeout", "Timed out"
+        UNREACHABLE = "unreachable", "Unreachable (refused or reset)"
+        RATE_LIMITED = "rate_limited", "Rate limited (429)"
+        SERVER_ERROR = "server_error", "Server error (5xx)"
+        BAD_REQUEST = "bad_request", "Bad request (4xx)"
+        INCOMPLETE = "incomplete", "Cut off (incomplete reply)"
+        BAD_REPLY = "bad_reply", "Unusable reply"
+        # Not a failure the customer saw: the reply was cut off, and the retry answered.
+        INCOMPLETE_RETRIED = "incomplete_retried", "Cut off, answered on retry"
+
     interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=10, choices=Role.choices)
     text = models.TextField()
@@ -123,6 +136,8 @@ class Message(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     interrupted = models.BooleanField(default=False)
+    # For a system event recording a model failure: its kind (admin filter, dashboard).
+    failure_kind = models.CharField(max_length=20, choices=FailureKind.choices, blank=True)
     # For an assistant voice line cut off by the caller: everything the model generated, kept for
     # audit, while `text` holds only the part the caller heard (voice.calls.heard_part).
     generated_text = models.TextField(blank=True)
@@ -139,6 +154,13 @@ class Message(models.Model):
         indexes = [
             # Transcripts are always read per conversation in order.
             models.Index(fields=["interaction", "created_at"], name="message_transcript"),
+            # The dashboard counts model failures by kind over a date range; only failure
+            # events are in it.
+            models.Index(
+                fields=["created_at", "failure_kind"],
+                name="message_model_failure",
+                condition=~models.Q(failure_kind=""),
+            ),
         ]
 
     def __str__(self) -> str:

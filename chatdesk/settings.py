@@ -243,6 +243,8 @@ OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "gpt-6-luna")
 OPENAI_REASONING_EFFORT = os.environ.get("OPENAI_REASONING_EFFORT", "low")
 OPENAI_TIMEOUT_SECONDS = float(os.environ.get("OPENAI_TIMEOUT_SECONDS", "25"))
 OPENAI_MAX_OUTPUT_TOKENS = envint("OPENAI_MAX_OUTPUT_TOKENS", 800)
+# A reply cut off at max_output_tokens is asked for once more with twice the budget, at most this.
+OPENAI_RETRY_MAX_OUTPUT_TOKENS = envint("OPENAI_RETRY_MAX_OUTPUT_TOKENS", 2000)
 OPENAI_REALTIME_MODEL = os.environ.get("OPENAI_REALTIME_MODEL", "gpt-realtime-2.1-mini")
 OPENAI_REALTIME_VOICE = os.environ.get("OPENAI_REALTIME_VOICE", "marin")
 # USD per 1M tokens. Override with OPENAI_PRICES_JSON when prices change.

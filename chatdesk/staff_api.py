@@ -91,6 +91,15 @@ class TechnicianOut(serializers.Serializer):
     visits = VisitOut(many=True)
 
 
+class ModelFailuresOut(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Turns the customer got the failure reply for.")
+    by_kind = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="timeout, unreachable, rate_limited, server_error, bad_request, incomplete, bad_reply, and "
+        "incomplete_retried (cut off, answered on retry: not counted in total).",
+    )
+
+
 class AnalyticsOut(serializers.Serializer):
     since = serializers.DateField()
     until = serializers.DateField()
@@ -99,6 +108,7 @@ class AnalyticsOut(serializers.Serializer):
     totals = TotalsOut()
     days = DayOut(many=True)
     open_handoffs = HandoffsOut()
+    model_failures = ModelFailuresOut()
     today = serializers.DateField()
     schedule_today = TechnicianOut(many=True, help_text="Today's visits per technician, cancelled ones left out.")
 
@@ -146,6 +156,10 @@ class AnalyticsAPI(APIView):
                 "open": d.handoffs.open,
                 "urgent": d.handoffs.urgent,
                 "oldest_open_at": d.handoffs.oldest_open_at,
+            },
+            "model_failures": {
+                "total": d.model_failures.total,
+                "by_kind": {kind: n for kind, _, n in d.model_failures.rows()},
             },
             "today": d.today,
             "schedule_today": [

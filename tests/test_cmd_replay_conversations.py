@@ -162,7 +162,7 @@ def test_a_model_failure_is_reported_for_that_conversation(business, model):
     model.queue_function_call("resolve_date", {"text": "tomorrow"})
     model.queue_error(500, "upstream exploded")
     output = run("replay_conversations", "--since", "2026-11-09")
-    assert "replay failed: http_500" in output
+    assert "replay failed: server_error" in output
     assert ToolCall.objects.count() == 3
 
 

@@ -268,15 +268,19 @@ def compute_usage(
 
 
 def build_output(reply: Reply, ids: IdFactory) -> list[dict[str, Any]]:
-    """The `output` items of a finished response (message first, then calls, like the real model)."""
+    """The `output` items of a finished response (message first, then calls, like the real model).
+
+    In an incomplete response (cut off at max_output_tokens) the items are `incomplete` too.
+    """
     output: list[dict[str, Any]] = []
+    item_status = "incomplete" if reply.status == "incomplete" else "completed"
     if reply.text is not None:
         output.append(
             {
                 "type": "message",
                 "id": ids.next("msg"),
                 "role": "assistant",
-                "status": "completed",
+                "status": item_status,
                 "content": [{"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}],
             }
         )
@@ -288,7 +292,7 @@ def build_output(reply: Reply, ids: IdFactory) -> list[dict[str, Any]]:
                 "call_id": call.call_id or ids.next("call"),
                 "name": call.name,
                 "arguments": call.arguments_json(),
-                "status": "completed",
+                "status": item_status,
             }
         )
     return output
