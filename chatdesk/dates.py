@@ -281,6 +281,16 @@ def _day_of_month(today: date, day: int) -> date:
     raise UnresolvedDate("That is not a date I know. Which day did you mean?")  # pragma: no cover - 13 months
 
 
+def _recent_day_of_month(today: date, day: int) -> date | None:
+    """The last `day` of a month before today, within a year."""
+    year, month = today.year, today.month
+    for _ in range(13):
+        if day <= calendar.monthrange(year, month)[1] and date(year, month, day) < today:
+            return date(year, month, day)
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return None
+
+
 def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> date | None:
     days = [d for d in calendar.Calendar().itermonthdates(year, month) if d.month == month and d.weekday() == weekday]
     if nth == -1:
@@ -290,21 +300,26 @@ def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> date | None:
 
 def _check_weekday(found: Understanding, weekday: int) -> Understanding:
     """'Monday the 18th': if the 18th is not a Monday, both the 18th and the Monday nearest it."""
-    if found.passed or len(found.readings) != 1:
-        found.readings = [r for r in found.readings if r.date.weekday() == weekday] or found.readings
-        if len(found.readings) == 1 and found.readings[0].date.weekday() == weekday:
-            found.passed = found.readings[0].label == "this year's"
+    if len(found.readings) != 1:
+        # This year's (passed) or next year's, or month/day vs day/month: the weekday decides.
+        matching = [r for r in found.readings if r.date.weekday() == weekday]
+        if len(matching) == 1:
+            return Understanding(matching)
+        day = found.readings[0].date
+        found.mismatch = f"{_month_and_day(day)}, {day.year} is a {day:%A}, not a {WEEKDAY_NAMES[weekday]}."
         return found
     day = found.readings[0].date
     if day.weekday() == weekday:
         return found
     offset = (weekday - day.weekday()) % 7
     nearest = day + timedelta(days=offset if offset <= 3 else offset - 7)
-    found.mismatch = (
-        f"{MONTH_NAMES[day.month - 1]} {day.day}, {day.year} is a {day:%A}, not a {WEEKDAY_NAMES[weekday]}."
-    )
+    found.mismatch = f"{_month_and_day(day)}, {day.year} is a {day:%A}, not a {WEEKDAY_NAMES[weekday]}."
     found.readings = [Reading(day, f"the {_ordinal(day.day)}"), Reading(nearest, f"the {WEEKDAY_NAMES[weekday]}")]
     return found
+
+
+def _month_and_day(day: date) -> str:
+    return f"{MONTH_NAMES[day.month - 1]} {day.day}"
 
 
 def _ordinal(n: int) -> str:
@@ -507,8 +522,12 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
         found = _numeric(today, int(m[2]), int(m[3]), m[4])
         return _check_weekday(found, WEEKDAYS[m[1]])
     if m := re.search(rf"\b{WD} (?:the )?(\d{{1,2}})(?:st|nd|rd|th)\b|\b{WD} the (\d{{1,2}})\b", s):
-        weekday, day = (m[1], m[2]) if m[1] else (m[3], m[4])
-        return _check_weekday(_one(_day_of_month(today, int(day)), f"the {_ordinal(int(day))}"), WEEKDAYS[weekday])
+        weekday, day = WEEKDAYS[m[1] or m[3]], int(m[2] or m[4])
+        upcoming = _day_of_month(today, day)
+        recent = _recent_day_of_month(today, day)
+        if upcoming.weekday() != weekday and recent and recent.weekday() == weekday and (today - recent).days <= 14:
+            return _one(recent, f"the {_ordinal(day)}")  # "Thursday the 3rd" said on Friday the 4th: yesterday
+        return _check_weekday(_one(upcoming, f"the {_ordinal(day)}"), weekday)
 
     # Month and day in their written forms.
     if m := re.search(rf"\b{MONTH} (?:the )?{DAY}{YEAR}\b", s):
@@ -531,7 +550,7 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
         return _one(_add(today, 1, m[1]))
     if m := re.search(rf"\b(?:a )?{NUM} (?:of )?{unit} (?:from now|from today|later|time)\b", s):
         return _one(_add(today, _count(m[1]), m[2]))
-    if m := re.search(rf"\b(?:a )?week (today|tomorrow|{WD})\b|\b{WD} week\b", s):
+    if m := re.search(rf"(?<!next )(?<!this )(?<!last )\b(?:a )?week (today|tomorrow|{WD})\b|\b{WD} week\b", s):
         word = m[1] or m[3]
         base = {"today": today, "tomorrow": today + timedelta(days=1)}.get(word) or _this(today, WEEKDAYS[word])
         return _one(base + timedelta(weeks=1))
@@ -581,6 +600,8 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
     # Weekends and weeks: spans of days.
     if re.search(r"\bafter the weekend\b", s):
         return _one(_coming(today, 0))
+    if re.search(r"\blast weekend\b", s):
+        return _span_of(_days(_monday(today, -1) + timedelta(days=5), 2))
     if re.search(r"\bnext weekend\b", s):
         if today.weekday() >= 5:
             return _span_of(_days(_monday(today, 1) + timedelta(days=5), 2))
@@ -801,12 +822,14 @@ def day_for_booking(text: str | None = None, *, parts: dict | None = None, now: 
         return _Judged(day, "ok", f"That's {spoken(day)}.", reading.label)
 
     judged = [judge(r) for r in found.readings]
+    if len(judged) > 1 and all(j.status == "past" for j in judged):
+        return _single(judged[-1], found, today, message="Those days have already passed.")
 
     if found.passed:
         past, upcoming = judged
         if upcoming.status in ("ok", "closed"):
             return _ambiguous(judged, found, today, "That date has already passed this year. Did you mean ")
-        message = f"{_short(past.day)} has already passed"
+        message = (found.mismatch + " " if found.mismatch else "") + f"{_short(past.day)} has already passed"
         message += (
             f", and next year's ({spoken(upcoming.day)}) is more than {horizon} days ahead."
             if upcoming.status == "beyond_horizon"

@@ -93,6 +93,7 @@ CASES: list[Case] = [
         which_week | this friday | 2026-11-27
         which_week | next friday | ambiguous 2026-11-27 2026-12-04
         which_week | Friday next week | 2026-12-04
+        which_week | next week monday | 2026-11-30
         which_week | next monday | 2026-11-30
         which_week | next wednesday | 2026-12-02
         which_week | next thursday | ambiguous 2026-11-26 2026-12-03
@@ -194,6 +195,12 @@ CASES: list[Case] = [
         weekday_date | Friday the 18th | 2026-12-18
         weekday_date | Monday the 18th | ambiguous 2026-12-18 2026-12-21
         weekday_date | Friday, Dec. 18 | 2026-12-18
+        weekday_date | Thursday, December 3 | past 2026-12-03
+        weekday_date | thursday the 3rd | past 2026-12-03
+        weekday_date | Thursday 12/3 | past 2026-12-03
+        which_week | last weekend | past 2026-11-29
+        span | last week | past 2026-11-29
+        which_week | next week monday | 2026-12-07
         ordinal | first Monday of January | 2027-01-04
         ordinal | the last Friday of the month | closed 2026-12-25 next 2026-12-29
         holiday | Christmas Eve | 2026-12-24

@@ -402,3 +402,11 @@ def test_a_bad_holiday_setting_fails_at_startup():
     )
     assert result.returncode != 0
     assert "BUSINESS_HOLIDAYS must look like CA-ON" in result.stderr
+
+
+def test_a_passed_date_with_the_wrong_weekday_says_both(open_business):
+    answer = day_for_booking("Monday, December 3", now=MOMENTS["late"])
+    assert answer["status"] == "past"
+    assert answer["message"].startswith(
+        "December 3, 2026 is a Thursday, not a Monday. Thursday, December 3 has already passed"
+    )
