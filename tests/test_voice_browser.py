@@ -281,6 +281,15 @@ class ScriptedServer:
         return self.page.get_attribute("#voice", "data-call-state") or ""
 
 
+def started_by_a_call() -> str:
+    """A conversation as the server starts it for a call with nothing to continue; its session id."""
+    from chatdesk.models import Interaction
+
+    return Interaction.objects.create(
+        number="INT-2026-000001", channel=Interaction.ChannelKind.VOICE, model="gpt-realtime-2.1-mini", has_call=True
+    ).session_id
+
+
 def open_call_page(browser: Browser, url: str, viewport: dict | None = None) -> tuple[Page, ScriptedServer, Console]:
     page = browser.new_page(viewport=viewport or PHONE)
     console = Console(page)
@@ -301,24 +310,30 @@ def test_call_protocol_from_the_browser_side(live_server, settings, microphone: 
                  document.getElementById('chat').addEventListener('chatdesk:session',
                    (event) => window.sessionEvents.push(event.detail.session_id)); }"""
         )
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(f"{request.method} {request.url}"))
         page.click("#call-button")
         server.wait(lambda: bool(server.sockets), what="the WebSocket")
         assert server.state() == "connecting"
-        # No conversation yet: one was started through the chat API before the socket opened,
-        # so the handshake carries its cookie and chat.js types into it afterwards.
-        session_id = page.get_attribute("#chat", "data-session")
-        assert session_id
-        assert page.evaluate("window.sessionEvents") == [session_id]
-        assert "chatdesk_session=" not in page.evaluate("document.cookie")  # HttpOnly, as it should be
-        assert any(c["name"] == "chatdesk_session" for c in page.context.cookies())
+        # No conversation is started before the call: the call itself starts a voice one (the
+        # page has nothing typed), so no text conversation with a greeting nobody saw.
+        assert page.get_attribute("#chat", "data-session") == ""
+        assert not any("/api/v1/chat/session/new" in r for r in requests)
 
         # Nothing is streamed before `ready`: the upstream isn't there to take it yet.
         page.wait_for_timeout(600)
         assert server.binary == []
+        # The server started the call's conversation; the page adopts it and gets its cookie.
+        session_id = orm(started_by_a_call)
         server.send(type="ready", interaction_number="INT-2026-000001", session_id=session_id)
         server.send(type="state", state="listening")
         expect(page.locator("#call-status")).to_have_text("Listening")
+        expect(page.locator("#chat")).to_have_attribute("data-session", session_id)
         assert page.evaluate("window.sessionEvents") == [session_id]
+        server.wait(
+            lambda: any(c["name"] == "chatdesk_session" for c in page.context.cookies()), what="the session cookie"
+        )
+        assert "chatdesk_session=" not in page.evaluate("document.cookie")  # HttpOnly, as it should be
 
         # 40 ms frames of 24 kHz PCM16, in real time.
         server.wait(lambda: len(server.binary) >= 5, what="first frames")
@@ -351,11 +366,20 @@ def test_call_protocol_from_the_browser_side(live_server, settings, microphone: 
         assert len([r for r in reports if 0 < r < 1000]) >= 3  # progress while playing, not only at the end
         assert int(page.get_attribute("#voice", "data-played-ms") or 0) == 1000
 
+        # One reply failed: the page says sorry (not an error: the call goes on) until the
+        # assistant speaks again.
+        server.send(type="notice", code="reply_failed", message="Sorry, I missed that. Could you say it again?")
+        expect(page.locator("#call-note")).to_have_text("Sorry, I missed that. Could you say it again?")
+        expect(page.locator("#voice")).to_have_attribute("data-call-notice", "reply_failed")
+        expect(page.locator("#call-note")).not_to_have_class(re.compile("call-note-error"))
+
         # The caller answers; their transcript comes late, after our answer started: it still
         # goes above the answer it prompted.
         server.send(type="state", state="listening")
         server.send(type="state", state="thinking")
         server.send(type="audio_item", item_id="item_a2")
+        expect(page.locator("#call-note")).to_be_hidden()
+        assert page.get_attribute("#voice", "data-call-notice") is None
         server.send(type="transcript", role="assistant", item_id="item_a2", text="Sure, let me ", final=False)
         server.audio(3000)
         server.send(type="transcript", role="customer", item_id="item_c1", text=SAID, final=True)
@@ -465,8 +489,9 @@ def test_typing_after_a_first_call_on_the_chat_page_continues_its_conversation(
         expect(page.locator("#chat")).to_have_attribute("data-enhanced", "true")
         page.click("#call-button")
         server.wait(lambda: bool(server.sockets), what="the WebSocket")
-        session_id = page.get_attribute("#chat", "data-session")
+        session_id = "sess-started-by-the-call"
         server.send(type="ready", interaction_number="INT-2026-000001", session_id=session_id)
+        expect(page.locator("#chat")).to_have_attribute("data-session", session_id)
         page.click("#call-end")
         server.wait(lambda: any(m["type"] == "hangup" for m in server.text), what="hangup")
         server.ws.close(code=1000)
@@ -794,6 +819,8 @@ def test_voice_call_books_a_visit_end_to_end(asgi_server: str, business, fake_op
     interactions = orm(lambda: list(Interaction.objects.all()))
     assert len(interactions) == 1
     assert interactions[0].session_id == session_before
+    # Typed first, then called: started in text, with a call in it (counted in both channels).
+    assert interactions[0].channel == "text" and interactions[0].has_call
 
 
 def test_call_first_on_the_voice_page_then_type_in_the_same_conversation(
@@ -840,3 +867,13 @@ def test_call_first_on_the_voice_page_then_type_in_the_same_conversation(
     interactions = orm(lambda: list(Interaction.objects.all()))
     assert len(interactions) == 1
     assert interactions[0].booking_count == 1
+    # Recorded as what it was: a voice conversation (then typed in), not a text one.
+    assert interactions[0].channel == "voice" and interactions[0].has_call
+    assert interactions[0].model == django_settings.OPENAI_REALTIME_MODEL
+    instructions = fake_openai.realtime.connections[0].session["instructions"]
+    assert "typing in the chat" not in instructions
+    assert not [
+        e
+        for e in fake_openai.realtime.events
+        if e["type"] == "conversation.item.create" and e["item"].get("type") == "message"
+    ]
