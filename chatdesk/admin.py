@@ -464,6 +464,27 @@ class ToolErrorFilter(YesNoFilter):
     condition = Q(Exists(ToolCall.objects.filter(interaction=OuterRef("pk")).filter(~Q(error=""))))
 
 
+class ModelFailureFilter(admin.SimpleListFilter):
+    """Conversations in which the model failed, by kind (Message.failure_kind on failure events)."""
+
+    title = "model failure"
+    parameter_name = "failure"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("any", "Any (the customer saw it)"), *Message.FailureKind.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        value = self.value()
+        if not value:
+            return None
+        failures = Message.objects.filter(interaction=OuterRef("pk")).exclude(failure_kind="")
+        if value == "any":
+            failures = failures.exclude(failure_kind=Message.FailureKind.INCOMPLETE_RETRIED)
+        else:
+            failures = failures.filter(failure_kind=value)
+        return queryset.filter(Exists(failures))
+
+
 class EscalatedFilter(YesNoFilter):
     title = "asked for a person"
     parameter_name = "escalated"
@@ -586,6 +607,7 @@ class InteractionAdmin(admin.ModelAdmin):
         StartedFilter,
         BookedFilter,
         ToolErrorFilter,
+        ModelFailureFilter,
         EscalatedFilter,
     ]
     list_select_related = ["customer"]
@@ -615,6 +637,7 @@ class InteractionAdmin(admin.ModelAdmin):
         "message_count",
         "booking_count",
         "failure_count",
+        "model_failures",
         "last_error",
         "model",
         "tokens",
@@ -716,6 +739,18 @@ class InteractionAdmin(admin.ModelAdmin):
             ),
         )
 
+    @admin.display(description="model failures")
+    def model_failures(self, interaction: Interaction) -> str:
+        counts = dict(
+            interaction.messages.exclude(failure_kind="")
+            .values("failure_kind")
+            .annotate(n=Count("id"))
+            .order_by()
+            .values_list("failure_kind", "n")
+        )
+        labels = dict(Message.FailureKind.choices)
+        return ", ".join(f"{labels[kind]} ×{counts[kind]}" for kind in labels if kind in counts) or "-"
+
     @admin.display(description="taken over by")
     def taken_over(self, interaction: Interaction) -> str:
         if interaction.taken_over_by is None:
@@ -757,6 +792,7 @@ class InteractionAdmin(admin.ModelAdmin):
                         tuple(customer),
                         ("started", "ended", "duration"),
                         ("message_count", "booking_count", "failure_count"),
+                        "model_failures",
                         "last_error",
                         "taken_over",
                     ]
