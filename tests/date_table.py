@@ -33,6 +33,10 @@ MOMENTS = {
     "sun": datetime.fromisoformat("2026-12-06T15:00:00+00:00"),
     # Sunday March 8, 03:30 EDT: half an hour after the clocks went forward (02:00 EST -> 03:00 EDT).
     "spring": datetime.fromisoformat("2026-03-08T07:30:00+00:00"),
+    # Saturday March 7, 23:30 EST: the UTC date is already the DST Sunday.
+    "spring_eve": datetime.fromisoformat("2026-03-08T04:30:00+00:00"),
+    # Saturday October 31, 23:30 EDT: the UTC date is already the DST Sunday.
+    "fall_eve": datetime.fromisoformat("2026-11-01T03:30:00+00:00"),
     # Sunday November 1, 01:30 EST: the second 01:30 of the night, after the clocks went back.
     "fall": datetime.fromisoformat("2026-11-01T06:30:00+00:00"),
     # Wednesday December 30, 15:00 EST.
@@ -358,6 +362,46 @@ CASES: list[Case] = [
         holiday | Easter Monday | 2026-04-06
         holiday | Victoria Day | beyond 2026-05-18
         messy | tmrw | 2026-03-09
+        """,
+    ),
+    # Saturday March 7, 2026, 23:30 (UTC: the DST Sunday, 04:30). This week: Mon 2 - Sun 8; next
+    # week: Mon 9 - Sun 15. Horizon: May 6, 2026.
+    *_cases(
+        "spring_eve",
+        """
+        relative | today | 2026-03-07
+        relative | tonight | 2026-03-07
+        relative | tomorrow | closed 2026-03-08 next 2026-03-09
+        relative | day after tomorrow | 2026-03-09
+        weekday | saturday | ambiguous 2026-03-07 2026-03-14
+        which_week | next saturday | 2026-03-14
+        span | this weekend | 2026-03-07
+        span | next week | ambiguous 2026-03-09 2026-03-10 2026-03-11 2026-03-12 2026-03-13 2026-03-14
+        offset | a week from today | 2026-03-14
+        offset | in 2 days | 2026-03-09
+        month_day | March 7 | 2026-03-07
+        month_day | the 8th | closed 2026-03-08 next 2026-03-09
+        """,
+    ),
+    # Saturday October 31, 2026, 23:30 EDT (UTC: the DST Sunday, 03:30). This week: Mon Oct 26 -
+    # Sun Nov 1; next week: Mon 2 - Sun 8. Horizon: December 30, 2026.
+    *_cases(
+        "fall_eve",
+        """
+        relative | today | 2026-10-31
+        relative | tomorrow | closed 2026-11-01 next 2026-11-02
+        relative | yesterday | past 2026-10-30
+        weekday | monday | 2026-11-02
+        which_week | last friday | past 2026-10-30
+        span | this weekend | 2026-10-31
+        span | next weekend | 2026-11-07
+        month_day | the 1st | closed 2026-11-01 next 2026-11-02
+        month_day | October 31 | 2026-10-31
+        month_day | November 2 | 2026-11-02
+        offset | a week from today | 2026-11-07
+        offset | 3 days from now | 2026-11-03
+        holiday | New Year's Eve | beyond 2026-12-31
+        holiday | Christmas | closed 2026-12-25 next 2026-12-29
         """,
     ),
     # Sunday November 1, 2026, the night the clocks went back. This week ends today; next week:
