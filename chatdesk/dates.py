@@ -449,7 +449,7 @@ def understand(text: str, *, today: date, region: str | None = None) -> Understa
     if not s:
         raise UnresolvedDate("Which day would suit you? For example 'tomorrow', 'Friday' or 'December 18'.")
     region = holiday_region() if region is None else region
-    found = _alternatives(s, today, region) or _understand(s, today, region)
+    found = _alternatives(s, today, region) or _next_to(s, today, region) or _understand(s, today, region)
     if found is None:
         raise UnresolvedDate(
             "Sorry, I couldn't tell which day you mean. Could you say a weekday or a date, like 'Friday' or "
@@ -473,6 +473,21 @@ def _alternatives(s: str, today: date, region: str) -> Understanding | None:
             return None
         readings += [r for r in found.readings if r.date not in {seen.date for seen in readings}]
     return Understanding(readings) if len(readings) > 1 else None
+
+
+def _next_to(s: str, today: date, region: str) -> Understanding | None:
+    """'the day before Christmas', 'the day after Boxing Day': a day named by its neighbour."""
+    m = re.search(r"\bday (before|after) (?!tomorrow|yesterday)(.+)$", s)
+    if not m:
+        return None
+    try:
+        found = _understand(m[2], today, region)
+    except UnresolvedDate:
+        return None
+    if found is None:
+        return None
+    step = timedelta(days=-1 if m[1] == "before" else 1)
+    return Understanding([Reading(r.date + step) for r in found.readings])
 
 
 def _one(day: date, label: str = "") -> Understanding:
@@ -536,6 +551,9 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
         return _month_day(today, MONTHS[m[2]], int(m[1]), int(m[3]) if m[3] else None)
     if m := re.search(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2}|\d{4}))?\b", s):
         return _numeric(today, int(m[1]), int(m[2]), m[3])
+    # 11-28 too, but not a range of days ("2-3 days").
+    if m := re.search(r"\b(\d{1,2})-(\d{1,2})(?:-(\d{2}|\d{4}))?\b(?! ?(?:day|week|hour|am|pm))", s):
+        return _numeric(today, int(m[1]), int(m[2]), m[3])
 
     # Offsets: "a week from Friday", "two weeks from now", "in 3 days", "Friday week".
     unit = r"(day|days|week|weeks|fortnight|fortnights|month|months)"
@@ -546,6 +564,9 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
         return _one(_add(base, _count(m[1]), m[2]))
     if m := re.search(rf"\b(?:in|within) (?:about |around |another )?(?:a )?{NUM} (?:of )?{unit}\b", s):
         return _one(_add(today, _count(m[1]), m[2]))
+    if m := re.search(rf"\bin (\d{{1,2}})(?:-| to | or )(\d{{1,2}}) {unit}\b", s):  # "in 2-3 days": a span
+        first, last = sorted((int(m[1]), int(m[2])))
+        return _span_of([Reading(_add(today, n, m[3])) for n in range(first, min(last, first + 14) + 1)])
     if m := re.search(rf"\bin (?:a )?{unit}\b", s):  # "in a week", "in a fortnight"
         return _one(_add(today, 1, m[1]))
     if m := re.search(rf"\b(?:a )?{NUM} (?:of )?{unit} (?:from now|from today|later|time)\b", s):
@@ -598,7 +619,7 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
         return _one(_coming(today, weekday))
 
     # Weekends and weeks: spans of days.
-    if re.search(r"\bafter the weekend\b", s):
+    if re.search(r"\bafter (?:the |this )?weekend\b", s):
         return _one(_coming(today, 0))
     if re.search(r"\blast weekend\b", s):
         return _span_of(_days(_monday(today, -1) + timedelta(days=5), 2))
@@ -614,6 +635,10 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
         return _span_of(_days(_monday(today) + timedelta(days=5), 2), today=today)
     if re.search(r"\b(?:early|beginning of|start of) next week\b", s):
         return _span_of(_days(_monday(today, 1), 2))
+    if m := re.search(r"\b(?:last day|end) of (?:the |this )?(next )?month\b", s):
+        month_index = today.month - 1 + (1 if m[1] else 0)
+        year, month = today.year + month_index // 12, month_index % 12 + 1
+        return _one(date(year, month, calendar.monthrange(year, month)[1]), "the last day of the month")
     if re.search(r"\bend of next week\b", s):
         return _one(_monday(today, 1) + timedelta(days=4))
     if re.search(r"\blate(?:r)? next week\b", s):
