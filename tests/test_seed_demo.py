@@ -130,7 +130,7 @@ def test_demo_bookings_were_made_through_the_booking_service():
 def test_no_bookings_option_seeds_everything_else():
     seed("--no-bookings")
     assert not Booking.objects.exists()
-    assert Service.objects.count() == 10
+    assert Service.objects.count() == 12
 
 
 def test_staff_user_option_creates_a_staff_superuser():
