@@ -7,6 +7,7 @@ OpenAI key). Every production knob is an environment variable documented in READ
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -235,6 +236,11 @@ BUSINESS_HOURS = os.environ.get("BUSINESS_HOURS", "mon-fri 08:00-18:00; sat 09:0
 DEFAULT_PHONE_REGION = os.environ.get("DEFAULT_PHONE_REGION", "CA")
 SLOT_GRID_MINUTES = envint("SLOT_GRID_MINUTES", 30)
 BOOKING_HORIZON_DAYS = envint("BOOKING_HORIZON_DAYS", 60)
+# Public holidays of the business's region for the `holidays` package: "CA-ON" is country CA,
+# subdivision ON; "" turns holiday names off. chatdesk.dates names them, seed_demo closes them.
+BUSINESS_HOLIDAYS = os.environ.get("BUSINESS_HOLIDAYS", "CA-ON").strip().upper()
+if BUSINESS_HOLIDAYS and not re.fullmatch(r"[A-Z]{2,3}(-[A-Z0-9]{1,4})?", BUSINESS_HOLIDAYS):
+    raise ImproperlyConfigured("BUSINESS_HOLIDAYS must look like CA-ON (country, optional subdivision) or be empty.")
 
 # --- OpenAI ---------------------------------------------------------------------------
 OPENAI_API_KEY = envstr("OPENAI_API_KEY")
