@@ -20,7 +20,7 @@ from bookings.models import Booking, BookingStatus, Employee
 from bookings.selectors import available_slots, business_tz, local_today
 from bookings.services import Actor, booking_cancel, booking_create
 from chatdesk.admin import _axis, _nice_ceiling, bar_chart, schedule_chart
-from chatdesk.dashboard import DayStats, dashboard, schedule_for
+from chatdesk.dashboard import DayStats, _reply_latency_in_python, dashboard, reply_latency, schedule_for
 from chatdesk.models import HandoffRequest, Interaction, Message
 from tests.conftest import MONDAY_NOON_UTC
 from tests.test_conversation_admin import dispatcher_fixture, staff_groups_fixture  # noqa: F401  (fixtures)
@@ -142,6 +142,13 @@ def test_reply_latency_percentiles_per_day_and_over_the_range(weekend):
     assert (days[MON].latency_p50_ms, days[MON].latency_p95_ms) == (None, None)
     # Over the range the percentiles come from all six replies, not from the days'.
     assert (d.totals.latency_p50_ms, d.totals.latency_p95_ms, d.totals.replies) == (350, 875, 6)
+
+
+@pytest.mark.parametrize("channel", [None, "text", "voice"])
+def test_the_sqlite_latency_path_gives_postgresqls_numbers(weekend, channel):
+    # make run uses SQLite, which has no percentile_cont: the replies are ranked in Python there.
+    window = {"start": local(SAT, 0), "end": local(MON + timedelta(days=1), 0), "channel": channel}
+    assert _reply_latency_in_python(**window) == reply_latency(**window)
 
 
 def test_channel_filter(weekend):
