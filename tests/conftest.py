@@ -13,6 +13,20 @@ from decimal import Decimal
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with an empty cache.
+
+    Rate limits and the failed-lookup counters (chatdesk.tools.LookupGuard) live there,
+    keyed by client IP, and every test client is 127.0.0.1: without this, one test's
+    wrong phone numbers would lock lookups in a later one.
+    """
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def business(db):
     """A small home-services business.
