@@ -243,7 +243,10 @@ async def test_a_server_restart_mid_call_keeps_the_transcript_and_says_why(busin
         url = f"ws://127.0.0.1:{port}/api/v1/chat/voice/call"
         async with websockets.connect(url, origin=f"http://127.0.0.1:{port}") as ws:
             ready = await next_of(ws, "ready")
-            await next_of(ws, "transcript", role="assistant", final=True)
+            greeting = await next_of(ws, "transcript", role="assistant", final=True)
+            # Like a browser, say the greeting was played to its end (clamped to what was sent)
+            # before speaking: otherwise the server takes the caller to have cut in on it.
+            await ws.send(json.dumps({"type": "playback", "item_id": greeting["item_id"], "played_ms": 60_000}))
             pcm = sine_pcm16(600) + silence_pcm16(700)
             for start in range(0, len(pcm), 4800):
                 await ws.send(pcm[start : start + 4800])

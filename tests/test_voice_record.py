@@ -338,3 +338,43 @@ async def test_a_model_without_a_price_is_loud(voice, settings, caplog, admin_cl
     assert interaction.price_missing and "transcription" not in interaction.cost_breakdown
     page = await sync_to_async(admin_client.get)(reverse("admin:chatdesk_interaction_change", args=[interaction.pk]))
     assert "price missing" in page.content.decode()
+
+
+# --- the page keeps the call's conversation ---------------------------------------------------
+
+
+def test_the_page_gets_the_cookie_of_the_conversation_its_call_started(business, client):
+    call = Interaction.objects.create(number="INT-2026-000077", channel="voice", has_call=True)
+    typed_only = Interaction.objects.create(number="INT-2026-000078", channel="text")
+    url = reverse("voice-session")
+
+    def post(body: object):
+        return client.post(url, body if isinstance(body, str) else json.dumps(body), content_type="application/json")
+
+    response = post({"session_id": call.session_id})
+    assert response.status_code == 200 and response.json() == {"session_id": call.session_id}
+    cookie = response.cookies["chatdesk_session"]
+    assert cookie["httponly"] and cookie.value != call.session_id  # signed, not the bare id
+    assert client.get("/").context["interaction"] == call  # the chat page continues it
+
+    for body, status, code in [
+        ("not json", 400, "bad_request"),
+        ({}, 400, "bad_request"),
+        ({"session_id": 12}, 400, "bad_request"),
+        ({"session_id": "x" * 65}, 400, "bad_request"),
+        ({"session_id": "no-such-session"}, 404, "session_not_found"),
+        ({"session_id": typed_only.session_id}, 404, "session_not_found"),  # no call in it
+    ]:
+        response = post(body)
+        assert (response.status_code, response.json()["error"]) == (status, code), body
+    assert client.get(url).status_code == 405
+
+
+def test_the_call_session_endpoint_checks_csrf(business):
+    call = Interaction.objects.create(number="INT-2026-000079", channel="voice", has_call=True)
+    browser = Client(enforce_csrf_checks=True)
+    response = browser.post(
+        reverse("voice-session"), json.dumps({"session_id": call.session_id}), content_type="application/json"
+    )
+    assert response.status_code == 403
+    assert "chatdesk_session" not in response.cookies
