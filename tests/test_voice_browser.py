@@ -464,9 +464,10 @@ def test_server_error_offers_text_and_focuses_the_text_box(live_server, settings
         # The greeting may arrive before the capture worklet has even loaded.
         server.send(type="audio_item", item_id="item_greeting")
         server.audio(300)
-        # The server had to start another conversation (the page's was closed meanwhile): adopt it.
-        server.send(type="ready", interaction_number="INT-2026-000001", session_id="sess-from-server")
-        expect(page.locator("#chat")).to_have_attribute("data-session", "sess-from-server")
+        # The call started its own conversation (nothing typed on the page yet): adopt it.
+        session_id = orm(started_by_a_call)
+        server.send(type="ready", interaction_number="INT-2026-000001", session_id=session_id)
+        expect(page.locator("#chat")).to_have_attribute("data-session", session_id)
         message = "The voice line dropped. <b>Please</b> keep typing: your conversation is saved."
         server.send(type="error", code="upstream_error", message=message, fallback="text")
         server.send(type="ended", reason="upstream_error")
@@ -489,7 +490,7 @@ def test_typing_after_a_first_call_on_the_chat_page_continues_its_conversation(
         expect(page.locator("#chat")).to_have_attribute("data-enhanced", "true")
         page.click("#call-button")
         server.wait(lambda: bool(server.sockets), what="the WebSocket")
-        session_id = "sess-started-by-the-call"
+        session_id = orm(started_by_a_call)
         server.send(type="ready", interaction_number="INT-2026-000001", session_id=session_id)
         expect(page.locator("#chat")).to_have_attribute("data-session", session_id)
         page.click("#call-end")
