@@ -139,7 +139,11 @@ class _Flow:
         if RESTART.match(said):
             self.reset()
             return MENU
-        if STOP.match(said) and step != "menu":
+        # "cancel" while booking or moving means stop this, not cancel a booking.
+        stopping = STOP.match(said) or (
+            re.fullmatch(r"cancel( (it|that|this))?", said) and step.startswith(("book", "day"))
+        )
+        if stopping and step != "menu":
             self.reset()
             return "No problem, I've stopped there and nothing was changed. " + MENU
         heard = self.understand(text)

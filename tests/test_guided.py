@@ -342,10 +342,12 @@ def test_a_slot_taken_meanwhile_is_offered_again_without_asking_the_details_twic
     assert Booking.objects.count() == 2
 
 
-def test_stop_in_the_middle_changes_nothing(door):
+@pytest.mark.parametrize("said", ["never mind", "cancel", "stop"])
+def test_stop_in_the_middle_changes_nothing(door, said):
     door.send("furnace wednesday")
-    assert door.send("never mind").startswith("No problem, I've stopped there and nothing was changed.")
+    assert door.send(said).startswith("No problem, I've stopped there and nothing was changed.")
     assert door.interaction.guided_state["step"] == "menu"
+    assert not Booking.objects.exists()
 
 
 # --- look up, cancel, move -------------------------------------------------------------------------
@@ -455,3 +457,79 @@ def test_asking_for_a_real_person_in_free_text_keeps_what_they_said(door):
 def test_asking_for_a_person_in_the_middle_of_booking_is_heard(door):
     door.send("furnace")
     assert "What phone number should our team call you back on?" in door.send("can i speak to a human")
+
+
+# --- the remaining branches ------------------------------------------------------------------------
+
+
+def test_a_day_beyond_the_booking_horizon_is_refused_with_the_resolvers_words(door):
+    door.send("furnace")
+    reply = door.send("march 30")
+    assert "March 30, 2027" in reply
+    assert door.interaction.guided_state["step"] in ("book_date", "day_choice")
+    assert "Free times on" not in reply
+
+
+def test_no_to_the_offered_next_open_day_asks_for_another(door):
+    door.send("furnace on sunday")
+    assert door.send("no").startswith("Which day would suit you instead?")
+    assert "Free times on Tuesday, November 17, 2026" in door.send("tomorrow")
+
+
+def test_an_unclear_service_answer_and_an_unclear_confirmation_are_asked_again(door):
+    door.send("1")
+    assert door.send("something else").startswith("Sorry, which one?")
+    door.send("HVAC Repair")
+    door.send("wednesday")
+    door.send("1")
+    give_details(door)
+    assert door.send("maybe").startswith("Please reply yes to book it, or no to start over.")
+    assert not Booking.objects.exists()
+
+
+def test_a_name_that_is_no_name_is_asked_again(door):
+    door.send("furnace wednesday")
+    door.send("1")
+    assert door.send("416-555-0123").startswith("Sorry, what is your name?")
+    assert door.send("my name is Dana Whitfield") == "Thanks, Dana. What phone number can the technician reach you on?"
+
+
+def test_a_booking_the_business_refuses_sends_the_customer_to_a_person(door, settings):
+    settings.CHAT_MAX_BOOKINGS = 0
+    door.send("furnace wednesday")
+    door.send("1")
+    give_details(door)
+    reply = door.send("yes")
+    assert reply.startswith(f"Sorry, I couldn't do that here. Please call us at {settings.BUSINESS_PHONE}")
+    assert not Booking.objects.exists()
+    assert "What phone number should our team call you back on?" in door.send("5")
+
+
+def test_a_cancelled_booking_cannot_be_cancelled_again(door, shop):
+    booking = a_booking(shop, start=at("2026-11-18", "08:30"))
+    booking.status = BookingStatus.CANCELLED
+    booking.save(update_fields=["status"])
+    door.send(f"cancel {booking.number}")
+    assert "That visit is cancelled, so it can't be changed here." in door.send("416-555-0123")
+
+
+def test_a_phone_in_the_request_for_a_person_is_used_at_once(door):
+    reply = door.send("please call me back at 416-555-0188, it's about an invoice")
+    assert reply.startswith("Thanks! I've asked our team to call you back at (416) 555-0188")
+    assert HandoffRequest.objects.get().contact_phone == "+14165550188"
+
+
+def test_a_person_without_a_phone_gets_ours(door, settings):
+    door.send("talk to a person")
+    assert door.send("skip").startswith(f"No problem. You can also call us at {settings.BUSINESS_PHONE}.")
+    assert not HandoffRequest.objects.exists()
+
+
+def test_thanks_is_answered_kindly(door):
+    assert door.send("thanks!").startswith("You're welcome! Anything else?")
+
+
+def test_no_after_the_gas_advice_ends_kindly(door):
+    door.send("i smell gas")
+    assert door.send("no").startswith("Okay. Please stay safe.")
+    assert tools_called(door) == []
