@@ -160,7 +160,8 @@ def test_customer_books_a_visit_through_the_guided_flow_and_sees_the_confirmatio
     expect(chat.send("1")).to_contain_text("What is your full name?")
     expect(chat.send("Jane Customer")).to_contain_text("What phone number")
     expect(chat.send("416-555-0123")).to_contain_text("What is the address")
-    expect(chat.send("12 Elm Street, Toronto")).to_contain_text("Shall I book it?")
+    expect(chat.send("12 Elm Street, Toronto")).to_contain_text("What email")
+    expect(chat.send("skip")).to_contain_text("Shall I book it?")
     expect(chat.send("yes")).to_contain_text("You're booked!")
 
     card = page.locator("#transcript li.booking .booking-card")
@@ -176,12 +177,31 @@ def test_customer_books_a_visit_through_the_guided_flow_and_sees_the_confirmatio
         "address": "12 Elm Street, Toronto",
     }
     expect(chat.textarea).to_be_focused()
-    expect(chat.customer_messages).to_have_count(8)
+    expect(chat.customer_messages).to_have_count(9)
 
-    # The server renders the same transcript and card after a reload.
+    # The server renders the same transcript and card, next to the booking reply, after a reload.
     page.reload()
     expect(page.locator("#transcript li.booking .booking-number")).to_have_text(number)
-    expect(chat.customer_messages).to_have_count(8)
+    assert [(n, state) for n, state, _ in card_placement(page)] == [(number, "confirmed")]
+    assert "You're booked!" in card_placement(page)[0][2]
+    expect(chat.customer_messages).to_have_count(9)
+
+    # Cancelled in the same chat: the card says so where it is, live and after a reload.
+    chat.expect_enhanced()
+    expect(chat.send("I need to cancel my visit")).to_contain_text("booking number")
+    expect(chat.send(number)).to_contain_text("phone number")
+    expect(chat.send("416-555-0123")).to_contain_text("Do you want to cancel it?")
+    expect(chat.send("yes")).to_contain_text(f"Booking {number} is cancelled")
+    for shown in ("live", "reloaded"):
+        if shown == "reloaded":
+            page.reload()
+            chat.expect_enhanced()
+        card = page.locator("#transcript li.booking")
+        expect(card).to_have_count(1)
+        expect(card.locator("h3")).to_have_text("Booking cancelled")
+        assert [(n, state) for n, state, _ in card_placement(page)] == [(number, "cancelled")], shown
+        assert "You're booked!" in card_placement(page)[0][2], shown
+        expect(page.locator("#transcript")).not_to_contain_text("Booking confirmed")
     assert chat.console_errors == []  # no CSP violations, no script errors
 
 
