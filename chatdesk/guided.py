@@ -611,6 +611,10 @@ class _Flow:
                 "Sorry, no booking matches that number and phone number. Please check the booking number and "
                 "type it again, or reply 'menu'."
             )
+        if result.get("error") in ("lookup_locked", "lookup_unavailable"):
+            # The failed-lookup limit's own words are written for the customer.
+            self.reset()
+            return result["message"]
         if "error" in result:
             self.reset()
             return f"Sorry, I can't look up bookings here right now. Please call us at {settings.BUSINESS_PHONE}."

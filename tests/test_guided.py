@@ -533,3 +533,16 @@ def test_no_after_the_gas_advice_ends_kindly(door):
     door.send("i smell gas")
     assert door.send("no").startswith("Okay. Please stay safe.")
     assert tools_called(door) == []
+
+
+def test_after_several_wrong_lookups_the_customer_is_told_to_call(door, shop, settings):
+    settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION = 2
+    booking = a_booking(shop, start=at("2026-11-18", "08:30"))
+    door.send(f"check my booking {booking.number}")
+    assert door.send("905-555-0100").startswith("Sorry, no booking matches")
+    door.send(booking.number)
+    assert door.send("905-555-0101").startswith("Sorry, no booking matches")
+    door.send(booking.number)
+    reply = door.send("416-555-0123")  # even the right phone, once locked
+    assert reply.startswith("For your security, booking lookups are paused")
+    assert settings.BUSINESS_PHONE in reply
