@@ -306,16 +306,24 @@ class _Flow:
             self.go("book_date")
             return f"{prefix}Sorry, I couldn't tell which day you mean. Which day would suit you? {DAY_EXAMPLES}"
         status = answer.get("status") or ("past" if answer.get("days_from_today", 0) < 0 else "ok")
+        message = answer.get("message") or ""
         if status == "ok":
-            return self.offer_day(
-                answer["date"], answer.get("spoken") or _spoken(date.fromisoformat(answer["date"])), prefix
-            )
+            spoken = answer.get("spoken") or _spoken(date.fromisoformat(answer["date"]))
+            # The resolver's note is worth reading ("Friday the 19th is a Thursday", "read as month/day");
+            # its plain "That's <day>." is not.
+            note = f"{message} " if message and not message.startswith("That's ") else ""
+            return self.offer_day(answer["date"], spoken, prefix + note)
         if status == "ambiguous":
-            readings = [[r["date"], r["spoken"]] for r in answer.get("readings", [])]
-            self.go("day_choice", readings=readings)
-            lines = "\n".join(f"{i}. {spoken}" for i, (_, spoken) in enumerate(readings, 1))
-            return f"{prefix}Which day do you mean? Reply with a number:\n{lines}"
-        message = answer.get("message") or "We can't book that day."
+            readings = answer.get("readings", [])
+            self.go("day_choice", readings=[[r["date"], r["spoken"]] for r in readings])
+            lines = "\n".join(
+                f"{i}. {r['spoken']}"
+                + (f" ({r['label']})" if r.get("label") and r["label"] != r.get("weekday") else "")
+                for i, r in enumerate(readings, 1)
+            )
+            lead = message.split("Did you mean")[0].strip()
+            return f"{prefix}{lead + ' ' if lead else ''}Which day do you mean? Reply with a number:\n{lines}"
+        message = message or "We can't book that day."
         next_open = answer.get("next_open")
         if next_open:
             self.go("day_choice", readings=[[next_open["date"], next_open["spoken"]]])

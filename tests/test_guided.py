@@ -546,3 +546,16 @@ def test_after_several_wrong_lookups_the_customer_is_told_to_call(door, shop, se
     reply = door.send("416-555-0123")  # even the right phone, once locked
     assert reply.startswith("For your security, booking lookups are paused")
     assert settings.BUSINESS_PHONE in reply
+
+
+def test_a_weekday_that_does_not_match_the_date_is_said_and_both_days_offered(door):
+    door.send("furnace")
+    reply = door.send("friday the 19th")
+    assert reply.startswith("November 19, 2026 is a Thursday, not a Friday. Which day do you mean?")
+    assert "1. Thursday, November 19, 2026" in reply and "2. Friday, November 20, 2026" in reply
+    assert "Free times on Friday, November 20, 2026" in door.send("2")
+
+
+def test_the_resolvers_note_on_how_it_read_a_date_is_shown(door):
+    door.send("furnace")
+    assert door.send("12/3").startswith("I read that as month/day: Thursday, December 3, 2026. Free times on")
