@@ -151,6 +151,12 @@ class _Flow:
             return self.gas_advice(heard)
         if heard.intent == HUMAN and step not in ("menu", "gas") and step not in FREE_TEXT_STEPS:
             return self.start_handoff(heard, text)
+        if step in ("book_date", "day_choice", "book_slot") and self.state.get("intent") == BOOK:
+            # A new problem in the middle of booking ("water everywhere under my sink!!") starts
+            # over with it, as a receptionist would; the same service goes on.
+            other = heard.service and heard.service != self.state.get("service_id")
+            if (heard.urgent and not self.state.get("urgent")) or (other and heard.intent == BOOK):
+                return self.start_booking(heard, text)
         handler = getattr(self, f"step_{step}", None)
         if handler is None:
             self.reset()

@@ -559,3 +559,11 @@ def test_a_weekday_that_does_not_match_the_date_is_said_and_both_days_offered(do
 def test_the_resolvers_note_on_how_it_read_a_date_is_shown(door):
     door.send("furnace")
     assert door.send("12/3").startswith("I read that as month/day: Thursday, December 3, 2026. Free times on")
+
+
+def test_a_new_urgent_problem_in_the_middle_of_booking_starts_over_with_it(door):
+    door.send("furnace on wednesday")
+    reply = door.send("wait, the faucet just burst, water everywhere!!")
+    assert reply.startswith("That sounds urgent")
+    assert door.interaction.guided_state["urgent"] is True
+    assert door.interaction.guided_state["service_id"] == "leak-repair"  # no plumbing emergency service here
