@@ -41,7 +41,7 @@ MENU_CHOICES = [
 ]
 MENU_LIST = "\n".join(f"{i}. {label}" for i, (_, label) in enumerate(MENU_CHOICES, 1))
 MENU = (
-    'What would you like to do? Tell me in your own words (for example: "my furnace is banging, can someone '
+    'What would you like to do? Tell me in your own words (for example: "my AC stopped working, can someone '
     f'come tomorrow morning?"), or reply with a number:\n{MENU_LIST}'
 )
 SHORT_MENU = f"Anything else? Tell me, or reply with a number:\n{MENU_LIST}"
