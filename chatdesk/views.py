@@ -76,6 +76,11 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
     text = (request.POST.get("message") or "").strip()
     if not text:
         return redirect(NEWEST)
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL; the JSON API refuses it too (DRF's CharField).
+        context = await sync_to_async(_page_context)(_session_id(request))
+        context.update(error="Your message contains a character we cannot store. Please retype it.", draft="")
+        return render(request, "chat.html", context, status=400)
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         context = await sync_to_async(_page_context)(_session_id(request))
         context.update(error=f"Please keep messages under {settings.CHAT_MAX_MESSAGE_CHARS} characters.", draft=text)
