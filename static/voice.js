@@ -502,7 +502,7 @@
         break;
       case "booking":
         if (message.booking && appendBooking(message.booking)) {
-          announce("Booking confirmed: " + message.booking.booking_number + ".");
+          announce((message.booking.headline || "Booking confirmed") + ": " + message.booking.booking_number + ".");
         }
         break;
       case "error":

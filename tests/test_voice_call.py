@@ -216,6 +216,8 @@ async def test_a_customer_books_a_visit_by_voice(business, voice, frozen):
     booked = await dana.expect("booking")
     assert booked["booking"]["when"] == "Wednesday November 18, 2026 at 8:30 AM"
     assert booked["booking"]["booking_number"].startswith("BK-2026-")
+    # The same card the chat page shows (chatdesk.booking_cards), with its state.
+    assert booked["booking"]["state"] == "confirmed" and booked["booking"]["headline"] == "Booking confirmed"
     await dana.expect(
         "transcript", role="assistant", final=True, text="You're booked. Your booking number is B K 2 0 2 6."
     )

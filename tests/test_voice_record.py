@@ -23,7 +23,7 @@ from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import sine_pcm16
 from tests.test_voice_call import Caller, interaction_of, messages_of
 from voice.apps import unpriced_call_models
-from voice.calls import heard_part
+from voice.calls import heard_part, realtime_failure_kind
 from voice.realtime import GREETING_NEW
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -103,6 +103,9 @@ async def test_a_failed_reply_gets_an_apology_and_the_call_goes_on(voice, settin
     assert interaction.end_reason == "customer_hung_up" and interaction.failure_count == 1
     events = [m.text for m in await messages_of(ready["session_id"]) if m.role == Message.Role.EVENT]
     assert any(text.startswith("A voice reply failed (server_error: The server had an error.)") for text in events)
+    # Counted by kind with the text chat's failures (admin filter, dashboard).
+    kinds = [m.failure_kind for m in await messages_of(ready["session_id"]) if m.role == Message.Role.EVENT]
+    assert Message.FailureKind.SERVER_ERROR in kinds
 
 
 async def test_an_upstream_server_error_gets_an_apology_and_the_call_goes_on(voice, settings):
@@ -120,6 +123,8 @@ async def test_an_upstream_server_error_gets_an_apology_and_the_call_goes_on(voi
     await caller.expect("transcript", role="assistant", final=True, text="Yes, we repair furnaces.")
     await caller.hang_up()
     assert (await interaction_of(ready["session_id"])).failure_count == 1
+    kinds = [m.failure_kind for m in await messages_of(ready["session_id"]) if m.failure_kind]
+    assert kinds == [Message.FailureKind.SERVER_ERROR]
 
 
 async def test_two_failed_replies_in_a_row_end_the_call_and_offer_text(voice, settings):
@@ -139,6 +144,16 @@ async def test_two_failed_replies_in_a_row_end_the_call_and_offer_text(voice, se
     assert await caller.closed() == 4503
     await caller.leave()
     assert (await interaction_of(ready["session_id"])).end_reason == "upstream_error"
+    # The first failure and the call's end are both model failures, each with its kind.
+    kinds = [m.failure_kind for m in await messages_of(ready["session_id"]) if m.failure_kind]
+    assert kinds == [Message.FailureKind.SERVER_ERROR, Message.FailureKind.SERVER_ERROR]
+
+
+def test_a_realtime_failure_detail_gives_its_kind():
+    assert realtime_failure_kind("rate_limit_exceeded: slow down") == Message.FailureKind.RATE_LIMITED
+    assert realtime_failure_kind("invalid_request_error: bad") == Message.FailureKind.BAD_REQUEST
+    assert realtime_failure_kind("server_error: oops") == Message.FailureKind.SERVER_ERROR
+    assert realtime_failure_kind("None: None") == Message.FailureKind.SERVER_ERROR
 
 
 # --- the channel a call is recorded in ------------------------------------------------------

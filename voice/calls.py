@@ -38,6 +38,7 @@ from django.utils import timezone
 from bookings.numbering import next_number
 from chatdesk import assistant, live
 from chatdesk.api import session_id_from_cookies
+from chatdesk.booking_cards import turn_cards
 from chatdesk.conversations import db, hash_ip
 from chatdesk.models import Interaction, Message
 from chatdesk.prompts import system_prompt
@@ -465,8 +466,11 @@ def add_usage(*, interaction_id: int, usage: RealtimeUsage) -> None:
         )
 
 
-def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "") -> LiveEvent:
-    """Record why the call ended. The conversation stays open: the customer may keep typing."""
+def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "", failure_kind: str = "") -> LiveEvent:
+    """Record why the call ended. The conversation stays open: the customer may keep typing.
+
+    `failure_kind` (Message.FailureKind) puts a model failure in the same by-kind counts as text.
+    """
     text = f"Voice call ended ({reason}) after {seconds} s."
     updates: dict[str, Any] = {
         "end_reason": reason,
@@ -476,9 +480,21 @@ def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "
     if failure:
         text += f" {failure[:200]}"
         updates.update(failure_count=F("failure_count") + 1, last_error=failure[:300])
-    message = Message.objects.create(interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice")
+    message = Message.objects.create(
+        interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice", failure_kind=failure_kind
+    )
     Interaction.objects.filter(pk=interaction_id).update(**updates)
     return Interaction.objects.get(pk=interaction_id), live.message_event(message)
+
+
+def realtime_failure_kind(detail: str) -> str:
+    """The Message.FailureKind of a failed Realtime reply, from its "code: message" detail."""
+    code = detail.split(":", 1)[0].strip().lower()
+    if "rate_limit" in code:
+        return Message.FailureKind.RATE_LIMITED
+    if code in ("invalid_request_error", "invalid_value", "bad_request"):
+        return Message.FailureKind.BAD_REQUEST
+    return Message.FailureKind.SERVER_ERROR
 
 
 def reply_failed(*, interaction_id: int, detail: str) -> LiveEvent:
@@ -488,6 +504,7 @@ def reply_failed(*, interaction_id: int, detail: str) -> LiveEvent:
         role=Message.Role.EVENT,
         text=f"A voice reply failed ({detail[:200]}); the caller was asked to say it again.",
         channel="voice",
+        failure_kind=realtime_failure_kind(detail),
     )
     Interaction.objects.filter(pk=interaction_id).update(
         failure_count=F("failure_count") + 1,
@@ -725,7 +742,13 @@ class VoiceCall:
             await self._relay_upstream()
         except realtime.RealtimeUnavailable as error:
             logger.warning("Realtime upstream failed for call %s: %s", self.ip_hash[:8], error)
-            await self.end("upstream_error", UNAVAILABLE, error=UPSTREAM_LOST, failure=f"Realtime {error}")
+            await self.end(
+                "upstream_error",
+                UNAVAILABLE,
+                error=UPSTREAM_LOST,
+                failure=f"Realtime {error}",
+                failure_kind=Message.FailureKind.UNREACHABLE,
+            )
         except CallRefused as refused:
             await self.end("voice_unavailable", UNAVAILABLE, error=(refused.code, refused.message))
         except asyncio.CancelledError:
@@ -767,7 +790,13 @@ class VoiceCall:
             await asyncio.sleep(min(deadline, idle_at) - now + 0.01)
 
     async def end(
-        self, reason: str, code: int = NORMAL, *, error: tuple[str, str] | None = None, failure: str = ""
+        self,
+        reason: str,
+        code: int = NORMAL,
+        *,
+        error: tuple[str, str] | None = None,
+        failure: str = "",
+        failure_kind: str = "",
     ) -> None:
         """End the call (once): tell the browser, free the slot, store the rest, close the upstream.
 
@@ -804,6 +833,7 @@ class VoiceCall:
                     reason=reason,
                     seconds=seconds,
                     failure=failure,
+                    failure_kind=failure_kind,
                 )
                 closing.append(self.writer.close(WRITER_DRAIN_SECONDS))
             if self.upstream is not None:
@@ -1109,7 +1139,13 @@ class VoiceCall:
         self.failed_responses += 1
         logger.warning("Realtime reply failed (%s in a row): %s", self.failed_responses, detail)
         if self.failed_responses >= MAX_FAILED_RESPONSES:
-            await self.end("upstream_error", UNAVAILABLE, error=UPSTREAM_LOST, failure="Realtime responses failed")
+            await self.end(
+                "upstream_error",
+                UNAVAILABLE,
+                error=UPSTREAM_LOST,
+                failure="Realtime responses failed",
+                failure_kind=realtime_failure_kind(detail),
+            )
             return
         # The caller would otherwise hear silence and not know whether to speak.
         await self._send({"type": "notice", "code": "reply_failed", "message": REPLY_FAILED})
@@ -1162,8 +1198,10 @@ class VoiceCall:
                 await publish([update for _, update in results])
             for outcome in outcomes:
                 await self._send({"type": "tool", **outcome.summary()})
-                if outcome.booking_id and not outcome.error and "booking" in outcome.result:
-                    await self._send({"type": "booking", "booking": outcome.result["booking"]})
+            # The chat page's cards (chatdesk.booking_cards): the state as it stands now, so a
+            # booking moved during the call shows "moved" with the old time, as in text.
+            for card in await db(turn_cards, outcomes):
+                await self._send({"type": "booking", "booking": card})
             # Every output first, then one response.create for all of them.
             for outcome in outcomes:
                 item = {"type": "function_call_output", "call_id": outcome.call_id, "output": outcome.output}
