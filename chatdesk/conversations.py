@@ -24,7 +24,7 @@ from django.utils import timezone
 from bookings.errors import DomainError, NotFound
 from bookings.numbering import next_number
 from chatdesk import assistant, booking_cards, live, rows
-from chatdesk.costs import TextUsage, text_cost
+from chatdesk.costs import TextUsage, has_text_price, text_cost
 from chatdesk.guided import guided_greeting, guided_reply
 from chatdesk.models import Interaction, Message
 from chatdesk.prompts import system_prompt
@@ -199,6 +199,7 @@ def _finish_turn(
     failure_kind: str = "",
     events: Sequence[tuple[str, str]] = (),
     switch_to_guided: bool = False,
+    price_missing: bool = False,
 ) -> None:
     """Store the reply and move the counters. `failure` (with its `failure_kind`) is a model
     failure the customer got the failure reply for; `events` are (kind, text) model problems
@@ -224,6 +225,8 @@ def _finish_turn(
         )
     if items is not None:
         assign["model_items"] = items
+    if price_missing:
+        assign["price_missing"] = True
     for kind, text in events:
         rows.insert(Message(interaction=interaction, role=Message.Role.EVENT, text=text[:500], failure_kind=kind))
     add["message_count"] += len(events)
@@ -278,10 +281,12 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
     events: list[tuple[str, str]] = []
     reply = ""
     spent = interaction.cost_usd
+    price_missing = False
     try:
         for _ in range(settings.CHAT_MAX_TOOL_ROUNDS):
             answer = await assistant.respond(instructions=instructions, items=items, tools=tools)
             turn_cost = text_cost(answer.model, answer.usage)
+            price_missing = price_missing or not has_text_price(answer.model)
             usage.add(answer.usage)
             cost += turn_cost
             spent += turn_cost
@@ -311,6 +316,7 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
         if error.usage is not None:
             # What came back before the failure (a cut-off reply) was billed all the same.
             failed_cost = text_cost(error.model or settings.OPENAI_MODEL, error.usage)
+            price_missing = price_missing or not has_text_price(error.model or settings.OPENAI_MODEL)
             usage.add(error.usage)
             cost += failed_cost
         switch = interaction.failure_count + 1 >= MODEL_FAILURES_BEFORE_GUIDED
@@ -334,6 +340,7 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
             failure_kind=error.kind,
             events=events,
             switch_to_guided=switch,
+            price_missing=price_missing,
         )
         return TurnResult(interaction, reply, outcomes, _bookings_of(outcomes), latency, failed=error.kind)
     if not reply:
@@ -349,6 +356,7 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
         cost=cost,
         items=items,
         events=events,
+        price_missing=price_missing,
     )
     return TurnResult(interaction, reply, outcomes, _bookings_of(outcomes), latency)
 

@@ -40,6 +40,12 @@ class TextUsage:
         )
 
 
+def has_text_price(model: str) -> bool:
+    """False for a text model missing from OPENAI_PRICES: its cost would be recorded as 0, so the
+    conversation is flagged (Interaction.price_missing) rather than looking free."""
+    return model in settings.OPENAI_PRICES
+
+
 def text_cost(model: str, usage: TextUsage) -> Decimal:
     prices = settings.OPENAI_PRICES.get(model)
     if prices is None:

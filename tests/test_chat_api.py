@@ -162,6 +162,18 @@ def test_cost_follows_the_price_table(business, model, frozen, settings):
     dana.send("hi")
     # 800k uncached x 0.10 + 200k cached x 0.01 + 100k out x 0.50, per 1M tokens.
     assert dana.interaction.cost_usd == Decimal("0.080000") + Decimal("0.002000") + Decimal("0.050000")
+    assert dana.interaction.price_missing is False
+
+
+def test_a_text_model_without_a_price_is_flagged_on_the_conversation(business, model, frozen, settings, caplog):
+    settings.OPENAI_PRICES = {}
+    dana = Customer()
+    model.queue_text("Hello!", usage={"input_tokens": 1000, "output_tokens": 100})
+    dana.send("hi")
+    # A cost of 0 would look free: the conversation says its cost is incomplete, and the log says why.
+    assert dana.interaction.cost_usd == Decimal("0")
+    assert dana.interaction.price_missing is True
+    assert "No price for model gpt-6-luna" in caplog.text
 
 
 def test_a_model_failure_mid_turn_keeps_the_message_and_the_conversation(business, model, frozen):
