@@ -99,6 +99,7 @@ ALIASES = {
     "coupla": "couple",
     "mornin": "morning",
     "arvo": "afternoon",
+    "aft": "afternoon",
 }
 # Long words worth correcting when misspelt ("wednsday", "tommorow", "decmber").
 FUZZY_TARGETS = [
@@ -623,6 +624,10 @@ def _understand(s: str, today: date, region: str) -> Understanding | None:
         return _one(_coming(today, 0))
     if re.search(r"\blast weekend\b", s):
         return _span_of(_days(_monday(today, -1) + timedelta(days=5), 2))
+    if re.search(r"\bweekend after next\b", s):
+        # Like "the Friday after next": the coming weekend (one not yet begun), plus a week.
+        saturday = _coming(today, 5) if today.weekday() < 5 else _monday(today, 1) + timedelta(days=5)
+        return _span_of(_days(saturday + timedelta(weeks=1), 2))
     if re.search(r"\bnext weekend\b", s):
         if today.weekday() >= 5:
             return _span_of(_days(_monday(today, 1) + timedelta(days=5), 2))

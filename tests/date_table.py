@@ -116,6 +116,7 @@ CASES: list[Case] = [
         span | this weekend | 2026-11-28
         span | next weekend | ambiguous 2026-11-28 2026-12-05
         span | after the weekend | 2026-11-30
+        span | the weekend after next | 2026-12-05
         span | end of the week | 2026-11-27
         span | early next week | ambiguous 2026-11-30 2026-12-01
         span | late next week | ambiguous 2026-12-03 2026-12-04
@@ -235,6 +236,7 @@ CASES: list[Case] = [
         span | this weekend | 2026-12-05
         span | next weekend | ambiguous 2026-12-05 2026-12-12
         span | after the weekend | 2026-12-07
+        span | the weekend after next | 2026-12-12
         span | end of the week | 2026-12-04
         span | early next week | ambiguous 2026-12-07 2026-12-08
         span | late next week | ambiguous 2026-12-10 2026-12-11
@@ -313,6 +315,7 @@ CASES: list[Case] = [
         span | this weekend | 2026-12-05
         span | next weekend | 2026-12-12
         span | after the weekend | 2026-12-07
+        span | weekend after next | 2026-12-19
         span | end of the week | 2026-12-11
         span | next week | ambiguous 2026-12-07 2026-12-08 2026-12-09 2026-12-10 2026-12-11 2026-12-12
         span | early next week | ambiguous 2026-12-07 2026-12-08
@@ -361,6 +364,7 @@ CASES: list[Case] = [
         span | this weekend | closed 2026-12-06 next 2026-12-07
         span | next weekend | 2026-12-12
         span | after the weekend | 2026-12-07
+        span | weekend after next | 2026-12-19
         span | end of the week | 2026-12-11
         span | this week | closed 2026-12-06 next 2026-12-07
         span | next week | ambiguous 2026-12-07 2026-12-08 2026-12-09 2026-12-10 2026-12-11 2026-12-12

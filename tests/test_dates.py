@@ -127,6 +127,9 @@ def test_the_part_of_day_is_kept(open_business):
     assert (answer["date"], answer["part_of_day"]) == ("2026-11-26", "morning")
     assert answer["spoken"] == "Thursday, November 26, 2026"
     assert day_for_booking("tonight", now=MOMENTS["wed"])["part_of_day"] == "evening"
+    # Texting shorthand: "tmrw aft" is tomorrow afternoon.
+    answer = day_for_booking("tmrw aft", now=MOMENTS["wed"])
+    assert (answer["date"], answer["part_of_day"]) == ("2026-11-26", "afternoon")
 
 
 def test_yesterday_is_refused_with_a_clear_note(open_business):
