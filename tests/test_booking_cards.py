@@ -7,16 +7,15 @@ The turn runs its database work on worker threads, so these tests use committed 
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.test import Client
 
 from bookings.models import Booking
 from bookings.services import Actor, booking_cancel, booking_complete, booking_create, booking_mark_no_show
+from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture  # noqa: F401  (registers `fake_openai`)
 
@@ -27,47 +26,11 @@ WEDNESDAY_0830 = "2026-11-18T08:30:00-05:00"
 THURSDAY_1300 = "2026-11-19T13:00:00-05:00"
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limits() -> None:
-    # Session and message rate limits key on the client IP, the same for every test client.
-    cache.clear()
-
-
 @pytest.fixture
 def frozen():
     # The clock runs (tick): cards are placed by when tool calls and replies were stored.
     with time_machine.travel(MONDAY_NOON_UTC, tick=True):
         yield
-
-
-@pytest.fixture
-def model(fake_openai, settings):
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.OPENAI_BASE_URL = fake_openai.base_url
-    settings.OPENAI_TIMEOUT_SECONDS = 5
-    return fake_openai
-
-
-class Customer:
-    def __init__(self) -> None:
-        self.client = Client()
-        response = self.client.post("/api/v1/chat/session/new")
-        assert response.status_code == 201, response.content
-        self.session_id = response.json()["session_id"]
-
-    def send(self, message: str) -> dict:
-        response = self.client.post(
-            "/api/v1/chat/message",
-            json.dumps({"session_id": self.session_id, "message": message}),
-            content_type="application/json",
-        )
-        assert response.status_code == 200, response.content
-        return response.json()
-
-    def history(self) -> dict:
-        response = self.client.get(f"/api/v1/chat/session/{self.session_id}/history")
-        assert response.status_code == 200, response.content
-        return response.json()
 
 
 def book_call(start: str = WEDNESDAY_0830) -> dict:

@@ -18,7 +18,8 @@ from django.test import Client
 
 from bookings.models import Booking
 from chatdesk.assistant import parse_response
-from chatdesk.models import Interaction, Message, ToolCall
+from chatdesk.models import Message, ToolCall
+from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import RawReply, fake_openai_fixture, last_function_call_output  # noqa: F401
 
@@ -29,41 +30,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def frozen():
     with time_machine.travel(MONDAY_NOON_UTC, tick=False):
         yield
-
-
-@pytest.fixture
-def model(fake_openai, settings):
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.OPENAI_BASE_URL = fake_openai.base_url
-    settings.OPENAI_TIMEOUT_SECONDS = 5
-    return fake_openai
-
-
-class Customer:
-    """A customer's browser session against the API."""
-
-    def __init__(self, client: Client | None = None) -> None:
-        self.client = client or Client()
-        response = self.client.post("/api/v1/chat/session/new")
-        assert response.status_code == 201, response.content
-        self.session = response.json()
-
-    @property
-    def session_id(self) -> str:
-        return self.session["session_id"]
-
-    def send(self, message: str, expect: int = 200) -> dict:
-        response = self.client.post(
-            "/api/v1/chat/message",
-            json.dumps({"session_id": self.session_id, "message": message}),
-            content_type="application/json",
-        )
-        assert response.status_code == expect, response.content
-        return response.json()
-
-    @property
-    def interaction(self) -> Interaction:
-        return Interaction.objects.get(session_id=self.session_id)
 
 
 def test_a_customer_books_a_visit_with_the_model(business, model, frozen):

@@ -14,13 +14,12 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.core.cache import cache
-from django.test import Client
 from django.urls import reverse
 
 from bookings.models import Booking
 from chatdesk.dashboard import dashboard
-from chatdesk.models import Interaction, Message, ToolCall
+from chatdesk.models import Interaction, ToolCall
+from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import Reply, fake_openai_fixture  # noqa: F401
 
@@ -29,55 +28,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CUT_OFF = "Let me check that for y"
 
 
-@pytest.fixture(autouse=True)
-def fresh_counters():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
 def frozen():
     with time_machine.travel(MONDAY_NOON_UTC, tick=False):
         yield
-
-
-@pytest.fixture
-def model(fake_openai, settings):
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.OPENAI_BASE_URL = fake_openai.base_url
-    settings.OPENAI_TIMEOUT_SECONDS = 5
-    settings.OPENAI_MAX_OUTPUT_TOKENS = 800
-    settings.OPENAI_RETRY_MAX_OUTPUT_TOKENS = 2000
-    return fake_openai
-
-
-class Customer:
-    def __init__(self) -> None:
-        self.client = Client()
-        response = self.client.post("/api/v1/chat/session/new")
-        assert response.status_code == 201, response.content
-        self.session_id = response.json()["session_id"]
-
-    def send(self, message: str) -> dict:
-        response = self.client.post(
-            "/api/v1/chat/message",
-            json.dumps({"session_id": self.session_id, "message": message}),
-            content_type="application/json",
-        )
-        assert response.status_code == 200, response.content
-        return response.json()
-
-    @property
-    def interaction(self) -> Interaction:
-        return Interaction.objects.get(session_id=self.session_id)
-
-    def failure_kinds(self) -> list[str]:
-        return list(
-            Message.objects.filter(interaction__session_id=self.session_id, role="event")
-            .exclude(failure_kind="")
-            .values_list("failure_kind", flat=True)
-        )
 
 
 def closed_port() -> int:

@@ -19,13 +19,13 @@ import time_machine
 from asgiref.sync import sync_to_async
 from django.core.cache import cache, caches
 from django.db import connection
-from django.test import Client
 
 from bookings.models import Booking, BookingStatus, Channel
 from bookings.services import Actor, booking_create
 from chatdesk.conversations import hash_ip, interaction_start
 from chatdesk.models import Interaction, ToolCall
 from chatdesk.tools import TOO_MANY_TOOL_CALLS, execute_tool_call, tool_call_budget
+from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture, function_call_outputs  # noqa: F401
 from voice.calls import run_tool
@@ -37,49 +37,10 @@ VICTIM_PHONE = "416-555-0123"
 DAYS = [date(2026, 11, 17) + timedelta(days=n) for n in (0, 1, 2, 3, 6, 7, 8, 9)]
 
 
-@pytest.fixture(autouse=True)
-def fresh_counters():
-    # Lookup counters and rate limits live in the (process-local) cache.
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
 def frozen():
     with time_machine.travel(MONDAY_NOON_UTC, tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture
-def model(fake_openai, settings):
-    settings.OPENAI_API_KEY = "sk-test"
-    settings.OPENAI_BASE_URL = fake_openai.base_url
-    settings.OPENAI_TIMEOUT_SECONDS = 10
-    return fake_openai
-
-
-class Customer:
-    """A customer's browser session against the chat API."""
-
-    def __init__(self, ip: str = "127.0.0.1") -> None:
-        self.client = Client(REMOTE_ADDR=ip)
-        response = self.client.post("/api/v1/chat/session/new")
-        assert response.status_code == 201, response.content
-        self.session_id = response.json()["session_id"]
-
-    def send(self, message: str) -> dict:
-        response = self.client.post(
-            "/api/v1/chat/message",
-            json.dumps({"session_id": self.session_id, "message": message}),
-            content_type="application/json",
-        )
-        assert response.status_code == 200, response.content
-        return response.json()
-
-    @property
-    def interaction(self) -> Interaction:
-        return Interaction.objects.get(session_id=self.session_id)
 
 
 def booking_args(day: date, phone: str = VICTIM_PHONE) -> dict:
