@@ -32,6 +32,7 @@ from bookings.serializers import (
     BookingFilterIn,
     BookingOut,
     BookingRescheduleIn,
+    ErrorOut,
 )
 from bookings.services import (
     Actor,
@@ -42,7 +43,6 @@ from bookings.services import (
     booking_mark_no_show,
     booking_reschedule,
 )
-from chatdesk.api import ErrorOut
 
 TAG = "Staff bookings"
 ERRORS = {

@@ -7,6 +7,8 @@ results the model can recover from.
 
 from __future__ import annotations
 
+from django.http import JsonResponse
+
 
 class DomainError(Exception):
     code = "invalid"
@@ -46,3 +48,11 @@ class InvalidTransition(DomainError):
 class NotFound(DomainError):
     code = "not_found"
     http_status = 404
+
+
+def json_error(code: str, message: str, status: int, **extra: object) -> JsonResponse:
+    """The error envelope (`as_dict`'s shape) as a response, for views that are not DRF's."""
+    response = JsonResponse({"error": code, "message": message, **extra}, status=status)
+    if status == 429:
+        response["Retry-After"] = str(extra.get("retry_after", 60))
+    return response

@@ -118,3 +118,10 @@ class BookingRescheduleIn(serializers.Serializer):
 
 class BookingCancelIn(serializers.Serializer):
     reason = serializers.CharField(max_length=300, help_text="Why; kept on the booking and in its audit trail.")
+
+
+class ErrorOut(serializers.Serializer):
+    """The error envelope every API answers with (DomainError.as_dict, chatdesk.api_errors)."""
+
+    error = serializers.CharField()
+    message = serializers.CharField()

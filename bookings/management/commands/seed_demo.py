@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bookings.errors import DomainError
+from bookings.holidays import holidays_between
 from bookings.models import (
     Booking,
     BusinessHours,
@@ -25,7 +26,6 @@ from bookings.models import (
 )
 from bookings.selectors import available_slots, business_tz, local_today
 from bookings.services import Actor, booking_create
-from chatdesk.dates import holidays_between
 
 # Holidays become closed days this far ahead (the demo runs for weeks; bookings reach 60 days).
 HOLIDAY_DAYS_AHEAD = 366
@@ -190,7 +190,7 @@ SERVICES = {
 # Equipment words ("furnace", "ac") point to the repair service. A word listed for several
 # services ("sink", "install") counts less, and alone makes the guided chat ask which one.
 # Urgency ("no heat" in winter, "flooding", "sparks") sends a customer to the trade's
-# emergency service whatever the keywords say (chatdesk.understanding).
+# emergency service whatever the keywords say (chatdesk.assistant.understanding).
 KEYWORDS = {
     "hvac-maintenance": (
         "maintenance, annual maintenance, furnace maintenance, ac maintenance, tune-up, tune up, tuneup, tuned up, "

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from bookings.management.base import Progress, day, stop_on_sigterm
+from bookings.reminders import ALREADY_SENT, FAILED, NO_EMAIL, SENT, booking_send_reminder, bookings_to_remind
 from bookings.selectors import business_tz, local_today
-from chatdesk.management.base import Progress, day, stop_on_sigterm
-from chatdesk.reminders import ALREADY_SENT, FAILED, NO_EMAIL, SENT, booking_send_reminder, bookings_to_remind
 
 
 class Command(BaseCommand):
