@@ -15,17 +15,22 @@ here only.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from django.conf import settings
 
 from bookings.models import Booking, BookingEvent, BookingStatus
 from bookings.selectors import booking_public_dict, visit_when
-from chatdesk.models import Interaction, Message
+from chatdesk.conversations.models import Interaction, Message
 
-if TYPE_CHECKING:
-    from chatdesk.tools import ToolOutcome
+
+class TouchedBooking(Protocol):
+    """What a tool call's outcome says about a booking (chatdesk.assistant.tools.ToolOutcome)."""
+
+    booking_id: int | None
+    error: str
 
 
 class CardState:
@@ -152,6 +157,6 @@ def transcript(interaction: Interaction) -> list[dict]:
     return entries
 
 
-def turn_cards(outcomes: list[ToolOutcome]) -> list[dict]:
+def turn_cards(outcomes: Sequence[TouchedBooking]) -> list[dict]:
     """Cards for the bookings a turn's tool calls touched, as they stand after the turn."""
     return booking_cards([o.booking_id for o in outcomes if o.booking_id and not o.error])

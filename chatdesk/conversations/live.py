@@ -17,7 +17,7 @@ from decimal import Decimal
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from chatdesk.models import Interaction, Message
+from chatdesk.conversations.models import Interaction, Message
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ class Interaction(models.Model):
     number = models.CharField(max_length=20, unique=True, editable=False)
     # Where the conversation started. A call in a typed conversation sets has_call (and a voice
     # conversation the customer then types in keeps channel=voice): analytics count a conversation
-    # in every channel it used (chatdesk.dashboard.in_channel).
+    # in every channel it used (chatdesk.backoffice.dashboard.in_channel).
     channel = models.CharField(max_length=10, choices=ChannelKind.choices, default=ChannelKind.TEXT)
     has_call = models.BooleanField(default=False, help_text="A voice call took place in this conversation.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
@@ -116,7 +116,7 @@ class Message(models.Model):
         EVENT = "event", "System event"
 
     class FailureKind(models.TextChoices):
-        """Why the model did not answer (chatdesk.assistant.ModelUnavailable.kind)."""
+        """Why the model did not answer (chatdesk.assistant.openai_client.ModelUnavailable.kind)."""
 
         TIMEOUT = "timeout", "Timed out"
         UNREACHABLE = "unreachable", "Unreachable (refused or reset)"

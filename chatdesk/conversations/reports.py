@@ -17,7 +17,7 @@ from django.db.models import Count, F, Prefetch, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from bookings.selectors import business_tz
-from chatdesk.models import Interaction, Message, ToolCall
+from chatdesk.conversations.models import Interaction, Message, ToolCall
 
 GROUPINGS = ("day", "channel", "model")
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "audio_input_tokens", "audio_output_tokens")

@@ -24,8 +24,8 @@ from django.db import transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from chatdesk import live
-from chatdesk.models import HandoffRequest, Interaction, Message, ToolCall
+from chatdesk.conversations import live
+from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
 
 REDACTED = "[redacted]"
 BATCH_SIZE = 200

@@ -9,8 +9,8 @@ a model's Meta, drop it here first.
 from django.db import migrations
 
 INDEXES = {
-    # Full-text search over transcripts (chatdesk.admin.transcript_matches). The expression
-    # must be exactly what SearchVector("text", config="english") compiles to, or the
+    # Full-text search over transcripts (transcript_matches, chatdesk/backoffice/conversation_admin.py).
+    # The expression must be exactly what SearchVector("text", config="english") compiles to, or the
     # planner cannot use the index; tests/test_conversation_admin.py checks the plan.
     "message_text_search": ("ON chatdesk_message USING gin (to_tsvector('english'::regconfig, COALESCE(text, '')))"),
     # The conversation list (newest first, ties by id as the admin adds -pk), its date
