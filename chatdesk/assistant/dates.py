@@ -41,6 +41,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cache
 
+from bookings.holidays import holiday_region
+
 WEEKDAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MONTH_NAMES = [
     "January",
@@ -368,24 +370,6 @@ def _holiday_dates(region: str, year: int) -> dict[str, date]:
         if full in names:
             names.setdefault(short, names[full])
     return names
-
-
-def holiday_region() -> str:
-    from django.conf import settings
-
-    return getattr(settings, "BUSINESS_HOLIDAYS", "")
-
-
-def holidays_between(first: date, last: date, region: str | None = None) -> dict[date, str]:
-    """The region's public holidays (official names, observed days included) in [first, last]."""
-    import holidays
-
-    region = holiday_region() if region is None else region
-    if not region:
-        return {}
-    country, _, subdivision = region.partition("-")
-    found = holidays.country_holidays(country, subdiv=subdivision or None, years=range(first.year, last.year + 1))
-    return {day: name for day, name in sorted(found.items()) if first <= day <= last}
 
 
 def _find_holiday(text: str, today: date, region: str) -> Understanding | None:
@@ -799,7 +783,7 @@ def day_for_booking(text: str | None = None, *, parts: dict | None = None, now: 
     """What the customer's words (or the model's structured parts) mean for booking.
 
     The answer of the `resolve_date` tool (see the contract in the module docstring of
-    chatdesk.tools): status ok / past / beyond_horizon / closed / ambiguous / unresolved,
+    chatdesk.assistant.tools): status ok / past / beyond_horizon / closed / ambiguous / unresolved,
     with the date, its weekday, and a message written for the customer.
     """
     from django.conf import settings

@@ -1,6 +1,6 @@
 """The built-in guided chat: a receptionist without a model (no API key, or OpenAI is down).
 
-It understands free text first (chatdesk.understanding: intent, service, urgency, the day
+It understands free text first (chatdesk.assistant.understanding: intent, service, urgency, the day
 and time), carries forward what the customer already said and skips the questions it
 answers; exact menu numbers still work. Every step that reads or changes bookings goes
 through the same tool registry as the model (`execute_tool_call`), so the same Python rules
@@ -28,9 +28,9 @@ from bookings.phones import normalize_phone
 from bookings.selectors import local_today
 from bookings.service_matching import ServiceTerms, normalize, service_catalogue
 from bookings.services import email_clean
-from chatdesk.models import Interaction
-from chatdesk.tools import ToolOutcome, execute_tool_call
-from chatdesk.understanding import BOOK, CANCEL, HUMAN, LOOKUP, RESCHEDULE, Understanding, understand
+from chatdesk.assistant.tools import ToolOutcome, execute_tool_call
+from chatdesk.assistant.understanding import BOOK, CANCEL, HUMAN, LOOKUP, RESCHEDULE, Understanding, understand
+from chatdesk.conversations.models import Interaction
 
 MENU_CHOICES = [
     (BOOK, "Book a visit"),

@@ -1,6 +1,6 @@
 """Does the configured OpenAI account answer? Used by `manage.py check_openai`.
 
-Uses chatdesk.assistant's client (same key, base URL, timeout, no retries), so what is
+Uses chatdesk.assistant.openai_client's client (same key, base URL, timeout, no retries), so what is
 checked is what the chat uses. `openai` is imported here only for its error classes.
 
 Each model is looked up with GET /v1/models/{id} (free). Some servers speaking the API
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import openai
 from django.conf import settings
 
-from chatdesk import assistant
+from chatdesk.assistant import openai_client
 
 
 @dataclass
@@ -43,7 +43,7 @@ def _api_message(error: openai.APIStatusError) -> str:
 def _describe(error: Exception) -> tuple[str, bool]:
     """A sentence an operator can act on, and whether further checks are pointless."""
     base_url = settings.OPENAI_BASE_URL or "https://api.openai.com/v1"
-    if isinstance(error, openai.APITimeoutError) and assistant.is_timeout(error):
+    if isinstance(error, openai.APITimeoutError) and openai_client.is_timeout(error):
         return f"no answer from {base_url} within {settings.OPENAI_TIMEOUT_SECONDS:g} s (OPENAI_TIMEOUT_SECONDS)", True
     if isinstance(error, openai.APIConnectionError | OSError):
         return f"cannot connect to {base_url} (check OPENAI_BASE_URL and the network): {error}", True
@@ -68,7 +68,7 @@ def _endpoint_missing(error: openai.NotFoundError) -> bool:
 
 async def _text_probe(model: str) -> str:
     started = clock.perf_counter()
-    response = await assistant.client().responses.create(
+    response = await openai_client.client().responses.create(
         model=model, input="Reply with the word OK.", max_output_tokens=16, store=False
     )
     ms = int((clock.perf_counter() - started) * 1000)
@@ -76,7 +76,7 @@ async def _text_probe(model: str) -> str:
 
 
 async def _realtime_probe(model: str) -> str:
-    async with assistant.client().realtime.connect(model=model, max_retries=0) as connection:
+    async with openai_client.client().realtime.connect(model=model, max_retries=0) as connection:
         event = await asyncio.wait_for(connection.recv(), timeout=settings.OPENAI_TIMEOUT_SECONDS)
     if event.type == "error":
         raise RuntimeError(f"the server refused a session: {event.error.message}")
@@ -89,7 +89,7 @@ async def _check_model(what: str, model: str, probe) -> Check:
     label = f"{what} {model}"
     try:
         try:
-            found = await assistant.client().models.retrieve(model)
+            found = await openai_client.client().models.retrieve(model)
             return Check(label, True, f"available (owned by {found.owned_by or 'unknown'})")
         except openai.NotFoundError as error:
             if not _endpoint_missing(error):
@@ -114,7 +114,7 @@ async def openai_checks() -> list[Check]:
     except Unreachable as error:
         checks.append(Check("OpenAI", False, str(error)))
     finally:
-        await assistant.client().close()
+        await openai_client.client().close()
     return checks
 
 

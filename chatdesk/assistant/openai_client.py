@@ -18,7 +18,7 @@ import openai
 from django.conf import settings
 from openai import AsyncOpenAI
 
-from chatdesk.costs import TextUsage
+from chatdesk.assistant.costs import TextUsage
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, AsyncOpenAI, AsyncGenerator[None]]] = (
     weakref.WeakKeyDictionary()
@@ -264,16 +264,3 @@ def parse_response(response: object) -> ModelReply:
         status="incomplete" if status == "incomplete" else "completed",
         incomplete_reason=reason,
     )
-
-
-def function_output_item(call_id: str, output: str) -> dict:
-    return {"type": "function_call_output", "call_id": call_id, "output": output}
-
-
-def user_item(text: str) -> dict:
-    return {"role": "user", "content": text}
-
-
-def assistant_item(text: str) -> dict:
-    """A reply we produced ourselves (greeting, guided flow, staff) put into the model's history."""
-    return {"role": "assistant", "content": text}

@@ -7,7 +7,7 @@ calls run for real, bookings included, inside one transaction per conversation t
 always rolled back: no booking, tool-call row, counter or email survives the replay
 (emails go out on commit, and there is none).
 
-The turn loop is the one chatdesk.conversations runs, driven synchronously in the
+The turn loop is the one chatdesk.conversations.services runs, driven synchronously in the
 caller's thread: conversations.chat_turn does its database work on other threads, whose
 connections would not see this transaction, let alone roll back with it. Model calls
 run on an event loop owned by the caller (`run`); between them the loop is idle, so
@@ -31,12 +31,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
-from chatdesk import assistant
-from chatdesk.costs import text_cost
-from chatdesk.models import Interaction, Message
-from chatdesk.prompts import system_prompt
-from chatdesk.retention import REDACTED
-from chatdesk.tools import ToolOutcome, execute_tool_call, tool_definitions
+from chatdesk.assistant import openai_client
+from chatdesk.assistant.costs import text_cost
+from chatdesk.assistant.prompts import system_prompt
+from chatdesk.assistant.tools import ToolOutcome, execute_tool_call, tool_definitions
+from chatdesk.conversations import model_items
+from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.retention import REDACTED
 
 logger = logging.getLogger(__name__)
 
@@ -124,17 +125,17 @@ def interaction_replay(interaction: Interaction, *, run: Runner) -> ReplayResult
         original_tools=list(interaction.tool_calls.order_by("created_at", "id").values_list("name", flat=True)),
     )
     greeting = next((m.text for m in messages if m.role == Message.Role.ASSISTANT), "")
-    items: list[dict] = [assistant.assistant_item(greeting)] if greeting else []
+    items: list[dict] = [model_items.assistant_item(greeting)] if greeting else []
     tools = tool_definitions()
     outcomes: list[ToolOutcome] = []
     with transaction.atomic():
         try:
             scratch = _scratch_copy(interaction)
             for message in customer_turns:
-                items.append(assistant.user_item(message.text))
+                items.append(model_items.user_item(message.text))
                 instructions = system_prompt(message.created_at)
                 for _ in range(settings.CHAT_MAX_TOOL_ROUNDS):
-                    answer = run(assistant.respond(instructions=instructions, items=items, tools=tools))
+                    answer = run(openai_client.respond(instructions=instructions, items=items, tools=tools))
                     result.replay_cost_usd += text_cost(answer.model, answer.usage)
                     items.extend(answer.output_items)
                     if not answer.function_calls:
@@ -144,8 +145,8 @@ def interaction_replay(interaction: Interaction, *, run: Runner) -> ReplayResult
                             interaction=scratch, call_id=call.call_id, name=call.name, raw_arguments=call.arguments
                         )
                         outcomes.append(outcome)
-                        items.append(assistant.function_output_item(outcome.call_id, outcome.output))
-        except assistant.ModelUnavailable as error:
+                        items.append(model_items.function_output_item(outcome.call_id, outcome.output))
+        except openai_client.ModelUnavailable as error:
             result.error = f"{error.kind}: {error.detail}"
         finally:
             transaction.set_rollback(True)

@@ -52,9 +52,9 @@ from bookings.selectors import (
     technicians_available,
 )
 from bookings.services import Actor, booking_cancel, booking_create, booking_reschedule
-from chatdesk import rows
-from chatdesk.dates import WEEK_CHOICES, WEEKDAY_NAMES, day_for_booking
-from chatdesk.models import HandoffRequest, Interaction, ToolCall
+from chatdesk.assistant.dates import WEEK_CHOICES, WEEKDAY_NAMES, day_for_booking
+from chatdesk.conversations import rows
+from chatdesk.conversations.models import HandoffRequest, Interaction, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -442,7 +442,7 @@ DATE_PARTS = ("weekday", "week", "month", "day", "year", "nth", "offset_days", "
 
 def resolve_date_tool(ctx: ToolContext, args: dict, call_id: str) -> dict:
     """The customer's words (or structured parts, when the words were not understood) as a day,
-    with what it means for booking. The date arithmetic is chatdesk.dates', never the model's."""
+    with what it means for booking. The date arithmetic is chatdesk.assistant.dates', never the model's."""
     parts = {name: args.get(name) for name in DATE_PARTS}
     answer = day_for_booking(args.get("text"), parts=parts, now=ctx.now)
     if answer["status"] == "unresolved":

@@ -10,7 +10,7 @@ bench/guided_corpus.py) and could serve another door (voice) as is. It finds:
 - urgency, with the rule that urgent words lead to the trade's emergency service, and a
   gas smell, which must get safety advice before anything else;
 - the words about the day ("tomorrow", "friday the 18th"), passed on unchanged to the
-  date resolver (chatdesk.dates through the resolve_date tool): this module never works
+  date resolver (chatdesk.assistant.dates through the resolve_date tool): this module never works
   out a date; plus the part of day and a wanted time ("9am", "the earliest");
 - a booking number, a phone number, an email address, or a bare menu number.
 """
