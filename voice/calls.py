@@ -36,19 +36,19 @@ from django.db.models import F
 from django.utils import timezone
 
 from bookings.numbering import next_number
-from chatdesk import assistant, live
-from chatdesk.api import session_id_from_cookies
-from chatdesk.booking_cards import turn_cards
-from chatdesk.conversations import db, hash_ip
-from chatdesk.models import Interaction, Message
-from chatdesk.prompts import system_prompt
-from chatdesk.tools import (
+from chatdesk.assistant.prompts import system_prompt
+from chatdesk.assistant.tools import (
     ToolOutcome,
     execute_tool_call,
     realtime_tool_definitions,
     refuse_tool_calls,
     tool_call_budget,
 )
+from chatdesk.conversations import live, model_items
+from chatdesk.conversations.booking_cards import turn_cards
+from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.services import db, hash_ip
+from chatdesk.conversations.session_cookie import session_id_from_cookies
 from voice import realtime
 
 logger = logging.getLogger(__name__)
@@ -391,7 +391,7 @@ def save_utterance(
 
     `text` is what the caller heard; `generated`, when the caller cut in, all the model said.
     """
-    item = assistant.user_item(text) if role == Message.Role.CUSTOMER else assistant.assistant_item(text)
+    item = model_items.user_item(text) if role == Message.Role.CUSTOMER else model_items.assistant_item(text)
     if not text and generated:
         # Nothing of it was heard: not a line of the transcript, but kept (as an event) for audit.
         role, text = Message.Role.EVENT, unheard_note(generated)
@@ -435,9 +435,9 @@ def trim_utterance(*, interaction_id: int, item_id: str, heard: str, generated: 
         current = Interaction.objects.select_for_update().only("model_items").get(pk=interaction_id)
         items = list(current.model_items)
         for index in range(len(items) - 1, -1, -1):
-            if items[index] == assistant.assistant_item(generated):
+            if items[index] == model_items.assistant_item(generated):
                 if heard:
-                    items[index] = assistant.assistant_item(heard)
+                    items[index] = model_items.assistant_item(heard)
                 else:
                     del items[index]
                 break
@@ -1169,7 +1169,7 @@ class VoiceCall:
                     ToolOutcome(c.get("call_id", ""), c.get("name", ""), result, "too_many_steps") for c in calls
                 ]
             else:
-                # The text chat's caps (chatdesk.tools): the calls beyond are recorded, not run.
+                # The text chat's caps (chatdesk.assistant.tools): the calls beyond are recorded, not run.
                 allowed = tool_call_budget(len(calls), ran_this_turn=self.tool_calls_in_turn)
                 self.tool_calls_in_turn += allowed
                 results = list(
@@ -1198,7 +1198,7 @@ class VoiceCall:
                 await publish([update for _, update in results])
             for outcome in outcomes:
                 await self._send({"type": "tool", **outcome.summary()})
-            # The chat page's cards (chatdesk.booking_cards): the state as it stands now, so a
+            # The chat page's cards (chatdesk.conversations.booking_cards): the state as it stands now, so a
             # booking moved during the call shows "moved" with the old time, as in text.
             for card in await db(turn_cards, outcomes):
                 await self._send({"type": "booking", "booking": card})

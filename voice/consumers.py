@@ -42,7 +42,7 @@ class VoiceCallConsumer(AsyncWebsocketConsumer):
         # AsyncConsumer.dispatch also runs close_old_connections() in Django's one shared sync
         # thread before *every* message: at 25 audio frames a second per call that thread would
         # serialize every call in the process. This consumer touches no database connection;
-        # VoiceCall does its database work through chatdesk.conversations.db.
+        # VoiceCall does its database work through chatdesk.conversations.services.db.
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")

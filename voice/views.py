@@ -10,23 +10,20 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
-from django.core.signing import BadSignature
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from chatdesk.api import SESSION_COOKIE, json_error, set_session_cookie
-from chatdesk.models import Interaction
+from bookings.errors import json_error
+from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.session_cookie import session_id_from_request, set_session_cookie
 
 
 def _open_session(request: HttpRequest) -> str:
     """The customer's open chat conversation (signed cookie), or "": the call continues it."""
-    try:
-        session_id = request.get_signed_cookie(SESSION_COOKIE, salt="chat-session", default="")
-    except BadSignature:
-        return ""
+    session_id = session_id_from_request(request)
     if session_id and Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).exists():
         return session_id
     return ""

@@ -1,4 +1,4 @@
-"""Chat API (paths as the predecessor's): thin views over chatdesk.conversations.
+"""Chat API (paths as the predecessor's): thin views over chatdesk.conversations.services.
 
 The message endpoint is a plain async Django view because a turn waits seconds on the
 model and DRF views are synchronous (under ASGI they would all share one thread). It
@@ -25,11 +25,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bookings.errors import DomainError
-from chatdesk import booking_cards, conversations
-from chatdesk.models import Interaction
+from bookings.errors import DomainError, json_error
+from bookings.serializers import ErrorOut
+from chatdesk.assistant import turns
+from chatdesk.conversations import booking_cards, services
+from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.session_cookie import set_session_cookie
 
-SESSION_COOKIE = "chatdesk_session"
 MAX_BODY_BYTES = 16 * 1024
 
 
@@ -55,33 +57,6 @@ def rate_limit_wait(request: HttpRequest, *, group: str, rate: str, key: str | N
     if usage is None or not usage["should_limit"]:
         return None
     return max(1, math.ceil(usage.get("time_left", 60)))
-
-
-def set_session_cookie(response: object, session_id: str) -> None:
-    response.set_signed_cookie(  # type: ignore[attr-defined]
-        SESSION_COOKIE,
-        session_id,
-        salt="chat-session",
-        max_age=7 * 24 * 3600,
-        httponly=True,
-        samesite="Lax",
-        secure=settings.SESSION_COOKIE_SECURE,
-    )
-
-
-def session_id_from_cookies(cookies: dict[str, str]) -> str:
-    """The chat session id in a signed `chatdesk_session` cookie, or "" (WebSocket handshakes)."""
-    # Through HttpRequest.get_signed_cookie, so the signing salt is always Django's own.
-    request = HttpRequest()
-    request.COOKIES = cookies
-    return request.get_signed_cookie(SESSION_COOKIE, default="", salt="chat-session")
-
-
-def json_error(code: str, message: str, status: int, **extra: object) -> JsonResponse:
-    response = JsonResponse({"error": code, "message": message, **extra}, status=status)
-    if status == 429:
-        response["Retry-After"] = str(extra.get("retry_after", 60))
-    return response
 
 
 class CsrfEnforced(SessionAuthentication):
@@ -115,7 +90,7 @@ class ToolCallOut(serializers.Serializer):
 
 
 class BookingCardOut(serializers.Serializer):
-    """A booking as its card shows it: chatdesk.booking_cards.booking_card()."""
+    """A booking as its card shows it: chatdesk.conversations.booking_cards.booking_card()."""
 
     booking_number = serializers.CharField()
     status = serializers.CharField()
@@ -168,11 +143,6 @@ class CloseIn(serializers.Serializer):
     resolution = serializers.ChoiceField(choices=Interaction.Resolution.choices, required=False, allow_blank=True)
 
 
-class ErrorOut(serializers.Serializer):
-    error = serializers.CharField()
-    message = serializers.CharField()
-
-
 class ChatAPIView(APIView):
     authentication_classes = [CsrfEnforced]
     permission_classes = [AllowAny]
@@ -184,9 +154,7 @@ class SessionNewAPI(ChatAPIView):
         wait = rate_limit_wait(request, group="chat-session-ip", rate=settings.CHAT_RATE_SESSION_PER_IP)
         if wait:
             raise Throttled(wait=wait)
-        interaction = conversations.interaction_start(
-            ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
-        )
+        interaction = turns.interaction_start(ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
         response = Response(
             {
                 "session_id": interaction.session_id,
@@ -203,15 +171,15 @@ class SessionNewAPI(ChatAPIView):
 class HistoryAPI(ChatAPIView):
     @extend_schema(responses={200: HistoryOut, 404: ErrorOut}, summary="A conversation's transcript")
     def get(self, request: Request, session_id: str) -> Response:
-        interaction = conversations.interaction_by_session(session_id)
-        messages = conversations.history(interaction)
+        interaction = services.interaction_by_session(session_id)
+        messages = services.history(interaction)
         return Response(
             {
                 "interaction_number": interaction.number,
                 "status": interaction.status,
                 "mode": interaction.mode,
                 "messages": messages,
-                "bookings": conversations.booking_summaries(interaction, messages),
+                "bookings": services.booking_summaries(interaction, messages),
             }
         )
 
@@ -221,7 +189,7 @@ class CloseAPI(ChatAPIView):
     def post(self, request: Request, session_id: str) -> Response:
         data = CloseIn(data=request.data)
         data.is_valid(raise_exception=True)
-        interaction = conversations.interaction_close(
+        interaction = services.interaction_close(
             session_id=session_id, resolution=data.validated_data.get("resolution", "")
         )
         return Response({"interaction_number": interaction.number, "status": interaction.status})
@@ -251,20 +219,20 @@ async def chat_message(request: HttpRequest) -> JsonResponse:
             "message_too_long", f"Please keep messages under {settings.CHAT_MAX_MESSAGE_CHARS} characters.", 413
         )
     try:
-        result = await conversations.chat_turn(
+        result = await turns.chat_turn(
             session_id=session_id, text=text, rate_limit=lambda: message_rate_limit_wait(request, session_id)
         )
-    except conversations.RateLimited as error:
+    except turns.RateLimited as error:
         return json_error(error.code, error.message, 429, retry_after=error.retry_after)
     except DomainError as error:
         return JsonResponse(error.as_dict(), status=error.http_status)
     # Read again after the turn rather than taken from the tool results: a booking created
     # and cancelled in one turn is shown cancelled, and a moved one says it was moved.
-    cards = await conversations.db(booking_cards.turn_cards, result.outcomes) if result.bookings else []
+    cards = await services.db(booking_cards.turn_cards, result.outcomes) if result.bookings else []
     return JsonResponse(turn_payload(result, cards))
 
 
-def turn_payload(result: conversations.TurnResult, cards: list[dict]) -> dict:
+def turn_payload(result: turns.TurnResult, cards: list[dict]) -> dict:
     return {
         "interaction_number": result.interaction.number,
         "reply": result.reply,

@@ -1,13 +1,13 @@
-"""Live WebSocket consumers: thin; the events come from chatdesk.live."""
+"""Live WebSocket consumers: thin; the events come from chatdesk.conversations.live."""
 
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from chatdesk import live
-from chatdesk.api import session_id_from_cookies
-from chatdesk.models import Interaction, Message
+from chatdesk.conversations import live
+from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.session_cookie import session_id_from_cookies
 
 # Events a customer may see about their own conversation: what staff say and whether a
 # person is with them. Their own messages and the assistant's replies reach the page

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chatdesk import consumers
+from chatdesk.web import consumers
 
 websocket_urlpatterns = [
     path("api/v1/chat/live", consumers.CustomerLiveConsumer.as_asgi()),

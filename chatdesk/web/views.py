@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.signing import BadSignature
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from bookings.errors import DomainError
-from chatdesk import assistant, conversations
-from chatdesk.api import SESSION_COOKIE, client_ip, message_rate_limit_wait, rate_limit_wait, set_session_cookie
-from chatdesk.models import Interaction
-from chatdesk.prompts import hours_text
+from chatdesk.assistant import openai_client, turns
+from chatdesk.assistant.prompts import hours_text
+from chatdesk.conversations import services
+from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.session_cookie import SESSION_COOKIE, session_id_from_request, set_session_cookie
+from chatdesk.web.api import client_ip, message_rate_limit_wait, rate_limit_wait
 
 # Where the no-JavaScript form returns to: the newest message (templates/chat.html). Not
 # #composer: the composer is sticky, and a browser scrolling to it while it is stuck at the
@@ -27,19 +28,12 @@ from chatdesk.prompts import hours_text
 NEWEST = "/#latest"
 
 
-def _session_id(request: HttpRequest) -> str:
-    try:
-        return request.get_signed_cookie(SESSION_COOKIE, salt="chat-session", default="")
-    except BadSignature:
-        return ""
-
-
 def _page_context(session_id: str) -> dict:
     interaction = Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).first()
     mode = (
         interaction.mode
         if interaction
-        else (Interaction.Mode.MODEL if assistant.is_configured() else Interaction.Mode.GUIDED)
+        else (Interaction.Mode.MODEL if openai_client.is_configured() else Interaction.Mode.GUIDED)
     )
     return {
         "business_name": settings.BUSINESS_NAME,
@@ -47,8 +41,8 @@ def _page_context(session_id: str) -> dict:
         "hours": hours_text(),
         "interaction": interaction,
         # Each message carries the cards of its turn's bookings, in their current state.
-        "messages": conversations.history(interaction) if interaction else [],
-        "greeting": conversations.greeting(mode),
+        "messages": services.history(interaction) if interaction else [],
+        "greeting": turns.greeting(mode),
         "mode": mode,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         "voice_enabled": bool(settings.OPENAI_API_KEY),
@@ -58,7 +52,7 @@ def _page_context(session_id: str) -> dict:
 @require_GET
 @ensure_csrf_cookie
 def chat_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat.html", _page_context(_session_id(request)))
+    return render(request, "chat.html", _page_context(session_id_from_request(request)))
 
 
 async def _page_with_error(request: HttpRequest, session_id: str, draft: str, error: str, wait: int) -> HttpResponse:
@@ -78,14 +72,14 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         return redirect(NEWEST)
     if "\x00" in text:
         # PostgreSQL text cannot hold NUL; the JSON API refuses it too (DRF's CharField).
-        context = await sync_to_async(_page_context)(_session_id(request))
+        context = await sync_to_async(_page_context)(session_id_from_request(request))
         context.update(error="Your message contains a character we cannot store. Please retype it.", draft="")
         return render(request, "chat.html", context, status=400)
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
-        context = await sync_to_async(_page_context)(_session_id(request))
+        context = await sync_to_async(_page_context)(session_id_from_request(request))
         context.update(error=f"Please keep messages under {settings.CHAT_MAX_MESSAGE_CHARS} characters.", draft=text)
         return render(request, "chat.html", context, status=413)
-    session_id = _session_id(request)
+    session_id = session_id_from_request(request)
     open_session = (
         session_id and await Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).aexists()
     )
@@ -96,16 +90,16 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         )
         if wait:
             return await _page_with_error(request, "", text, "Too many new conversations. Please wait a moment.", wait)
-        interaction = await conversations.db(
-            conversations.interaction_start, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
+        interaction = await services.db(
+            turns.interaction_start, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
         )
         session_id = interaction.session_id
         set_session_cookie(response, session_id)
     try:
-        await conversations.chat_turn(
+        await turns.chat_turn(
             session_id=session_id, text=text, rate_limit=lambda: message_rate_limit_wait(request, session_id)
         )
-    except conversations.RateLimited as error:
+    except turns.RateLimited as error:
         wait = error.retry_after
         return await _page_with_error(request, session_id, text, f"Too many messages. Please wait {wait} s.", wait)
     except DomainError as error:
@@ -117,10 +111,10 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def chat_page_restart(request: HttpRequest) -> HttpResponse:
-    session_id = _session_id(request)
+    session_id = session_id_from_request(request)
     if session_id:
         try:
-            conversations.interaction_close(session_id=session_id)
+            services.interaction_close(session_id=session_id)
         except DomainError:
             pass  # already closed or unknown: starting over is what they want anyway
     response = redirect("/")
