@@ -11,7 +11,6 @@ staff in another zone are never misled.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
@@ -49,17 +48,8 @@ from bookings.services import (
     booking_create,
     booking_mark_no_show,
 )
-
-BOTH_LOCATIONS = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
-# Something a person would type as a phone number, not a booking number or a name.
-PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,}$")
-
-
-def local_time(value: datetime | None) -> str:
-    """A UTC instant as wall-clock time at the business, e.g. 'Tue 2026-11-17 09:00 EST'."""
-    if value is None:
-        return "-"
-    return f"{value.astimezone(business_tz()):%a %Y-%m-%d %H:%M %Z}"
+from chatdesk.backoffice.common import BOTH_LOCATIONS, PHONE_LIKE, local_time
+from chatdesk.backoffice.provenance import booking_provenance_html
 
 
 class PhoneSearchMixin:
@@ -552,9 +542,6 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="provenance")
     def provenance(self, booking: Booking) -> str:
-        # Imported here: chatdesk.admin imports this module (local_time, PHONE_LIKE).
-        from chatdesk.admin import booking_provenance_html
-
         return booking_provenance_html(booking)
 
     def _apply(

@@ -21,7 +21,7 @@ from django.db.models.functions import TruncDate
 
 from bookings.models import Booking, BookingStatus, Channel, Employee
 from bookings.selectors import business_tz, local_today
-from chatdesk.models import HandoffRequest, Interaction, Message
+from chatdesk.conversations.models import HandoffRequest, Interaction, Message
 
 CHANNELS = tuple(Interaction.ChannelKind.values)
 # Bookings record where they came from in the booking domain's words.

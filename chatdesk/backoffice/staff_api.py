@@ -1,6 +1,6 @@
 """Staff analytics API: the dashboard's numbers as JSON (GET /api/v1/chat/analytics).
 
-Same selector as the admin dashboard (chatdesk.dashboard), so the two never disagree.
+Same selector as the admin dashboard (chatdesk.backoffice.dashboard), so the two never disagree.
 Staff only, with permission to view conversations; costs are null for staff without
 `chatdesk.view_costs`, and no customer contact details are ever included.
 """
@@ -15,10 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatdesk import dashboard as stats
-from chatdesk.admin import can_see_costs
-from chatdesk.api import ErrorOut
-from chatdesk.models import Interaction
+from bookings.serializers import ErrorOut
+from chatdesk.backoffice import dashboard as stats
+from chatdesk.backoffice.conversation_admin import can_see_costs
+from chatdesk.conversations.models import Interaction
 
 MONEY = {"max_digits": 16, "decimal_places": 6}
 

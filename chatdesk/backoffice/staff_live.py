@@ -18,8 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chatdesk import conversations, live
-from chatdesk.models import Interaction, Message
+from chatdesk.conversations import live, services
+from chatdesk.conversations.models import Interaction, Message
 
 OPEN_LIMIT = 100
 
@@ -77,14 +77,14 @@ class ConversationAPI(StaffAPI):
 class TakeOverAPI(StaffAPI):
     @extend_schema(summary="Take a text conversation over: the assistant pauses", request=None, responses={200: dict})
     def post(self, request: Request, number: str) -> Response:
-        interaction = conversations.interaction_take_over(interaction=_interaction(number), user=request.user)
+        interaction = services.interaction_take_over(interaction=_interaction(number), user=request.user)
         return Response(live.summary(interaction))
 
 
 class HandBackAPI(StaffAPI):
     @extend_schema(summary="Hand the conversation back to the assistant", request=None, responses={200: dict})
     def post(self, request: Request, number: str) -> Response:
-        interaction = conversations.interaction_hand_back(interaction=_interaction(number), user=request.user)
+        interaction = services.interaction_hand_back(interaction=_interaction(number), user=request.user)
         return Response(live.summary(interaction))
 
 
@@ -98,7 +98,5 @@ class StaffMessageAPI(StaffAPI):
         text = request.data.get("text") if isinstance(request.data, dict) else None
         if not isinstance(text, str):
             raise serializers.ValidationError({"text": ["A text is required."]})
-        message: Message = conversations.staff_message_send(
-            interaction=_interaction(number), user=request.user, text=text
-        )
+        message: Message = services.staff_message_send(interaction=_interaction(number), user=request.user, text=text)
         return Response(live.message_event(message), status=201)

@@ -1,0 +1,9 @@
+"""Django's admin autodiscovery imports this module: it registers the back office's admins.
+
+The admins themselves (conversations, handoffs, bookings and reference data) live in
+chatdesk.backoffice, the staff-facing layer.
+"""
+
+from chatdesk.backoffice import booking_admin, conversation_admin, handoffs
+
+__all__ = ["booking_admin", "conversation_admin", "handoffs"]
