@@ -8,7 +8,7 @@ be read against them:
   (no HTTP server: the handler's own cost), and through Django's stock handler,
 - the same with one trip to a worker thread (every turn makes two),
 - one trip to a worker thread that runs one SQL statement on a pooled connection,
-- one model call through the SDK as chatdesk.assistant makes it (its client CPU), against
+- one model call through the SDK as chatdesk.assistant.openai_client makes it (its client CPU), against
   the loopback fake model, and the same request with plain aiohttp for comparison.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatdesk .venv/bin/python bench/chat_floor.py
@@ -67,10 +67,11 @@ async def measure() -> dict[str, float]:
     from django.utils import timezone
 
     import chatdesk.urls
-    from chatdesk import assistant, conversations
     from chatdesk.asgi import application
-    from chatdesk.prompts import system_prompt
-    from chatdesk.tools import tool_definitions
+    from chatdesk.assistant import openai_client
+    from chatdesk.assistant.prompts import system_prompt
+    from chatdesk.assistant.tools import tool_definitions
+    from chatdesk.conversations import model_items, services
 
     async def empty(request):
         return JsonResponse({"ok": True})
@@ -125,7 +126,7 @@ async def measure() -> dict[str, float]:
     await cpu_ms("our handler + one worker-thread trip", http("/bench/one-hop"), results)
     await cpu_ms(
         "worker-thread trip + one SQL statement (pooled)",
-        lambda: conversations.db(lambda: connection.cursor().execute("SELECT 1")),
+        lambda: services.db(lambda: connection.cursor().execute("SELECT 1")),
         results,
     )
     # The fake model runs in a child process, so its CPU is not counted here.
@@ -133,11 +134,11 @@ async def measure() -> dict[str, float]:
     base_url = fake.stdout.readline().strip()
     try:
         settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "sk-bench", base_url
-        instructions = await conversations.db(system_prompt, timezone.now())
-        items, tools = [assistant.user_item("hello")], tool_definitions()
+        instructions = await services.db(system_prompt, timezone.now())
+        items, tools = [model_items.user_item("hello")], tool_definitions()
         await cpu_ms(
-            "one model call through the SDK (assistant.respond)",
-            lambda: assistant.respond(instructions=instructions, items=items, tools=tools),
+            "one model call through the SDK (openai_client.respond)",
+            lambda: openai_client.respond(instructions=instructions, items=items, tools=tools),
             results,
         )
         body = {"model": settings.OPENAI_MODEL, "instructions": instructions, "input": items, "tools": tools}

@@ -7,7 +7,7 @@ DATABASE_URL only says which PostgreSQL server to use: the script recreates its 
 08-18, Sat 09-14, closed on Sundays and on the table's Ontario holidays) and runs every case
 of the table through:
 
-- ours: chatdesk.dates.day_for_booking(phrase, now=moment), the resolve_date tool's answer;
+- ours: chatdesk.assistant.dates.day_for_booking(phrase, now=moment), the resolve_date tool's answer;
 - dateparser.parse(phrase) with PREFER_DATES_FROM='future' and RELATIVE_BASE = the moment on
   the business's wall clock (TIMEZONE America/Toronto);
 - dateparser parse, then search_dates(phrase) when parse finds nothing (filler words).
@@ -44,7 +44,7 @@ def main() -> None:
 
     from bookings.models import BusinessHours, ClosedDay
     from bookings.selectors import business_tz
-    from chatdesk.dates import day_for_booking
+    from chatdesk.assistant.dates import day_for_booking
     from tests.date_table import CASES, CLOSED_DAYS, MOMENTS, answer_matches, parse_expected
 
     for weekday in range(5):
@@ -72,7 +72,7 @@ def main() -> None:
         return judged(found.date(), moment)
 
     methods = {
-        "ours (chatdesk.dates)": lambda case: day_for_booking(case.phrase, now=MOMENTS[case.moment]),
+        "ours (chatdesk.assistant.dates)": lambda case: day_for_booking(case.phrase, now=MOMENTS[case.moment]),
         "dateparser.parse": lambda case: library(case.phrase, MOMENTS[case.moment], search=False),
         "dateparser parse+search": lambda case: library(case.phrase, MOMENTS[case.moment], search=True),
     }

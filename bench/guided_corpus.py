@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/guided_corpus.py
 
-Pure Python (no database): chatdesk.understanding.understand() against tests/guided_corpus.py,
+Pure Python (no database): chatdesk.assistant.understanding.understand() against tests/guided_corpus.py,
 with the demo business's services and keywords from seed_demo.
 """
 

@@ -1,7 +1,7 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
 WebSockets: the voice call relay (voice.routing) and the live updates for customers and
-staff (chatdesk.routing). Origin is checked against ALLOWED_HOSTS before any consumer
+staff (chatdesk.web.routing). Origin is checked against ALLOWED_HOSTS before any consumer
 runs; the auth stack gives consumers the cookies and the staff user.
 """
 
@@ -19,7 +19,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from chatdesk.routing import websocket_urlpatterns as live_routes  # noqa: E402
+from chatdesk.web.routing import websocket_urlpatterns as live_routes  # noqa: E402
 from voice.routing import websocket_urlpatterns as voice_routes  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -237,7 +237,7 @@ DEFAULT_PHONE_REGION = os.environ.get("DEFAULT_PHONE_REGION", "CA")
 SLOT_GRID_MINUTES = envint("SLOT_GRID_MINUTES", 30)
 BOOKING_HORIZON_DAYS = envint("BOOKING_HORIZON_DAYS", 60)
 # Public holidays of the business's region for the `holidays` package: "CA-ON" is country CA,
-# subdivision ON; "" turns holiday names off. chatdesk.dates names them, seed_demo closes them.
+# subdivision ON; "" turns holiday names off. chatdesk.assistant.dates names them, seed_demo closes them.
 BUSINESS_HOLIDAYS = os.environ.get("BUSINESS_HOLIDAYS", "CA-ON").strip().upper()
 if BUSINESS_HOLIDAYS and not re.fullmatch(r"[A-Z]{2,3}(-[A-Z0-9]{1,4})?", BUSINESS_HOLIDAYS):
     raise ImproperlyConfigured("BUSINESS_HOLIDAYS must look like CA-ON (country, optional subdivision) or be empty.")
@@ -295,7 +295,7 @@ CHAT_MAX_MESSAGES = envint("CHAT_MAX_MESSAGES", 50)
 CHAT_MAX_BOOKINGS = envint("CHAT_MAX_BOOKINGS", 3)
 CHAT_MAX_TOOL_ROUNDS = envint("CHAT_MAX_TOOL_ROUNDS", 5)
 # Tool calls run per model response and per customer turn (text message or caller turn);
-# the calls beyond are recorded, not run, and the model is told (chatdesk.tools).
+# the calls beyond are recorded, not run, and the model is told (chatdesk.assistant.tools).
 CHAT_MAX_TOOL_CALLS_PER_RESPONSE = envint("CHAT_MAX_TOOL_CALLS_PER_RESPONSE", 8)
 CHAT_MAX_TOOL_CALLS_PER_TURN = envint("CHAT_MAX_TOOL_CALLS_PER_TURN", 12)
 # Failed booking number + phone lookups before lookups are refused (in text and voice),
@@ -318,7 +318,7 @@ LOGGING = {
     "loggers": {"httpx2": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
 
-CSRF_FAILURE_VIEW = "chatdesk.views.csrf_failure"
+CSRF_FAILURE_VIEW = "chatdesk.web.views.csrf_failure"
 INSTALLED_APPS.append("drf_spectacular_sidecar")
 SPECTACULAR_SETTINGS.update(
     {

@@ -3,7 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import voice.views
-from chatdesk import api, staff_api, staff_live, views
+from chatdesk.backoffice import staff_api, staff_live
+from chatdesk.web import api, views
 
 admin.site.site_header = "Chatdesk"
 admin.site.site_title = "Chatdesk staff"

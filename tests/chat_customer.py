@@ -10,7 +10,7 @@ import json
 import pytest
 from django.test import Client
 
-from chatdesk.models import Interaction, Message
+from chatdesk.conversations.models import Interaction, Message
 
 
 @pytest.fixture(name="model")

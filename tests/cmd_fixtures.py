@@ -9,7 +9,7 @@ from io import StringIO
 
 from django.core.management import call_command
 
-from chatdesk.models import Interaction, Message, ToolCall
+from chatdesk.conversations.models import Interaction, Message, ToolCall
 
 _numbers = itertools.count(1)
 
@@ -51,7 +51,8 @@ def run(command: str, *args: str, **options: object) -> str:
 
 def help_text(command: str) -> str:
     """What `manage.py <command> --help` prints."""
-    from django.core.management import load_command_class
+    from django.core.management import get_commands, load_command_class
 
-    parser = load_command_class("chatdesk", command).create_parser("manage.py", command)
+    # From the app that provides it, as manage.py finds it (send_reminders is bookings').
+    parser = load_command_class(get_commands()[command], command).create_parser("manage.py", command)
     return parser.format_help()

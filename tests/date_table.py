@@ -1,7 +1,7 @@
 """What customers say about a day, at fixed moments, and the answer worked out by hand.
 
 Every expected date below was worked out with a paper calendar (2026-2027), not by running
-chatdesk.dates. The business is the tests' `business` fixture: open Monday to Saturday,
+chatdesk.assistant.dates. The business is the tests' `business` fixture: open Monday to Saturday,
 closed on Sundays (no business hours), plus the Ontario statutory holidays in CLOSED_DAYS.
 The booking horizon is 60 days.
 

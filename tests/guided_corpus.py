@@ -347,7 +347,7 @@ CORPUS: list[dict] = [
 
 def misses(entry: dict, catalogue: list[ServiceTerms]) -> list[str]:
     """What `understand` got wrong for one entry (empty when it understood it)."""
-    from chatdesk.understanding import understand
+    from chatdesk.assistant.understanding import understand
 
     got = understand(entry["text"], catalogue, today=entry.get("today", TODAY))
     wrong = []

@@ -17,8 +17,8 @@ from html.parser import HTMLParser
 
 from django.test import Client
 
-from chatdesk.api import SESSION_COOKIE, session_id_from_cookies
-from chatdesk.models import Interaction
+from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.session_cookie import SESSION_COOKIE, session_id_from_cookies
 
 # Words from tool messages written for the model, which a customer must never be shown.
 MODEL_FACING = re.compile(

@@ -12,7 +12,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from bookings.admin import local_time
 from bookings.models import (
     ActorKind,
     Booking,
@@ -31,6 +30,7 @@ from bookings.models import (
 )
 from bookings.selectors import available_slots, business_tz, local_today
 from bookings.services import Actor, booking_cancel, booking_create
+from chatdesk.backoffice.common import local_time
 from tests.conftest import MONDAY_NOON_UTC
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from bookings.models import Booking, BookingStatus, Customer
 from bookings.selectors import business_tz, local_today
-from chatdesk.models import HandoffRequest, Interaction, Message
+from chatdesk.conversations.models import HandoffRequest, Interaction, Message
 from tests.browser import chromium_fixture  # noqa: F401  (registers `chromium`)
 from tests.test_conversation_admin import assistant_says, call_tool, converse, customer_says
 

@@ -19,8 +19,8 @@ from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 
 from chatdesk.asgi import application, django_asgi_app
+from chatdesk.conversations.models import Interaction
 from chatdesk.handlers import ChatdeskASGIHandler, _messages_will_store, _session_will_save
-from chatdesk.models import Interaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HOST = [(b"host", b"testserver")]

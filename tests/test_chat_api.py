@@ -17,8 +17,8 @@ from django.db import connection
 from django.test import Client
 
 from bookings.models import Booking
-from chatdesk.assistant import parse_response
-from chatdesk.models import Message, ToolCall
+from chatdesk.assistant.openai_client import parse_response
+from chatdesk.conversations.models import Message, ToolCall
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import RawReply, fake_openai_fixture, last_function_call_output  # noqa: F401

@@ -40,7 +40,7 @@ class Chat:
 
     The live server is WSGI and has no WebSockets, so the page's live connection for staff
     replies is answered in the browser by a stand-in (`live_sockets`) that speaks like
-    chatdesk.consumers.CustomerLiveConsumer: it reports the takeover state on connect.
+    chatdesk.web.consumers.CustomerLiveConsumer: it reports the takeover state on connect.
     """
 
     def __init__(self, context: BrowserContext, base_url: str) -> None:
@@ -323,7 +323,7 @@ def test_skip_link_takes_keyboard_users_on_a_touch_device_to_the_message_box(bus
 
 
 def close_all_conversations() -> None:
-    from chatdesk.models import Interaction
+    from chatdesk.conversations.models import Interaction
 
     Interaction.objects.update(status=Interaction.Status.CLOSED)
 
@@ -368,7 +368,7 @@ def test_rate_limited_message_says_how_long_to_wait_and_keeps_the_text(chat: Cha
 def take_over(session_id: str) -> None:
     from django.contrib.auth import get_user_model
 
-    from chatdesk.models import Interaction
+    from chatdesk.conversations.models import Interaction
 
     staff = get_user_model().objects.create_user("dana", password="not-used-here", is_staff=True)
     Interaction.objects.filter(session_id=session_id).update(taken_over_by=staff)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from chatdesk.models import Interaction, Message
+from chatdesk.conversations.models import Interaction, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

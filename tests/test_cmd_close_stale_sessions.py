@@ -12,8 +12,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.management import CommandError
 
-from chatdesk.live import MONITOR_GROUP
-from chatdesk.models import Interaction
+from chatdesk.conversations.live import MONITOR_GROUP
+from chatdesk.conversations.models import Interaction
 from tests.cmd_fixtures import conversation, help_text, run
 from tests.conftest import MONDAY_NOON_UTC
 
@@ -94,7 +94,7 @@ def test_a_dry_run_only_counts():
 
 
 def test_it_works_through_many_conversations_in_batches(monkeypatch):
-    from chatdesk import retention
+    from chatdesk.conversations import retention
 
     monkeypatch.setattr(retention, "BATCH_SIZE", 3)
     for _ in range(8):
@@ -104,7 +104,7 @@ def test_it_works_through_many_conversations_in_batches(monkeypatch):
 
 
 def test_sigterm_stops_it_between_batches_and_a_rerun_finishes(monkeypatch):
-    from chatdesk import retention
+    from chatdesk.conversations import retention
 
     monkeypatch.setattr(retention, "BATCH_SIZE", 2)
     for _ in range(5):

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.management import CommandError, call_command
 
-from chatdesk import reports
+from chatdesk.conversations import reports
 from tests.cmd_fixtures import conversation, help_text, run
 
 pytestmark = pytest.mark.django_db

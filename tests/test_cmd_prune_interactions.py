@@ -18,8 +18,8 @@ from django.db import connection
 from bookings.models import Booking, Customer
 from bookings.selectors import booking_public_dict
 from bookings.services import Actor, booking_create
-from chatdesk.models import HandoffRequest, Interaction, Message, ToolCall
-from chatdesk.retention import REDACTED, scrub_text
+from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
+from chatdesk.conversations.retention import REDACTED, scrub_text
 from tests.cmd_fixtures import conversation, help_text, run
 from tests.conftest import MONDAY_NOON_UTC
 from tests.test_booking_services import TUESDAY, at
@@ -234,7 +234,7 @@ def test_free_text_loses_emails_and_phone_numbers_but_not_dates_or_booking_numbe
 
 @pytest.mark.parametrize("anonymize", [False, True])
 def test_it_works_through_many_conversations_in_batches(business, monkeypatch, anonymize):
-    from chatdesk import retention
+    from chatdesk.conversations import retention
 
     monkeypatch.setattr(retention, "BATCH_SIZE", 2)
     for index in range(5):

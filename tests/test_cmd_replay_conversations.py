@@ -14,8 +14,8 @@ import pytest
 from django.core.management import CommandError
 
 from bookings.models import Booking, BookingEvent, YearlyCounter
-from chatdesk.models import Interaction, ToolCall
-from chatdesk.retention import REDACTED
+from chatdesk.conversations.models import Interaction, ToolCall
+from chatdesk.conversations.retention import REDACTED
 from tests.cmd_fixtures import conversation, help_text, run
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture  # noqa: F401

@@ -13,10 +13,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from bookings import reminders
 from bookings.models import ActorKind, Booking, BookingEvent
 from bookings.selectors import available_slots
 from bookings.services import Actor, booking_cancel, booking_reschedule
-from chatdesk import reminders
 from tests.cmd_fixtures import help_text, run
 from tests.conftest import MONDAY_NOON_UTC
 from tests.test_booking_services import TUESDAY, WEDNESDAY, at, book

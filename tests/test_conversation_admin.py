@@ -27,10 +27,12 @@ from django.utils import timezone
 from bookings.models import Booking, BookingEvent
 from bookings.selectors import local_today
 from bookings.services import Actor, booking_cancel, booking_create
-from chatdesk.admin import mask_text, transcript_matches
-from chatdesk.conversations import interaction_close, interaction_start
-from chatdesk.models import HandoffRequest, Interaction, Message
-from chatdesk.tools import ToolOutcome, execute_tool_call
+from chatdesk.assistant.tools import ToolOutcome, execute_tool_call
+from chatdesk.assistant.turns import interaction_start
+from chatdesk.backoffice.conversation_admin import transcript_matches
+from chatdesk.backoffice.pii import mask_text
+from chatdesk.conversations.models import HandoffRequest, Interaction, Message
+from chatdesk.conversations.services import interaction_close
 from tests.conftest import MONDAY_NOON_UTC
 
 pytestmark = pytest.mark.django_db

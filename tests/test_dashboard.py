@@ -19,9 +19,9 @@ from django.urls import reverse
 from bookings.models import Booking, BookingStatus, Employee
 from bookings.selectors import available_slots, business_tz, local_today
 from bookings.services import Actor, booking_cancel, booking_create
-from chatdesk.admin import _axis, _nice_ceiling, bar_chart, schedule_chart
-from chatdesk.dashboard import DayStats, _reply_latency_in_python, dashboard, reply_latency, schedule_for
-from chatdesk.models import HandoffRequest, Interaction, Message
+from chatdesk.backoffice.charts import _axis, _nice_ceiling, bar_chart, schedule_chart
+from chatdesk.backoffice.dashboard import DayStats, _reply_latency_in_python, dashboard, reply_latency, schedule_for
+from chatdesk.conversations.models import HandoffRequest, Interaction, Message
 from tests.conftest import MONDAY_NOON_UTC
 from tests.test_conversation_admin import dispatcher_fixture, staff_groups_fixture  # noqa: F401  (fixtures)
 

@@ -15,10 +15,10 @@ import pytest
 import time_machine
 
 from bookings.models import ClosedDay
-from chatdesk.conversations import interaction_start
-from chatdesk.dates import UnresolvedDate, day_for_booking, normalize, understand
-from chatdesk.models import ToolCall
-from chatdesk.tools import TOOLS, execute_tool_call
+from chatdesk.assistant.dates import UnresolvedDate, day_for_booking, normalize, understand
+from chatdesk.assistant.tools import TOOLS, execute_tool_call
+from chatdesk.assistant.turns import interaction_start
+from chatdesk.conversations.models import ToolCall
 from tests.date_table import CASES, CLOSED_DAYS, MOMENTS, answer_matches, parse_expected
 
 WEDNESDAY = date(2026, 11, 25)

@@ -17,8 +17,8 @@ import time_machine
 from django.urls import reverse
 
 from bookings.models import Booking
-from chatdesk.dashboard import dashboard
-from chatdesk.models import Interaction, ToolCall
+from chatdesk.backoffice.dashboard import dashboard
+from chatdesk.conversations.models import Interaction, ToolCall
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import Reply, fake_openai_fixture  # noqa: F401

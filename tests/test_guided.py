@@ -20,7 +20,7 @@ from django.urls import reverse
 from bookings.models import Booking, BookingStatus, Service
 from bookings.selectors import business_tz
 from bookings.services import Actor, booking_create
-from chatdesk.models import HandoffRequest, ToolCall
+from chatdesk.conversations.models import HandoffRequest, ToolCall
 from tests.conftest import MONDAY_NOON_UTC
 from tests.guided_doors import ApiDoor, Door, PageDoor
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import time_machine
 
-from chatdesk.conversations import interaction_start
-from chatdesk.guided import guided_reply
-from chatdesk.models import Interaction
+from chatdesk.assistant.guided import guided_reply
+from chatdesk.assistant.turns import interaction_start
+from chatdesk.conversations.models import Interaction
 from tests.conftest import MONDAY_NOON_UTC
 from tests.guided_corpus import ALL
 from tests.guided_doors import MODEL_FACING

@@ -1,6 +1,6 @@
 """What the guided chat understands from free text: scored on the corpus, plus the rules one by one.
 
-chatdesk.understanding.understand() is pure, so these run without a database against the
+chatdesk.assistant.understanding.understand() is pure, so these run without a database against the
 demo business's services and keywords (tests/guided_corpus.py).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bookings.service_matching import match_services, similar, stem
-from chatdesk.understanding import understand
+from chatdesk.assistant.understanding import understand
 from tests.guided_corpus import ALL, HELD_OUT, SUMMER, TODAY, demo_catalogue, score
 
 CATALOGUE = demo_catalogue()

@@ -22,9 +22,10 @@ from django.db import connection
 
 from bookings.models import Booking, BookingStatus, Channel
 from bookings.services import Actor, booking_create
-from chatdesk.conversations import hash_ip, interaction_start
-from chatdesk.models import Interaction, ToolCall
-from chatdesk.tools import TOO_MANY_TOOL_CALLS, execute_tool_call, tool_call_budget
+from chatdesk.assistant.tools import TOO_MANY_TOOL_CALLS, execute_tool_call, tool_call_budget
+from chatdesk.assistant.turns import interaction_start
+from chatdesk.conversations.models import Interaction, ToolCall
+from chatdesk.conversations.services import hash_ip
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture, function_call_outputs  # noqa: F401

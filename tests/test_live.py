@@ -11,9 +11,9 @@ from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from django.test import Client
 
-from chatdesk.api import SESSION_COOKIE, set_session_cookie
 from chatdesk.asgi import application
-from chatdesk.models import Interaction, Message
+from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.session_cookie import SESSION_COOKIE, set_session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = [(b"origin", b"http://testserver"), (b"host", b"testserver")]

@@ -1,4 +1,4 @@
-"""chatdesk.rows: the chat turn's SQL without the ORM must read and write exactly what the ORM would.
+"""chatdesk.conversations.rows: the chat turn's SQL without the ORM must read and write exactly what the ORM would.
 
 On PostgreSQL here, and on SQLite (what `make run` uses) in a child process.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from chatdesk import rows
-from chatdesk.models import Interaction, Message, ToolCall
+from chatdesk.conversations import rows
+from chatdesk.conversations.models import Interaction, Message, ToolCall
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db
@@ -89,8 +89,8 @@ def test_the_same_statements_work_on_sqlite(tmp_path):
     script = textwrap.dedent(
         """
         from decimal import Decimal
-        from chatdesk import rows
-        from chatdesk.models import Interaction, Message
+        from chatdesk.conversations import rows
+        from chatdesk.conversations.models import Interaction, Message
         i = Interaction.objects.create(number="INT-2026-00001", cost_usd=Decimal("0.5"), model_items=[{"a": 1}])
         got = rows.fetch_one(Interaction, field="session_id", value=i.session_id)
         assert got.model_items == [{"a": 1}] and got.cost_usd == Decimal("0.5"), (got.model_items, got.cost_usd)

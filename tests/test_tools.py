@@ -13,9 +13,9 @@ import pytest
 import time_machine
 
 from bookings.models import Booking, BookingEvent
-from chatdesk.conversations import interaction_start
-from chatdesk.models import HandoffRequest, Interaction, ToolCall
-from chatdesk.tools import TOOLS, execute_tool_call, tool_definitions
+from chatdesk.assistant.tools import TOOLS, execute_tool_call, tool_definitions
+from chatdesk.assistant.turns import interaction_start
+from chatdesk.conversations.models import HandoffRequest, Interaction, ToolCall
 from tests.conftest import MONDAY_NOON_UTC
 
 INTERNAL_VALUES = ["+14165550000", "1 Secret Lane", "41.00", "staff.example.com"]

@@ -283,7 +283,7 @@ class ScriptedServer:
 
 def started_by_a_call() -> str:
     """A conversation as the server starts it for a call with nothing to continue; its session id."""
-    from chatdesk.models import Interaction
+    from chatdesk.conversations.models import Interaction
 
     return Interaction.objects.create(
         number="INT-2026-000001", channel=Interaction.ChannelKind.VOICE, model="gpt-realtime-2.1-mini", has_call=True
@@ -707,7 +707,7 @@ def script_booking_call(fake_openai, business) -> Any:
 
 def test_voice_call_books_a_visit_end_to_end(asgi_server: str, business, fake_openai, microphone: Path) -> None:
     from bookings.models import Booking
-    from chatdesk.models import Interaction
+    from chatdesk.conversations.models import Interaction
 
     slot = script_booking_call(fake_openai, business)
     confirmation = CONFIRMATION
@@ -828,7 +828,7 @@ def test_call_first_on_the_voice_page_then_type_in_the_same_conversation(
     asgi_server: str, business, fake_openai, microphone: Path
 ) -> None:
     """No chat before the call: the call starts the conversation, the chat page continues it."""
-    from chatdesk.models import Interaction
+    from chatdesk.conversations.models import Interaction
 
     script_booking_call(fake_openai, business)
     fake_openai.queue_text("You're welcome! See you on the day.")

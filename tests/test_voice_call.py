@@ -21,9 +21,9 @@ from django.core.cache import cache
 from django.test import Client
 
 from bookings.models import Booking
-from chatdesk import live
 from chatdesk.asgi import application
-from chatdesk.models import Interaction, Message, ToolCall
+from chatdesk.conversations import live
+from chatdesk.conversations.models import Interaction, Message, ToolCall
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import silence_pcm16, sine_pcm16
@@ -216,7 +216,7 @@ async def test_a_customer_books_a_visit_by_voice(business, voice, frozen):
     booked = await dana.expect("booking")
     assert booked["booking"]["when"] == "Wednesday November 18, 2026 at 8:30 AM"
     assert booked["booking"]["booking_number"].startswith("BK-2026-")
-    # The same card the chat page shows (chatdesk.booking_cards), with its state.
+    # The same card the chat page shows (chatdesk.conversations.booking_cards), with its state.
     assert booked["booking"]["state"] == "confirmed" and booked["booking"]["headline"] == "Booking confirmed"
     await dana.expect(
         "transcript", role="assistant", final=True, text="You're booked. Your booking number is B K 2 0 2 6."

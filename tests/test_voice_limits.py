@@ -14,7 +14,7 @@ import pytest
 import websockets
 from django.conf import settings
 
-from chatdesk.models import Interaction, Message
+from chatdesk.conversations.models import Interaction, Message
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import silence_pcm16, sine_pcm16
 from tests.servers import free_port, wait_for_port

@@ -17,8 +17,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from chatdesk.dashboard import dashboard
-from chatdesk.models import Interaction, Message
+from chatdesk.backoffice.dashboard import dashboard
+from chatdesk.conversations.models import Interaction, Message
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import sine_pcm16
 from tests.test_voice_call import Caller, interaction_of, messages_of

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from chatdesk import assistant
-from chatdesk.openai_check import run_openai_checks
+from chatdesk.assistant import openai_client
+from chatdesk.assistant.openai_check import run_openai_checks
 
 
 class Command(BaseCommand):
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        if not assistant.is_configured():
+        if not openai_client.is_configured():
             raise CommandError(
                 "OPENAI_API_KEY is not set: the chat runs the guided flow only and voice is off. Set it to enable "
                 "the model."

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from chatdesk.management.base import Progress, positive_int, stop_on_sigterm
-from chatdesk.retention import interactions_close_stale, stale_interactions
+from bookings.management.base import Progress, positive_int, stop_on_sigterm
+from chatdesk.conversations.retention import interactions_close_stale, stale_interactions
 
 
 class Command(BaseCommand):

@@ -7,8 +7,8 @@ import io
 
 from django.core.management.base import BaseCommand
 
-from chatdesk.management.base import day, day_window
-from chatdesk.reports import GROUPINGS, CostRow, cost_report
+from bookings.management.base import day, day_window
+from chatdesk.conversations.reports import GROUPINGS, CostRow, cost_report
 
 COLUMNS = (
     ("conversations", "Conversations"),

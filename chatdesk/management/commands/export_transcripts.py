@@ -8,8 +8,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from chatdesk.management.base import Progress, day, day_window, positive_int, stop_on_sigterm
-from chatdesk.reports import transcript_lines, transcripts
+from bookings.management.base import Progress, day, day_window, positive_int, stop_on_sigterm
+from chatdesk.conversations.reports import transcript_lines, transcripts
 
 
 class Command(BaseCommand):

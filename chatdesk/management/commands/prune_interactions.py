@@ -6,8 +6,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from chatdesk.management.base import Progress, positive_int, stop_on_sigterm
-from chatdesk.retention import (
+from bookings.management.base import Progress, positive_int, stop_on_sigterm
+from chatdesk.conversations.retention import (
     expired_interactions,
     interactions_anonymize,
     interactions_delete,

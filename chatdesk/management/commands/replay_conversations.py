@@ -9,14 +9,14 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from bookings.management.base import Progress, day, day_window, positive_int, stop_on_sigterm
 from bookings.selectors import business_tz, local_today
-from chatdesk import assistant
-from chatdesk.management.base import Progress, day, day_window, positive_int, stop_on_sigterm
-from chatdesk.replay import ReplayResult, interaction_replay, replayable_interactions
+from chatdesk.assistant import openai_client
+from chatdesk.assistant.replay import ReplayResult, interaction_replay, replayable_interactions
 
 
 async def _close_client() -> None:
-    await assistant.client().close()
+    await openai_client.client().close()
 
 
 class Command(BaseCommand):
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        if not assistant.is_configured():
+        if not openai_client.is_configured():
             raise CommandError(
                 "Replaying needs the model: set OPENAI_API_KEY (and OPENAI_BASE_URL for a proxy or a test server)."
             )
