@@ -7,7 +7,8 @@ database (BENCH_DATABASE, default chatdesk_bench) on that server, migrates it an
 50 technicians across 3 trades (a few in two), weekly working hours (10 h days, some with a
 lunch break, some with Saturdays), business hours, two holidays, 10,000 bookings and ~1,700
 calendar events (time off, meetings) over 90 days: 30 days of history (completed, no-shows) and
-60 ahead (confirmed, pending, and cancelled rows left where the slot was booked again). Then it
+60 ahead (confirmed, pending, and cancelled rows left where the slot was booked again), around
+a fixed reference day (REFERENCE_DAY), so the calendar does not depend on the day it runs. Then it
 times `available_slots` for one service: one day at a time (BENCH_RUNS, default 200, spread over
 every bookable day), 7-day ranges, and one day for one technician, and prints the median, p95
 and query count per call. Results are recorded in BENCHMARKS.md.
@@ -36,8 +37,13 @@ RUNS = int(os.environ.get("BENCH_RUNS", "200"))
 RANGE_RUNS = int(os.environ.get("BENCH_RANGE_RUNS", "50"))
 TECHNICIANS = 50
 BOOKINGS = 10_000
-HISTORY_DAYS, FUTURE_DAYS = 30, 60  # 90 days of calendar around today
+HISTORY_DAYS, FUTURE_DAYS = 30, 60  # 90 days of calendar around the reference day
 SEED = 20261116
+# The calendar is built around this day, not the day the script runs: which weekdays, year
+# end and holidays fall in the 90 days changes how many bookings the generator lays out, and
+# on 2026-12-04 fewer than BOOKINGS fit. A fixed "now" gives every run the same calendar and
+# the same calls (available_slots takes `now` explicitly). Business-local noon.
+REFERENCE_DAY = date(2026, 11, 25)
 
 
 def setup_django() -> None:
@@ -343,13 +349,12 @@ def main() -> None:
     import django
     from django.conf import settings
     from django.db import connection
-    from django.utils import timezone
 
     from bookings.models import Employee
-    from bookings.selectors import local_today
+    from bookings.selectors import business_tz
 
-    now = timezone.now()
-    today = local_today(now)
+    now = datetime.combine(REFERENCE_DAY, time(12), tzinfo=business_tz())
+    today = REFERENCE_DAY
     data = build_calendar(today)
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")

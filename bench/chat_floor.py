@@ -5,7 +5,8 @@ at a time, the pieces every turn pays whatever our code does, so a turn's server
 be read against them:
 
 - an empty async JSON view through our ASGI handler and the full middleware stack
-  (no HTTP server: the handler's own cost), and through Django's stock handler,
+  (no HTTP server: the handler's own cost), and through Django's stock handler, their
+  repeats alternating,
 - the same with one trip to a worker thread (every turn makes two),
 - one trip to a worker thread that runs one SQL statement on a pooled connection,
 - one model call through the SDK as chatdesk.assistant.openai_client makes it (its client CPU), against
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,16 +46,20 @@ def setup() -> None:
     common.setup_django("chatdesk_bench_floor", DEBUG="0", SECURE_SSL_REDIRECT="0", ALLOWED_HOSTS="testserver")
 
 
-async def cpu_ms(label: str, call, results: dict[str, float]) -> None:
-    for _ in range(20):
-        await call()
-    means = []
-    for _ in range(REPEATS):
-        started = time.process_time()
-        for _ in range(RUNS):
+async def cpu_ms(calls: dict[str, Callable[[], Awaitable]], results: dict[str, float]) -> None:
+    """CPU ms per call of each of `calls`; their repeats alternate, so the machine's drift hits all alike."""
+    for call in calls.values():
+        for _ in range(20):
             await call()
-        means.append((time.process_time() - started) * 1000 / RUNS)
-    results[label] = statistics.median(means)
+    means: dict[str, list[float]] = {label: [] for label in calls}
+    for _ in range(REPEATS):
+        for label, call in calls.items():
+            started = time.process_time()
+            for _ in range(RUNS):
+                await call()
+            means[label].append((time.process_time() - started) * 1000 / RUNS)
+    for label, values in means.items():
+        results[label] = statistics.median(values)
 
 
 async def measure() -> dict[str, float]:
@@ -121,12 +127,20 @@ async def measure() -> dict[str, float]:
         return call
 
     results: dict[str, float] = {}
-    await cpu_ms("empty async view, full middleware, our handler", http("/bench/empty"), results)
-    await cpu_ms("the same under Django's stock ASGIHandler", http("/bench/empty", ASGIHandler()), results)
-    await cpu_ms("our handler + one worker-thread trip", http("/bench/one-hop"), results)
     await cpu_ms(
-        "worker-thread trip + one SQL statement (pooled)",
-        lambda: services.db(lambda: connection.cursor().execute("SELECT 1")),
+        {
+            "empty async view, full middleware, our handler": http("/bench/empty"),
+            "the same under Django's stock ASGIHandler": http("/bench/empty", ASGIHandler()),
+        },
+        results,
+    )
+    await cpu_ms({"our handler + one worker-thread trip": http("/bench/one-hop")}, results)
+    await cpu_ms(
+        {
+            "worker-thread trip + one SQL statement (pooled)": lambda: services.db(
+                lambda: connection.cursor().execute("SELECT 1")
+            )
+        },
         results,
     )
     # The fake model runs in a child process, so its CPU is not counted here.
@@ -137,8 +151,11 @@ async def measure() -> dict[str, float]:
         instructions = await services.db(system_prompt, timezone.now())
         items, tools = [model_items.user_item("hello")], tool_definitions()
         await cpu_ms(
-            "one model call through the SDK (openai_client.respond)",
-            lambda: openai_client.respond(instructions=instructions, items=items, tools=tools),
+            {
+                "one model call through the SDK (openai_client.respond)": lambda: openai_client.respond(
+                    instructions=instructions, items=items, tools=tools
+                )
+            },
             results,
         )
         body = {"model": settings.OPENAI_MODEL, "instructions": instructions, "input": items, "tools": tools}
@@ -150,7 +167,7 @@ async def measure() -> dict[str, float]:
                 ) as response:
                     await response.json()
 
-            await cpu_ms("the same request with plain aiohttp (no SDK)", plain, results)
+            await cpu_ms({"the same request with plain aiohttp (no SDK)": plain}, results)
     finally:
         fake.kill()
     return results
@@ -158,8 +175,11 @@ async def measure() -> dict[str, float]:
 
 def main() -> None:
     setup()
+    # The machine may be shared: its load tells a slow run from slow code.
+    load_before = os.getloadavg()[0]
     results = asyncio.run(measure())
     print(f"CPU per call, in one process, one at a time; median of {REPEATS} x {RUNS} calls ({os.cpu_count()} cores)")
+    print(f"Load average before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}")
     for label, value in results.items():
         print(f"  {label:<55} {value:6.2f} ms")
 

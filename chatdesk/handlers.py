@@ -2,28 +2,35 @@
 
 Under ASGI, Django runs every hook of a `MiddlewareMixin` middleware through
 `sync_to_async(thread_sensitive=True)`: about 16 trips per request to one shared thread
-that every request in the process queues for. Measured with bench/chat_turns.py, those
-trips were the largest single cost of a chat turn after the model call.
+that every request in the process queues for. Measured with bench/chat_floor.py, an empty
+view costs 2.5-3 times the CPU that way (BENCHMARKS.md, "Chat turns").
 
-The middleware listed in INLINE_MIDDLEWARE do no I/O in their hooks (they read headers
-and cookies, set headers and make lazy objects), so their hooks run inline on the event
-loop. The two that can touch the database still go to the thread, but only when they
-would: SessionMiddleware when it is about to save a modified session, MessageMiddleware
-when flash messages were read or added. Any other middleware is adapted exactly as Django
-does it. settings.MIDDLEWARE is unchanged, so Django's system and deploy checks see the
-same middleware by the same names.
+Django builds the middleware chain itself: `BaseHandler.load_middleware` runs unchanged,
+with its checks, its adaptation of sync-only middleware, its debug log and its handling of
+MiddlewareNotUsed. Only then, walking the chain Django built from the outside in, each
+middleware listed in INLINE_MIDDLEWARE that Django set up in async mode gets its
+process_request/process_response called on the event loop instead of in the thread. Their
+process_view (CSRF's) is called on the loop wherever the middleware sits, through
+adapt_method_mode. Those hooks do no I/O (they read headers and cookies, set headers and make
+lazy objects). The two that can touch the database still go to the thread, but only when
+they would: SessionMiddleware when it is about to save a modified session, MessageMiddleware
+when flash messages were read or added. Any other middleware, and everything inside one the
+walk cannot see through (a sync-only or function middleware), stays exactly as Django built
+it. settings.MIDDLEWARE is unchanged, so Django's system and deploy checks see the same
+middleware by the same names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
 
 
@@ -66,16 +73,14 @@ def inline_middleware() -> dict[str, Callable[[HttpRequest], bool]]:
 
 
 class InlineHooks:
-    """Runs a MiddlewareMixin instance's request/response hooks on the event loop."""
+    """Runs an async-mode MiddlewareMixin instance's request/response hooks on the event loop.
 
-    def __init__(
-        self,
-        middleware: object,
-        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]],
-        response_needs_thread: Callable[[HttpRequest], bool],
-    ) -> None:
+    The same steps as `MiddlewareMixin.__acall__`, without `sync_to_async` around the hooks.
+    """
+
+    def __init__(self, middleware: MiddlewareMixin, response_needs_thread: Callable[[HttpRequest], bool]) -> None:
         self.middleware = middleware
-        self.get_response = get_response
+        self.get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = middleware.get_response
         self.process_request = getattr(middleware, "process_request", None)
         self.process_response = getattr(middleware, "process_response", None)
         self.response_needs_thread = response_needs_thread
@@ -94,71 +99,57 @@ class InlineHooks:
         return response
 
 
-def _inline_view_hook(process_view: Callable) -> Callable:
-    async def hook(request: HttpRequest, view_func: Callable, view_args: tuple, view_kwargs: dict):
+def _on_the_loop(process_view: Callable) -> Callable:
+    async def hook(request: HttpRequest, view_func: Callable, view_args: tuple, view_kwargs: dict) -> Any:
         return process_view(request, view_func, view_args, view_kwargs)
 
     return hook
 
 
 class ChatdeskASGIHandler(ASGIHandler):
+    """Django's ASGIHandler; INLINE_MIDDLEWARE's hooks run on the event loop."""
+
+    inlined: list[str]  # the middleware whose hooks run on the event loop, outermost first
+    _inline: dict[type, tuple[str, Callable[[HttpRequest], bool]]] = {}  # class -> (path, needs thread)
+
     def load_middleware(self, is_async: bool = False) -> None:
-        """Django's BaseHandler.load_middleware, with INLINE_MIDDLEWARE's hooks not sent to a thread."""
-        if not is_async:
-            return super().load_middleware(is_async)
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        inline = inline_middleware()
-        self.inlined: list[str] = []  # the middleware whose hooks run on the event loop, outermost first
+        """Django's load_middleware, then the inline middleware's hooks taken off the thread."""
+        self._inline = {import_string(path): (path, needs) for path, needs in inline_middleware().items()}
+        self.inlined = []
+        super().load_middleware(is_async)
+        if is_async:
+            self._middleware_chain = self._run_hooks_inline(self._middleware_chain)
 
-        handler = convert_exception_to_response(self._get_response_async)
-        handler_is_async = True
-        for middleware_path in reversed(settings.MIDDLEWARE):
-            middleware = import_string(middleware_path)
-            runs_inline = middleware_path in inline and handler_is_async
-            can_sync = getattr(middleware, "sync_capable", True)
-            can_async = getattr(middleware, "async_capable", False)
-            if not can_sync and not can_async:
-                raise RuntimeError(
-                    f"Middleware {middleware_path} must have at least one of sync_capable/async_capable set to True."
-                )
-            middleware_is_async = can_async if handler_is_async or not can_sync else False
-            try:
-                adapted_handler = handler if runs_inline else self.adapt_method_mode(
-                    middleware_is_async, handler, handler_is_async
-                )  # fmt: skip
-                instance = middleware(adapted_handler)
-            except MiddlewareNotUsed:
-                continue
-            handler = adapted_handler
-            if instance is None:
-                raise ImproperlyConfigured(f"Middleware factory {middleware_path} returned None.")
+    def adapt_method_mode(
+        self,
+        is_async: bool,
+        method: Callable,
+        method_is_async: bool | None = None,
+        debug: bool = False,
+        name: str | None = None,
+    ) -> Callable:
+        """Django's, except that an inline middleware's process_view is called on the event loop."""
+        owner = getattr(method, "__self__", None)
+        if is_async and getattr(method, "__name__", None) == "process_view" and type(owner) in self._inline:
+            return _on_the_loop(method)
+        return super().adapt_method_mode(is_async, method, method_is_async, debug=debug, name=name)
 
-            if hasattr(instance, "process_view"):
-                hook = (
-                    _inline_view_hook(instance.process_view)
-                    if runs_inline
-                    else self.adapt_method_mode(True, instance.process_view)
-                )
-                self._view_middleware.insert(0, hook)
-            if hasattr(instance, "process_template_response"):
-                self._template_response_middleware.append(
-                    self.adapt_method_mode(True, instance.process_template_response)
-                )
-            if hasattr(instance, "process_exception"):
-                # Django's exception-handling stack is always synchronous.
-                self._exception_middleware.append(self.adapt_method_mode(False, instance.process_exception))
+    def _run_hooks_inline(self, handler: Callable) -> Callable:
+        """`handler` and what it calls, with each inline middleware's hooks run on the loop.
 
-            if runs_inline:
-                handler = convert_exception_to_response(InlineHooks(instance, handler, inline[middleware_path]))
-                self.inlined.insert(0, middleware_path)
-                handler_is_async = True
-            else:
-                handler = convert_exception_to_response(instance)
-                handler_is_async = middleware_is_async
-
-        self._middleware_chain = self.adapt_method_mode(True, handler, handler_is_async)
+        Django wraps each middleware instance in `convert_exception_to_response`, whose
+        `functools.wraps` leaves the instance in `__wrapped__`; the instance's `get_response`
+        is the next handler inwards. The walk stops at the first handler that is not an
+        inline middleware in async mode (the view, or a middleware Django adapted).
+        """
+        middleware = getattr(handler, "__wrapped__", None)
+        policy = self._inline.get(type(middleware))
+        if policy is None or not middleware.async_mode:
+            return handler
+        path, response_needs_thread = policy
+        middleware.get_response = self._run_hooks_inline(middleware.get_response)
+        self.inlined.insert(0, path)
+        return convert_exception_to_response(InlineHooks(middleware, response_needs_thread))
 
 
 def get_asgi_application() -> ChatdeskASGIHandler:
