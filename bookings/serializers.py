@@ -120,8 +120,8 @@ class BookingCancelIn(serializers.Serializer):
     reason = serializers.CharField(max_length=300, help_text="Why; kept on the booking and in its audit trail.")
 
 
+# The error envelope every API answers with (DomainError.as_dict, chatdesk.api_errors). A
+# comment, not a docstring: drf-spectacular would publish a docstring in the schema.
 class ErrorOut(serializers.Serializer):
-    """The error envelope every API answers with (DomainError.as_dict, chatdesk.api_errors)."""
-
     error = serializers.CharField()
     message = serializers.CharField()

@@ -2,7 +2,7 @@
 // looks the same however it was made. Builds the same markup as templates/booking_card.html.
 // Text only ever goes in via textContent.
 //
-// The server decides what a card says (chatdesk/booking_cards.py: `state`, `headline`,
+// The server decides what a card says (chatdesk/conversations/booking_cards.py: `state`, `headline`,
 // `note`, `previous_when`) and sends the booking as it stands now. One card per booking:
 // showing a booking that already has a card updates that card where it is (next to the
 // reply that first produced it) instead of adding another.

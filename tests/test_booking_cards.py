@@ -1,6 +1,6 @@
 """Booking cards through the chat API: the real openai SDK against the loopback fake model,
 PostgreSQL underneath. A card shows its booking as it stands now and stays with the reply
-of the turn that first produced it (chatdesk/booking_cards.py).
+of the turn that first produced it (chatdesk/conversations/booking_cards.py).
 
 The turn runs its database work on worker threads, so these tests use committed data.
 """

@@ -7,8 +7,8 @@ calls run for real, bookings included, inside one transaction per conversation t
 always rolled back: no booking, tool-call row, counter or email survives the replay
 (emails go out on commit, and there is none).
 
-The turn loop is the one chatdesk.conversations.services runs, driven synchronously in the
-caller's thread: conversations.chat_turn does its database work on other threads, whose
+The turn loop is the one chatdesk.assistant.turns runs, driven synchronously in the
+caller's thread: turns.chat_turn does its database work on other threads, whose
 connections would not see this transaction, let alone roll back with it. Model calls
 run on an event loop owned by the caller (`run`); between them the loop is idle, so
 the ORM may be used in this thread.

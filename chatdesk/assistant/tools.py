@@ -695,7 +695,7 @@ def _claim(row: ToolCall) -> bool:
         # A savepoint only inside a caller's transaction: in autocommit a failed INSERT
         # breaks nothing, and BEGIN/COMMIT would be two more round trips on every call.
         with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
-            rows.insert(row)  # the hot path's writes skip the ORM's per-query CPU (chatdesk/rows.py)
+            rows.insert(row)  # the hot path's writes skip the ORM's per-query CPU (chatdesk/conversations/rows.py)
     except IntegrityError:
         return False
     return True

@@ -448,7 +448,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["number", "status", "service", "visit", "employee", "customer", "price"]}),
         ("Editable by staff", {"fields": list(STAFF_EDITABLE)}),
-        # Added with the conversations admin (chatdesk/admin.py): the conversation turn and
+        # Added with the conversations admin (chatdesk/backoffice/conversation_admin.py): the conversation turn and
         # tool call, or the staff user, behind every change of this booking.
         ("Why this booking exists", {"fields": ["provenance"]}),
         (

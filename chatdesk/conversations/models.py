@@ -88,7 +88,7 @@ class Interaction(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        # Checked by the staff admin and the analytics API (chatdesk/admin.py, staff_api.py);
+        # Checked by the staff admin and the analytics API (chatdesk/backoffice/common.py, staff_api.py);
         # the Owner group has them, the Dispatcher group does not (migration 0003).
         permissions = [
             ("view_costs", "Can see conversation costs and token usage"),

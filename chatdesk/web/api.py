@@ -1,4 +1,5 @@
-"""Chat API (paths as the predecessor's): thin views over chatdesk.conversations.services.
+"""Chat API (paths as the predecessor's): thin views over chatdesk.assistant.turns (a turn)
+and chatdesk.conversations.services (the record).
 
 The message endpoint is a plain async Django view because a turn waits seconds on the
 model and DRF views are synchronous (under ASGI they would all share one thread). It
