@@ -27,7 +27,7 @@ Responses API (`POST /v1/responses`, plain and `stream=True`) scripting, see `Fa
 Recordings: `requests`, `replies`, `response_requests`, `last_request`.
 
 Realtime (`GET /v1/realtime?model=...` WebSocket, GA protocol) scripting and recordings live on
-`fake.realtime` (see `tests.fake_openai.realtime.FakeRealtime`): `queue_turn(transcript, reply_text,
+`fake.realtime` (see `tests.fake_openai.realtime_script.FakeRealtime`): `queue_turn(transcript, reply_text,
 audio_ms=...)`, `queue_transcript`, `queue_reply`, `queue_function_call(s)`, `queue_drop`,
 `queue_failed_response`, `respond_with(fn)`, `audio_pacing` (real-time streaming, for barge-in);
 recordings `events`, `sent`, `connections`, `truncations`, `pcm_bytes_received`,
@@ -35,6 +35,18 @@ recordings `events`, `sent`, `connections`, `truncations`, `pcm_bytes_received`,
 (`silence_pcm16`) PCM16 24 kHz audio and base64 (`b64`) for `input_audio_buffer.append`.
 
 Outside pytest (a benchmark, a manual run) use `with FakeOpenAI() as fake: ...` or `.start()`/`.stop()`.
+
+Where things live: each API has a scripting module (what tests call) and a wire module (what the SDK
+sees), and neither needs the other's details to be read.
+
+- `server.py`: `FakeOpenAI`, the server's lifecycle and routes; it mixes in the two Responses modules.
+- `responses_script.py`: Responses API scripting (`queue_*`, `respond_with`, reply specs, recordings).
+- `responses_api.py`: Responses API wire emulation (HTTP handler, bodies, SSE events, validation).
+- `realtime_script.py`: Realtime scripting (`FakeRealtime`, `RealtimeReply`, recordings).
+- `realtime.py`: Realtime wire emulation (handshake, event dispatch, responses, audio chunking), with
+  `realtime_config.py` (the session object), `realtime_input.py` (input audio buffer and VAD) and
+  `realtime_items.py` (conversation items).
+- `audio.py`: PCM16 helpers for the fake and for tests.
 """
 
 from __future__ import annotations
@@ -44,8 +56,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .realtime import FakeRealtime, RealtimeConnection, RealtimeReply
-from .responses_api import (
+from .realtime_script import FakeRealtime, RealtimeConnection, RealtimeReply
+from .responses_script import (
     ErrorReply,
     FunctionCall,
     RawReply,

@@ -1,222 +1,50 @@
-"""Reply specs and wire bodies for the fake `POST /v1/responses` endpoint.
+"""Wire emulation of `POST /v1/responses`: the bodies, SSE events and errors the real API sends.
 
-Shapes follow /work/shared/reference/openai-wire-protocol.md section 2 and were checked against the
-SDK 3.57.0 types in `openai/types/responses/` (`Response`, `ResponseUsage`, `ResponseFunctionToolCall`,
+Lives here: `ResponsesEndpoint`, the HTTP handler half of `FakeOpenAI` (auth, JSON parsing, validation,
+plain and `stream=True` answers, the 404 for unknown routes); the body builders (`build_output`,
+`build_response`, `compute_usage`), the SSE sequence (`stream_events`); and request validation
+(`validate_request` with the `ResponseStore` behind `previous_response_id`).
+
+What to answer is decided by the script in `responses_script.py`. Shapes follow
+/work/shared/reference/openai-wire-protocol.md section 2 and were checked against the SDK 3.57.0 types
+in `openai/types/responses/` (`Response`, `ResponseUsage`, `ResponseFunctionToolCall`,
 `ResponseOutputMessage` and the stream event classes). Every field the SDK marks as required is sent,
 because the SDK's lenient parsing only fails later, when application code reads a missing attribute.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from .responses_script import ErrorReply, RawReply, Reply, input_items, message_text
 
 __all__ = [
-    "ErrorReply",
-    "FunctionCall",
-    "RawReply",
-    "Reply",
-    "ReplySpec",
-    "coerce_reply",
-    "function_call_outputs",
-    "last_function_call_output",
-    "last_user_text",
+    "IdFactory",
+    "ResponseStore",
+    "ResponsesEndpoint",
+    "argument_deltas",
+    "build_output",
+    "build_response",
+    "compute_usage",
+    "estimate_tokens",
+    "stream_events",
+    "validate_request",
+    "word_deltas",
 ]
 
-
-@dataclass(frozen=True)
-class FunctionCall:
-    """One `function_call` output item.
-
-    `arguments` is JSON-encoded when it is a mapping; a string is sent verbatim, which is how a test
-    scripts a model that emits invalid JSON. `call_id` defaults to the next `call_<n>`.
-    """
-
-    name: str
-    arguments: Mapping[str, Any] | str = field(default_factory=dict)
-    call_id: str | None = None
-
-    def arguments_json(self) -> str:
-        if isinstance(self.arguments, str):
-            return self.arguments
-        return json.dumps(self.arguments, separators=(",", ":"))
-
-
-@dataclass
-class Reply:
-    """A successful scripted answer: optional assistant text, then zero or more function calls.
-
-    `usage` overrides any of the computed usage fields (nested `input_tokens_details` and
-    `output_tokens_details` are merged; `total_tokens` is recomputed unless given).
-    `status="incomplete"` with `incomplete_reason="max_output_tokens"` simulates a cut-off answer.
-    """
-
-    text: str | None = None
-    function_calls: Sequence[FunctionCall] = ()
-    usage: Mapping[str, Any] | None = None
-    status: Literal["completed", "incomplete", "failed"] = "completed"
-    incomplete_reason: str | None = None
-
-
-@dataclass
-class ErrorReply:
-    """A scripted HTTP error with the `{"error": {...}}` body the SDK turns into an exception.
-
-    `x-should-retry: false` is always sent so a client with retries enabled still fails fast.
-    With `mid_stream=True` a streaming request instead gets `200`, `response.created`, and then an
-    `error` event, which is how a failure partway through a stream looks on the wire.
-    """
-
-    status: int
-    message: str
-    error_type: str | None = None
-    code: str | None = None
-    param: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    mid_stream: bool = False
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.error_type or _default_error_type(self.status),
-                "param": self.param,
-                # None means "what the real API sends for this status"; "" means an explicit null.
-                "code": (self.code if self.code is not None else _default_error_code(self.status)) or None,
-            }
-        }
-
-
-@dataclass
-class RawReply:
-    """A body sent verbatim with the given status: for shapes the builders don't produce."""
-
-    body: Any
-    status: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Delay:
-    """Queue marker: wait this many seconds before sending the next reply."""
-
-    seconds: float
-
-
-# What a responder callable or `FakeOpenAI.queue()` accepts. `None` from a responder means
-# "use the default reply".
-ReplySpec = Reply | ErrorReply | RawReply | FunctionCall | str | Sequence[Any] | Mapping[str, Any] | None
-
-
-def coerce_reply(spec: ReplySpec) -> Reply | ErrorReply | RawReply | None:
-    """Turn the loose forms tests like to write into a reply object.
-
-    - `"Hello"` -> a text reply;
-    - `("get_x", {"a": 1})` or `FunctionCall(...)` -> one function call;
-    - `[("get_x", {...}), ("get_y", {...})]` -> parallel function calls;
-    - a `dict` -> sent verbatim as the JSON body (status 200);
-    - `None` -> `None` (the caller falls back to the default reply).
-    """
-    if spec is None or isinstance(spec, Reply | ErrorReply | RawReply):
-        return spec
-    if isinstance(spec, str):
-        return Reply(text=spec)
-    if isinstance(spec, FunctionCall):
-        return Reply(function_calls=[spec])
-    if isinstance(spec, Mapping):
-        return RawReply(body=dict(spec))
-    if isinstance(spec, Sequence):
-        if _looks_like_one_call(spec):
-            return Reply(function_calls=[_to_call(spec)])
-        return Reply(function_calls=[_to_call(item) for item in spec])
-    raise TypeError(f"Unsupported reply spec: {spec!r}")
-
-
-def _looks_like_one_call(spec: Sequence[Any]) -> bool:
-    return len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], Mapping | str)
-
-
-def _to_call(item: Any) -> FunctionCall:
-    if isinstance(item, FunctionCall):
-        return item
-    if isinstance(item, Sequence) and not isinstance(item, str) and len(item) in (2, 3):
-        return FunctionCall(*item)
-    raise TypeError(f"Expected FunctionCall or (name, arguments) tuple, got {item!r}")
-
-
-def _default_error_type(status: int) -> str:
-    # These are the `type` values the real API uses for each class of failure.
-    if status == 401:
-        return "invalid_request_error"
-    if status == 429:
-        return "requests"
-    if status >= 500:
-        return "server_error"
-    return "invalid_request_error"
-
-
-def _default_error_code(status: int) -> str | None:
-    if status == 401:
-        return "invalid_api_key"
-    if status == 429:
-        return "rate_limit_exceeded"
-    return None
+_NO_RETRY = {"x-should-retry": "false"}
 
 
 # --------------------------------------------------------------------------------------------------
-# Helpers for responder callables
-
-
-def _input_items(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    items = body.get("input")
-    if isinstance(items, list):
-        return [item for item in items if isinstance(item, Mapping)]
-    return []
-
-
-def function_call_outputs(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """All `function_call_output` items in a request body, in order."""
-    return [item for item in _input_items(body) if item.get("type") == "function_call_output"]
-
-
-def last_function_call_output(body: Mapping[str, Any]) -> Any:
-    """The last tool result in the request, JSON-decoded when it is JSON; `None` if there is none."""
-    outputs = function_call_outputs(body)
-    if not outputs:
-        return None
-    output = outputs[-1].get("output")
-    if isinstance(output, str):
-        try:
-            return json.loads(output)
-        except ValueError:
-            return output
-    return output
-
-
-def last_user_text(body: Mapping[str, Any]) -> str | None:
-    """The text of the last user message (string input counts as one user message)."""
-    if isinstance(body.get("input"), str):
-        return body["input"]
-    for item in reversed(_input_items(body)):
-        if item.get("role") == "user":
-            return _message_text(item.get("content"))
-    return None
-
-
-def _message_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
-    return ""
-
-
-# --------------------------------------------------------------------------------------------------
-# Body builders
+# Shared with the Realtime side (realtime*.py): ids, token estimates, how text is cut into deltas
 
 
 class IdFactory:
@@ -231,9 +59,24 @@ class IdFactory:
         return f"{prefix}_{value}"
 
 
-def _tokens_for(text: str) -> int:
-    # ~4 characters per token is OpenAI's own rule of thumb; deterministic and plausible.
-    return max(1, math.ceil(len(text) / 4))
+def estimate_tokens(text: str) -> int:
+    """~4 characters per token, OpenAI's own rule of thumb: deterministic and plausible (0 for "")."""
+    return math.ceil(len(text) / 4)
+
+
+def word_deltas(text: str) -> list[str]:
+    """Word-sized deltas whose concatenation is exactly `text`, whitespace included ([] for "")."""
+    return [chunk for chunk in re.findall(r"\S*\s*", text) if chunk]
+
+
+def argument_deltas(arguments: str, pieces: int = 3) -> list[str]:
+    """Function-call `arguments` cut into `pieces` deltas ([] for "")."""
+    size = max(1, math.ceil(len(arguments) / pieces))
+    return [arguments[i : i + size] for i in range(0, len(arguments), size)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Body builders
 
 
 def compute_usage(
@@ -249,13 +92,14 @@ def compute_usage(
     produced = "".join(
         item.get("arguments", "") + item.get("name", "")
         if item.get("type") == "function_call"
-        else _message_text(item.get("content"))
+        else message_text(item.get("content"))
         for item in output
     )
     usage: dict[str, Any] = {
-        "input_tokens": _tokens_for(prompt),
+        "input_tokens": estimate_tokens(prompt),
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": _tokens_for(produced) if output else 0,
+        # An answer costs at least one token, even an empty one.
+        "output_tokens": max(1, estimate_tokens(produced)) if output else 0,
         "output_tokens_details": {"reasoning_tokens": 0},
     }
     override = dict(override or {})
@@ -343,19 +187,6 @@ def build_response(
     }
 
 
-def _text_chunks(text: str) -> list[str]:
-    # Word-sized deltas whose concatenation is exactly `text` (whitespace included).
-    chunks = [chunk for chunk in re.findall(r"\S*\s*", text) if chunk]
-    return chunks or [""]
-
-
-def _argument_chunks(arguments: str, pieces: int = 3) -> list[str]:
-    if not arguments:
-        return [""]
-    size = max(1, math.ceil(len(arguments) / pieces))
-    return [arguments[i : i + size] for i in range(0, len(arguments), size)]
-
-
 def stream_events(
     request: Mapping[str, Any],
     *,
@@ -398,7 +229,7 @@ def stream_events(
                 "output_index": index,
                 "item": {**item, "arguments": "", "status": "in_progress"},
             }
-            for delta in _argument_chunks(item["arguments"]):
+            for delta in argument_deltas(item["arguments"]) or [""]:
                 yield {
                     "type": "response.function_call_arguments.delta",
                     "item_id": item["id"],
@@ -425,7 +256,7 @@ def stream_events(
                 **location,
                 "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []},
             }
-            for delta in _text_chunks(text):
+            for delta in word_deltas(text) or [""]:
                 yield {"type": "response.output_text.delta", **location, "delta": delta, "logprobs": []}
             yield {"type": "response.output_text.done", **location, "text": text, "logprobs": []}
             yield {"type": "response.content_part.done", **location, "part": item["content"][0]}
@@ -448,7 +279,7 @@ class ResponseStore:
         self._items: dict[str, tuple[str | None, list[Mapping[str, Any]], list[Mapping[str, Any]]]] = {}
 
     def save(self, response_id: str, request: Mapping[str, Any], output: list[dict[str, Any]]) -> None:
-        self._items[response_id] = (request.get("previous_response_id"), _input_items(request), output)
+        self._items[response_id] = (request.get("previous_response_id"), input_items(request), output)
 
     def __contains__(self, response_id: object) -> bool:
         return response_id in self._items
@@ -503,7 +334,7 @@ def validate_request(body: Mapping[str, Any], store: ResponseStore) -> ErrorRepl
         history = store.chain_items(previous_id)
         pending_from_previous = [item for item in store.output(previous_id) if item.get("type") == "function_call"]
 
-    items = _input_items(body)
+    items = input_items(body)
     known_calls = {item.get("call_id") for item in [*history, *items] if item.get("type") == "function_call"}
     answered = {item.get("call_id") for item in items if item.get("type") == "function_call_output"}
     for item in items:
@@ -558,4 +389,163 @@ def _bad_request(message: str, code: str | None, param: str | None) -> ErrorRepl
     return ErrorReply(400, message, error_type="invalid_request_error", code=code, param=param)
 
 
-Responder = Callable[[dict[str, Any]], ReplySpec]
+# --------------------------------------------------------------------------------------------------
+# The HTTP handlers
+
+
+class ResponsesEndpoint:
+    """The HTTP half of `FakeOpenAI`: answers `POST /v1/responses` (and 404s anything else).
+
+    Mixed into `FakeOpenAI` next to `ResponsesScript`, whose `_next_reply()` picks the answer and whose
+    recordings it fills; the knobs it reads (`latency`, `stream_event_delay`, `require_auth`,
+    `validate_requests`) and `_ids`/`_store` are set by `FakeOpenAI.__init__`.
+    """
+
+    def _record(self, request: web.Request, body: Any) -> dict[str, Any]:
+        record = {
+            "method": request.method,
+            "path": request.path,
+            "query": dict(request.query),
+            "headers": {key.lower(): value for key, value in request.headers.items()},
+            "json": body,
+            "body": body,
+            "received_at": time.monotonic(),
+        }
+        with self._lock:
+            self.requests.append(record)
+        return record
+
+    def _auth_error(self, request: web.Request) -> ErrorReply | None:
+        if not self.require_auth:
+            return None
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not key.strip():
+            return ErrorReply(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code="",
+            )
+        return None
+
+    async def _handle_responses(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self._record(request, body)
+
+        problem = self._auth_error(request)
+        if problem is None and not isinstance(body, dict):
+            problem = ErrorReply(400, "We could not parse the JSON body of your request.", code="invalid_json")
+        if problem is None and self.validate_requests:
+            problem = validate_request(body, self._store)
+        if problem is not None:
+            # Client mistakes don't consume the script: the test's next scripted reply is still there.
+            return self._error_response(problem)
+
+        reply, delay = self._next_reply(body)
+        if delay + self.latency > 0:
+            await asyncio.sleep(delay + self.latency)
+
+        if isinstance(reply, RawReply):
+            with self._lock:
+                self.replies.append({"status": reply.status, "json": reply.body})
+            return web.json_response(reply.body, status=reply.status, headers=self._headers(reply.headers))
+        if isinstance(reply, ErrorReply) and not (reply.mid_stream and body.get("stream")):
+            return self._error_response(reply)
+
+        response_id = self._ids.next("resp")
+        created_at = int(time.time())
+        if isinstance(reply, ErrorReply):
+            # Mid-stream failure: the body the client sees is the stream itself.
+            return await self._stream(request, body, response_id, created_at, Reply(), stream_error=reply)
+
+        if body.get("stream"):
+            return await self._stream(request, body, response_id, created_at, reply)
+
+        output = build_output(reply, self._ids)
+        payload = build_response(
+            body,
+            response_id=response_id,
+            created_at=created_at,
+            status=reply.status,
+            output=output,
+            usage=compute_usage(body, output, reply.usage),
+            incomplete_reason=reply.incomplete_reason,
+        )
+        self._remember(body, response_id, output, payload)
+        return web.json_response(payload, headers=self._headers())
+
+    async def _stream(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        response_id: str,
+        created_at: int,
+        reply: Reply,
+        *,
+        stream_error: ErrorReply | None = None,
+    ) -> web.StreamResponse:
+        output = build_output(reply, self._ids)
+        usage = compute_usage(body, output, reply.usage)
+        response = web.StreamResponse(
+            headers=self._headers({"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"})
+        )
+        await response.prepare(request)
+        final: dict[str, Any] | None = None
+        events = stream_events(
+            body,
+            response_id=response_id,
+            created_at=created_at,
+            final_status=reply.status,
+            output=output,
+            usage=usage,
+            incomplete_reason=reply.incomplete_reason,
+            stream_error=stream_error,
+        )
+        for sequence_number, event in enumerate(events):
+            event = {**event, "sequence_number": sequence_number}
+            if "response" in event:
+                final = event["response"]
+            # The SDK only reads `data:` lines; `event:` is sent because the real API sends it.
+            chunk = f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+            await response.write(chunk.encode())
+            if self.stream_event_delay:
+                await asyncio.sleep(self.stream_event_delay)
+        await response.write_eof()
+        if final is not None and stream_error is None:
+            self._remember(body, response_id, output, final)
+        else:
+            with self._lock:
+                self.replies.append({"status": 200, "json": final, "stream_error": stream_error})
+        return response
+
+    def _remember(self, body: dict[str, Any], response_id: str, output: list[dict[str, Any]], payload: Any) -> None:
+        with self._lock:
+            self.replies.append({"status": 200, "json": payload})
+            if body.get("store", True) is not False:
+                self._store.save(response_id, body, output)
+
+    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {"x-request-id": self._ids.next("req"), "openai-processing-ms": "1", **(extra or {})}
+
+    def _error_response(self, error: ErrorReply) -> web.Response:
+        with self._lock:
+            self.replies.append({"status": error.status, "json": error.body()})
+        return web.json_response(
+            error.body(), status=error.status, headers=self._headers({**_NO_RETRY, **error.headers})
+        )
+
+    async def _handle_unknown(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        self._record(request, body)
+        error = ErrorReply(
+            404, f"Invalid URL ({request.method} {request.path})", error_type="invalid_request_error", code=""
+        )
+        return self._error_response(error)
