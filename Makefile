@@ -19,16 +19,22 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(VENV)/.installed
 
+# `make run PORT=8001` when 8000 is taken.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The demo's limit on new conversations per IP is per minute, not production's per hour: a
+# tester starting chat after chat is never locked out for half an hour. Set it to override.
+DEMO_ENV := DEBUG=1 CHAT_RATE_SESSION_PER_IP=$${CHAT_RATE_SESSION_PER_IP:-30/m}
+
 run: venv
+	@# A taken port fails here, clearly, instead of daphne's reloader hanging on it later.
+	@$(PY) -m chatdesk.devserver check $(HOST) $(PORT)
 	DEBUG=1 $(PY) manage.py migrate --no-input
 	DEBUG=1 $(PY) manage.py seed_demo --staff-user demo --staff-password chatdesk-demo
-	@echo
-	@echo "  Chatdesk is running at http://127.0.0.1:8000/"
-	@echo "  Staff admin:  http://127.0.0.1:8000/admin/   (login: demo / chatdesk-demo)"
-	@echo "  API docs:     http://127.0.0.1:8000/api/docs/"
-	@echo
+	@# The banner comes once the server answers, so its links work when they appear.
+	@$(PY) -m chatdesk.devserver banner $(HOST) $(PORT) &
 	@# daphne's runserver: the ASGI app (HTTP + WebSockets) under daphne, with static files in DEBUG.
-	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+	$(DEMO_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -181,7 +181,11 @@ def main() -> None:
             raise
         finally:
             server.send_signal(signal.SIGINT)
-            server.wait(timeout=10)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # SIGINT is ignored when the script runs as a background job
+                server.kill()
+                server.wait()
 
     print(f"server: {args.server}, one process, {os.cpu_count()} cores; model latency {args.latency:.2f} s (fake)")
     print("   customers  model calls  wall s  ideal s  turns/s  overhead p50 ms  p95 ms  max ms  server CPU ms/turn*")
