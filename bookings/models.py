@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from bookings import limits
+
 
 class Weekday(models.IntegerChoices):
     # Same numbering as datetime.date.weekday(), which the availability engine relies on.
@@ -202,11 +204,11 @@ class CalendarEvent(models.Model):
 
 
 class Customer(models.Model):
-    name = models.CharField(max_length=120)
+    name = models.CharField(max_length=limits.MAX_NAME)
     # E.164, normalized by bookings.phones.normalize_phone; the identity we match on.
     phone = models.CharField(max_length=20, unique=True)
     email = models.EmailField(blank=True)
-    address = models.CharField(max_length=300, blank=True)
+    address = models.CharField(max_length=limits.MAX_ADDRESS, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -250,12 +252,12 @@ class Booking(models.Model):
     estimated_price_min = models.DecimalField(max_digits=10, decimal_places=2)
     estimated_price_max = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, default=settings.BUSINESS_CURRENCY)
-    address = models.CharField(max_length=300)
+    address = models.CharField(max_length=limits.MAX_ADDRESS)
     notes = models.TextField(blank=True)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    cancellation_reason = models.CharField(max_length=300, blank=True)
+    cancellation_reason = models.CharField(max_length=limits.MAX_REASON, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
 

@@ -6,6 +6,7 @@ import phonenumbers
 from django.conf import settings
 
 from bookings.errors import InvalidInput
+from bookings.limits import MAX_PHONE_TYPED
 
 
 def normalize_phone(raw: str, *, region: str | None = None) -> str:
@@ -16,7 +17,7 @@ def normalize_phone(raw: str, *, region: str | None = None) -> str:
     text = (raw or "").strip()
     if not text:
         raise InvalidInput("A phone number is required.", field="phone")
-    if len(text) > 40:
+    if len(text) > MAX_PHONE_TYPED:
         raise InvalidInput("That phone number is too long.", field="phone")
     try:
         number = phonenumbers.parse(text, region or settings.DEFAULT_PHONE_REGION)

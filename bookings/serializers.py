@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from bookings import limits
 from bookings.models import ACTIVE_STATUSES, BookingStatus, Employee, Service
 
 
@@ -89,11 +90,11 @@ class BookingCreateIn(serializers.Serializer):
         allow_null=True,
         help_text="Technician id; leave out to give the slot to the first qualified technician free for it.",
     )
-    customer_name = serializers.CharField(max_length=120)
-    customer_phone = serializers.CharField(max_length=40)
+    customer_name = serializers.CharField(max_length=limits.MAX_NAME)
+    customer_phone = serializers.CharField(max_length=limits.MAX_PHONE_TYPED)
     customer_email = serializers.EmailField(required=False, allow_blank=True, default="")
-    address = serializers.CharField(max_length=300)
-    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    address = serializers.CharField(max_length=limits.MAX_ADDRESS)
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=limits.MAX_NOTES)
     # All statuses as choices (one enum in the schema, shared with the output), then narrowed.
     status = serializers.ChoiceField(
         choices=BookingStatus.choices, default=BookingStatus.CONFIRMED, help_text="pending or confirmed."
@@ -113,11 +114,13 @@ class BookingRescheduleIn(serializers.Serializer):
         allow_null=True,
         help_text="Leave out to keep the same technician when free, else the first free one.",
     )
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=limits.MAX_REASON)
 
 
 class BookingCancelIn(serializers.Serializer):
-    reason = serializers.CharField(max_length=300, help_text="Why; kept on the booking and in its audit trail.")
+    reason = serializers.CharField(
+        max_length=limits.MAX_REASON, help_text="Why; kept on the booking and in its audit trail."
+    )
 
 
 # The error envelope every API answers with (DomainError.as_dict, chatdesk.api_errors). A

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bookings.errors import InvalidInput, InvalidTransition, SlotUnavailable
+from bookings.limits import MAX_ADDRESS, MAX_EMAIL, MAX_NAME, MAX_NOTES, MAX_REASON
 from bookings.models import (
     ACTIVE_STATUSES,
     ActorKind,
@@ -44,11 +45,6 @@ from bookings.phones import normalize_phone
 from bookings.selectors import active_bookings_in, available_slots, booking_public_dict, business_tz
 
 logger = logging.getLogger(__name__)
-
-MAX_NAME = 120
-MAX_ADDRESS = 300
-MAX_NOTES = 2000
-MAX_REASON = 300
 
 
 @dataclass(frozen=True)
@@ -213,7 +209,7 @@ Your {service} visit {booking_number} on {when} has been cancelled.
 
 def email_clean(raw: str | None) -> str:
     """The email as stored ("" for none), or InvalidInput: the one rule every door uses."""
-    email = _clean_text(raw, field="email", max_length=254, required=False)
+    email = _clean_text(raw, field="email", max_length=MAX_EMAIL, required=False)
     if email and ("@" not in email or " " in email):
         raise InvalidInput("That email address is not valid.", field="email")
     return email

@@ -22,6 +22,7 @@ from datetime import date, timedelta
 import phonenumbers
 from django.conf import settings
 
+from bookings import limits
 from bookings.errors import InvalidInput
 from bookings.models import Booking
 from bookings.phones import normalize_phone
@@ -493,8 +494,8 @@ class _Flow:
         name = name.strip(" .,!")
         if not re.search(r"[^\W\d_]", name) or "@" in name or sum(c.isdigit() for c in name) >= 3:
             return "Sorry, what is your name? Please type your first and last name."
-        if len(name) > 120:
-            return "Please give your name in at most 120 characters."
+        if len(name) > limits.MAX_NAME:
+            return f"Please give your name in at most {limits.MAX_NAME} characters."
         self.go("book_phone", name=name)
         return f"Thanks, {name.split()[0]}. What phone number can the technician reach you on?"
 
@@ -508,7 +509,11 @@ class _Flow:
 
     def step_book_address(self, text: str, heard: Understanding) -> str:
         address = text.strip()
-        if not (5 <= len(address) <= 300) or not re.search(r"\d", address) or not re.search(r"[A-Za-z]", address):
+        if (
+            not (5 <= len(address) <= limits.MAX_ADDRESS)
+            or not re.search(r"\d", address)
+            or not re.search(r"[A-Za-z]", address)
+        ):
             return "Please give the street address with the house number, e.g. 12 Queen St W, Toronto."
         self.go("book_email", address=address)
         return "Thanks. What email should we send the confirmation to? (or reply 'skip')"

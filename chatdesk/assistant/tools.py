@@ -40,6 +40,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from bookings import limits
 from bookings.errors import BookingNotFound, DomainError, InvalidInput, NotFound
 from bookings.models import Booking, Employee, Service, Trade
 from bookings.phones import normalize_phone
@@ -138,7 +139,7 @@ DATE = _str("A calendar date YYYY-MM-DD. Get it from resolve_date; never compute
 START = _str("The slot start exactly as returned by get_available_time_slots (ISO 8601 with offset).", 40)
 SERVICE_ID = _str("The service_id from get_available_services.", 120)
 BOOKING_NUMBER = _str("The booking number, like BK-2026-000123.", 20)
-PHONE = _str("The customer's phone number as they gave it.", 40)
+PHONE = _str("The customer's phone number as they gave it.", limits.MAX_PHONE_TYPED)
 CONFIRMED = {
     "type": "boolean",
     "description": "True only after you read the details back and the customer said yes.",
@@ -551,11 +552,11 @@ TOOLS: dict[str, Tool] = {
                     "service_id": SERVICE_ID,
                     "start": START,
                     "technician_id": {"type": ["integer", "null"], "description": "Technician the customer chose."},
-                    "customer_name": _str("Full name.", 120),
+                    "customer_name": _str("Full name.", limits.MAX_NAME),
                     "customer_phone": PHONE,
-                    "customer_email": _str("Email for the confirmation, if given.", 254, nullable=True),
-                    "address": _str("Service address.", 300),
-                    "notes": _str("What the problem is, access notes.", 2000, nullable=True),
+                    "customer_email": _str("Email for the confirmation, if given.", limits.MAX_EMAIL, nullable=True),
+                    "address": _str("Service address.", limits.MAX_ADDRESS),
+                    "notes": _str("What the problem is, access notes.", limits.MAX_NOTES, nullable=True),
                     "customer_confirmed": CONFIRMED,
                 }
             ),
@@ -575,7 +576,7 @@ TOOLS: dict[str, Tool] = {
                 {
                     "booking_number": BOOKING_NUMBER,
                     "phone": PHONE,
-                    "reason": _str("Why, if they said.", 300, nullable=True),
+                    "reason": _str("Why, if they said.", limits.MAX_REASON, nullable=True),
                     "customer_confirmed": CONFIRMED,
                 }
             ),
@@ -613,8 +614,8 @@ TOOLS: dict[str, Tool] = {
             _schema(
                 {
                     "reason": _str("Short reason.", 500),
-                    "name": _str("Customer name, if known.", 120, nullable=True),
-                    "phone": _str("Callback phone, if given.", 40, nullable=True),
+                    "name": _str("Customer name, if known.", limits.MAX_NAME, nullable=True),
+                    "phone": _str("Callback phone, if given.", limits.MAX_PHONE_TYPED, nullable=True),
                     "urgent": {"type": "boolean", "description": "True for safety issues or no heat in winter."},
                 }
             ),

@@ -21,6 +21,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from bookings import limits
 from bookings.errors import DomainError, InvalidInput
 from bookings.models import (
     ACTIVE_STATUSES,
@@ -351,8 +352,10 @@ class BookingAddForm(forms.ModelForm):
         label="Technician",
         help_text="Leave empty to give the visit to the first qualified technician who is free.",
     )
-    customer_name = forms.CharField(max_length=120)
-    customer_phone = forms.CharField(max_length=40, help_text="Any format; the customer is matched on it.")
+    customer_name = forms.CharField(max_length=limits.MAX_NAME)
+    customer_phone = forms.CharField(
+        max_length=limits.MAX_PHONE_TYPED, help_text="Any format; the customer is matched on it."
+    )
     customer_email = forms.EmailField(required=False, help_text="Gets the confirmation email.")
     status = forms.ChoiceField(
         choices=[(status.value, status.label) for status in ACTIVE_STATUSES], initial=BookingStatus.CONFIRMED

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from chatdesk.conversations import live
 from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
+from chatdesk.conversations.pii import replace_contact_details
 
 REDACTED = "[redacted]"
 BATCH_SIZE = 200
@@ -38,10 +39,6 @@ RESULT_PII_KEYS = frozenset(
 # In arguments every free-text value came from the customer: their name and phone for
 # request_human, notes, reasons, what they said about a day.
 ARGUMENT_PII_KEYS = RESULT_PII_KEYS | {"name", "reason", "text"}
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# Phone-shaped runs of digits; a match counts only with 10 to 15 digits (below), so dates
-# (8 digits) and booking numbers (letters before them) are left alone.
-PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d\s().-]{6,}\d(?!\w)")
 
 
 def _batches(queryset: QuerySet) -> Iterator[list[int]]:
@@ -224,13 +221,8 @@ def scrub_text(text: str, known: Iterable[str] = ()) -> str:
     """`text` without the known values, email addresses and phone numbers in it."""
     for value in sorted(known, key=len, reverse=True):
         text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
-    text = EMAIL.sub(REDACTED, text)
-
-    def phone(match: re.Match[str]) -> str:
-        digits = sum(ch.isdigit() for ch in match.group())
-        return REDACTED if 10 <= digits <= 15 else match.group()
-
-    return PHONE.sub(phone, text)
+    # The same emails and phones the admin masks (one definition, in conversations.pii).
+    return replace_contact_details(text, REDACTED)
 
 
 def scrub_json(data: object, known: Iterable[str] = (), keys: frozenset[str] = ARGUMENT_PII_KEYS) -> object:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from bookings.errors import DomainError, NotFound
 from chatdesk.conversations import booking_cards, live, model_items
+from chatdesk.conversations.limits import message_length_check
 from chatdesk.conversations.models import Interaction, Message
 
 
@@ -128,8 +129,7 @@ def staff_message_send(*, interaction: Interaction, user: object, text: str) -> 
     text = text.strip()
     if not text:
         raise DomainError("The message is empty.", field="text")
-    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
-        raise DomainError("The message is too long.", field="text")
+    message_length_check(text)
     with transaction.atomic():
         locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
         if locked.status != Interaction.Status.OPEN:

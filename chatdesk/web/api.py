@@ -30,6 +30,7 @@ from bookings.errors import DomainError, json_error
 from bookings.serializers import ErrorOut
 from chatdesk.assistant import turns
 from chatdesk.conversations import booking_cards, services
+from chatdesk.conversations.limits import message_length_check
 from chatdesk.conversations.models import Interaction
 from chatdesk.conversations.session_cookie import set_session_cookie
 
@@ -215,11 +216,8 @@ async def chat_message(request: HttpRequest) -> JsonResponse:
     if not data.is_valid():
         return json_error("invalid_input", "Some fields are not valid.", 400, fields=data.errors)
     session_id, text = data.validated_data["session_id"], data.validated_data["message"]
-    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
-        return json_error(
-            "message_too_long", f"Please keep messages under {settings.CHAT_MAX_MESSAGE_CHARS} characters.", 413
-        )
     try:
+        message_length_check(text)
         result = await turns.chat_turn(
             session_id=session_id, text=text, rate_limit=lambda: message_rate_limit_wait(request, session_id)
         )

@@ -18,6 +18,7 @@ from bookings.errors import DomainError
 from chatdesk.assistant import openai_client, turns
 from chatdesk.assistant.prompts import hours_text
 from chatdesk.conversations import services
+from chatdesk.conversations.limits import MessageTooLong, message_length_check
 from chatdesk.conversations.models import Interaction
 from chatdesk.conversations.session_cookie import SESSION_COOKIE, session_id_from_request, set_session_cookie
 from chatdesk.web.api import client_ip, message_rate_limit_wait, rate_limit_wait
@@ -75,10 +76,12 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         context = await sync_to_async(_page_context)(session_id_from_request(request))
         context.update(error="Your message contains a character we cannot store. Please retype it.", draft="")
         return render(request, "chat.html", context, status=400)
-    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+    try:
+        message_length_check(text)
+    except MessageTooLong as error:
         context = await sync_to_async(_page_context)(session_id_from_request(request))
-        context.update(error=f"Please keep messages under {settings.CHAT_MAX_MESSAGE_CHARS} characters.", draft=text)
-        return render(request, "chat.html", context, status=413)
+        context.update(error=error.message, draft=text)
+        return render(request, "chat.html", context, status=error.http_status)
     session_id = session_id_from_request(request)
     open_session = (
         session_id and await Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).aexists()
