@@ -7,6 +7,8 @@ results the model can recover from.
 
 from __future__ import annotations
 
+import math
+
 from django.http import JsonResponse
 
 
@@ -50,9 +52,16 @@ class NotFound(DomainError):
     http_status = 404
 
 
+def retry_after_header(seconds: float | None) -> str:
+    """The Retry-After value for a 429: whole seconds, rounded up (a client told "0" would
+    retry at once and be refused again), and a minute when the wait is not known."""
+    return str(max(1, math.ceil(seconds))) if seconds else "60"
+
+
 def json_error(code: str, message: str, status: int, **extra: object) -> JsonResponse:
     """The error envelope (`as_dict`'s shape) as a response, for views that are not DRF's."""
     response = JsonResponse({"error": code, "message": message, **extra}, status=status)
     if status == 429:
-        response["Retry-After"] = str(extra.get("retry_after", 60))
+        wait = extra.get("retry_after")
+        response["Retry-After"] = retry_after_header(wait if isinstance(wait, int | float) else None)
     return response

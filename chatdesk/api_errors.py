@@ -6,7 +6,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from bookings.errors import DomainError
+from bookings.errors import DomainError, retry_after_header
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -18,10 +18,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.Throttled):
         response.status_code = status.HTTP_429_TOO_MANY_REQUESTS
         response.data = {"error": "rate_limited", "message": "Too many requests. Please wait a moment."}
-        if exc.wait:
-            response["Retry-After"] = str(int(exc.wait))
-        else:
-            response["Retry-After"] = "60"
+        response["Retry-After"] = retry_after_header(exc.wait)
     elif isinstance(exc, exceptions.ValidationError):
         response.data = {"error": "invalid_input", "message": "Some fields are not valid.", "fields": response.data}
     elif isinstance(exc, exceptions.APIException):

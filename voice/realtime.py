@@ -24,6 +24,8 @@ import websockets
 from django.conf import settings
 from openai import AsyncOpenAI
 
+from chatdesk.assistant import openai_client
+
 logger = logging.getLogger(__name__)
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, AsyncOpenAI]] = weakref.WeakKeyDictionary()
@@ -69,7 +71,8 @@ class RealtimeUnavailable(Exception):
 
 
 def is_configured() -> bool:
-    return bool(settings.OPENAI_API_KEY)
+    """Kept for voice.calls until it calls openai_client.is_configured, the one definition."""
+    return openai_client.is_configured()
 
 
 def instructions(base: str, *, before: str = NEW) -> str:

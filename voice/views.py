@@ -17,14 +17,15 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from bookings.errors import json_error
-from chatdesk.conversations.models import Interaction
+from chatdesk.assistant import openai_client
+from chatdesk.conversations.selectors import open_interaction_for
 from chatdesk.conversations.session_cookie import session_id_from_request, set_session_cookie
 
 
 def _open_session(request: HttpRequest) -> str:
     """The customer's open chat conversation (signed cookie), or "": the call continues it."""
     session_id = session_id_from_request(request)
-    if session_id and Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).exists():
+    if open_interaction_for(session_id).exists():
         return session_id
     return ""
 
@@ -38,7 +39,7 @@ def voice_page(request: HttpRequest) -> HttpResponse:
         {
             "business_name": settings.BUSINESS_NAME,
             "business_phone": settings.BUSINESS_PHONE,
-            "voice_enabled": bool(settings.OPENAI_API_KEY),
+            "voice_enabled": openai_client.is_configured(),
             "voice_session": _open_session(request),
             # No text box on this page: "type instead" opens the chat, which the session cookie
             # ties to the same conversation.
@@ -63,7 +64,7 @@ def call_session(request: HttpRequest) -> JsonResponse:
     session_id = body.get("session_id") if isinstance(body, dict) else None
     if not isinstance(session_id, str) or not session_id or len(session_id) > 64:
         return json_error("bad_request", "session_id (the id the call's ready message gave) is required.", 400)
-    if not Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN, has_call=True).exists():
+    if not open_interaction_for(session_id).filter(has_call=True).exists():
         return json_error("session_not_found", "No open conversation with a call has that session id.", 404)
     response = JsonResponse({"session_id": session_id})
     set_session_cookie(response, session_id)

@@ -19,13 +19,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-import phonenumbers
 from django.conf import settings
 
 from bookings import limits
 from bookings.errors import InvalidInput
 from bookings.models import Booking
-from bookings.phones import normalize_phone
+from bookings.phones import normalize_phone, phone_display
 from bookings.selectors import local_today
 from bookings.service_matching import ServiceTerms, normalize, service_catalogue
 from bookings.services import email_clean
@@ -84,13 +83,6 @@ def _spoken(day: date) -> str:
 def _clock(hhmm: str) -> str:
     hour, minute = (int(p) for p in hhmm.split(":"))
     return f"{(hour - 1) % 12 + 1}:{minute:02d} {'AM' if hour < 12 else 'PM'}"
-
-
-def _phone_display(e164: str) -> str:
-    try:
-        return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.NATIONAL)
-    except phonenumbers.NumberParseException:
-        return e164
 
 
 class _Flow:
@@ -538,7 +530,7 @@ class _Flow:
         email = f" and email the confirmation to {s['email']}" if s.get("email") else ""
         return (
             f"Please check: {s['service_name']} with {s['technician']} on {s['day']} at {s['time']}, at "
-            f"{s['address']}. We will call {_phone_display(s['phone'])} if needed{email}. Shall I book it? (yes / no)"
+            f"{s['address']}. We will call {phone_display(s['phone'])} if needed{email}. Shall I book it? (yes / no)"
         )
 
     def step_book_confirm(self, text: str, heard: Understanding) -> str:
@@ -737,7 +729,7 @@ class _Flow:
         if "error" in result:
             self.reset()
             return f"Sorry, I couldn't pass that on. Please call us at {settings.BUSINESS_PHONE}."
-        phone = _phone_display(normalize_phone(heard.phone or text))
+        phone = phone_display(normalize_phone(heard.phone or text))
         self.reset()
         return (
             f"Thanks! I've asked our team to call you back at {phone} during business hours. Your reference is "

@@ -66,6 +66,8 @@ class ModelReply:
 
 
 def is_configured() -> bool:
+    """Whether an OpenAI key is set: the one answer for the text model, voice calls, the chat and
+    voice pages (guided flow or model, voice button or not) and the management commands."""
     return bool(settings.OPENAI_API_KEY)
 
 

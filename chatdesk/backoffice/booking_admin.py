@@ -39,7 +39,7 @@ from bookings.models import (
     WorkingHours,
     YearlyCounter,
 )
-from bookings.phones import normalize_phone
+from bookings.phones import normalize_phone, phone_from_search
 from bookings.selectors import active_bookings_in, business_tz, local_today
 from bookings.services import (
     Actor,
@@ -49,7 +49,7 @@ from bookings.services import (
     booking_create,
     booking_mark_no_show,
 )
-from chatdesk.backoffice.common import BOTH_LOCATIONS, PHONE_LIKE, local_time
+from chatdesk.backoffice.common import BOTH_LOCATIONS, ReadOnlyMixin, local_time
 from chatdesk.backoffice.provenance import booking_provenance_html
 
 
@@ -64,12 +64,8 @@ class PhoneSearchMixin:
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        term = search_term.strip()
-        if PHONE_LIKE.match(term):
-            try:
-                phone = normalize_phone(term)
-            except InvalidInput:
-                return results, may_have_duplicates
+        phone = phone_from_search(search_term)
+        if phone:
             results |= queryset.filter(**{self.phone_search_field: phone})
         return results, may_have_duplicates
 
@@ -309,7 +305,7 @@ class TechnicianFilter(admin.RelatedFieldListFilter):
         self.title = "technician"
 
 
-class BookingEventInline(admin.TabularInline):
+class BookingEventInline(ReadOnlyMixin, admin.TabularInline):
     """The audit trail of a booking: written by the services only, never edited."""
 
     model = BookingEvent
@@ -324,15 +320,6 @@ class BookingEventInline(admin.TabularInline):
     @admin.display(description="when")
     def at(self, event: BookingEvent) -> str:
         return local_time(event.created_at)
-
-    def has_add_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
-        return False
 
 
 class BookingAddForm(forms.ModelForm):
@@ -585,21 +572,8 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
         self._apply(request, queryset, booking_mark_no_show, "Marked no-show:")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows the system writes; staff may look, never touch."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
-        return False
-
-
 @admin.register(BookingEvent)
-class BookingEventAdmin(ReadOnlyAdmin):
+class BookingEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["booking", "kind", "actor_kind", "actor_channel", "actor_user", "actor_reference", "at"]
     list_filter = ["kind", "actor_kind", "actor_channel"]
     list_select_related = ["booking", "actor_user"]
@@ -612,6 +586,6 @@ class BookingEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(YearlyCounter)
-class YearlyCounterAdmin(ReadOnlyAdmin):
+class YearlyCounterAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["name", "year", "last_value"]
     list_filter = ["name", "year"]

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 
 from django.contrib import admin
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import HttpRequest
 
 from bookings.selectors import business_tz
 
 Users = AbstractBaseUser | AnonymousUser
+
+
+class ReadOnlyMixin:
+    """For a ModelAdmin or an inline over rows the system writes: staff may look, never touch.
+
+    The audit trail, counters and conversation records are written by services only, so no
+    staff member, superusers included, may add, change or delete them here.
+    """
+
+    def has_add_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
+        return False
 
 
 def can_see_costs(user: Users) -> bool:
@@ -45,8 +62,6 @@ def staff_name(user: object | None) -> str:
 
 
 BOTH_LOCATIONS = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
-# Something a person would type as a phone number, not a booking number or a name.
-PHONE_LIKE = re.compile(r"^\+?[\d\s().-]{7,}$")
 
 
 def local_time(value: datetime | None) -> str:

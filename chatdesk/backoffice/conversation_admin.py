@@ -43,14 +43,13 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from bookings.errors import InvalidInput
 from bookings.models import Customer
-from bookings.phones import normalize_phone
+from bookings.phones import looks_like_phone, phone_from_search
 from bookings.selectors import business_tz, local_today
 from chatdesk.backoffice import dashboard as stats
 from chatdesk.backoffice.charts import dashboard_charts, numbers_table, schedule_chart
 from chatdesk.backoffice.common import (
-    PHONE_LIKE,
+    ReadOnlyMixin,
     can_see_costs,
     can_see_pii,
     duration_text,
@@ -92,15 +91,11 @@ def conversations_matching(term: str) -> QuerySet:
     ]
     if any(ch.isdigit() for ch in term):
         sources.append(Interaction.objects.filter(number__icontains=term).values("pk"))
-    if PHONE_LIKE.match(term):
+    phone = phone_from_search(term)
+    if phone:
         # Phones are stored normalized (E.164) on the customer and on the callback request.
-        try:
-            phone = normalize_phone(term)
-        except InvalidInput:
-            pass
-        else:
-            sources.append(Interaction.objects.filter(customer__phone=phone).values("pk"))
-            sources.append(HandoffRequest.objects.filter(contact_phone=phone).values("interaction_id"))
+        sources.append(Interaction.objects.filter(customer__phone=phone).values("pk"))
+        sources.append(HandoffRequest.objects.filter(contact_phone=phone).values("interaction_id"))
     first, *rest = (source.order_by() for source in sources)
     return first.union(*rest)
 
@@ -232,7 +227,7 @@ class Echo:
 
 def _cell(value: object) -> object:
     # Spreadsheets run cells starting with = + - @ as formulas; a name can be "=HYPERLINK(...)".
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not PHONE_LIKE.match(value):
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not looks_like_phone(value):
         return "'" + value
     return value
 
@@ -290,7 +285,7 @@ class ConversationCsv:
 
 
 @admin.register(Interaction)
-class InteractionAdmin(admin.ModelAdmin):
+class InteractionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Conversations: read-only, searchable through what was said, exportable."""
 
     list_display_links = ["number"]
@@ -341,17 +336,6 @@ class InteractionAdmin(admin.ModelAdmin):
         "cost_breakdown_table",
         "user_agent",
     ]
-
-    # -- permissions: viewable, never editable --------------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Interaction | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Interaction | None = None) -> bool:
-        return False
 
     # -- the list --------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -12,18 +13,38 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from chatdesk.backoffice.common import BOTH_LOCATIONS, can_see_pii, duration_text, local_time, staff_name
-from chatdesk.conversations.models import HandoffRequest
+from chatdesk.conversations import services
+from chatdesk.conversations.models import HandoffRequest, Interaction
 
 
 def handoff_mark_handled(*, handoffs: QuerySet[HandoffRequest], user: AbstractBaseUser) -> int:
     """Mark the still-waiting ones of `handoffs` handled by `user`; returns how many.
 
-    One UPDATE guarded by handled_at IS NULL: when two dispatchers click at once, the
-    first one is recorded and the second changes nothing.
+    Each one gets its audit row: handled_at/handled_by on the request (the queue's columns)
+    and an event in its conversation's transcript naming who marked it, so whoever reads the
+    conversation later sees the callback was dealt with, and by whom.
+
+    The waiting rows are locked first (SELECT ... FOR UPDATE re-checks handled_at IS NULL
+    after a concurrent commit): when two dispatchers click at once, the first one is recorded,
+    once, and the second changes nothing.
     """
-    return HandoffRequest.objects.filter(pk__in=handoffs.values("pk"), handled_at__isnull=True).update(
-        handled_at=timezone.now(), handled_by=user
-    )
+    with transaction.atomic():
+        waiting = list(
+            HandoffRequest.objects.select_for_update()
+            .filter(pk__in=handoffs.values("pk"), handled_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", "interaction_id")
+        )
+        if not waiting:
+            return 0
+        HandoffRequest.objects.filter(pk__in=[pk for pk, _ in waiting]).update(
+            handled_at=timezone.now(), handled_by=user
+        )
+        who = staff_name(user)
+        interactions = Interaction.objects.in_bulk({interaction_id for _, interaction_id in waiting})
+        for _, interaction_id in waiting:
+            services.staff_event_record(interactions[interaction_id], f"{who} marked the callback request handled.")
+    return len(waiting)
 
 
 class HandoffStateFilter(admin.SimpleListFilter):

@@ -91,7 +91,9 @@ def booking_summaries(interaction: Interaction, entries: list[dict] | None = Non
     return [card for entry in entries for card in entry["bookings"]]
 
 
-def _staff_event(interaction: Interaction, text: str) -> Message:
+def staff_event_record(interaction: Interaction, text: str) -> Message:
+    """A line in the conversation's transcript saying what a staff member did (the audit row:
+    who is in the text, when is `created_at`). Call it inside the transaction of the change."""
     message = Message.objects.create(interaction=interaction, role=Message.Role.EVENT, text=text)
     Interaction.objects.filter(pk=interaction.pk).update(message_count=F("message_count") + 1)
     return message
@@ -108,7 +110,7 @@ def interaction_take_over(*, interaction: Interaction, user: object) -> Interact
         locked.taken_over_by = user
         locked.taken_over_at = timezone.now()
         locked.save(update_fields=["taken_over_by", "taken_over_at"])
-        _staff_event(locked, f"{user} took over the conversation.")
+        staff_event_record(locked, f"{user} took over the conversation.")
     live.publish(locked, {"kind": "takeover", "taken_over": True, "staff": str(user)})
     return locked
 
@@ -119,7 +121,7 @@ def interaction_hand_back(*, interaction: Interaction, user: object) -> Interact
         locked.taken_over_by = None
         locked.taken_over_at = None
         locked.save(update_fields=["taken_over_by", "taken_over_at"])
-        _staff_event(locked, f"{user} handed the conversation back to the assistant.")
+        staff_event_record(locked, f"{user} handed the conversation back to the assistant.")
     live.publish(locked, {"kind": "takeover", "taken_over": False, "staff": str(user)})
     return locked
 

@@ -7,6 +7,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from chatdesk.conversations import live
 from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.selectors import open_interaction_for
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 
 # Events a customer may see about their own conversation: what staff say and whether a
@@ -50,9 +51,7 @@ class CustomerLiveConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _open_interaction(self, session_id: str) -> Interaction | None:
-        if not session_id:
-            return None
-        return Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).first()
+        return open_interaction_for(session_id).first()
 
 
 class StaffLiveConsumer(AsyncJsonWebsocketConsumer):

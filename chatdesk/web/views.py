@@ -14,12 +14,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
-from bookings.errors import DomainError
+from bookings.errors import DomainError, retry_after_header
 from chatdesk.assistant import openai_client, turns
 from chatdesk.assistant.prompts import hours_text
 from chatdesk.conversations import services
 from chatdesk.conversations.limits import MessageTooLong, message_length_check
 from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.selectors import open_interaction_for
 from chatdesk.conversations.session_cookie import SESSION_COOKIE, session_id_from_request, set_session_cookie
 from chatdesk.web.api import client_ip, message_rate_limit_wait, rate_limit_wait
 
@@ -30,7 +31,7 @@ NEWEST = "/#latest"
 
 
 def _page_context(session_id: str) -> dict:
-    interaction = Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).first()
+    interaction = open_interaction_for(session_id).first()
     mode = (
         interaction.mode
         if interaction
@@ -46,7 +47,7 @@ def _page_context(session_id: str) -> dict:
         "greeting": turns.greeting(mode),
         "mode": mode,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
-        "voice_enabled": bool(settings.OPENAI_API_KEY),
+        "voice_enabled": openai_client.is_configured(),
     }
 
 
@@ -61,7 +62,7 @@ async def _page_with_error(request: HttpRequest, session_id: str, draft: str, er
     context = await sync_to_async(_page_context)(session_id)
     context.update(error=error, draft=draft)
     response = render(request, "chat.html", context, status=429)
-    response["Retry-After"] = str(wait)
+    response["Retry-After"] = retry_after_header(wait)
     return response
 
 
@@ -83,9 +84,7 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         context.update(error=error.message, draft=text)
         return render(request, "chat.html", context, status=error.http_status)
     session_id = session_id_from_request(request)
-    open_session = (
-        session_id and await Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).aexists()
-    )
+    open_session = await open_interaction_for(session_id).aexists()
     response = redirect(NEWEST)
     if not open_session:
         wait = await sync_to_async(rate_limit_wait)(
