@@ -489,7 +489,7 @@ def request_human(ctx: ToolContext, args: dict, call_id: str) -> dict:
     handoff = HandoffRequest.objects.create(
         interaction=ctx.interaction,
         reason=reason[:500],
-        contact_name=(args.get("name") or "")[:120],
+        contact_name=(args.get("name") or "")[: limits.MAX_NAME],
         contact_phone=phone,
         urgent=bool(args.get("urgent")),
     )

@@ -13,6 +13,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 
+from bookings import limits
+
 
 def new_session_id() -> str:
     # The customer's bearer token for this conversation: unguessable, URL-safe.
@@ -202,7 +204,7 @@ class HandoffRequest(models.Model):
 
     interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="handoffs")
     reason = models.CharField(max_length=500)
-    contact_name = models.CharField(max_length=120, blank=True)
+    contact_name = models.CharField(max_length=limits.MAX_NAME, blank=True)
     contact_phone = models.CharField(max_length=20, blank=True)
     urgent = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
