@@ -70,8 +70,10 @@ def test_every_door_refuses_the_same_over_long_message_the_same_way(business, se
     assert sentence in page.content.decode()
     assert Message.objects.count() == stored  # none of them stored anything
 
-    # One character less is fine everywhere (the staff reply, as staff have taken over).
+    # One character less is fine everywhere (the staff reply, as staff have taken over), and
+    # the staff reply box stops at the same length.
     assert _staff_reply(staff, interaction.number, "x" * LIMIT).status_code == 201
+    assert f'maxlength="{LIMIT}"' in staff.get("/staff/live/").content.decode()
 
 
 @pytest.mark.django_db(transaction=True)  # the chat API is async: its turn reads committed rows

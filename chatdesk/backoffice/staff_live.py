@@ -7,6 +7,7 @@ calls the conversation services (so the audit rows are the same whoever acts).
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -54,7 +55,9 @@ def _interaction(number: str) -> Interaction:
 
 @staff_member_required
 def live_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "staff/live.html", {"conversations": open_conversations()})
+    # The reply box stops where staff_message_send would refuse (conversations.limits).
+    context = {"conversations": open_conversations(), "max_chars": settings.CHAT_MAX_MESSAGE_CHARS}
+    return render(request, "staff/live.html", context)
 
 
 class StaffAPI(APIView):
