@@ -25,6 +25,7 @@ from chatdesk.assistant.prompts import system_prompt
 from chatdesk.assistant.tools import ToolOutcome, execute_tool_call
 from chatdesk.conversations import live, model_items
 from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.selectors import open_interaction_for
 from chatdesk.conversations.services import db, hash_ip
 from voice import realtime
 
@@ -73,11 +74,7 @@ def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
     caller may never have seen, so the call is a new voice conversation, recorded as one.
     """
     now = timezone.now()
-    interaction = (
-        Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).first()
-        if session_id
-        else None
-    )
+    interaction = open_interaction_for(session_id).first()
     if interaction is not None and interaction.taken_over_by_id:
         raise CallRefused("taken_over", "A team member is answering you in the chat. Please continue by typing.")
     before = _what_came_before(interaction) if interaction is not None else realtime.NEW
