@@ -29,7 +29,7 @@ from chatdesk.conversations.services import hash_ip
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture, function_call_outputs  # noqa: F401
-from voice.calls import run_tool
+from voice.records import run_tool
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -22,12 +22,12 @@ from django.test import Client
 
 from bookings.models import Booking
 from chatdesk.asgi import application
+from chatdesk.assistant.costs import realtime_usage, transcription_usage
 from chatdesk.conversations import live
 from chatdesk.conversations.models import Interaction, Message, ToolCall
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import silence_pcm16, sine_pcm16
-from voice.calls import realtime_usage, transcription_usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -605,7 +605,7 @@ def test_transcription_is_priced_by_its_model_and_an_unpriced_one_is_flagged(set
     assert not priced.price_missing
     minutes = transcription_usage("gpt-4o-mini-transcribe", {"type": "duration", "seconds": 90})
     assert minutes.cost == Decimal("0.004500")  # 1.5 min x $0.003
-    with caplog.at_level("WARNING", logger="voice.calls"):
+    with caplog.at_level("WARNING", logger="chatdesk.assistant.costs"):
         unpriced = transcription_usage("gpt-next-transcribe", usage)
     assert unpriced.cost == 0 and unpriced.price_missing
     assert "No audio_input/text_output price for model gpt-next-transcribe" in caplog.text

@@ -23,8 +23,9 @@ from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import sine_pcm16
 from tests.test_voice_call import Caller, interaction_of, messages_of
 from voice.apps import unpriced_call_models
-from voice.calls import heard_part, realtime_failure_kind
+from voice.calls import heard_part
 from voice.realtime import GREETING_NEW
+from voice.records import realtime_failure_kind
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -342,7 +343,7 @@ async def test_a_model_without_a_price_is_loud(voice, settings, caplog, admin_cl
     voice.queue_reply("Hi, how can I help?", audio_ms=200)
     voice.queue_turn("Do you fix furnaces?", "Yes.", audio_ms=200)
     caller = Caller()
-    with caplog.at_level("WARNING", logger="voice.calls"):
+    with caplog.at_level("WARNING", logger="chatdesk.assistant.costs"):
         ready = await caller.connect()
         await caller.expect("transcript", role="assistant", final=True)
         await caller.say()

@@ -2,6 +2,8 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
+from chatdesk.assistant.costs import model_prices
+
 
 class VoiceConfig(AppConfig):
     name = "voice"
@@ -20,5 +22,5 @@ def unpriced_call_models(app_configs: object = None, **kwargs: object) -> list[c
             id="voice.W001",
         )
         for name in ("OPENAI_REALTIME_MODEL", "OPENAI_REALTIME_TRANSCRIPTION_MODEL")
-        if (model := getattr(settings, name)) not in settings.OPENAI_PRICES
+        if model_prices(model := getattr(settings, name)) is None
     ]

@@ -5,13 +5,17 @@ browser side of the wire is voice/PROTOCOL.md, the OpenAI side is voice/realtime
 
 Three rules shape this module:
 - The audio path never waits on the database. Transcripts, usage and the call's end are
-  queued to a per-call background writer (`CallWriter`) that runs them through `db()`;
+  queued to a per-call background writer (`CallWriter`, voice/records.py, with the rows it
+  writes) that runs them through `db()`;
   tool calls run in their own task. Between receiving upstream audio and forwarding it
   there is only a base64 decode.
 - Everything is stored as it happens (utterances, tool calls, usage), so a dropped call or a
   restarted server keeps all that was said up to that moment.
 - Tools run only after `response.done` with status completed; all outputs are sent, then
   exactly one `response.create`, and never while another response is active.
+
+Per-client call limits are in voice/limits.py; call usage is priced next to the text prices,
+in chatdesk/assistant/costs.py.
 """
 
 from __future__ import annotations
@@ -21,35 +25,43 @@ import base64
 import contextlib
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
-from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
-from bookings.numbering import next_number
-from chatdesk.assistant.prompts import system_prompt
+from chatdesk.assistant.costs import realtime_usage, transcription_usage
 from chatdesk.assistant.tools import (
     ToolOutcome,
-    execute_tool_call,
     realtime_tool_definitions,
     refuse_tool_calls,
     tool_call_budget,
 )
-from chatdesk.conversations import live, model_items
 from chatdesk.conversations.booking_cards import turn_cards
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Message
 from chatdesk.conversations.services import db, hash_ip
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 from voice import realtime
+from voice.limits import FrameBudget, call_admit, call_release
+from voice.records import (
+    CallRefused,
+    CallStart,
+    CallWriter,
+    add_usage,
+    call_begin,
+    call_end,
+    publish,
+    realtime_failure_kind,
+    reply_failed,
+    run_tool,
+    save_utterance,
+    trim_utterance,
+    update_utterance,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +87,6 @@ TRANSCRIPT_WAIT_SECONDS = 5.0
 WRITER_DRAIN_SECONDS = 5.0
 # Failed model responses in a row before the call gives up and offers the text chat.
 MAX_FAILED_RESPONSES = 2
-MONEY = Decimal("0.000001")
-MILLION = Decimal(1_000_000)
 
 REPLY_FAILED = "Sorry, I missed that because of a problem on our side. Could you say it again?"
 UPSTREAM_LOST = (
@@ -93,169 +103,6 @@ class Browser(Protocol):
     async def send_audio(self, pcm: bytes) -> None: ...
 
     async def close(self, code: int) -> None: ...
-
-
-class CallRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-# --- limits ---------------------------------------------------------------------------
-
-
-def _counter_incr(key: str, ttl: int) -> int:
-    cache.add(key, 0, ttl)
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add() and incr()
-        cache.add(key, 1, ttl)
-        return 1
-
-
-def call_admit(ip_hash: str) -> str:
-    """Count a new call for this client: "" when it may go ahead, else why not.
-
-    Counters live in the shared cache (atomic incr in Redis and in LocMem), keyed by the
-    hashed IP. The active-calls counter expires a little after the longest possible call,
-    so a crashed process cannot lock a client out for longer than that.
-    """
-    if not settings.RATELIMIT_ENABLE:
-        return ""
-    ttl = int(settings.VOICE_MAX_CALL_SECONDS) + 120
-    active_key = f"voice:active:{ip_hash}"
-    if _counter_incr(active_key, ttl) > settings.VOICE_MAX_CONCURRENT_CALLS_PER_IP:
-        call_release(ip_hash)
-        return "Too many calls at once from your network. Please hang up another call first."
-    cache.touch(active_key, ttl)
-    hour_key = f"voice:hour:{ip_hash}:{int(time.time() // 3600)}"
-    if _counter_incr(hour_key, 3600 + 60) > settings.VOICE_CALLS_PER_HOUR_PER_IP:
-        call_release(ip_hash)
-        return "Too many calls from your network this hour. Please type instead, or try again later."
-    return ""
-
-
-def call_release(ip_hash: str) -> None:
-    key = f"voice:active:{ip_hash}"
-    try:
-        if cache.decr(key) < 0:
-            cache.set(key, 0, int(settings.VOICE_MAX_CALL_SECONDS) + 120)
-    except ValueError:  # expired: nothing to release
-        pass
-
-
-class FrameBudget:
-    """Token bucket: `per_second` frames a second on average, bursts of one second's worth."""
-
-    def __init__(self, per_second: int, clock: Callable[[], float]) -> None:
-        self.rate = float(per_second)
-        self.tokens = float(per_second)
-        self.clock = clock
-        self.last = clock()
-
-    def take(self) -> bool:
-        now = self.clock()
-        self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-# --- cost -----------------------------------------------------------------------------
-
-
-@dataclass
-class RealtimeUsage:
-    """One `response.done` usage, priced by modality. audio_* are subsets of input/output."""
-
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    output_tokens: int = 0
-    audio_input_tokens: int = 0
-    audio_output_tokens: int = 0
-    cost: Decimal = Decimal("0")
-    breakdown: dict[str, Decimal] = field(default_factory=dict)
-    # Some of it was priced at 0 because the model (or this kind of token) has no price.
-    price_missing: bool = False
-
-
-def realtime_usage(model: str, usage: dict[str, Any] | None) -> RealtimeUsage:
-    """Price `usage` with settings.OPENAI_PRICES[model] (USD per 1M tokens).
-
-    Cached tokens are a subset of input tokens: uncached text and audio input are billed
-    at the input rates, the cached parts at the cached rates, output by modality.
-    """
-    if not usage:
-        return RealtimeUsage()
-    details_in = usage.get("input_token_details") or {}
-    cached = details_in.get("cached_tokens_details") or {}
-    details_out = usage.get("output_token_details") or {}
-    text_in, audio_in = int(details_in.get("text_tokens") or 0), int(details_in.get("audio_tokens") or 0)
-    cached_text, cached_audio = int(cached.get("text_tokens") or 0), int(cached.get("audio_tokens") or 0)
-    counts = {
-        "text_input": max(text_in - cached_text, 0),
-        "text_cached_input": cached_text,
-        "audio_input": max(audio_in - cached_audio, 0),
-        "audio_cached_input": cached_audio,
-        "text_output": int(details_out.get("text_tokens") or 0),
-        "audio_output": int(details_out.get("audio_tokens") or 0),
-    }
-    result = RealtimeUsage(
-        input_tokens=int(usage.get("input_tokens") or 0),
-        cached_input_tokens=int(details_in.get("cached_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        audio_input_tokens=audio_in,
-        audio_output_tokens=counts["audio_output"],
-    )
-    result.breakdown, result.cost, result.price_missing = _priced(
-        model, {kind: Decimal(tokens) / MILLION for kind, tokens in counts.items()}
-    )
-    return result
-
-
-def _priced(model: str, amounts: dict[str, Decimal]) -> tuple[dict[str, Decimal], Decimal, bool]:
-    """(cost per kind, total, whether a price was missing) for amounts in each price's unit.
-
-    A missing price is loud: a warning here, and `price_missing` on the conversation (add_usage),
-    because a cost recorded as 0 would otherwise look like a free call.
-    """
-    prices = settings.OPENAI_PRICES.get(model) or {}
-    breakdown: dict[str, Decimal] = {}
-    missing = [kind for kind, amount in amounts.items() if amount and kind not in prices]
-    if missing:
-        logger.warning(
-            "No %s price for model %s in OPENAI_PRICES; that usage is recorded as 0", "/".join(missing), model
-        )
-    for kind, amount in amounts.items():
-        if amount and kind in prices:
-            breakdown[kind] = (amount * prices[kind]).quantize(MONEY)
-    return breakdown, sum(breakdown.values(), Decimal("0")), bool(missing)
-
-
-def transcription_usage(model: str, usage: dict[str, Any] | None) -> RealtimeUsage:
-    """The caller's input transcription, billed apart at the transcription model's rates.
-
-    settings.OPENAI_PRICES[model] gives USD per 1M tokens (audio_input, text_input for the
-    prompt, text_output for the transcript) and `per_minute` for duration-billed models.
-    Recorded under one "transcription" kind in the conversation's cost breakdown.
-    """
-    if not usage:
-        return RealtimeUsage()
-    if usage.get("type") == "duration":
-        amounts = {"per_minute": Decimal(str(usage.get("seconds") or 0)) / 60}
-    else:
-        details = usage.get("input_token_details") or {}
-        amounts = {
-            "audio_input": Decimal(int(details.get("audio_tokens") or 0)) / MILLION,
-            "text_input": Decimal(int(details.get("text_tokens") or 0)) / MILLION,
-            "text_output": Decimal(int(usage.get("output_tokens") or 0)) / MILLION,
-        }
-    _, cost, missing = _priced(model, amounts)
-    cost = cost.quantize(MONEY)
-    return RealtimeUsage(cost=cost, breakdown={"transcription": cost} if cost else {}, price_missing=missing)
 
 
 # --- what the caller heard -------------------------------------------------------------
@@ -297,291 +144,6 @@ def cut_audio(audio: AssistantAudio) -> tuple[int, float]:
     played_ms = max(0, min(played, sent_ms))
     generated_ms = audio.generated_bytes / BYTES_PER_MS
     return played_ms, (min(played_ms / generated_ms, 1.0) if generated_ms else 0.0)
-
-
-# --- persistence (sync: run through db(), off the event loop) ---------------------------
-
-
-# A live-monitor update to send once a write is done: (the conversation, the event).
-LiveEvent = tuple[Interaction, dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class CallStart:
-    interaction_id: int
-    number: str
-    session_id: str
-    instructions: str
-    prior_items: list[dict]
-    continued: bool
-    live: LiveEvent
-
-
-def _what_came_before(interaction: Interaction) -> str:
-    """NEW when the customer has said nothing in it yet, else AFTER_CHAT (typed) or AFTER_CALL."""
-    spoke = set(
-        Message.objects.filter(interaction=interaction, role=Message.Role.CUSTOMER)
-        .values_list("channel", flat=True)
-        .distinct()
-    )
-    if Interaction.ChannelKind.TEXT in spoke:
-        return realtime.AFTER_CHAT
-    return realtime.AFTER_CALL if spoke else realtime.NEW
-
-
-def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
-    """Continue the customer's conversation, or start a voice one; note the call in it.
-
-    Only a conversation in which the customer has already said something is continued: an
-    untouched one (a chat page opened but never typed in) holds nothing but a greeting the
-    caller may never have seen, so the call is a new voice conversation, recorded as one.
-    """
-    now = timezone.now()
-    interaction = (
-        Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).first()
-        if session_id
-        else None
-    )
-    if interaction is not None and interaction.taken_over_by_id:
-        raise CallRefused("taken_over", "A team member is answering you in the chat. Please continue by typing.")
-    before = _what_came_before(interaction) if interaction is not None else realtime.NEW
-    if before == realtime.NEW:
-        interaction = None
-    with transaction.atomic():
-        if interaction is None:
-            interaction = Interaction.objects.create(
-                number=next_number("INT", timezone.localdate().year, 5),
-                channel=Interaction.ChannelKind.VOICE,
-                mode=Interaction.Mode.MODEL,
-                model=settings.OPENAI_REALTIME_MODEL,
-                client_ip_hash=hash_ip(ip),
-                user_agent=user_agent[:300],
-                has_call=True,
-            )
-        started = Message.objects.create(
-            interaction=interaction, role=Message.Role.EVENT, text="Voice call started.", channel="voice"
-        )
-        Interaction.objects.filter(pk=interaction.pk).update(
-            message_count=F("message_count") + 1, last_activity_at=now, has_call=True
-        )
-    continued = before != realtime.NEW
-    return CallStart(
-        interaction_id=interaction.pk,
-        number=interaction.number,
-        session_id=interaction.session_id,
-        instructions=realtime.instructions(system_prompt(now), before=before),
-        prior_items=realtime.conversation_items(interaction.model_items) if continued else [],
-        continued=continued,
-        live=(interaction, live.message_event(started)),
-    )
-
-
-def save_utterance(
-    *,
-    interaction_id: int,
-    role: str,
-    text: str,
-    item_id: str,
-    latency_ms: int | None,
-    cost: Decimal | None,
-    interrupted: bool,
-    generated: str = "",
-) -> LiveEvent:
-    """Store one spoken utterance and add it to the model history the text chat continues from.
-
-    `text` is what the caller heard; `generated`, when the caller cut in, all the model said.
-    """
-    item = model_items.user_item(text) if role == Message.Role.CUSTOMER else model_items.assistant_item(text)
-    if not text and generated:
-        # Nothing of it was heard: not a line of the transcript, but kept (as an event) for audit.
-        role, text = Message.Role.EVENT, unheard_note(generated)
-    with transaction.atomic():
-        message = Message.objects.create(
-            interaction_id=interaction_id,
-            role=role,
-            text=text,
-            generated_text=generated,
-            item_id=item_id[:100],
-            latency_ms=latency_ms,
-            cost_usd=cost,
-            interrupted=interrupted,
-            channel="voice",
-        )
-        # Locked read-modify-write: a text turn in another tab may be appending too.
-        current = Interaction.objects.select_for_update().only("model_items").get(pk=interaction_id)
-        Interaction.objects.filter(pk=interaction_id).update(
-            model_items=[*current.model_items, item] if role != Message.Role.EVENT else current.model_items,
-            message_count=F("message_count") + 1,
-            last_activity_at=timezone.now(),
-        )
-    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
-
-
-def unheard_note(generated: str) -> str:
-    return f"The caller cut in before hearing any of this reply: {generated}"
-
-
-def trim_utterance(*, interaction_id: int, item_id: str, heard: str, generated: str) -> None:
-    """A stored assistant line turned out to be cut off: keep what was heard, the rest for audit.
-
-    The model history the text chat continues from gets the heard part too, so a text turn after
-    the call does not build on words the caller never heard.
-    """
-    stored = {"text": heard} if heard else {"role": Message.Role.EVENT, "text": unheard_note(generated)}
-    with transaction.atomic():
-        Message.objects.filter(interaction_id=interaction_id, item_id=item_id[:100], channel="voice").update(
-            generated_text=generated, interrupted=True, **stored
-        )
-        current = Interaction.objects.select_for_update().only("model_items").get(pk=interaction_id)
-        items = list(current.model_items)
-        for index in range(len(items) - 1, -1, -1):
-            if items[index] == model_items.assistant_item(generated):
-                if heard:
-                    items[index] = model_items.assistant_item(heard)
-                else:
-                    del items[index]
-                break
-        Interaction.objects.filter(pk=interaction_id).update(model_items=items)
-
-
-def update_utterance(*, interaction_id: int, item_id: str, **fields: object) -> None:
-    Message.objects.filter(interaction_id=interaction_id, item_id=item_id[:100], channel="voice").update(**fields)
-
-
-def add_usage(*, interaction_id: int, usage: RealtimeUsage) -> None:
-    with transaction.atomic():
-        current = Interaction.objects.select_for_update().only("cost_breakdown").get(pk=interaction_id)
-        breakdown = dict(current.cost_breakdown or {})
-        for kind, amount in usage.breakdown.items():
-            breakdown[kind] = str((Decimal(breakdown.get(kind, "0")) + amount).quantize(MONEY))
-        Interaction.objects.filter(pk=interaction_id).update(
-            input_tokens=F("input_tokens") + usage.input_tokens,
-            cached_input_tokens=F("cached_input_tokens") + usage.cached_input_tokens,
-            output_tokens=F("output_tokens") + usage.output_tokens,
-            audio_input_tokens=F("audio_input_tokens") + usage.audio_input_tokens,
-            audio_output_tokens=F("audio_output_tokens") + usage.audio_output_tokens,
-            cost_usd=F("cost_usd") + usage.cost,
-            cost_breakdown=breakdown,
-            **({"price_missing": True} if usage.price_missing else {}),
-        )
-
-
-def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "", failure_kind: str = "") -> LiveEvent:
-    """Record why the call ended. The conversation stays open: the customer may keep typing.
-
-    `failure_kind` (Message.FailureKind) puts a model failure in the same by-kind counts as text.
-    """
-    text = f"Voice call ended ({reason}) after {seconds} s."
-    updates: dict[str, Any] = {
-        "end_reason": reason,
-        "last_activity_at": timezone.now(),
-        "message_count": F("message_count") + 1,
-    }
-    if failure:
-        text += f" {failure[:200]}"
-        updates.update(failure_count=F("failure_count") + 1, last_error=failure[:300])
-    message = Message.objects.create(
-        interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice", failure_kind=failure_kind
-    )
-    Interaction.objects.filter(pk=interaction_id).update(**updates)
-    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
-
-
-def realtime_failure_kind(detail: str) -> str:
-    """The Message.FailureKind of a failed Realtime reply, from its "code: message" detail."""
-    code = detail.split(":", 1)[0].strip().lower()
-    if "rate_limit" in code:
-        return Message.FailureKind.RATE_LIMITED
-    if code in ("invalid_request_error", "invalid_value", "bad_request"):
-        return Message.FailureKind.BAD_REQUEST
-    return Message.FailureKind.SERVER_ERROR
-
-
-def reply_failed(*, interaction_id: int, detail: str) -> LiveEvent:
-    """Record a reply the model failed to give (the caller was asked to say it again)."""
-    message = Message.objects.create(
-        interaction_id=interaction_id,
-        role=Message.Role.EVENT,
-        text=f"A voice reply failed ({detail[:200]}); the caller was asked to say it again.",
-        channel="voice",
-        failure_kind=realtime_failure_kind(detail),
-    )
-    Interaction.objects.filter(pk=interaction_id).update(
-        failure_count=F("failure_count") + 1,
-        last_error=f"Realtime reply failed: {detail}"[:300],
-        message_count=F("message_count") + 1,
-        last_activity_at=timezone.now(),
-    )
-    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
-
-
-def run_tool(*, interaction_id: int, call_id: str, name: str, arguments: str) -> tuple[ToolOutcome, LiveEvent]:
-    """The text chat's tool path: same validation, limits, identity rules and ToolCall rows."""
-    # Fresh from the database: booking_count may have moved in the text chat.
-    interaction = Interaction.objects.get(pk=interaction_id)
-    # Not saved: makes the tools attribute bookings to the voice channel.
-    interaction.channel = Interaction.ChannelKind.VOICE
-    outcome = execute_tool_call(interaction=interaction, call_id=call_id, name=name, raw_arguments=arguments)
-    return outcome, (interaction, {"kind": "tool_call", **outcome.summary()})
-
-
-def _run_batch(batch: list[tuple[Callable[..., Any], dict[str, Any]]]) -> list[LiveEvent]:
-    updates = []
-    for fn, kwargs in batch:
-        try:
-            update = fn(**kwargs)
-        except Exception:
-            # One failed write must not lose the others (or the call).
-            logger.exception("Voice call write %s failed", fn.__name__)
-            continue
-        if update is not None:
-            updates.append(update)
-    return updates
-
-
-async def publish(updates: list[LiveEvent]) -> None:
-    """Tell staff on the live monitor, from the event loop.
-
-    Never from the database threads (live.publish there): at shutdown the loop stops
-    before the threads are joined, and a thread waiting on the loop would hang the exit.
-    """
-    for interaction, event in updates:
-        await live.apublish(interaction, event)
-
-
-class CallWriter:
-    """Runs a call's database writes in order, in the background, batched per thread trip."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[tuple[Callable[..., Any], dict[str, Any]] | None] = asyncio.Queue()
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def put(self, fn: Callable[..., Any], **kwargs: Any) -> None:
-        self._queue.put_nowait((fn, kwargs))
-
-    async def close(self, timeout: float) -> None:
-        """Write what is queued, then stop (give up after `timeout` seconds)."""
-        self._queue.put_nowait(None)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except TimeoutError:
-            logger.error("Voice call writes still pending after %s s; abandoning them", timeout)
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            stop = None in batch
-            ops = [op for op in batch if op is not None]
-            if ops:
-                try:
-                    await publish(await db(_run_batch, ops))
-                except Exception:
-                    logger.exception("Voice call writes failed")
-            if stop:
-                return
 
 
 # --- the call -------------------------------------------------------------------------

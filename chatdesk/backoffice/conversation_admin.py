@@ -410,7 +410,7 @@ class InteractionAdmin(admin.ModelAdmin):
     @admin.display(description="cost", ordering="cost_usd")
     def cost(self, interaction: Interaction) -> str:
         if interaction.price_missing:
-            # Loud on purpose: part of the usage was priced at $0 (voice.calls._priced).
+            # Loud on purpose: part of the usage was priced at $0 (chatdesk.assistant.costs._priced).
             return f"{usd(interaction.cost_usd)} (incomplete: price missing for a model it used)"
         return usd(interaction.cost_usd)
 

@@ -1,0 +1,320 @@
+"""Call records: what a call writes to the conversation record, and the per-call writer that runs it.
+
+The functions here are sync and run through `db()`, off the event loop: `VoiceCall` queues them
+on its `CallWriter` (transcripts, usage, the call's end), so the audio path never waits on the
+database, and everything is stored as it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from bookings.numbering import next_number
+from chatdesk.assistant.costs import MONEY, RealtimeUsage
+from chatdesk.assistant.prompts import system_prompt
+from chatdesk.assistant.tools import ToolOutcome, execute_tool_call
+from chatdesk.conversations import live, model_items
+from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.services import db, hash_ip
+from voice import realtime
+
+logger = logging.getLogger(__name__)
+
+
+class CallRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# A live-monitor update to send once a write is done: (the conversation, the event).
+LiveEvent = tuple[Interaction, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CallStart:
+    interaction_id: int
+    number: str
+    session_id: str
+    instructions: str
+    prior_items: list[dict]
+    continued: bool
+    live: LiveEvent
+
+
+def _what_came_before(interaction: Interaction) -> str:
+    """NEW when the customer has said nothing in it yet, else AFTER_CHAT (typed) or AFTER_CALL."""
+    spoke = set(
+        Message.objects.filter(interaction=interaction, role=Message.Role.CUSTOMER)
+        .values_list("channel", flat=True)
+        .distinct()
+    )
+    if Interaction.ChannelKind.TEXT in spoke:
+        return realtime.AFTER_CHAT
+    return realtime.AFTER_CALL if spoke else realtime.NEW
+
+
+def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
+    """Continue the customer's conversation, or start a voice one; note the call in it.
+
+    Only a conversation in which the customer has already said something is continued: an
+    untouched one (a chat page opened but never typed in) holds nothing but a greeting the
+    caller may never have seen, so the call is a new voice conversation, recorded as one.
+    """
+    now = timezone.now()
+    interaction = (
+        Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN).first()
+        if session_id
+        else None
+    )
+    if interaction is not None and interaction.taken_over_by_id:
+        raise CallRefused("taken_over", "A team member is answering you in the chat. Please continue by typing.")
+    before = _what_came_before(interaction) if interaction is not None else realtime.NEW
+    if before == realtime.NEW:
+        interaction = None
+    with transaction.atomic():
+        if interaction is None:
+            interaction = Interaction.objects.create(
+                number=next_number("INT", timezone.localdate().year, 5),
+                channel=Interaction.ChannelKind.VOICE,
+                mode=Interaction.Mode.MODEL,
+                model=settings.OPENAI_REALTIME_MODEL,
+                client_ip_hash=hash_ip(ip),
+                user_agent=user_agent[:300],
+                has_call=True,
+            )
+        started = Message.objects.create(
+            interaction=interaction, role=Message.Role.EVENT, text="Voice call started.", channel="voice"
+        )
+        Interaction.objects.filter(pk=interaction.pk).update(
+            message_count=F("message_count") + 1, last_activity_at=now, has_call=True
+        )
+    continued = before != realtime.NEW
+    return CallStart(
+        interaction_id=interaction.pk,
+        number=interaction.number,
+        session_id=interaction.session_id,
+        instructions=realtime.instructions(system_prompt(now), before=before),
+        prior_items=realtime.conversation_items(interaction.model_items) if continued else [],
+        continued=continued,
+        live=(interaction, live.message_event(started)),
+    )
+
+
+def save_utterance(
+    *,
+    interaction_id: int,
+    role: str,
+    text: str,
+    item_id: str,
+    latency_ms: int | None,
+    cost: Decimal | None,
+    interrupted: bool,
+    generated: str = "",
+) -> LiveEvent:
+    """Store one spoken utterance and add it to the model history the text chat continues from.
+
+    `text` is what the caller heard; `generated`, when the caller cut in, all the model said.
+    """
+    item = model_items.user_item(text) if role == Message.Role.CUSTOMER else model_items.assistant_item(text)
+    if not text and generated:
+        # Nothing of it was heard: not a line of the transcript, but kept (as an event) for audit.
+        role, text = Message.Role.EVENT, unheard_note(generated)
+    with transaction.atomic():
+        message = Message.objects.create(
+            interaction_id=interaction_id,
+            role=role,
+            text=text,
+            generated_text=generated,
+            item_id=item_id[:100],
+            latency_ms=latency_ms,
+            cost_usd=cost,
+            interrupted=interrupted,
+            channel="voice",
+        )
+        # Locked read-modify-write: a text turn in another tab may be appending too.
+        current = Interaction.objects.select_for_update().only("model_items").get(pk=interaction_id)
+        Interaction.objects.filter(pk=interaction_id).update(
+            model_items=[*current.model_items, item] if role != Message.Role.EVENT else current.model_items,
+            message_count=F("message_count") + 1,
+            last_activity_at=timezone.now(),
+        )
+    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
+
+
+def unheard_note(generated: str) -> str:
+    return f"The caller cut in before hearing any of this reply: {generated}"
+
+
+def trim_utterance(*, interaction_id: int, item_id: str, heard: str, generated: str) -> None:
+    """A stored assistant line turned out to be cut off: keep what was heard, the rest for audit.
+
+    The model history the text chat continues from gets the heard part too, so a text turn after
+    the call does not build on words the caller never heard.
+    """
+    stored = {"text": heard} if heard else {"role": Message.Role.EVENT, "text": unheard_note(generated)}
+    with transaction.atomic():
+        Message.objects.filter(interaction_id=interaction_id, item_id=item_id[:100], channel="voice").update(
+            generated_text=generated, interrupted=True, **stored
+        )
+        current = Interaction.objects.select_for_update().only("model_items").get(pk=interaction_id)
+        items = list(current.model_items)
+        for index in range(len(items) - 1, -1, -1):
+            if items[index] == model_items.assistant_item(generated):
+                if heard:
+                    items[index] = model_items.assistant_item(heard)
+                else:
+                    del items[index]
+                break
+        Interaction.objects.filter(pk=interaction_id).update(model_items=items)
+
+
+def update_utterance(*, interaction_id: int, item_id: str, **fields: object) -> None:
+    Message.objects.filter(interaction_id=interaction_id, item_id=item_id[:100], channel="voice").update(**fields)
+
+
+def add_usage(*, interaction_id: int, usage: RealtimeUsage) -> None:
+    with transaction.atomic():
+        current = Interaction.objects.select_for_update().only("cost_breakdown").get(pk=interaction_id)
+        breakdown = dict(current.cost_breakdown or {})
+        for kind, amount in usage.breakdown.items():
+            breakdown[kind] = str((Decimal(breakdown.get(kind, "0")) + amount).quantize(MONEY))
+        Interaction.objects.filter(pk=interaction_id).update(
+            input_tokens=F("input_tokens") + usage.input_tokens,
+            cached_input_tokens=F("cached_input_tokens") + usage.cached_input_tokens,
+            output_tokens=F("output_tokens") + usage.output_tokens,
+            audio_input_tokens=F("audio_input_tokens") + usage.audio_input_tokens,
+            audio_output_tokens=F("audio_output_tokens") + usage.audio_output_tokens,
+            cost_usd=F("cost_usd") + usage.cost,
+            cost_breakdown=breakdown,
+            **({"price_missing": True} if usage.price_missing else {}),
+        )
+
+
+def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "", failure_kind: str = "") -> LiveEvent:
+    """Record why the call ended. The conversation stays open: the customer may keep typing.
+
+    `failure_kind` (Message.FailureKind) puts a model failure in the same by-kind counts as text.
+    """
+    text = f"Voice call ended ({reason}) after {seconds} s."
+    updates: dict[str, Any] = {
+        "end_reason": reason,
+        "last_activity_at": timezone.now(),
+        "message_count": F("message_count") + 1,
+    }
+    if failure:
+        text += f" {failure[:200]}"
+        updates.update(failure_count=F("failure_count") + 1, last_error=failure[:300])
+    message = Message.objects.create(
+        interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice", failure_kind=failure_kind
+    )
+    Interaction.objects.filter(pk=interaction_id).update(**updates)
+    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
+
+
+def realtime_failure_kind(detail: str) -> str:
+    """The Message.FailureKind of a failed Realtime reply, from its "code: message" detail."""
+    code = detail.split(":", 1)[0].strip().lower()
+    if "rate_limit" in code:
+        return Message.FailureKind.RATE_LIMITED
+    if code in ("invalid_request_error", "invalid_value", "bad_request"):
+        return Message.FailureKind.BAD_REQUEST
+    return Message.FailureKind.SERVER_ERROR
+
+
+def reply_failed(*, interaction_id: int, detail: str) -> LiveEvent:
+    """Record a reply the model failed to give (the caller was asked to say it again)."""
+    message = Message.objects.create(
+        interaction_id=interaction_id,
+        role=Message.Role.EVENT,
+        text=f"A voice reply failed ({detail[:200]}); the caller was asked to say it again.",
+        channel="voice",
+        failure_kind=realtime_failure_kind(detail),
+    )
+    Interaction.objects.filter(pk=interaction_id).update(
+        failure_count=F("failure_count") + 1,
+        last_error=f"Realtime reply failed: {detail}"[:300],
+        message_count=F("message_count") + 1,
+        last_activity_at=timezone.now(),
+    )
+    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
+
+
+def run_tool(*, interaction_id: int, call_id: str, name: str, arguments: str) -> tuple[ToolOutcome, LiveEvent]:
+    """The text chat's tool path: same validation, limits, identity rules and ToolCall rows."""
+    # Fresh from the database: booking_count may have moved in the text chat.
+    interaction = Interaction.objects.get(pk=interaction_id)
+    # Not saved: makes the tools attribute bookings to the voice channel.
+    interaction.channel = Interaction.ChannelKind.VOICE
+    outcome = execute_tool_call(interaction=interaction, call_id=call_id, name=name, raw_arguments=arguments)
+    return outcome, (interaction, {"kind": "tool_call", **outcome.summary()})
+
+
+def _run_batch(batch: list[tuple[Callable[..., Any], dict[str, Any]]]) -> list[LiveEvent]:
+    updates = []
+    for fn, kwargs in batch:
+        try:
+            update = fn(**kwargs)
+        except Exception:
+            # One failed write must not lose the others (or the call).
+            logger.exception("Voice call write %s failed", fn.__name__)
+            continue
+        if update is not None:
+            updates.append(update)
+    return updates
+
+
+async def publish(updates: list[LiveEvent]) -> None:
+    """Tell staff on the live monitor, from the event loop.
+
+    Never from the database threads (live.publish there): at shutdown the loop stops
+    before the threads are joined, and a thread waiting on the loop would hang the exit.
+    """
+    for interaction, event in updates:
+        await live.apublish(interaction, event)
+
+
+class CallWriter:
+    """Runs a call's database writes in order, in the background, batched per thread trip."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[Callable[..., Any], dict[str, Any]] | None] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def put(self, fn: Callable[..., Any], **kwargs: Any) -> None:
+        self._queue.put_nowait((fn, kwargs))
+
+    async def close(self, timeout: float) -> None:
+        """Write what is queued, then stop (give up after `timeout` seconds)."""
+        self._queue.put_nowait(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            logger.error("Voice call writes still pending after %s s; abandoning them", timeout)
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            stop = None in batch
+            ops = [op for op in batch if op is not None]
+            if ops:
+                try:
+                    await publish(await db(_run_batch, ops))
+                except Exception:
+                    logger.exception("Voice call writes failed")
+            if stop:
+                return
