@@ -16,9 +16,10 @@ from django.contrib.auth import get_user_model
 
 from chatdesk.assistant import turns
 from chatdesk.conversations import model_items, record, services
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Interaction, Message
 from tests.chat_customer import model_fixture  # noqa: F401 (registers `model`)
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
+from voice.records import save_utterance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,6 +61,40 @@ def test_a_staff_reply_stored_while_a_turn_waits_on_the_model_is_kept(business, 
     assert [(i["role"], i["content"][0]["text"]) for i in reply] == [("assistant", "Friday at 9 works.")]
     # Greeting, customer, takeover event, staff reply, assistant reply.
     assert stored.message_count == 5
+
+
+def test_a_spoken_line_stored_while_a_turn_waits_on_the_model_is_kept(business, model):
+    chat = turns.interaction_start(ip="203.0.113.5", user_agent="pytest")
+    asked, release = threading.Event(), threading.Event()
+
+    def slow_model(request: dict) -> str:
+        asked.set()
+        release.wait(10)
+        return "Noted."
+
+    model.respond_with(slow_model)
+    customer = threading.Thread(
+        target=lambda: async_to_sync(turns.chat_turn)(session_id=chat.session_id, text="I'll call you too.")
+    )
+    customer.start()
+    try:
+        assert asked.wait(10), "the turn never asked the model"
+        save_utterance(
+            interaction_id=chat.pk,
+            role=Message.Role.CUSTOMER,
+            text="Hello, it's me on the phone.",
+            item_id="item_1",
+            latency_ms=None,
+            cost=None,
+            interrupted=False,
+        )
+    finally:
+        release.set()
+        customer.join(15)
+    history = Interaction.objects.get(pk=chat.pk).model_items
+    assert model_items.user_item("Hello, it's me on the phone.") in history
+    assert model_items.user_item("I'll call you too.") in history
+    assert len(history) == 4  # greeting, the spoken line, the typed line, the reply
 
 
 def test_usage_with_a_breakdown_adds_up_across_writers(business):
