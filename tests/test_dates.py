@@ -15,7 +15,8 @@ import pytest
 import time_machine
 
 from bookings.models import ClosedDay
-from chatdesk.assistant.dates import UnresolvedDate, day_for_booking, normalize, understand
+from chatdesk.assistant.date_grammar import UnresolvedDate, normalize, understand
+from chatdesk.assistant.dates import day_for_booking
 from chatdesk.assistant.tools import TOOLS, execute_tool_call
 from chatdesk.assistant.turns import interaction_start
 from chatdesk.conversations.models import ToolCall
