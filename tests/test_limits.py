@@ -22,14 +22,15 @@ from django.db import connection
 
 from bookings.models import Booking, BookingStatus, Channel
 from bookings.services import Actor, booking_create
-from chatdesk.assistant.tools import TOO_MANY_TOOL_CALLS, execute_tool_call, tool_call_budget
+from chatdesk.assistant.openai_client import FunctionCall
+from chatdesk.assistant.tool_rounds import run_tool_round_here
+from chatdesk.assistant.tools import TOO_MANY_TOOL_CALLS, ToolOutcome, execute_tool_call, tool_call_budget
 from chatdesk.assistant.turns import interaction_start
 from chatdesk.conversations.models import Interaction, ToolCall
 from chatdesk.conversations.services import hash_ip
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture, function_call_outputs  # noqa: F401
-from voice.records import run_tool
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -311,24 +312,24 @@ def test_cancel_and_reschedule_count_as_lookups(business, frozen, settings):
 
 def test_voice_calls_share_the_lookup_limits(business, frozen, settings):
     victim = victims_booking(business)
-    # A voice conversation, through the voice relay's own tool path.
+    # A voice conversation, through the voice relay's tool path (the shared round, voice channel).
     call = Interaction.objects.create(
         number="INT-2026-09999", channel=Interaction.ChannelKind.VOICE, client_ip_hash=hash_ip("198.51.100.70")
     )
-    for n, phone in enumerate(guesses(5000, settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION)):
-        outcome, _ = run_tool(
-            interaction_id=call.pk,
-            call_id=f"call_{n}",
-            name="get_booking_info",
-            arguments=json.dumps({"booking_number": victim.number, "phone": phone}),
+
+    def spoken_lookup(call_id: str, phone: str) -> ToolOutcome:
+        arguments = json.dumps({"booking_number": victim.number, "phone": phone})
+        (outcome,) = run_tool_round_here(
+            call,
+            [FunctionCall(call_id, "get_booking_info", arguments)],
+            channel=Interaction.ChannelKind.VOICE,
+            ran_this_turn=0,
         )
-        assert outcome.error == "booking_not_found"
-    outcome, _ = run_tool(
-        interaction_id=call.pk,
-        call_id="call_right",
-        name="get_booking_info",
-        arguments=json.dumps({"booking_number": victim.number, "phone": VICTIM_PHONE}),
-    )
+        return outcome
+
+    for n, phone in enumerate(guesses(5000, settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION)):
+        assert spoken_lookup(f"call_{n}", phone).error == "booking_not_found"
+    outcome = spoken_lookup("call_right", VICTIM_PHONE)
     assert outcome.error == "lookup_locked"
     assert settings.BUSINESS_PHONE in outcome.result["message"]
 

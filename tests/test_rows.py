@@ -77,6 +77,26 @@ def test_update_adds_in_sql_and_assigns_values():
     assert rows.update(Interaction, 999_999, add={"message_count": 1}) == 0
 
 
+def test_update_appends_to_the_history_as_stored_not_as_read():
+    interaction = an_interaction()
+    stored_meanwhile = {"role": "assistant", "content": "A staff reply"}
+    rows.update(Interaction, interaction.pk, append={"model_items": [stored_meanwhile]})
+    # `interaction` still holds the history read before; the append adds to the row's.
+    rows.update(
+        Interaction,
+        interaction.pk,
+        add={"message_count": 1},
+        append={"model_items": [{"role": "user", "content": "ok"}]},
+    )
+    interaction.refresh_from_db()
+    assert interaction.model_items[-3:] == [
+        {"type": "function_call", "arguments": "{}"},
+        stored_meanwhile,
+        {"role": "user", "content": "ok"},
+    ]
+    assert interaction.message_count == 4
+
+
 def test_the_same_statements_work_on_sqlite(tmp_path):
     env = {
         **os.environ,
@@ -102,6 +122,10 @@ def test_the_same_statements_work_on_sqlite(tmp_path):
         rows.update(Interaction, i.pk, add=add, assign={"model_items": []})
         i.refresh_from_db()
         assert (i.message_count, i.cost_usd, i.model_items) == (1, Decimal("0.75"), []), (i.message_count, i.cost_usd)
+        rows.update(Interaction, i.pk, append={"model_items": [{"b": "é"}]})
+        rows.update(Interaction, i.pk, add={"message_count": 2}, append={"model_items": [{"c": [1]}, "d"]})
+        i.refresh_from_db()
+        assert (i.message_count, i.model_items) == (3, [{"b": "é"}, {"c": [1]}, "d"]), i.model_items
         print("sqlite ok")
         """
     )

@@ -35,14 +35,11 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chatdesk.assistant.costs import realtime_usage, transcription_usage
-from chatdesk.assistant.tools import (
-    ToolOutcome,
-    realtime_tool_definitions,
-    refuse_tool_calls,
-    tool_call_budget,
-)
-from chatdesk.conversations.booking_cards import turn_cards
-from chatdesk.conversations.models import Message
+from chatdesk.assistant.openai_client import FunctionCall
+from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
+from chatdesk.assistant.tools import TOO_MANY_TOOL_CALLS, ToolOutcome, realtime_tool_definitions
+from chatdesk.conversations.booking_cards import booking_cards
+from chatdesk.conversations.models import Interaction, Message
 from chatdesk.conversations.services import db, hash_ip
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 from voice import realtime
@@ -57,7 +54,6 @@ from voice.records import (
     publish,
     realtime_failure_kind,
     reply_failed,
-    run_tool,
     save_utterance,
     trim_utterance,
     update_utterance,
@@ -731,38 +727,25 @@ class VoiceCall:
                     ToolOutcome(c.get("call_id", ""), c.get("name", ""), result, "too_many_steps") for c in calls
                 ]
             else:
-                # The text chat's caps (chatdesk.assistant.tools): the calls beyond are recorded, not run.
-                allowed = tool_call_budget(len(calls), ran_this_turn=self.tool_calls_in_turn)
-                self.tool_calls_in_turn += allowed
-                results = list(
-                    await asyncio.gather(
-                        *(
-                            db(
-                                run_tool,
-                                interaction_id=self.start_info.interaction_id,
-                                call_id=c.get("call_id", ""),
-                                name=c.get("name", ""),
-                                arguments=c.get("arguments", ""),
-                            )
-                            for c in calls[:allowed]
-                        )
-                    )
+                # The text chat's round (chatdesk.assistant.tool_rounds): its caps, validation, identity
+                # rules and ToolCall rows; the calls beyond the caps are recorded, not run.
+                # Fresh from the database: booking_count may have moved in the text chat.
+                interaction = await db(Interaction.objects.get, pk=self.start_info.interaction_id)
+                outcomes = await run_tool_round(
+                    interaction,
+                    [FunctionCall(c.get("call_id", ""), c.get("name", ""), c.get("arguments", "")) for c in calls],
+                    channel=Interaction.ChannelKind.VOICE,
+                    ran_this_turn=self.tool_calls_in_turn,
                 )
-                outcomes = [outcome for outcome, _ in results]
-                if calls[allowed:]:
-                    outcomes += await db(
-                        refuse_tool_calls,
-                        interaction_id=self.start_info.interaction_id,
-                        calls=[
-                            (c.get("call_id", ""), c.get("name", ""), c.get("arguments", "")) for c in calls[allowed:]
-                        ],
-                    )
-                await publish([update for _, update in results])
+                self.tool_calls_in_turn += calls_run(outcomes)
+                ran = [o for o in outcomes if o.error != TOO_MANY_TOOL_CALLS]
+                await publish([(interaction, {"kind": "tool_call", **o.summary()}) for o in ran])
             for outcome in outcomes:
                 await self._send({"type": "tool", **outcome.summary()})
             # The chat page's cards (chatdesk.conversations.booking_cards): the state as it stands now, so a
             # booking moved during the call shows "moved" with the old time, as in text.
-            for card in await db(turn_cards, outcomes):
+            touched = bookings_touched(outcomes)
+            for card in await db(booking_cards, touched) if touched else []:
                 await self._send({"type": "booking", "booking": card})
             # Every output first, then one response.create for all of them.
             for outcome in outcomes:

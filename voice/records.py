@@ -16,17 +16,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
-from bookings.numbering import next_number
-from chatdesk.assistant.costs import MONEY, RealtimeUsage
+from chatdesk.assistant.costs import RealtimeUsage
 from chatdesk.assistant.prompts import system_prompt
-from chatdesk.assistant.tools import ToolOutcome, execute_tool_call
-from chatdesk.conversations import live, model_items
+from chatdesk.conversations import live, model_items, record
 from chatdesk.conversations.models import Interaction, Message
 from chatdesk.conversations.selectors import open_interaction_for
-from chatdesk.conversations.services import db, hash_ip
+from chatdesk.conversations.services import db, interaction_create
 from voice import realtime
 
 logger = logging.getLogger(__name__)
@@ -82,21 +79,18 @@ def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
         interaction = None
     with transaction.atomic():
         if interaction is None:
-            interaction = Interaction.objects.create(
-                number=next_number("INT", timezone.localdate().year, 5),
+            interaction = interaction_create(
                 channel=Interaction.ChannelKind.VOICE,
                 mode=Interaction.Mode.MODEL,
                 model=settings.OPENAI_REALTIME_MODEL,
-                client_ip_hash=hash_ip(ip),
-                user_agent=user_agent[:300],
+                ip=ip,
+                user_agent=user_agent,
                 has_call=True,
             )
         started = Message.objects.create(
             interaction=interaction, role=Message.Role.EVENT, text="Voice call started.", channel="voice"
         )
-        Interaction.objects.filter(pk=interaction.pk).update(
-            message_count=F("message_count") + 1, last_activity_at=now, has_call=True
-        )
+        record.count_message(interaction.pk, last_activity_at=now, has_call=True)
     continued = before != realtime.NEW
     return CallStart(
         interaction_id=interaction.pk,
@@ -140,11 +134,11 @@ def save_utterance(
             interrupted=interrupted,
             channel="voice",
         )
-        # Locked read-modify-write: a text turn in another tab may be appending too.
-        current = Interaction.objects.select_for_update().only("model_items").get(pk=interaction_id)
-        Interaction.objects.filter(pk=interaction_id).update(
-            model_items=[*current.model_items, item] if role != Message.Role.EVENT else current.model_items,
-            message_count=F("message_count") + 1,
+        # Appended to the history as stored now: a text turn in another tab may be appending too.
+        record.append_model_items(
+            interaction_id,
+            [item] if role != Message.Role.EVENT else [],
+            messages=1,
             last_activity_at=timezone.now(),
         )
     return Interaction.objects.get(pk=interaction_id), live.message_event(message)
@@ -165,16 +159,11 @@ def trim_utterance(*, interaction_id: int, item_id: str, heard: str, generated: 
         Message.objects.filter(interaction_id=interaction_id, item_id=item_id[:100], channel="voice").update(
             generated_text=generated, interrupted=True, **stored
         )
-        current = Interaction.objects.select_for_update().only("model_items").get(pk=interaction_id)
-        items = list(current.model_items)
-        for index in range(len(items) - 1, -1, -1):
-            if items[index] == model_items.assistant_item(generated):
-                if heard:
-                    items[index] = model_items.assistant_item(heard)
-                else:
-                    del items[index]
-                break
-        Interaction.objects.filter(pk=interaction_id).update(model_items=items)
+        record.replace_model_item(
+            interaction_id,
+            model_items.assistant_item(generated),
+            model_items.assistant_item(heard) if heard else None,
+        )
 
 
 def update_utterance(*, interaction_id: int, item_id: str, **fields: object) -> None:
@@ -182,21 +171,16 @@ def update_utterance(*, interaction_id: int, item_id: str, **fields: object) -> 
 
 
 def add_usage(*, interaction_id: int, usage: RealtimeUsage) -> None:
-    with transaction.atomic():
-        current = Interaction.objects.select_for_update().only("cost_breakdown").get(pk=interaction_id)
-        breakdown = dict(current.cost_breakdown or {})
-        for kind, amount in usage.breakdown.items():
-            breakdown[kind] = str((Decimal(breakdown.get(kind, "0")) + amount).quantize(MONEY))
-        Interaction.objects.filter(pk=interaction_id).update(
-            input_tokens=F("input_tokens") + usage.input_tokens,
-            cached_input_tokens=F("cached_input_tokens") + usage.cached_input_tokens,
-            output_tokens=F("output_tokens") + usage.output_tokens,
-            audio_input_tokens=F("audio_input_tokens") + usage.audio_input_tokens,
-            audio_output_tokens=F("audio_output_tokens") + usage.audio_output_tokens,
-            cost_usd=F("cost_usd") + usage.cost,
-            cost_breakdown=breakdown,
-            **({"price_missing": True} if usage.price_missing else {}),
-        )
+    spent = record.Usage(
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens,
+        audio_input_tokens=usage.audio_input_tokens,
+        audio_output_tokens=usage.audio_output_tokens,
+        cost=usage.cost,
+        price_missing=usage.price_missing,
+    )
+    record.add_usage(interaction_id, spent, breakdown=usage.breakdown)
 
 
 def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "", failure_kind: str = "") -> LiveEvent:
@@ -205,18 +189,12 @@ def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "
     `failure_kind` (Message.FailureKind) puts a model failure in the same by-kind counts as text.
     """
     text = f"Voice call ended ({reason}) after {seconds} s."
-    updates: dict[str, Any] = {
-        "end_reason": reason,
-        "last_activity_at": timezone.now(),
-        "message_count": F("message_count") + 1,
-    }
     if failure:
         text += f" {failure[:200]}"
-        updates.update(failure_count=F("failure_count") + 1, last_error=failure[:300])
     message = Message.objects.create(
         interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice", failure_kind=failure_kind
     )
-    Interaction.objects.filter(pk=interaction_id).update(**updates)
+    record.count_message(interaction_id, failure=failure, end_reason=reason, last_activity_at=timezone.now())
     return Interaction.objects.get(pk=interaction_id), live.message_event(message)
 
 
@@ -239,23 +217,8 @@ def reply_failed(*, interaction_id: int, detail: str) -> LiveEvent:
         channel="voice",
         failure_kind=realtime_failure_kind(detail),
     )
-    Interaction.objects.filter(pk=interaction_id).update(
-        failure_count=F("failure_count") + 1,
-        last_error=f"Realtime reply failed: {detail}"[:300],
-        message_count=F("message_count") + 1,
-        last_activity_at=timezone.now(),
-    )
+    record.count_message(interaction_id, failure=f"Realtime reply failed: {detail}", last_activity_at=timezone.now())
     return Interaction.objects.get(pk=interaction_id), live.message_event(message)
-
-
-def run_tool(*, interaction_id: int, call_id: str, name: str, arguments: str) -> tuple[ToolOutcome, LiveEvent]:
-    """The text chat's tool path: same validation, limits, identity rules and ToolCall rows."""
-    # Fresh from the database: booking_count may have moved in the text chat.
-    interaction = Interaction.objects.get(pk=interaction_id)
-    # Not saved: makes the tools attribute bookings to the voice channel.
-    interaction.channel = Interaction.ChannelKind.VOICE
-    outcome = execute_tool_call(interaction=interaction, call_id=call_id, name=name, raw_arguments=arguments)
-    return outcome, (interaction, {"kind": "tool_call", **outcome.summary()})
 
 
 def _run_batch(batch: list[tuple[Callable[..., Any], dict[str, Any]]]) -> list[LiveEvent]:

@@ -34,10 +34,12 @@ from django.db.models import Exists, OuterRef, QuerySet
 from chatdesk.assistant import openai_client
 from chatdesk.assistant.costs import text_cost
 from chatdesk.assistant.prompts import system_prompt
-from chatdesk.assistant.tools import ToolOutcome, execute_tool_call, tool_definitions
+from chatdesk.assistant.tool_rounds import booked, calls_run, run_tool_round_here
+from chatdesk.assistant.tools import ToolOutcome, tool_definitions
 from chatdesk.conversations import model_items
 from chatdesk.conversations.models import Interaction, Message
 from chatdesk.conversations.retention import REDACTED
+from chatdesk.conversations.services import interaction_create
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ def replayable_interactions(*, start: datetime, end: datetime | None = None) -> 
 def _scratch_copy(interaction: Interaction) -> Interaction:
     # Tool calls are recorded against an interaction (and create_booking counts bookings on
     # it): a fresh one per replay, so the original's call ids and limits do not interfere.
-    return Interaction.objects.create(
+    return interaction_create(
         number=f"RPL-{interaction.number}"[:20],
         channel=Interaction.ChannelKind.TEXT,
         mode=Interaction.Mode.MODEL,
@@ -134,22 +136,26 @@ def interaction_replay(interaction: Interaction, *, run: Runner) -> ReplayResult
             for message in customer_turns:
                 items.append(model_items.user_item(message.text))
                 instructions = system_prompt(message.created_at)
+                turn_start = len(outcomes)
                 for _ in range(settings.CHAT_MAX_TOOL_ROUNDS):
                     answer = run(openai_client.respond(instructions=instructions, items=items, tools=tools))
                     result.replay_cost_usd += text_cost(answer.model, answer.usage)
                     items.extend(answer.output_items)
                     if not answer.function_calls:
                         break
-                    for call in answer.function_calls:
-                        outcome = execute_tool_call(
-                            interaction=scratch, call_id=call.call_id, name=call.name, raw_arguments=call.arguments
-                        )
-                        outcomes.append(outcome)
-                        items.append(model_items.function_output_item(outcome.call_id, outcome.output))
+                    # The text chat's round (caps included), run in this thread and transaction.
+                    results = run_tool_round_here(
+                        scratch,
+                        answer.function_calls,
+                        channel=Interaction.ChannelKind.TEXT,
+                        ran_this_turn=calls_run(outcomes[turn_start:]),
+                    )
+                    outcomes.extend(results)
+                    items.extend(model_items.function_output_item(o.call_id, o.output) for o in results)
         except openai_client.ModelUnavailable as error:
             result.error = f"{error.kind}: {error.detail}"
         finally:
             transaction.set_rollback(True)
     result.replay_tools = [o.name for o in outcomes]
-    result.replay_booked = any(o.name == "create_booking" and o.booking_id and not o.error for o in outcomes)
+    result.replay_booked = booked(outcomes)
     return result

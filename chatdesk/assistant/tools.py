@@ -36,8 +36,7 @@ from functools import cache
 import jsonschema
 from django.conf import settings
 from django.core.cache import cache as shared_cache
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 
 from bookings import limits
@@ -54,7 +53,7 @@ from bookings.selectors import (
 )
 from bookings.services import Actor, booking_cancel, booking_create, booking_reschedule
 from chatdesk.assistant.dates import WEEK_CHOICES, WEEKDAY_NAMES, day_for_booking
-from chatdesk.conversations import rows
+from chatdesk.conversations import record
 from chatdesk.conversations.models import HandoffRequest, Interaction, ToolCall
 
 logger = logging.getLogger(__name__)
@@ -89,13 +88,16 @@ TOO_MANY_TOOL_CALLS = "too_many_tool_calls"
 class ToolContext:
     interaction: Interaction
     now: datetime
+    # The door the call came through (Interaction.ChannelKind), set by the caller: a voice call
+    # continuing a text conversation books for the voice channel.
+    channel: str = Interaction.ChannelKind.TEXT
 
     @property
-    def channel(self) -> str:
-        return "voice" if self.interaction.channel == Interaction.ChannelKind.VOICE else "chat"
+    def booking_channel(self) -> str:
+        return "voice" if self.channel == Interaction.ChannelKind.VOICE else "chat"
 
     def actor(self, call_id: str) -> Actor:
-        return Actor.customer(self.channel, reference=f"{self.interaction.number} {call_id}")
+        return Actor.customer(self.booking_channel, reference=f"{self.interaction.number} {call_id}")
 
 
 @dataclass(frozen=True)
@@ -385,12 +387,8 @@ def get_available_time_slots(ctx: ToolContext, args: dict, call_id: str) -> dict
 
 def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     _require_confirmation(args)
-    # Counted under a lock on the conversation's row, in the transaction that books: the
-    # parallel calls of one model response (each on its own connection), two tabs and a
-    # voice call on one conversation queue here, and each sees the others' committed
-    # bookings. On SQLite, select_for_update is a no-op, but the IMMEDIATE transaction
-    # (settings) already holds the database's write lock from BEGIN.
-    booked = Interaction.objects.select_for_update().values_list("booking_count", flat=True).get(pk=ctx.interaction.pk)
+    # Counted under a lock on the conversation's row, in the transaction that books.
+    booked = record.bookings_made_locked(ctx.interaction.pk)
     if booked >= settings.CHAT_MAX_BOOKINGS:
         raise LimitReached("This conversation has made as many bookings as we allow. Offer a callback from staff.")
     booking = booking_create(
@@ -402,13 +400,11 @@ def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
         customer_email=args.get("customer_email") or "",
         address=args["address"],
         notes=args.get("notes") or "",
-        channel=ctx.channel,
+        channel=ctx.booking_channel,
         actor=ctx.actor(call_id),
         now=ctx.now,
     )
-    Interaction.objects.filter(pk=ctx.interaction.pk).update(
-        booking_count=F("booking_count") + 1, customer=booking.customer, resolution=Interaction.Resolution.BOOKED
-    )
+    record.count_booking(ctx.interaction.pk, customer_id=booking.customer_id)
     ctx.interaction.booking_count = booked + 1
     return {"booked": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
 
@@ -643,6 +639,16 @@ class ToolOutcome:
     booking_id: int | None = None
 
     @property
+    def touched_booking(self) -> int | None:
+        """The booking this call made, found, moved or cancelled, if it succeeded."""
+        return self.booking_id if self.booking_id and not self.error else None
+
+    @property
+    def booked(self) -> bool:
+        """True when this call made a booking."""
+        return self.name == "create_booking" and self.touched_booking is not None
+
+    @property
     def output(self) -> str:
         """The function_call_output string sent back to the model."""
         return json.dumps(self.result, default=str)
@@ -690,18 +696,6 @@ def _replayed(interaction_id: int, call_id: str) -> ToolOutcome:
     return ToolOutcome(call_id, first.name, first.result, first.error, first.booking_id)
 
 
-def _claim(row: ToolCall) -> bool:
-    """INSERT the call's row; False when its call_id is already recorded (a replay)."""
-    try:
-        # A savepoint only inside a caller's transaction: in autocommit a failed INSERT
-        # breaks nothing, and BEGIN/COMMIT would be two more round trips on every call.
-        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
-            rows.insert(row)  # the hot path's writes skip the ORM's per-query CPU (chatdesk/conversations/rows.py)
-    except IntegrityError:
-        return False
-    return True
-
-
 def _new_row(interaction_id: int, call_id: str, name: str, raw_arguments: str) -> ToolCall:
     return ToolCall(
         interaction_id=interaction_id,
@@ -742,15 +736,23 @@ def refuse_tool_calls(*, interaction_id: int, calls: list[tuple[str, str, str]])
         call_id = (call_id or "")[:100]
         row = _new_row(interaction_id, call_id, name, raw_arguments or "")
         row.result, row.error = result, TOO_MANY_TOOL_CALLS
-        if _claim(row):
+        if record.claim_tool_call(row):
             outcomes.append(ToolOutcome(call_id, name, result, TOO_MANY_TOOL_CALLS))
         else:
             outcomes.append(_replayed(interaction_id, call_id))
     return outcomes
 
 
-def execute_tool_call(*, interaction: Interaction, call_id: str, name: str, raw_arguments: str) -> ToolOutcome:
-    """Run one tool call for `interaction` and record it. Never raises for bad input.
+def execute_tool_call(
+    *,
+    interaction: Interaction,
+    call_id: str,
+    name: str,
+    raw_arguments: str,
+    channel: str = Interaction.ChannelKind.TEXT,
+) -> ToolOutcome:
+    """Run one tool call for `interaction`, which came through `channel`, and record it.
+    Never raises for bad input.
 
     The row is written before the tool runs: a replayed call_id (a retried request, a
     duplicated realtime event) finds it and gets the first result instead of acting twice.
@@ -758,7 +760,7 @@ def execute_tool_call(*, interaction: Interaction, call_id: str, name: str, raw_
     call_id = (call_id or "")[:100]
     raw_arguments = raw_arguments or ""
     row = _new_row(interaction.pk, call_id, name, raw_arguments)
-    if not _claim(row):
+    if not record.claim_tool_call(row):
         return _replayed(interaction.pk, call_id)
 
     started = clock.perf_counter()
@@ -768,7 +770,7 @@ def execute_tool_call(*, interaction: Interaction, call_id: str, name: str, raw_
     try:
         args = _parse_arguments(tool, raw_arguments)
         with transaction.atomic() if tool.writes else nullcontext():
-            result = tool.run(ToolContext(interaction=interaction, now=timezone.now()), args, call_id)
+            result = tool.run(ToolContext(interaction=interaction, now=timezone.now(), channel=channel), args, call_id)
     except DomainError as domain_error:
         result, error = domain_error.as_dict(), domain_error.code
     except Exception:
@@ -777,10 +779,7 @@ def execute_tool_call(*, interaction: Interaction, call_id: str, name: str, raw_
         result = {"error": "internal_error", "message": "That did not work. Apologise and offer a callback."}
         error = "internal_error"
     booking_id = result.pop("_booking_id", None)
-    duration_ms = int((clock.perf_counter() - started) * 1000)
-    rows.update(
-        ToolCall,
-        row.pk,
-        assign={"arguments": args, "result": result, "error": error, "booking": booking_id, "duration_ms": duration_ms},
-    )
+    row.arguments, row.result, row.error, row.booking_id = args, result, error, booking_id
+    row.duration_ms = int((clock.perf_counter() - started) * 1000)
+    record.tool_call_done(row)
     return ToolOutcome(call_id, name, result, error, booking_id)

@@ -7,10 +7,9 @@ and database work runs in small sync functions on a thread pool
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time as clock
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -19,22 +18,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from bookings.errors import DomainError
-from bookings.numbering import next_number
 from chatdesk.assistant import openai_client
 from chatdesk.assistant.costs import TextUsage, has_text_price, text_cost
 from chatdesk.assistant.guided import guided_greeting, guided_reply
 from chatdesk.assistant.prompts import system_prompt
-from chatdesk.assistant.tools import (
-    TOO_MANY_TOOL_CALLS,
-    ToolOutcome,
-    execute_tool_call,
-    refuse_tool_calls,
-    tool_call_budget,
-    tool_definitions,
-)
-from chatdesk.conversations import live, model_items, rows
+from chatdesk.assistant.rate_limits import message_wait
+from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
+from chatdesk.assistant.tools import ToolOutcome, tool_definitions
+from chatdesk.conversations import live, model_items, record
 from chatdesk.conversations.models import Interaction, Message
-from chatdesk.conversations.services import ConversationClosed, SessionNotFound, db, hash_ip
+from chatdesk.conversations.services import ConversationClosed, SessionNotFound, db, interaction_create
 
 logger = logging.getLogger(__name__)
 
@@ -65,19 +58,18 @@ def interaction_start(
 ) -> Interaction:
     mode = Interaction.Mode.MODEL if openai_client.is_configured() else Interaction.Mode.GUIDED
     with transaction.atomic():
-        interaction = Interaction.objects.create(
-            number=next_number("INT", timezone.localdate().year, 5),
+        interaction = interaction_create(
             channel=channel,
             mode=mode,
             model=settings.OPENAI_MODEL if mode == Interaction.Mode.MODEL else "",
-            client_ip_hash=hash_ip(ip),
-            user_agent=user_agent[:300],
+            ip=ip,
+            user_agent=user_agent,
         )
         text = greeting(mode)
         Message.objects.create(interaction=interaction, role=Message.Role.ASSISTANT, text=text)
         interaction.model_items = [model_items.assistant_item(text)]
         interaction.message_count = 1
-        interaction.save(update_fields=["model_items", "message_count"])
+        record.append_model_items(interaction.pk, interaction.model_items, messages=1)
     return interaction
 
 
@@ -86,36 +78,34 @@ class TurnResult:
     interaction: Interaction
     reply: str
     outcomes: list[ToolOutcome] = field(default_factory=list)
-    bookings: list[dict] = field(default_factory=list)
+    # The bookings the turn's tool calls made, found, moved or cancelled.
+    booking_ids: list[int] = field(default_factory=list)
     latency_ms: int = 0
     failed: str = ""
     # True while staff have taken the conversation over: no assistant reply.
     paused: bool = False
 
 
-def _begin_turn(
-    session_id: str, text: str, rate_limit: Callable[[], int | None] | None = None
-) -> tuple[Interaction, str | None, str]:
+def _begin_turn(session_id: str, text: str, client_ip: str | None) -> tuple[Interaction, str | None, str]:
     """Store the customer's message first, so nothing they typed is ever lost.
 
     Returns the interaction, the reply to give instead when a limit stops the turn, and
     the model's instructions. The rate limit check (a cache round trip) and the
     instructions come in the same trip to a worker thread as the writes.
     """
-    wait = rate_limit() if rate_limit else None
+    wait = message_wait(ip=client_ip, session_id=session_id) if client_ip is not None else None
     if wait:
         raise RateLimited(wait)
-    # The turn's statements go through chatdesk.conversations.rows: the ORM's per-query CPU was half of
-    # a turn's server time (bench/chat_turns.py).
-    interaction = rows.fetch_one(Interaction, field="session_id", value=session_id) if session_id else None
+    # The record's writer skips the ORM's per-query CPU on this path: it was half of a turn's
+    # server time (bench/chat_turns.py).
+    interaction = record.session_interaction(session_id)
     if interaction is None:
         raise SessionNotFound("No conversation with that session id.")
     if interaction.status != Interaction.Status.OPEN:
         raise ConversationClosed("This conversation is closed. Please start a new one.")
     now = timezone.now()
-    rows.insert(Message(interaction=interaction, role=Message.Role.CUSTOMER, text=text))
-    # Counters move in SQL (col = col + n) so two turns of one session cannot lose an increment.
-    rows.update(Interaction, interaction.pk, add={"message_count": 1}, assign={"last_activity_at": now})
+    record.add_message(Message(interaction=interaction, role=Message.Role.CUSTOMER, text=text))
+    record.count_message(interaction.pk, last_activity_at=now)
     interaction.message_count += 1
     instructions = system_prompt(now) if interaction.mode == Interaction.Mode.MODEL else ""
     if interaction.message_count > settings.CHAT_MAX_MESSAGES:
@@ -139,17 +129,19 @@ def _finish_turn(
     latency_ms: int,
     usage: TextUsage | None = None,
     cost: Decimal = Decimal("0"),
-    items: list[dict] | None = None,
+    items: Sequence[dict] = (),
     failure: str = "",
     failure_kind: str = "",
     events: Sequence[tuple[str, str]] = (),
     switch_to_guided: bool = False,
     price_missing: bool = False,
 ) -> None:
-    """Store the reply and move the counters. `failure` (with its `failure_kind`) is a model
-    failure the customer got the failure reply for; `events` are (kind, text) model problems
-    that were recovered from in this turn (a reply cut off, answered on retry)."""
-    rows.insert(
+    """Store the reply and move the counters. `items` are the model-history items this turn
+    added (appended to the history as stored then, not as read at the turn's start: a staff
+    reply or a spoken line may have come in meanwhile). `failure` (with its `failure_kind`) is
+    a model failure the customer got the failure reply for; `events` are (kind, text) model
+    problems that were recovered from in this turn (a reply cut off, answered on retry)."""
+    record.add_message(
         Message(
             interaction=interaction,
             role=Message.Role.ASSISTANT,
@@ -158,27 +150,12 @@ def _finish_turn(
             cost_usd=cost if usage else None,
         )
     )
-    add: dict = {"message_count": 1}
-    assign: dict = {"last_activity_at": timezone.now()}
-    if usage:
-        add.update(
-            input_tokens=usage.input_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-            output_tokens=usage.output_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cost_usd=cost,
-        )
-    if items is not None:
-        assign["model_items"] = items
-    if price_missing:
-        assign["price_missing"] = True
     for kind, text in events:
-        rows.insert(Message(interaction=interaction, role=Message.Role.EVENT, text=text[:500], failure_kind=kind))
-    add["message_count"] += len(events)
+        record.add_message(
+            Message(interaction=interaction, role=Message.Role.EVENT, text=text[:500], failure_kind=kind)
+        )
     if failure:
-        add["failure_count"] = 1
-        assign["last_error"] = failure[:300]
-        rows.insert(
+        record.add_message(
             Message(
                 interaction=interaction,
                 role=Message.Role.EVENT,
@@ -186,38 +163,32 @@ def _finish_turn(
                 failure_kind=failure_kind,
             )
         )
-        add["message_count"] += 1
+    messages = 1 + len(events) + (1 if failure else 0)
+    assign: dict = {"last_activity_at": timezone.now()}
     if switch_to_guided:
         assign["mode"] = Interaction.Mode.GUIDED
         assign["guided_state"] = {"step": "menu"}
-    rows.update(Interaction, interaction.pk, add=add, assign=assign)
+    spent = (
+        record.Usage(
+            input_tokens=usage.input_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost=cost,
+            price_missing=price_missing,
+        )
+        if usage
+        else None
+    )
+    record.write(interaction.pk, items=items, messages=messages, failure=failure, usage=spent, assign=assign)
     # Keep the in-memory copy close to the row for live summaries (no re-read needed).
-    interaction.message_count += add["message_count"]
+    interaction.message_count += messages
     interaction.cost_usd += cost if usage else Decimal("0")
 
 
-def _bookings_of(outcomes: list[ToolOutcome]) -> list[dict]:
-    return [o.result["booking"] for o in outcomes if o.booking_id and not o.error and "booking" in o.result]
-
-
-async def _run_calls(interaction: Interaction, calls: list[openai_client.FunctionCall], ran: int) -> list[ToolOutcome]:
-    """Run one response's calls within the caps, in the order the model made them."""
-    allowed = tool_call_budget(len(calls), ran_this_turn=ran)
-    # Parallel tool calls run concurrently, each on its own connection; the refused ones
-    # are recorded together in one trip.
-    jobs = [
-        db(execute_tool_call, interaction=interaction, call_id=c.call_id, name=c.name, raw_arguments=c.arguments)
-        for c in calls[:allowed]
-    ]
-    refused = [(c.call_id, c.name, c.arguments) for c in calls[allowed:]]
-    if refused:
-        jobs.append(db(refuse_tool_calls, interaction_id=interaction.pk, calls=refused))
-    results = await asyncio.gather(*jobs)
-    ran_now = list(results[:allowed])
-    return ran_now + (list(results[allowed]) if refused else [])
-
-
 async def _model_turn(interaction: Interaction, text: str, instructions: str, started: float) -> TurnResult:
+    # The history as read at the turn's start, then what this turn adds (all that it stores).
+    history = len(interaction.model_items)
     items = [*interaction.model_items, model_items.user_item(text)]
     tools = tool_definitions()
     usage = TextUsage()
@@ -250,8 +221,12 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
             if spent >= settings.CHAT_SPEND_CAP_USD:
                 reply = f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}."
                 break
-            ran = sum(1 for o in outcomes if o.error != TOO_MANY_TOOL_CALLS)
-            results = await _run_calls(interaction, answer.function_calls, ran)
+            results = await run_tool_round(
+                interaction,
+                answer.function_calls,
+                channel=Interaction.ChannelKind.TEXT,
+                ran_this_turn=calls_run(outcomes),
+            )
             outcomes.extend(results)
             items.extend(model_items.function_output_item(o.call_id, o.output) for o in results)
         else:
@@ -280,14 +255,14 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
             latency_ms=latency,
             usage=usage,
             cost=cost,
-            items=[*items, model_items.assistant_item(reply)],
+            items=[*items[history:], model_items.assistant_item(reply)],
             failure=f"{error.kind}: {error.detail}",
             failure_kind=error.kind,
             events=events,
             switch_to_guided=switch,
             price_missing=price_missing,
         )
-        return TurnResult(interaction, reply, outcomes, _bookings_of(outcomes), latency, failed=error.kind)
+        return TurnResult(interaction, reply, outcomes, bookings_touched(outcomes), latency, failed=error.kind)
     if not reply:
         reply = "Sorry, could you rephrase that?"
         items.append(model_items.assistant_item(reply))
@@ -299,29 +274,30 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
         latency_ms=latency,
         usage=usage,
         cost=cost,
-        items=items,
+        items=items[history:],
         events=events,
         price_missing=price_missing,
     )
-    return TurnResult(interaction, reply, outcomes, _bookings_of(outcomes), latency)
+    return TurnResult(interaction, reply, outcomes, bookings_touched(outcomes), latency)
 
 
 def _guided_turn(interaction: Interaction, text: str, started: float) -> TurnResult:
     answer = guided_reply(interaction, text)
     latency = int((clock.perf_counter() - started) * 1000)
-    items = [*interaction.model_items, model_items.user_item(text), model_items.assistant_item(answer.text)]
+    items = [model_items.user_item(text), model_items.assistant_item(answer.text)]
     _finish_turn(interaction=interaction, reply=answer.text, latency_ms=latency, items=items)
-    return TurnResult(interaction, answer.text, answer.outcomes, _bookings_of(answer.outcomes), latency)
+    return TurnResult(interaction, answer.text, answer.outcomes, bookings_touched(answer.outcomes), latency)
 
 
-async def chat_turn(*, session_id: str, text: str, rate_limit: Callable[[], int | None] | None = None) -> TurnResult:
+async def chat_turn(*, session_id: str, text: str, client_ip: str | None = None) -> TurnResult:
     """Run one customer turn: store the message, answer it (model or guided flow), record it.
 
-    `rate_limit`, if given, runs first (in the same worker thread trip) and returns the
-    seconds to wait when the customer is over a limit: RateLimited is raised, nothing stored.
+    With `client_ip`, the customer's message rate limits (per client IP and per session) are
+    checked first, in the same worker thread trip: over one, RateLimited is raised and nothing
+    is stored.
     """
     started = clock.perf_counter()
-    interaction, stop_reply, instructions = await db(_begin_turn, session_id, text, rate_limit)
+    interaction, stop_reply, instructions = await db(_begin_turn, session_id, text, client_ip)
     await live.apublish(
         interaction, {"kind": "message", "role": Message.Role.CUSTOMER, "text": text, "channel": "text"}
     )

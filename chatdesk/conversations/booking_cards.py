@@ -15,22 +15,13 @@ here only.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
 
 from django.conf import settings
 
 from bookings.models import Booking, BookingEvent, BookingStatus
 from bookings.selectors import booking_public_dict, visit_when
 from chatdesk.conversations.models import Interaction, Message
-
-
-class TouchedBooking(Protocol):
-    """What a tool call's outcome says about a booking (chatdesk.assistant.tools.ToolOutcome)."""
-
-    booking_id: int | None
-    error: str
 
 
 class CardState:
@@ -155,8 +146,3 @@ def transcript(interaction: Interaction) -> list[dict]:
         index = replies[position][1] if position < len(replies) else len(entries) - 1
         entries[index]["bookings"].append(cards[booking_id])
     return entries
-
-
-def turn_cards(outcomes: Sequence[TouchedBooking]) -> list[dict]:
-    """Cards for the bookings a turn's tool calls touched, as they stand after the turn."""
-    return booking_cards([o.booking_id for o in outcomes if o.booking_id and not o.error])

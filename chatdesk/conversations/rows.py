@@ -12,7 +12,7 @@ so it follows the schema; everything else keeps using the ORM.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -99,8 +99,14 @@ def update(
     *,
     add: Mapping[str, object] | None = None,
     assign: Mapping[str, object] | None = None,
+    append: Mapping[str, Sequence[object]] | None = None,
 ) -> int:
-    """UPDATE one row: `add` moves columns by an amount in SQL (like F() + n), `assign` sets values."""
+    """UPDATE one row: `add` moves columns by an amount in SQL (like F() + n), `assign` sets values,
+    `append` adds elements to the end of JSON array columns.
+
+    Adding and appending happen in the statement, on the row as it is when the UPDATE gets its
+    lock, so concurrent writers never lose each other's changes.
+    """
     alias = _alias(model, write=True)
     connection = connections[alias]
     meta = model._meta
@@ -115,6 +121,19 @@ def update(
         field = meta.get_field(name)
         assignments.append(f"{quote(field.column)} = %s")
         params.append(field.get_db_prep_save(value, connection))
+    for name, elements in (append or {}).items():
+        if not elements:
+            continue
+        field = meta.get_field(name)
+        column = quote(field.column)
+        if connection.vendor == "postgresql":
+            # jsonb || jsonb concatenates two arrays.
+            assignments.append(f"{column} = {column} || %s")
+            params.append(field.get_db_prep_save(list(elements), connection))
+        else:
+            # SQLite's json_insert applies its edits left to right; '$[#]' is the end of the array.
+            assignments.append(f"{column} = json_insert({column}{", '$[#]', json(%s)" * len(elements)})")
+            params.extend(field.get_db_prep_save(element, connection) for element in elements)
     params.append(pk)
     # Table and column names come from the model's metadata; every value is a bound parameter.
     sql = f"UPDATE {quote(meta.db_table)} SET {', '.join(assignments)} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608

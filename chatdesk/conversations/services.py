@@ -13,11 +13,11 @@ from collections.abc import Callable
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from bookings.errors import DomainError, NotFound
-from chatdesk.conversations import booking_cards, live, model_items
+from bookings.numbering import next_number
+from chatdesk.conversations import booking_cards, live, model_items, record
 from chatdesk.conversations.limits import message_length_check
 from chatdesk.conversations.models import Interaction, Message
 
@@ -47,6 +47,32 @@ async def db[T](fn: Callable[..., T], *args: object, **kwargs: object) -> T:
 def hash_ip(ip: str) -> str:
     # Salted with SECRET_KEY: enough to group abuse by client without storing the IP.
     return hashlib.sha256(f"{settings.SECRET_KEY}:{ip}".encode()).hexdigest()[:32] if ip else ""
+
+
+def interaction_create(
+    *,
+    channel: str,
+    mode: str,
+    model: str,
+    ip: str = "",
+    user_agent: str = "",
+    number: str = "",
+    has_call: bool = False,
+) -> Interaction:
+    """Open a conversation: a text chat, a voice call, or a replay's scratch copy (`number` given).
+
+    Its yearly number is allocated in the caller's transaction, if any (no savepoint).
+    """
+    with transaction.atomic(savepoint=False):
+        return Interaction.objects.create(
+            number=number or next_number("INT", timezone.localdate().year, 5),
+            channel=channel,
+            mode=mode,
+            model=model,
+            client_ip_hash=hash_ip(ip),
+            user_agent=user_agent[:300],
+            has_call=has_call,
+        )
 
 
 def interaction_by_session(session_id: str) -> Interaction:
@@ -95,7 +121,7 @@ def staff_event_record(interaction: Interaction, text: str) -> Message:
     """A line in the conversation's transcript saying what a staff member did (the audit row:
     who is in the text, when is `created_at`). Call it inside the transaction of the change."""
     message = Message.objects.create(interaction=interaction, role=Message.Role.EVENT, text=text)
-    Interaction.objects.filter(pk=interaction.pk).update(message_count=F("message_count") + 1)
+    record.count_message(interaction.pk)
     return message
 
 
@@ -140,9 +166,9 @@ def staff_message_send(*, interaction: Interaction, user: object, text: str) -> 
             raise ConversationClosed("Take the conversation over before replying.")
         message = Message.objects.create(interaction=locked, role=Message.Role.STAFF, text=text, staff_user=user)
         # The model sees staff replies as its own, so it can carry on after the handback.
-        locked.model_items = [*locked.model_items, model_items.assistant_item(text)]
-        locked.message_count += 1
-        locked.last_activity_at = timezone.now()
-        locked.save(update_fields=["model_items", "message_count", "last_activity_at"])
+        record.append_model_items(
+            locked.pk, [model_items.assistant_item(text)], messages=1, last_activity_at=timezone.now()
+        )
+        locked.message_count += 1  # for the live summary, as the row now says
     live.publish(locked, live.message_event(message))
     return message

@@ -10,12 +10,9 @@ still validates with DRF serializers and is documented in the OpenAPI schema thr
 from __future__ import annotations
 
 import json
-import math
 
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
-from django_ratelimit.core import get_usage
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -29,6 +26,7 @@ from rest_framework.views import APIView
 from bookings.errors import DomainError, json_error
 from bookings.serializers import ErrorOut
 from chatdesk.assistant import turns
+from chatdesk.assistant.rate_limits import new_conversation_wait
 from chatdesk.conversations import booking_cards, services
 from chatdesk.conversations.limits import message_length_check
 from chatdesk.conversations.models import Interaction
@@ -39,26 +37,6 @@ MAX_BODY_BYTES = 16 * 1024
 
 def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "")
-
-
-def rate_limit_wait(request: HttpRequest, *, group: str, rate: str, key: str | None = None) -> int | None:
-    """Count this request against `rate`; the seconds to wait when over it, else None.
-
-    django-ratelimit's decorator does not support async views, so both kinds of view
-    call its core here (from async code through sync_to_async).
-    """
-    if not settings.RATELIMIT_ENABLE:
-        return None
-    usage = get_usage(
-        request,
-        group=group,
-        key=(lambda _group, _request: key) if key is not None else "ip",
-        rate=rate,
-        increment=True,
-    )
-    if usage is None or not usage["should_limit"]:
-        return None
-    return max(1, math.ceil(usage.get("time_left", 60)))
 
 
 class CsrfEnforced(SessionAuthentication):
@@ -153,7 +131,7 @@ class ChatAPIView(APIView):
 class SessionNewAPI(ChatAPIView):
     @extend_schema(request=None, responses={201: SessionOut, 429: ErrorOut}, summary="Start a conversation")
     def post(self, request: Request) -> Response:
-        wait = rate_limit_wait(request, group="chat-session-ip", rate=settings.CHAT_RATE_SESSION_PER_IP)
+        wait = new_conversation_wait(ip=client_ip(request))
         if wait:
             raise Throttled(wait=wait)
         interaction = turns.interaction_start(ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
@@ -197,13 +175,6 @@ class CloseAPI(ChatAPIView):
         return Response({"interaction_number": interaction.number, "status": interaction.status})
 
 
-def message_rate_limit_wait(request: HttpRequest, session_id: str) -> int | None:
-    """Per-IP and per-session limits for messages (run in the turn's first database trip)."""
-    return rate_limit_wait(request, group="chat-message-ip", rate=settings.CHAT_RATE_MESSAGE_PER_IP) or rate_limit_wait(
-        request, group="chat-message-session", rate=settings.CHAT_RATE_MESSAGE_PER_SESSION, key=session_id
-    )
-
-
 @require_POST
 async def chat_message(request: HttpRequest) -> JsonResponse:
     if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
@@ -218,16 +189,14 @@ async def chat_message(request: HttpRequest) -> JsonResponse:
     session_id, text = data.validated_data["session_id"], data.validated_data["message"]
     try:
         message_length_check(text)
-        result = await turns.chat_turn(
-            session_id=session_id, text=text, rate_limit=lambda: message_rate_limit_wait(request, session_id)
-        )
+        result = await turns.chat_turn(session_id=session_id, text=text, client_ip=client_ip(request))
     except turns.RateLimited as error:
         return json_error(error.code, error.message, 429, retry_after=error.retry_after)
     except DomainError as error:
         return JsonResponse(error.as_dict(), status=error.http_status)
     # Read again after the turn rather than taken from the tool results: a booking created
     # and cancelled in one turn is shown cancelled, and a moved one says it was moved.
-    cards = await services.db(booking_cards.turn_cards, result.outcomes) if result.bookings else []
+    cards = await services.db(booking_cards.booking_cards, result.booking_ids) if result.booking_ids else []
     return JsonResponse(turn_payload(result, cards))
 
 

@@ -17,12 +17,13 @@ from django.views.decorators.http import require_GET, require_POST
 from bookings.errors import DomainError, retry_after_header
 from chatdesk.assistant import openai_client, turns
 from chatdesk.assistant.prompts import hours_text
+from chatdesk.assistant.rate_limits import new_conversation_wait
 from chatdesk.conversations import services
 from chatdesk.conversations.limits import MessageTooLong, message_length_check
 from chatdesk.conversations.models import Interaction
 from chatdesk.conversations.selectors import open_interaction_for
 from chatdesk.conversations.session_cookie import SESSION_COOKIE, session_id_from_request, set_session_cookie
-from chatdesk.web.api import client_ip, message_rate_limit_wait, rate_limit_wait
+from chatdesk.web.api import client_ip
 
 # Where the no-JavaScript form returns to: the newest message (templates/chat.html). Not
 # #composer: the composer is sticky, and a browser scrolling to it while it is stuck at the
@@ -87,9 +88,7 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
     open_session = await open_interaction_for(session_id).aexists()
     response = redirect(NEWEST)
     if not open_session:
-        wait = await sync_to_async(rate_limit_wait)(
-            request, group="chat-session-ip", rate=settings.CHAT_RATE_SESSION_PER_IP
-        )
+        wait = await sync_to_async(new_conversation_wait)(ip=client_ip(request))
         if wait:
             return await _page_with_error(request, "", text, "Too many new conversations. Please wait a moment.", wait)
         interaction = await services.db(
@@ -98,9 +97,7 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         session_id = interaction.session_id
         set_session_cookie(response, session_id)
     try:
-        await turns.chat_turn(
-            session_id=session_id, text=text, rate_limit=lambda: message_rate_limit_wait(request, session_id)
-        )
+        await turns.chat_turn(session_id=session_id, text=text, client_ip=client_ip(request))
     except turns.RateLimited as error:
         wait = error.retry_after
         return await _page_with_error(request, session_id, text, f"Too many messages. Please wait {wait} s.", wait)
