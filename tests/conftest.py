@@ -17,7 +17,7 @@ import pytest
 def fresh_cache():
     """Each test starts with an empty cache.
 
-    Rate limits and the failed-lookup counters (chatdesk.assistant.tools.LookupGuard) live there,
+    Rate limits and the failed-lookup counters (chatdesk.assistant.lookup_guard.LookupGuard) live there,
     keyed by client IP, and every test client is 127.0.0.1: without this, one test's
     wrong phone numbers would lock lookups in a later one.
     """

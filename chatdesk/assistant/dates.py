@@ -22,8 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-# WEEK_CHOICES and WEEKDAY_NAMES are re-exported for the resolve_date tool schema (chatdesk.assistant.tools).
-from chatdesk.assistant.date_grammar import WEEK_CHOICES as WEEK_CHOICES
 from chatdesk.assistant.date_grammar import (
     Reading,
     Understanding,
@@ -33,7 +31,6 @@ from chatdesk.assistant.date_grammar import (
     understand,
     understand_parts,
 )
-from chatdesk.assistant.date_words import WEEKDAY_NAMES as WEEKDAY_NAMES
 
 # --- the booking answer ---------------------------------------------------------------------
 

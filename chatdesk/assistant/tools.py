@@ -13,7 +13,10 @@ Contract of every tool (see `Tool`):
 `execute_tool_call` runs one call and records it as a ToolCall row. A call_id already
 recorded for the interaction returns the first result instead of acting twice.
 
-Limits every door shares (text chat, voice, guided flow), each defined here once:
+This module holds the schemas the model sees, the registry and the execution; the tool bodies
+are chatdesk/assistant/tool_bodies.py, the failed-lookup limit chatdesk/assistant/lookup_guard.py.
+
+Limits every door shares (text chat, voice, guided flow), each defined once:
 - bookings per conversation: checked under a row lock on the interaction, in the
   transaction that books (`create_booking`);
 - tool calls per model response and per customer turn: `tool_call_budget` says how many
@@ -30,74 +33,37 @@ import time as clock
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import date, datetime
 from functools import cache
 
 import jsonschema
 from django.conf import settings
-from django.core.cache import cache as shared_cache
 from django.db import transaction
 from django.utils import timezone
 
 from bookings import limits
-from bookings.errors import BookingNotFound, DomainError, InvalidInput, NotFound
-from bookings.models import Booking, Employee, Service, Trade
-from bookings.phones import normalize_phone
-from bookings.selectors import (
-    available_slots,
-    booking_for_customer,
-    booking_public_dict,
-    business_tz,
-    services_list,
-    technicians_available,
+from bookings.errors import DomainError, InvalidInput
+from chatdesk.assistant.date_grammar import WEEK_CHOICES
+from chatdesk.assistant.date_words import WEEKDAY_NAMES
+from chatdesk.assistant.tool_bodies import (
+    ToolContext,
+    cancel_booking,
+    create_booking,
+    get_available_services,
+    get_available_time_slots,
+    get_booking_info,
+    get_employee_availability,
+    get_service_details,
+    request_human,
+    reschedule_booking,
+    resolve_date_tool,
 )
-from bookings.services import Actor, booking_cancel, booking_create, booking_reschedule
-from chatdesk.assistant.dates import WEEK_CHOICES, WEEKDAY_NAMES, day_for_booking
 from chatdesk.conversations import record
-from chatdesk.conversations.models import HandoffRequest, Interaction, ToolCall
+from chatdesk.conversations.models import Interaction, ToolCall
 
 logger = logging.getLogger(__name__)
 
-MAX_SLOTS_LISTED = 16
 MAX_ARGUMENTS_CHARS = 8000
-
-
-class LimitReached(DomainError):
-    code = "limit_reached"
-    http_status = 409
-
-
-class ConfirmationMissing(DomainError):
-    code = "confirmation_required"
-
-
-class LookupLocked(DomainError):
-    code = "lookup_locked"
-    http_status = 429
-
-
-class LookupUnavailable(DomainError):
-    code = "lookup_unavailable"
-    http_status = 503
-
-
 TOO_MANY_TOOL_CALLS = "too_many_tool_calls"
-
-
-@dataclass(frozen=True)
-class ToolContext:
-    interaction: Interaction
-    now: datetime
-    # The door the call came through (Interaction.ChannelKind), set by the caller: a voice call
-    # continuing a text conversation books for the voice channel.
-    channel: str = Interaction.ChannelKind.TEXT
-
-    @property
-    def booking_channel(self) -> str:
-        return "voice" if self.channel == Interaction.ChannelKind.VOICE else "chat"
-
-    def actor(self, call_id: str) -> Actor:
-        return Actor.customer(self.booking_channel, reference=f"{self.interaction.number} {call_id}")
 
 
 @dataclass(frozen=True)
@@ -148,305 +114,6 @@ CONFIRMED = {
 }
 
 
-# --- argument helpers -----------------------------------------------------------------
-
-
-def _service(service_id: str) -> Service:
-    service = Service.objects.select_related("trade").filter(slug=service_id.strip().lower(), active=True).first()
-    if service is None:
-        raise NotFound("No such service. Call get_available_services for valid service_id values.", field="service_id")
-    return service
-
-
-def _trade(name: str) -> Trade:
-    key = name.strip().lower()
-    for trade in Trade.objects.all():
-        if key in (trade.slug, trade.name.lower()):
-            return trade
-    raise NotFound("Unknown trade. Use HVAC, Plumbing or Electrical.", field="trade")
-
-
-def _day(value: str, field: str = "date") -> date:
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput("Use a date like 2026-12-04 (call resolve_date first).", field=field) from None
-
-
-def _start(value: str) -> datetime:
-    try:
-        start = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput("Use the slot start exactly as listed by get_available_time_slots.", field="start") from None
-    if timezone.is_naive(start):
-        start = start.replace(tzinfo=business_tz())
-    return start
-
-
-def _technician(technician_id: int | None) -> Employee | None:
-    if technician_id is None:
-        return None
-    employee = Employee.objects.filter(pk=technician_id, active=True).first()
-    if employee is None:
-        raise NotFound("No such technician.", field="technician_id")
-    return employee
-
-
-def _local(moment: datetime) -> datetime:
-    return moment.astimezone(business_tz())
-
-
-def _slot_dict(start: datetime, end: datetime) -> dict:
-    local = _local(start)
-    return {
-        "start": local.isoformat(),
-        "end": _local(end).isoformat(),
-        "weekday": local.strftime("%A"),
-        "date": local.date().isoformat(),
-        "time": local.strftime("%-I:%M %p"),
-    }
-
-
-def _service_dict(service: Service, detailed: bool = False) -> dict:
-    data = {
-        "service_id": service.slug,
-        "name": service.name,
-        "trade": service.trade.name,
-        "duration_minutes": service.duration_minutes,
-        "price": service.price_display,
-        "emergency": service.is_emergency,
-    }
-    if detailed:
-        data["description"] = service.description
-        data["minimum_notice_hours"] = round(service.min_notice_minutes / 60, 1)
-    return data
-
-
-def _require_confirmation(args: dict) -> None:
-    if args.get("customer_confirmed") is not True:
-        raise ConfirmationMissing(
-            "Read the details back to the customer and get a clear yes, then call again with customer_confirmed=true."
-        )
-
-
-# --- failed lookups -------------------------------------------------------------------
-
-
-class LookupGuard:
-    """Counts failed booking number + phone lookups per conversation and per client IP.
-
-    Booking numbers are sequential, so the phone is the only secret: without a limit a
-    model (or a script) can try phone after phone. The counters live in the shared cache
-    (Redis in production, so every process and the voice relay see the same counts; LocMem
-    in the one-process embedded default) and move with atomic increments.
-
-    An attempt is counted before the lookup runs and given back when it matches, so
-    parallel lookups cannot all slip under the limit before any of them fails. Each failure
-    restarts the window, so the lock lasts CHAT_LOOKUP_LOCK_SECONDS after the last failure.
-    When the cache cannot be reached, lookups are refused (fail closed) with a message that
-    sends the customer to the phone, never a 500.
-    """
-
-    def __init__(self, interaction: Interaction) -> None:
-        self.limits = [
-            (f"chatdesk:lookup-failures:conversation:{interaction.pk}", settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION)
-        ]
-        if interaction.client_ip_hash:
-            self.limits.append(
-                (f"chatdesk:lookup-failures:ip:{interaction.client_ip_hash}", settings.CHAT_LOOKUP_FAILURES_PER_IP)
-            )
-
-    def attempt(self) -> None:
-        """Count one attempt; raises LookupLocked past a limit, LookupUnavailable without a cache."""
-        counted: list[str] = []
-        try:
-            for key, limit in self.limits:
-                value = self._incr(key)
-                counted.append(key)
-                if value > limit:
-                    # The refused attempt is not a guess: give it back, the lock stays.
-                    self._give_back(counted)
-                    raise LookupLocked(
-                        "For your security, booking lookups are paused after several booking numbers or phone "
-                        f"numbers that did not match. Please call us at {settings.BUSINESS_PHONE} and we will help."
-                    )
-        except DomainError:
-            raise
-        except Exception:
-            logger.exception("The lookup counters are unreachable; refusing booking lookups")
-            raise LookupUnavailable(
-                f"We cannot look up bookings here right now. Please call us at {settings.BUSINESS_PHONE}."
-            ) from None
-
-    def matched(self) -> None:
-        """The pair matched: the attempt was not a failure."""
-        self._give_back([key for key, _ in self.limits])
-
-    def failed(self) -> None:
-        """The pair did not match: the attempt stays counted, and the window restarts."""
-        try:
-            for key, _ in self.limits:
-                shared_cache.touch(key, settings.CHAT_LOOKUP_LOCK_SECONDS)
-        except Exception:
-            logger.exception("Could not extend the lookup lock window")
-
-    @staticmethod
-    def _incr(key: str) -> int:
-        # add() creates the counter with its window only if it is missing; incr() is atomic
-        # (Redis INCRBY; LocMem under its lock). A counter that expires in between is re-added.
-        for _ in range(2):
-            shared_cache.add(key, 0, settings.CHAT_LOOKUP_LOCK_SECONDS)
-            try:
-                return shared_cache.incr(key)
-            except ValueError:
-                continue
-        raise RuntimeError(f"Cache key {key} keeps expiring")
-
-    @staticmethod
-    def _give_back(keys: list[str]) -> None:
-        for key in keys:
-            try:
-                shared_cache.decr(key)
-            except Exception:  # expired meanwhile, or the cache went away: nothing to give back
-                logger.warning("Could not give back a lookup attempt on %s", key)
-
-
-def _customers_booking(ctx: ToolContext, args: dict) -> Booking:
-    """The booking for this number + phone pair, under the failed-lookup limits."""
-    guard = LookupGuard(ctx.interaction)
-    guard.attempt()
-    try:
-        booking = booking_for_customer(number=args["booking_number"], phone=args["phone"])
-    except BookingNotFound:
-        guard.failed()
-        raise
-    except Exception:
-        guard.matched()  # not a wrong guess (a database error): do not count it
-        raise
-    guard.matched()
-    return booking
-
-
-# --- tool bodies ----------------------------------------------------------------------
-
-
-def get_available_services(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    services = services_list(trade=args.get("trade"))
-    return {"services": [_service_dict(s) for s in services]}
-
-
-def get_service_details(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    return {"service": _service_dict(_service(args["service_id"]), detailed=True)}
-
-
-def get_employee_availability(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    day = _day(args["date"])
-    service = _service(args["service_id"]) if args.get("service_id") else None
-    trade = service.trade if service else _trade(args["trade"])
-    days = technicians_available(trade=trade, on_date=day, service=service, now=ctx.now)
-    return {
-        "date": day.isoformat(),
-        "weekday": day.strftime("%A"),
-        "technicians": [
-            {
-                "technician_id": d.technician.id,
-                "name": d.technician.name,
-                "title": d.technician.title,
-                "free_slots": [_slot_dict(s, e)["time"] for s, e in d.slots[:MAX_SLOTS_LISTED]],
-            }
-            for d in days
-        ],
-    }
-
-
-def get_available_time_slots(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    service = _service(args["service_id"])
-    first = _day(args["date"])
-    last = _day(args["end_date"], "end_date") if args.get("end_date") else first
-    if (last - first).days > 13:
-        raise InvalidInput("Ask for at most 14 days at a time.", field="end_date")
-    slots = available_slots(
-        service=service,
-        start_date=first,
-        end_date=last,
-        employee_id=args.get("technician_id"),
-        now=ctx.now,
-    )
-    listed = [
-        {
-            **_slot_dict(slot.start, slot.end),
-            "technicians": [{"technician_id": t.id, "name": t.name} for t in slot.technicians],
-        }
-        for slot in slots[:MAX_SLOTS_LISTED]
-    ]
-    result = {"service": service.name, "slots": listed, "more_available": len(slots) > MAX_SLOTS_LISTED}
-    if not slots:
-        result["message"] = "No free slots then. Offer another day."
-    return result
-
-
-def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    _require_confirmation(args)
-    # Counted under a lock on the conversation's row, in the transaction that books.
-    booked = record.bookings_made_locked(ctx.interaction.pk)
-    if booked >= settings.CHAT_MAX_BOOKINGS:
-        raise LimitReached("This conversation has made as many bookings as we allow. Offer a callback from staff.")
-    booking = booking_create(
-        service=_service(args["service_id"]),
-        start=_start(args["start"]),
-        employee=_technician(args.get("technician_id")),
-        customer_name=args["customer_name"],
-        customer_phone=args["customer_phone"],
-        customer_email=args.get("customer_email") or "",
-        address=args["address"],
-        notes=args.get("notes") or "",
-        channel=ctx.booking_channel,
-        actor=ctx.actor(call_id),
-        now=ctx.now,
-    )
-    record.count_booking(ctx.interaction.pk, customer_id=booking.customer_id)
-    ctx.interaction.booking_count = booked + 1
-    return {"booked": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
-
-
-def get_booking_info(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    booking = _customers_booking(ctx, args)
-    return {"booking": booking_public_dict(booking), "_booking_id": booking.pk}
-
-
-def cancel_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    booking = _customers_booking(ctx, args)
-    _require_confirmation(args)
-    booking = booking_cancel(booking=booking, actor=ctx.actor(call_id), reason=args.get("reason") or "", now=ctx.now)
-    return {"cancelled": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
-
-
-def reschedule_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    booking = _customers_booking(ctx, args)
-    _require_confirmation(args)
-    booking = booking_reschedule(
-        booking=booking,
-        new_start=_start(args["new_start"]),
-        employee=_technician(args.get("technician_id")),
-        actor=ctx.actor(call_id),
-        now=ctx.now,
-    )
-    return {"rescheduled": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
-
-
-DATE_PARTS = ("weekday", "week", "month", "day", "year", "nth", "offset_days", "offset_weeks")
-
-
-def resolve_date_tool(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    """The customer's words (or structured parts, when the words were not understood) as a day,
-    with what it means for booking. The date arithmetic is chatdesk.assistant.dates', never the model's."""
-    parts = {name: args.get(name) for name in DATE_PARTS}
-    answer = day_for_booking(args.get("text"), parts=parts, now=ctx.now)
-    if answer["status"] == "unresolved":
-        raise InvalidInput(answer["message"], field="text")
-    return answer
-
-
 def _nullable(kind: str, description: str, **rules) -> dict:
     return {"type": [kind, "null"], "description": description, **rules}
 
@@ -475,28 +142,6 @@ RESOLVE_DATE_PARAMETERS = _schema(
         "offset_weeks": _nullable("integer", "Weeks after the day named (or after today).", minimum=-52, maximum=52),
     }
 )
-
-
-def request_human(ctx: ToolContext, args: dict, call_id: str) -> dict:
-    phone = normalize_phone(args["phone"]) if args.get("phone") else ""
-    reason = " ".join((args.get("reason") or "").split())
-    if not reason:
-        raise InvalidInput("Say briefly why the customer wants a person.", field="reason")
-    handoff = HandoffRequest.objects.create(
-        interaction=ctx.interaction,
-        reason=reason[:500],
-        contact_name=(args.get("name") or "")[: limits.MAX_NAME],
-        contact_phone=phone,
-        urgent=bool(args.get("urgent")),
-    )
-    Interaction.objects.filter(pk=ctx.interaction.pk).exclude(resolution=Interaction.Resolution.BOOKED).update(
-        resolution=Interaction.Resolution.ESCALATED
-    )
-    return {
-        "handoff_requested": True,
-        "reference": f"{ctx.interaction.number}-H{handoff.pk}",
-        "message": f"A staff member will call back during business hours. Our phone: {settings.BUSINESS_PHONE}.",
-    }
 
 
 TOOLS: dict[str, Tool] = {
