@@ -31,7 +31,6 @@ from chatdesk.backoffice.pii import MASK, mask_text
 from chatdesk.conversations.models import HandoffRequest, Interaction, Message
 from chatdesk.conversations.retention import REDACTED, scrub_text
 from chatdesk.conversations.selectors import open_interaction_for
-from voice import realtime
 
 # --- Message length: the chat API, the no-JavaScript page and staff replies -------------------
 
@@ -241,7 +240,6 @@ def test_the_pages_the_voice_relay_and_the_text_client_agree_whether_a_key_is_se
     client = Client()
     expected = bool(key)
     assert openai_client.is_configured() is expected
-    assert realtime.is_configured() is expected
     assert client.get("/").context["voice_enabled"] is expected
     assert client.get("/voice/").context["voice_enabled"] is expected
 

@@ -35,7 +35,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chatdesk.assistant.costs import realtime_usage, transcription_usage
-from chatdesk.assistant.openai_client import FunctionCall
+from chatdesk.assistant.openai_client import FunctionCall, is_configured
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
 from chatdesk.assistant.tools import TOO_MANY_TOOL_CALLS, ToolOutcome, realtime_tool_definitions
 from chatdesk.conversations.booking_cards import booking_cards
@@ -259,7 +259,7 @@ class VoiceCall:
         connecting: asyncio.Task[realtime.RealtimeLink] | None = None
         try:
             await self._set_state("connecting")
-            if not realtime.is_configured():
+            if not is_configured():
                 message = "Voice calls need OPENAI_API_KEY to be set on the server. You can keep typing instead."
                 await self.end("voice_unavailable", UNAVAILABLE, error=("voice_unavailable", message))
                 return

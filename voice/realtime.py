@@ -24,8 +24,6 @@ import websockets
 from django.conf import settings
 from openai import AsyncOpenAI
 
-from chatdesk.assistant import openai_client
-
 logger = logging.getLogger(__name__)
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, AsyncOpenAI]] = weakref.WeakKeyDictionary()
@@ -68,11 +66,6 @@ class RealtimeUnavailable(Exception):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail[:250]
-
-
-def is_configured() -> bool:
-    """Kept for voice.calls until it calls openai_client.is_configured, the one definition."""
-    return openai_client.is_configured()
 
 
 def instructions(base: str, *, before: str = NEW) -> str:
