@@ -13,9 +13,10 @@ from typing import Any
 
 from django.conf import settings
 
+from chatdesk.conversations.money import MONEY
+
 logger = logging.getLogger(__name__)
 MILLION = Decimal(1_000_000)
-MONEY = Decimal("0.000001")
 
 
 @dataclass
@@ -68,7 +69,7 @@ def text_cost(model: str, usage: TextUsage) -> Decimal:
         + usage.cached_input_tokens * prices["cached_input"]
         + usage.output_tokens * prices["output"]
     )
-    return (total / MILLION).quantize(Decimal("0.000001"))
+    return (total / MILLION).quantize(MONEY)
 
 
 # --- voice calls ------------------------------------------------------------------------

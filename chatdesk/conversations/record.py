@@ -25,8 +25,7 @@ from django.db import IntegrityError, transaction
 
 from chatdesk.conversations import rows
 from chatdesk.conversations.models import Interaction, Message, ToolCall
-
-MONEY = Decimal("0.000001")
+from chatdesk.conversations.money import MONEY
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from bookings.selectors import business_tz
 from chatdesk.conversations.models import Interaction, Message, ToolCall
+from chatdesk.conversations.money import MONEY
 
 GROUPINGS = ("day", "channel", "model")
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "audio_input_tokens", "audio_output_tokens")
@@ -45,7 +46,7 @@ def _row(group: str, values: dict) -> CostRow:
         group=group,
         conversations=values["conversations"],
         **{name: values[name] for name in TOKEN_FIELDS},
-        cost_usd=Decimal(values["cost_usd"]).quantize(Decimal("0.000001")),
+        cost_usd=Decimal(values["cost_usd"]).quantize(MONEY),
     )
 
 
