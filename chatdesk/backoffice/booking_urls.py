@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from bookings import api
+from chatdesk.backoffice import booking_api as api
 
 urlpatterns = [
     path("", api.BookingListCreateAPI.as_view(), name="staff-bookings"),
