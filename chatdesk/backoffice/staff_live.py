@@ -65,7 +65,6 @@ def live_page(request: HttpRequest) -> HttpResponse:
     context = {
         "conversations": open_conversations(seen),
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
-        "show_costs": seen.costs,
         "may_take_over": access.may(request.user, access.TAKE_OVER),
     }
     return render(request, "staff/live.html", context)
