@@ -30,8 +30,8 @@ from chatdesk.conversations.models import Interaction, ToolCall
 from chatdesk.conversations.services import hash_ip
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
-from tests.servers import RedisServer
 from tests.fake_openai import fake_openai_fixture, function_call_outputs  # noqa: F401
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -391,9 +391,7 @@ def test_while_redis_is_down_lookups_go_on_under_the_same_limits_in_this_process
     # lookups are not refused, and the failed-lookup limit still locks, counted in this process.
     server = RedisServer().start()
     try:
-        settings.CACHES = {
-            "default": {"BACKEND": "chatdesk.fallback_cache.FallbackRedisCache", "LOCATION": server.url}
-        }
+        settings.CACHES = {"default": {"BACKEND": "chatdesk.fallback_cache.FallbackRedisCache", "LOCATION": server.url}}
         victim = victims_booking(business)
         chat = interaction_start(ip="198.51.100.73")
         server.stop()
