@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 import redis
-from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.test import Client
@@ -31,20 +26,11 @@ from chatdesk.assistant.rate_limits import message_wait
 from chatdesk.conversations import live
 from chatdesk.conversations.models import Interaction
 from chatdesk.fallback_cache import FallbackRedisCache
-from tests.servers import RedisServer, free_port, subprocess_database_url, wait_for_port
+from tests.servers import RedisServer
 from voice.limits import call_admit, call_release
 
 ROOT = Path(__file__).resolve().parent.parent
 RETRY_SECONDS = 3.0
-
-
-@pytest.fixture
-def private_redis():
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -186,42 +172,6 @@ def test_takeover_and_staff_replies_answer_503_while_live_updates_are_down(busin
 
 
 # --- a server process on that Redis: stop it, use the app, start it ------------------------
-
-
-@pytest.fixture
-def server_on_private_redis(business, private_redis):
-    """One daphne process whose cache and channel layer are the private Redis."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": subprocess_database_url(),
-        "REDIS_URL": private_redis.url,
-        "REDIS_RETRY_SECONDS": "1",
-        "CHAT_RATE_MESSAGE_PER_SESSION": "6/d",
-        "SECRET_KEY": django_settings.SECRET_KEY,
-        "DEBUG": "0",
-        "SECURE_SSL_REDIRECT": "0",
-        "SECURE_COOKIES": "0",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "OPENAI_API_KEY": "",
-        "LOG_LEVEL": "WARNING",
-    }
-    port = free_port()
-    log = tempfile.TemporaryFile()
-    daphne = str(Path(sys.executable).parent / "daphne")
-    process = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        wait_for_port(port, process)
-        yield f"127.0.0.1:{port}", log
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 def server_log(log) -> str:
