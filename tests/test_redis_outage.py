@@ -26,7 +26,9 @@ from chatdesk.assistant.rate_limits import message_wait
 from chatdesk.conversations import live
 from chatdesk.conversations.models import Interaction
 from chatdesk.fallback_cache import FallbackRedisCache
+from tests.fake_openai import fake_openai_fixture  # noqa: F401  (registers `fake_openai`)
 from tests.servers import RedisServer
+from tests.test_voice_call import Caller
 from voice.limits import call_admit, call_release
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +120,31 @@ def test_voice_admission_counts_in_this_process_while_redis_is_down(fallback_cac
     assert "Too many calls at once" in call_admit("ip-hash-1")
     call_release("ip-hash-1")
     assert call_admit("ip-hash-1") == ""
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_call_goes_ahead_under_per_process_limits_while_redis_is_down(
+    fallback_cache, private_redis, fake_openai, settings
+):
+    # Before: accepted, then ended with server_error when the call counters raised.
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = fake_openai.base_url
+    settings.VOICE_GREET_FIRST = False
+    settings.VOICE_MAX_CONCURRENT_CALLS_PER_IP = 1
+    private_redis.stop()
+    first = Caller(ip="198.51.100.20")
+    await first.connect()
+    second = Caller(ip="198.51.100.20")
+    await second.ws.connect()
+    error = await second.expect("error")
+    assert error["code"] == "rate_limited" and "at once" in error["message"]
+    assert await second.closed() == 4429
+    await second.leave()
+    await first.hang_up()
+    again = Caller(ip="198.51.100.20")
+    await again.connect()  # the hang-up freed the slot, in this process's counters
+    await again.hang_up()
+    assert len(fake_openai.realtime.connections) == 2
 
 
 # --- live updates: unavailable without Redis, in this process ------------------------------
