@@ -77,6 +77,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # The JSON error contract for /api/, and a 503 page when the database or Redis is down.
+    "chatdesk.api_errors.ApiErrors",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -225,6 +227,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Chatdesk API",
     "DESCRIPTION": "AI receptionist for home-services businesses.",
     "VERSION": "1.0.0",
+    # Identifiers in paths (bookings.identifiers): a string of this shape.
+    "PATH_CONVERTER_OVERRIDES": {"ident": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}},
 }
 
 # --- The business ---------------------------------------------------------------------
