@@ -118,7 +118,8 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": envint("DB_POOL_MIN", 2),
         "max_size": envint("DB_POOL_MAX", 20),
-        "timeout": 10,
+        # How long a request waits for a connection; after it, PoolTimeout: a 503 with Retry-After.
+        "timeout": envint("DB_POOL_TIMEOUT", 10),
     }
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so the check-then-insert in booking_create
