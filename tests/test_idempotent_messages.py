@@ -10,18 +10,25 @@ answer (the database or the process failed after storing it) is answered then, o
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import time_machine
+from asgiref.sync import async_to_sync
 from django.db import connection
 from django.test import Client
 
 from bookings.models import Booking
 from chatdesk.assistant import turns
+from chatdesk.conversations import services
 from chatdesk.conversations.models import Interaction, Message, ToolCall
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
@@ -169,8 +176,6 @@ def test_a_stored_message_whose_turn_died_is_answered_once_on_retry(business):
 
 
 def test_a_retry_of_a_paused_turn_is_paused_again(business, django_user_model):
-    from chatdesk.conversations import services
-
     dana = Customer()
     services.interaction_take_over(interaction=dana.interaction, user=django_user_model.objects.create(username="s"))
     first = send(dana, "anyone there?", "p-1")
@@ -183,8 +188,6 @@ def test_a_turn_with_a_message_id_sends_no_more_statements(business, model, stat
     chat = a_conversation()
     model.queue_text("Hello.")
     statements.clear()
-    from asgiref.sync import async_to_sync
-
     async_to_sync(turns.chat_turn)(session_id=chat.session_id, text="Hi", message_id="m-1")
     # As tests/test_round_trips.py's plain turn: the id rides on the two INSERTs.
     assert len(statements) == 5, statements
@@ -255,3 +258,41 @@ def test_a_double_submit_waits_for_the_first_then_shows_the_transcript(business,
     interaction = Interaction.objects.get()
     assert stored(interaction, "customer") == ["first", "hello"]
     assert stored(interaction, "assistant")[-1] == "Hi there."
+
+
+def test_retries_nul_paths_and_form_bodies_on_sqlite(tmp_path):
+    """`make run`'s database: the same answers (the partial unique index, the path converter)."""
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "chatdesk.settings",
+        "DEBUG": "1",
+        "OPENAI_API_KEY": "",
+    }
+    env.pop("REDIS_URL", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, env=env, check=True)
+    script = textwrap.dedent(
+        """
+        import json
+        from django.test import Client
+        from chatdesk.conversations.models import Message
+        c = Client()
+        session = c.post("/api/v1/chat/session/new").json()["session_id"]
+        body = json.dumps({"session_id": session, "message": "1", "message_id": "m-1"})
+        first = c.post("/api/v1/chat/message", body, content_type="application/json")
+        again = c.post("/api/v1/chat/message", body, content_type="application/json")
+        assert first.status_code == 200 and again.json() == first.json(), (first.content, again.content)
+        assert Message.objects.filter(role="customer").count() == 1
+        nul = c.get("/api/v1/chat/session/a%00b/history")
+        assert nul.status_code == 404 and nul.json()["error"] == "not_found", nul.content
+        form = c.post("/api/v1/chat/message", {"session_id": session, "message": "2"})
+        assert form.status_code == 415 and form.json()["error"] == "unsupported_media_type", form.content
+        print("sqlite ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sqlite ok" in done.stdout
