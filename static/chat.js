@@ -52,6 +52,9 @@
   var phone = root.dataset.phone || "";
   var urls = { create: root.dataset.urlNew, message: root.dataset.urlMessage, live: root.dataset.urlLive };
   var busy = false;
+  // The text and id of a message that failed: sent again unchanged, it keeps its id, since
+  // the server may have stored it before failing.
+  var unsent = null;
   // Whether a staff member is in the conversation: null until the server says.
   var staffActive = null;
   var live = null;
@@ -390,7 +393,8 @@
           var greeting = transcript.querySelector("li[data-greeting] .text");
           if (greeting && data.greeting) greeting.textContent = data.greeting;
         });
-    var messageId = newMessageId();
+    var messageId = unsent && unsent.text === text ? unsent.id : newMessageId();
+    unsent = null;
     ready
       .then(function () {
         return sendMessage({ session_id: sessionId, message: text, message_id: messageId });
@@ -412,9 +416,10 @@
         announce(spoken);
       })
       .catch(function (error) {
-        // The server did not take the message: take the bubble back, give the text back.
+        // The server did not answer the message: take the bubble back, give the text back.
         bubble.remove();
         restoreDraft(text);
+        unsent = { text: textarea.value, id: messageId };
         reportError(error instanceof ApiError ? error : new ApiError(0, "client", "", null));
       })
       .finally(function () {
