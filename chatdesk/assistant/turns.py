@@ -79,7 +79,9 @@ class MessageIdReused(DomainError):
 # The turns running in this process that carry a client's message id, by (interaction pk,
 # message id), each with an event set when it ends: a retry of one of them is told to wait; a
 # retry of a stored message whose turn is not running here was left unanswered (its process or
-# the database failed) and is answered. Several processes: see the README's note on retries.
+# the database failed) and is answered. Kept in the process, not in the database or Redis, so a
+# turn pays nothing for it; with several processes, a retry that reaches another one while the
+# first still runs is answered there too (the message is still stored once, the reply twice).
 _running: dict[tuple[int, str], threading.Event] = {}
 
 
@@ -213,7 +215,9 @@ def _earlier_turn(interaction: Interaction, message_id: str, text: str) -> TurnR
         running = _running.get((interaction.pk, message_id))
         if running is not None:
             raise TurnInProgress(running)
-        return None  # (taken over meanwhile, answering it is pausing again: staff answer)
+        # Not running here: the turn that stored it failed before answering. (Taken over
+        # meanwhile, _answer pauses it, as the first try was.)
+        return None
     calls = ToolCall.objects.filter(
         interaction=interaction, created_at__gte=asked.created_at, created_at__lte=reply.created_at
     ).order_by("created_at", "id")
