@@ -142,13 +142,18 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # connection times out.
 CHANNEL_LAYER_SOCKET_TIMEOUT = float(os.environ.get("CHANNEL_LAYER_SOCKET_TIMEOUT", "15"))
 if REDIS_URL:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    # After Redis restarts, every pooled connection is dead but looks idle: each one's first
+    # command would fail. Retried once on a fresh connection instead, so nothing notices.
+    _redis_reconnect = {"retry_on_error": [RedisConnectionError]}
     CACHES = {
         "default": {
             # Redis, counting per process while Redis is unreachable (chatdesk/fallback_cache.py).
             "BACKEND": "chatdesk.fallback_cache.FallbackRedisCache",
             "LOCATION": REDIS_URL,
             # Counters answer in a millisecond: a server that does not answer in 2 s is down.
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2, **_redis_reconnect},
             "RETRY_SECONDS": float(os.environ.get("REDIS_RETRY_SECONDS", "5")),
         }
     }
@@ -161,6 +166,7 @@ if REDIS_URL:
                         "address": REDIS_URL,
                         "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
                         "socket_connect_timeout": 2,
+                        **_redis_reconnect,
                     }
                 ]
             },

@@ -9,7 +9,9 @@ chatdesk.web.consumers; the history the page fetches is the real API over the re
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, WebSocketRoute, expect
@@ -18,6 +20,7 @@ from chatdesk.conversations import live
 from tests.browser import DESKTOP, PHONE, chromium_fixture, orm  # noqa: F401  (registers `chromium`)
 from tests.test_chat_page import Chat, take_over, wait_until
 
+STATIC = Path(__file__).resolve().parent.parent / "static"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -110,3 +113,94 @@ def test_the_staff_monitor_says_live_updates_are_unavailable_and_reconnects(live
     wait_until(page, lambda: len(sockets) == 2, timeout=15)
     expect(status).to_have_text("Live")
     context.close()
+
+
+# --- the real thing: a daphne process on a Redis that stops and starts -----------------------
+
+
+@pytest.fixture
+def sam(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
+
+
+def test_through_a_real_outage_the_page_says_so_and_gets_the_reply_it_missed(
+    sam, server_on_private_redis, private_redis, chromium: Browser
+):
+    host, log = server_on_private_redis
+    base = f"http://{host}"
+    customer = chromium.new_context(viewport=PHONE)
+    page = customer.new_page()
+    # Reconnects pass through to the server once `gate` opens; until then they are refused as
+    # the server refuses them while Redis is down. So the staff reply below is surely sent
+    # while the page is not listening, however the timing of the restart falls.
+    gate = {"open": True}
+    sockets: list[WebSocketRoute] = []
+
+    def through(socket: WebSocketRoute) -> None:
+        sockets.append(socket)
+        if gate["open"]:
+            socket.connect_to_server()
+        else:
+            socket.close(code=live.LIVE_UNAVAILABLE_CLOSE)
+
+    page.route_web_socket("**/api/v1/chat/live", through)
+    page.route("**/static/**", lambda route: route.fulfill(path=STATIC / route.request.url.split("/static/", 1)[1]))
+    page.goto(base + "/")
+    expect(page.locator("#chat")).to_have_attribute("data-enhanced", "true")
+    page.locator("#message").fill("1")
+    page.locator("#send").click()
+    expect(page.locator("#transcript li.msg.assistant .text").nth(1)).to_be_visible()
+    session_id = page.locator("#chat").get_attribute("data-session")
+    number = customer.request.get(f"{base}/api/v1/chat/session/{session_id}/history").json()["interaction_number"]
+
+    staff = chromium.new_context(viewport=DESKTOP)
+    staff_page = staff.new_page()
+    staff_page.goto(f"{base}/admin/login/?next=/admin/")
+    staff_page.fill("#id_username", "sam")
+    staff_page.fill("#id_password", "dispatch-pass-123")
+    staff_page.click("input[type=submit]")
+    staff_page.wait_for_url(f"{base}/admin/")
+    token = next(c["value"] for c in staff.cookies() if c["name"] == "csrftoken")
+    headers = {"X-CSRFToken": token, "Origin": base}
+    api = f"{base}/api/v1/staff/conversations/{number}"
+    assert staff.request.post(f"{api}/takeover", headers=headers).status == 200
+    notices = page.locator("#transcript li.notice")
+    expect(notices.last).to_contain_text("A member of our team has joined")
+
+    gate["open"] = False
+    private_redis.stop()
+    expect(page.locator("#transcript li.notice.live-unavailable")).to_contain_text("Live updates are unavailable")
+    refused = staff.request.post(f"{api}/messages", headers=headers, data={"text": "Hello?"})
+    assert refused.status == 503 and refused.json()["error"] == "live_unavailable"
+    # The customer can still write; the message is stored and waits for staff.
+    page.locator("#message").fill("Is anyone there?")
+    page.locator("#send").click()
+    expect(page.locator("#transcript li.msg.customer .text").last).to_have_text("Is anyone there?")
+    expect(page.locator("#error")).to_be_hidden()
+
+    private_redis.start()
+    deadline = time.monotonic() + 15
+    while (
+        said := staff.request.post(f"{api}/messages", headers=headers, data={"text": "Yes, Sam here."})
+    ).status != 201:
+        assert time.monotonic() < deadline, said.text()
+        page.wait_for_timeout(500)
+    gate["open"] = True
+
+    # The page's next try (every 10 s) connects, fetches the history and shows the reply once.
+    staff_replies = page.locator("#transcript li.msg.staff .text")
+    expect(staff_replies).to_have_text(["Yes, Sam here."], timeout=25_000)
+    expect(page.locator("#transcript li.notice.live-unavailable")).to_have_count(0)
+    # And live again: the next reply arrives over the socket.
+    assert staff.request.post(f"{api}/messages", headers=headers, data={"text": "Still here."}).status == 201
+    expect(staff_replies).to_have_text(["Yes, Sam here.", "Still here."])
+    # Said once per outage, and once back nothing failed on the dead connections Redis's
+    # restart left in the pools (that would be a second outage in the log).
+    log.seek(0)
+    logged = log.read().decode(errors="replace")
+    assert logged.count("Live updates unavailable") == 1, logged[-3000:]
+    assert logged.count("Live updates are back") == 1, logged[-3000:]
+    staff.close()
+    customer.close()

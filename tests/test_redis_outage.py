@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 import redis
-from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.test import Client
@@ -31,20 +25,13 @@ from chatdesk.assistant.rate_limits import message_wait
 from chatdesk.conversations import live
 from chatdesk.conversations.models import Interaction
 from chatdesk.fallback_cache import FallbackRedisCache
-from tests.servers import RedisServer, free_port, subprocess_database_url, wait_for_port
+from tests.fake_openai import fake_openai_fixture  # noqa: F401  (registers `fake_openai`)
+from tests.servers import RedisServer
+from tests.test_voice_call import Caller
 from voice.limits import call_admit, call_release
 
 ROOT = Path(__file__).resolve().parent.parent
 RETRY_SECONDS = 3.0
-
-
-@pytest.fixture
-def private_redis():
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -134,6 +121,31 @@ def test_voice_admission_counts_in_this_process_while_redis_is_down(fallback_cac
     assert call_admit("ip-hash-1") == ""
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_a_call_goes_ahead_under_per_process_limits_while_redis_is_down(
+    fallback_cache, private_redis, fake_openai, settings
+):
+    # Before: accepted, then ended with server_error when the call counters raised.
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = fake_openai.base_url
+    settings.VOICE_GREET_FIRST = False
+    settings.VOICE_MAX_CONCURRENT_CALLS_PER_IP = 1
+    private_redis.stop()
+    first = Caller(ip="198.51.100.20")
+    await first.connect()
+    second = Caller(ip="198.51.100.20")
+    await second.ws.connect()
+    error = await second.expect("error")
+    assert error["code"] == "rate_limited" and "at once" in error["message"]
+    assert await second.closed() == 4429
+    await second.leave()
+    await first.hang_up()
+    again = Caller(ip="198.51.100.20")
+    await again.connect()  # the hang-up freed the slot, in this process's counters
+    await again.hang_up()
+    assert len(fake_openai.realtime.connections) == 2
+
+
 # --- live updates: unavailable without Redis, in this process ------------------------------
 
 
@@ -186,42 +198,6 @@ def test_takeover_and_staff_replies_answer_503_while_live_updates_are_down(busin
 
 
 # --- a server process on that Redis: stop it, use the app, start it ------------------------
-
-
-@pytest.fixture
-def server_on_private_redis(business, private_redis):
-    """One daphne process whose cache and channel layer are the private Redis."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": subprocess_database_url(),
-        "REDIS_URL": private_redis.url,
-        "REDIS_RETRY_SECONDS": "1",
-        "CHAT_RATE_MESSAGE_PER_SESSION": "6/d",
-        "SECRET_KEY": django_settings.SECRET_KEY,
-        "DEBUG": "0",
-        "SECURE_SSL_REDIRECT": "0",
-        "SECURE_COOKIES": "0",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "OPENAI_API_KEY": "",
-        "LOG_LEVEL": "WARNING",
-    }
-    port = free_port()
-    log = tempfile.TemporaryFile()
-    daphne = str(Path(sys.executable).parent / "daphne")
-    process = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        wait_for_port(port, process)
-        yield f"127.0.0.1:{port}", log
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 def server_log(log) -> str:
@@ -350,8 +326,9 @@ async def outage_scenario(host: str, private_redis: RedisServer, log) -> None:
             assert (await response.json())["error"] == "live_unavailable"
             assert response.headers["Retry-After"] == str(live.LIVE_RETRY_AFTER_SECONDS)
 
-        errors = re.findall(r"Redis is unreachable", server_log(log))
-        assert len(errors) == 1, server_log(log)[-3000:]
+        # Loud, but once per outage: not per message, socket or retry.
+        assert server_log(log).count("Redis is unreachable") == 1, server_log(log)[-3000:]
+        assert server_log(log).count("Live updates unavailable") == 1, server_log(log)[-3000:]
         assert "Traceback" not in server_log(log), server_log(log)[-3000:]
 
         private_redis.start()
@@ -391,7 +368,8 @@ async def outage_scenario(host: str, private_redis: RedisServer, log) -> None:
         assert seen["event"]["text"] == "Back online."
         await customer_ws.close()
         await staff_ws.close()
-    assert "back after" in server_log(log)
+    assert "Redis is back after" in server_log(log)
+    assert server_log(log).count("Live updates are back") == 1, server_log(log)[-3000:]
 
 
 @pytest.mark.django_db(transaction=True)
