@@ -30,7 +30,7 @@ from bookings.models import (
 )
 from bookings.selectors import available_slots, business_tz, local_today
 from bookings.services import Actor, booking_cancel, booking_create
-from chatdesk.backoffice.common import local_time
+from chatdesk.backoffice.booking_lists import visit_span
 from tests.conftest import MONDAY_NOON_UTC
 
 pytestmark = pytest.mark.django_db
@@ -143,9 +143,9 @@ def test_times_are_shown_in_the_business_time_zone(admin_client, bookings):
     response = admin_client.get(changelist(Booking))
     content = response.content.decode()
     for booking in bookings:
-        assert local_time(booking.start) in content
+        assert visit_span(booking.start, booking.end) in content
     # Toronto in November is on standard time.
-    assert local_time(bookings[0].start).endswith("EST")
+    assert visit_span(bookings[0].start, bookings[0].end).endswith("EST")
 
 
 # --- Finding bookings ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
+from django.db.models.expressions import OrderBy
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -53,7 +54,15 @@ from bookings.services import (
     booking_create,
     booking_mark_no_show,
 )
-from chatdesk.backoffice.common import BOTH_LOCATIONS, ReadOnlyMixin, can_see_pii, local_time
+from chatdesk.backoffice.booking_lists import LIST_CSS, ShowFilter, upcoming_first, visit_span
+from chatdesk.backoffice.common import (
+    BOTH_LOCATIONS,
+    InternalMixin,
+    ReadOnlyMixin,
+    WideListMixin,
+    can_see_pii,
+    local_time,
+)
 from chatdesk.backoffice.pii import MASK
 from chatdesk.backoffice.provenance import booking_provenance_html
 
@@ -410,7 +419,7 @@ class BookingAddForm(forms.ModelForm):
 
 
 @admin.register(Booking)
-class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
+class BookingAdmin(WideListMixin, PhoneSearchMixin, admin.ModelAdmin):
     """Bookings: read, filter, and act on them through the services.
 
     Status changes are the actions (in the list and on each booking's page). On an
@@ -423,15 +432,15 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
     list_display = [
         "number",
         "visit",
-        "service",
+        "service_name",
         "technician",
-        "customer__name",
-        "customer__phone",
+        "customer_column",
         "status",
         "channel",
-        "price",
+        "estimate",
     ]
     list_filter = [
+        ShowFilter,
         "status",
         VisitDayFilter,
         ("employee", TechnicianFilter),
@@ -495,12 +504,25 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
         # The change page shows the service, technician and customer too.
         return super().get_queryset(request).select_related("service__trade", "employee", "customer")
 
+    def get_ordering(self, request: HttpRequest) -> list[OrderBy]:
+        # Upcoming first (soonest at the top), then the past, latest first.
+        return upcoming_first()
+
     # Without PII, what the change page shows instead of a field with contact details.
     MASKED_FIELDS = {"customer": "customer_name", "address": "address_masked"}
 
     def get_list_display(self, request: HttpRequest) -> list[str]:
         columns = super().get_list_display(request)
-        return columns if can_see_pii(request.user) else [c for c in columns if c != "customer__phone"]
+        # Without PII the name alone (the ModelAdmin is shared by every request: the choice
+        # is made here, per request, never stored on it).
+        return columns if can_see_pii(request.user) else [self.NAME_ONLY.get(c, c) for c in columns]
+
+    NAME_ONLY = {"customer_column": "customer_name"}
+
+    @admin.display(description="customer", ordering="customer__name")
+    def customer_column(self, booking: Booking) -> str:
+        # The phone under the name: one column for both, so the list fits at 1280 px.
+        return format_html("{}<br><small>{}</small>", booking.customer.name, booking.customer.phone)
 
     def get_fieldsets(self, request: HttpRequest, obj: Booking | None = None) -> list:
         if obj is None:
@@ -519,7 +541,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
         fields = list(super().get_readonly_fields(request, obj))
         return fields if can_see_pii(request.user) else [*fields, *self.MASKED_FIELDS.values()]
 
-    @admin.display(description="customer")
+    @admin.display(description="customer", ordering="customer__name")
     def customer_name(self, booking: Booking) -> str:
         # Customer.__str__ carries the phone; the name alone is what staff without PII see.
         return booking.customer.name
@@ -562,8 +584,15 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="visit", ordering="start")
     def visit(self, booking: Booking) -> str:
-        end = booking.end.astimezone(business_tz())
-        return f"{local_time(booking.start)}–{end:%H:%M}"
+        return visit_span(booking.start, booking.end)
+
+    @admin.display(description="service", ordering="service__name")
+    def service_name(self, booking: Booking) -> str:
+        # The name alone: Service.__str__ adds the trade, a second line in a busy list.
+        return booking.service.name
+
+    class Media:
+        css = {"all": [LIST_CSS]}
 
     @admin.display(description="technician busy")
     def occupied(self, booking: Booking) -> str:
@@ -571,6 +600,11 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="estimated price", ordering="estimated_price_min")
     def price(self, booking: Booking) -> str:
+        return booking.price_display
+
+    @admin.display(description="estimate", ordering="estimated_price_min")
+    def estimate(self, booking: Booking) -> str:
+        # The list's name for the price: "estimated price" made the column too wide at 1280 px.
         return booking.price_display
 
     @admin.display(description="provenance")
@@ -616,7 +650,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(BookingEvent)
-class BookingEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class BookingEventAdmin(InternalMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["booking", "kind", "actor_kind", "actor_channel", "actor_user", "actor_reference", "at"]
     list_filter = ["kind", "actor_kind", "actor_channel"]
     list_select_related = ["booking", "actor_user"]
@@ -629,6 +663,6 @@ class BookingEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(YearlyCounter)
-class YearlyCounterAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class YearlyCounterAdmin(InternalMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["name", "year", "last_value"]
     list_filter = ["name", "year"]

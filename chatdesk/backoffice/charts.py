@@ -46,6 +46,18 @@ def _axis(largest: float, min_step: float = 0) -> tuple[float, int]:
     return step * steps, steps
 
 
+def seconds(value: float, places: int = 1) -> str:
+    return f"{value:.{places}f} s"
+
+
+def step_places(step: float) -> int:
+    """Decimals that tell an axis's ticks apart: 0 for 5, 1 for 2.5 or 0.5, 2 for 0.05."""
+    for places in range(7):
+        if abs(round(step, places) - step) < step * 1e-6:
+            return places
+    return 6
+
+
 def _day(day: date) -> str:
     return f"{day:%a %b} {day.day}"
 
@@ -58,17 +70,22 @@ def _frame(
     fmt: Callable[[float], str],
     body: list[str],
     legend: list[tuple[str, str]],
+    tick_fmt: Callable[[float, int], str] | None = None,
 ) -> SafeString:
     parts = [
         f'<svg class="chart" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" aria-label="{esc(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{esc(title)}</title>'
     ]
+    # Tick labels carry the decimals their step needs: fast replies of 0.01 to 0.05 s
+    # all read "0.0 s" with the data's one decimal.
+    places = step_places(top / steps)
+    tick = (lambda v: tick_fmt(v, places)) if tick_fmt else fmt
     for i in range(steps + 1):
         y = PAD_TOP + PLOT_H - PLOT_H * i / steps
         parts.append(
             f'<line class="grid" x1="{PAD_LEFT}" x2="{CHART_WIDTH - PAD_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="#ddd"/><text class="tick" x="{PAD_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" '
-            f'font-size="11">{esc(fmt(top * i / steps))}</text>'
+            f'font-size="11">{esc(tick(top * i / steps))}</text>'
         )
     band = PLOT_W / max(len(labels), 1)
     every = max(1, math.ceil(len(labels) / 10))
@@ -124,9 +141,14 @@ def line_chart(
     series: list[tuple[str, str, list[float | None]]],
     *,
     fmt: Callable[[float], str] = lambda v: f"{v:,.0f}",
+    tick_fmt: Callable[[float, int], str] | None = None,
     top: float | None = None,
 ) -> SafeString:
-    """Lines over days; a day without a value breaks the line rather than dropping to zero."""
+    """Lines over days; a day without a value breaks the line rather than dropping to zero.
+
+    `fmt` formats values (tooltips, and ticks by default); `tick_fmt(value, places)`, when
+    given, formats the axis ticks with the decimals the axis step needs.
+    """
     values = [v for _, _, vs in series for v in vs if v is not None]
     if top is None:
         top, steps = _axis(max(values, default=0))
@@ -154,7 +176,7 @@ def line_chart(
             if len(points_) > 1
         ]
         body += dots
-    return _frame(title, labels, top, steps, fmt, body, [(css, name) for name, css, _ in series])
+    return _frame(title, labels, top, steps, fmt, body, [(css, name) for name, css, _ in series], tick_fmt)
 
 
 def dashboard_charts(d: stats.Dashboard, *, costs: bool) -> list[SafeString]:
@@ -207,7 +229,8 @@ def dashboard_charts(d: stats.Dashboard, *, costs: bool) -> list[SafeString]:
                 ("p50", "s-p50", [None if day.latency_p50_ms is None else day.latency_p50_ms / 1000 for day in d.days]),
                 ("p95", "s-p95", [None if day.latency_p95_ms is None else day.latency_p95_ms / 1000 for day in d.days]),
             ],
-            fmt=lambda v: f"{v:.1f} s",
+            fmt=lambda v: seconds(v, 2 if v < 1 else 1),
+            tick_fmt=lambda v, places: seconds(v, max(places, 1)),
         )
     )
     return charts

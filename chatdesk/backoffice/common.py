@@ -7,7 +7,8 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from bookings.selectors import business_tz
 from chatdesk.conversations import access
@@ -30,6 +31,31 @@ class ReadOnlyMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: object | None = None) -> bool:
         return False
+
+
+class InternalMixin:
+    """For a ModelAdmin over the system's own bookkeeping (audit rows, number counters).
+
+    Left out of the admin index for everyone but superusers, so staff see the models of
+    their day's work only. Nothing else changes: the permissions still decide who may open
+    the pages, and bookings still show their own audit trail.
+    """
+
+    def get_model_perms(self, request: HttpRequest) -> dict[str, bool]:
+        if request.user.is_superuser:
+            return super().get_model_perms(request)
+        return {}
+
+
+class WideListMixin:
+    """For a ModelAdmin whose list is a working screen with many columns (bookings, conversations).
+
+    Its changelist leaves out the admin's nav sidebar (the index and the breadcrumbs have the
+    same links), so the table and the filters fit side by side at 1280 px.
+    """
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        return super().changelist_view(request, {"is_nav_sidebar_enabled": False, **(extra_context or {})})
 
 
 def can_see_costs(user: Users) -> bool:
@@ -64,6 +90,16 @@ def staff_name(user: object | None) -> str:
 
 
 BOTH_LOCATIONS = [admin.ActionLocation.CHANGE_LIST, admin.ActionLocation.CHANGE_FORM]
+
+
+def short_time(value: datetime, *, zone: bool = True) -> str:
+    """A compact wall-clock time at the business for lists: 'Fri Dec 4 16:00 EST'.
+
+    The year is added when it is not this one.
+    """
+    local, now = value.astimezone(business_tz()), timezone.now().astimezone(business_tz())
+    year = f" {local.year}" if local.year != now.year else ""
+    return f"{local:%a %b} {local.day}{year} {local:%H:%M}" + (f" {local:%Z}" if zone else "")
 
 
 def local_time(value: datetime | None) -> str:
