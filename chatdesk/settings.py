@@ -6,6 +6,7 @@ OpenAI key). Every production knob is an environment variable documented in READ
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from decimal import Decimal
@@ -152,7 +153,18 @@ else:
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 RATELIMIT_EXCEPTION_CLASS = "rest_framework.exceptions.Throttled"
+# The chat's rate limits only (new conversations and messages, chatdesk.assistant.rate_limits);
+# voice calls have their own switch below, so a benchmark can lift one without the other.
 RATELIMIT_ENABLE = envbool("RATELIMIT_ENABLE", True)
+
+# Proxies whose X-Forwarded-For is believed (IPs or CIDRs). Empty: the client is the peer the
+# server saw, whatever headers it sent (chatdesk.conversations.client_ip).
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", "")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network.") from _error
 
 # --- Auth, i18n, static ---------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -339,6 +351,9 @@ VOICE_MAX_TEXT_FRAME_CHARS = envint("VOICE_MAX_TEXT_FRAME_CHARS", 4096)
 VOICE_MAX_FRAMES_PER_SECOND = envint("VOICE_MAX_FRAMES_PER_SECOND", 50)
 VOICE_MAX_CONCURRENT_CALLS_PER_IP = envint("VOICE_MAX_CONCURRENT_CALLS_PER_IP", 3)
 VOICE_CALLS_PER_HOUR_PER_IP = envint("VOICE_CALLS_PER_HOUR_PER_IP", 30)
+# The two per-IP call limits above (voice.limits); off only for benchmarks, where every simulated
+# browser shares one IP. Not RATELIMIT_ENABLE: that one is the chat's.
+VOICE_LIMITS_ENABLE = envbool("VOICE_LIMITS_ENABLE", True)
 # Voice audio costs ~40x text per token: a call has its own cap, checked after each response.
 VOICE_SPEND_CAP_USD = envdecimal("VOICE_SPEND_CAP_USD", "2.00")
 VOICE_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("VOICE_CONNECT_TIMEOUT_SECONDS") or 10)
