@@ -104,7 +104,8 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_limit(db, settings):
     assert hashes == [hash_ip("203.0.113.1")] * 2 + [hash_ip("203.0.113.2")]
 
 
-def test_the_page_without_javascript_uses_the_same_address(db, business, settings):
+@pytest.mark.django_db(transaction=True)  # the page's turn writes from a worker thread's connection
+def test_the_page_without_javascript_uses_the_same_address(business, settings):
     settings.CHAT_RATE_SESSION_PER_IP = "2/h"
     statuses = []
     for n in range(3):
