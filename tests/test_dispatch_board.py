@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from bookings.models import ActorKind, Booking, BookingEvent, BookingStatus, CalendarEvent, ClosedDay, Employee
@@ -21,6 +21,7 @@ from bookings.selectors import available_slots, board_data, business_tz
 from bookings.services import Actor, booking_create
 from chatdesk.backoffice.booking_admin import slot_value
 from tests.conftest import MONDAY_NOON_UTC
+from tests.test_conversation_admin import dispatcher_fixture, staff_groups_fixture  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -162,11 +163,9 @@ def test_bad_input_is_a_400_with_the_error_shown(admin_client, business):
     assert "Drain Cleaning is Plumbing work, not HVAC." in mismatch.content.decode()
 
 
-def test_customer_names_only_for_staff_who_may_see_contact_details(client, business):
+def test_customer_names_only_for_staff_who_may_see_contact_details(client, business, dispatcher):
     book(business, at(TUESDAY, "10:00"))
-    user = User.objects.create_user("dispatch", password="x", is_staff=True)
-    user.groups.add(Group.objects.get(name="Dispatcher"))
-    client.force_login(user)
+    client.force_login(dispatcher)
     response = board(client, day="2026-11-17")
     assert response.status_code == 200
     assert "Dana Lee" not in response.content.decode()
