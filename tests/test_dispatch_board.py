@@ -163,12 +163,20 @@ def test_bad_input_is_a_400_with_the_error_shown(admin_client, business):
     assert "Drain Cleaning is Plumbing work, not HVAC." in mismatch.content.decode()
 
 
-def test_customer_names_only_for_staff_who_may_see_contact_details(client, business, dispatcher):
+def test_a_dispatcher_sees_the_board_without_contact_details(client, business, dispatcher):
     book(business, at(TUESDAY, "10:00"))
     client.force_login(dispatcher)
-    response = board(client, day="2026-11-17")
+    response = board(client, day="2026-11-17", service=business.repair.pk)
     assert response.status_code == 200
-    assert "Dana Lee" not in response.content.decode()
+    html = response.content.decode()
+    # The name, as on the booking page; never the phone or the address.
+    assert "Dana Lee" in html
+    assert "555" not in html and "9 Bay St" not in html
+    # A Dispatcher moves bookings (change_booking) but adds none (migration 0003 gives no
+    # add_booking): move links, and free slots without a link to Add booking.
+    assert any(c.move_url for c in cells(response, "Alice Tech") if c.kind == "booking")
+    slots = [c for c in cells(response, "Alice Tech") if c.kind == "slot"]
+    assert slots and not any(c.url for c in slots)
 
 
 def test_staff_without_view_bookings_may_not_see_the_board(client, business):

@@ -28,14 +28,15 @@ from django.utils.safestring import SafeString, mark_safe
 
 from bookings.models import Booking, BookingStatus, CalendarEvent, Service, Trade
 from bookings.selectors import BoardBooking, BoardData, BoardEvent, board_data, business_tz, local_today
-from chatdesk.backoffice.common import Users, can_see_pii
+from chatdesk.backoffice.common import Users
+from chatdesk.conversations import access
 
 COLUMN_MINUTES = 15
 DEFAULT_SPAN = (time(8), time(18))  # when nobody works that day, the board still has a shape
 
 
 def can_view_board(user: Users) -> bool:
-    return user.has_perm("bookings.view_booking")
+    return access.may(user, access.VIEW_BOOKINGS)
 
 
 class BoardForm(forms.Form):
@@ -141,8 +142,8 @@ class Links:
     Reversed once per page, not per booking: a busy week has thousands of links.
     """
 
-    def __init__(self, *, can_add: bool, can_move: bool, pii: bool, service: Service | None) -> None:
-        self.can_add, self.can_move, self.pii, self.service = can_add, can_move, pii, service
+    def __init__(self, *, can_add: bool, can_move: bool, service: Service | None) -> None:
+        self.can_add, self.can_move, self.service = can_add, can_move, service
         self._change = reverse("admin:bookings_booking_change", args=["0"]).replace("/0/", "/{}/")
         self._move = reverse("admin:bookings_booking_move", args=["0"]).replace("/0/", "/{}/")
         self._add = reverse("admin:bookings_booking_add")
@@ -179,7 +180,9 @@ def _hm(instant: datetime) -> str:
 
 def _booking_text(booking: BoardBooking, links: Links) -> tuple[str, str]:
     """The short label and the full title (tooltip, and the accessible name) of a booking."""
-    customer = f" · {booking.customer}" if links.pii else ""
+    # The name only: contact details (phone, email, address) are never on the board, so it
+    # shows the same to every staff member (as the booking page does without PII).
+    customer = f" · {booking.customer}"
     label = f"{_hm(booking.start)} {booking.service}{customer}"
     title = (
         f"{booking.number} {STATUS_LABELS.get(booking.status, booking.status)}: {booking.service}{customer}, "
@@ -367,9 +370,8 @@ def dispatch_board_view(model_admin: ModelAdmin, request: HttpRequest) -> HttpRe
     data = board_data(first_day=days[0], last_day=days[-1], trade_id=trade.pk if trade else None, service=service)
     user = request.user
     links = Links(
-        can_add=user.has_perm("bookings.add_booking"),
-        can_move=user.has_perm("bookings.change_booking"),
-        pii=can_see_pii(user),
+        can_add=access.may(user, access.ADD_BOOKINGS),
+        can_move=access.may(user, access.CHANGE_BOOKINGS),
         service=service,
     )
 
