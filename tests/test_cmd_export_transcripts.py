@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import stat
 from datetime import datetime, timedelta
 from io import StringIO
@@ -124,18 +126,49 @@ def test_it_refuses_a_directory_that_does_not_exist(tmp_path):
         run("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "nope" / "x.jsonl"))
 
 
-def test_it_shows_progress_on_stderr_only_on_a_terminal(stored, tmp_path):
-    class Terminal(StringIO):
-        def isatty(self) -> bool:
-            return True
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
 
-    out, err = Terminal(), StringIO()
-    call_command("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "x.jsonl"), stdout=out, stderr=err)
+
+def test_it_shows_progress_on_stderr_only_on_a_terminal(stored, tmp_path):
+    err = Terminal()
+    call_command("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "x.jsonl"), stdout=StringIO(), stderr=err)
     assert "\r5/5 conversations exported" in err.getvalue()
 
+    # From cron (stderr to a file or mail) there is no progress line, even if stdout is a terminal.
     quiet = StringIO()
-    call_command("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "y.jsonl"), stdout=StringIO(), stderr=quiet)
+    call_command("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "y.jsonl"), stdout=Terminal(), stderr=quiet)
     assert quiet.getvalue() == ""
+
+
+def test_no_progress_line_mixes_into_an_export_to_standard_output(stored):
+    err = Terminal()
+    call_command("export_transcripts", *NOVEMBER, "--out", "-", stdout=StringIO(), stderr=err)
+    assert err.getvalue() == ""
+
+
+def test_it_refuses_a_directory_as_output(tmp_path):
+    with pytest.raises(CommandError, match=f"--out: {tmp_path} is a directory; give a file name inside it"):
+        run("export_transcripts", *NOVEMBER, "--out", str(tmp_path))
+
+
+def test_it_refuses_a_directory_it_may_not_write_in(stored):
+    # /sys refuses new files to every user, root included (chmod would not stop root).
+    with pytest.raises(CommandError, match=r"--out: cannot write in /sys \(Permission denied\)"):
+        run("export_transcripts", *NOVEMBER, "--out", "/sys/export.jsonl")
+
+
+def test_a_disk_error_while_writing_is_a_clear_error_and_leaves_nothing(stored, tmp_path, monkeypatch):
+    out = tmp_path / "export.jsonl"
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(CommandError, match=f"--out: could not write {out} \\(No space left on device\\)"):
+        run("export_transcripts", *NOVEMBER, "--out", str(out))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_it_needs_since_until_and_out():

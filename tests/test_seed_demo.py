@@ -7,6 +7,7 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
@@ -156,3 +157,34 @@ def test_unreadable_business_hours_stop_the_command_with_a_hint(settings):
         seed()
     # The command runs in one transaction: nothing half-seeded stays behind.
     assert not Trade.objects.exists()
+
+
+def test_a_staff_password_without_a_staff_user_is_refused():
+    with pytest.raises(CommandError, match="--staff-password needs --staff-user"):
+        seed("--staff-password", "a-fine-long-password")
+    assert not Trade.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("short", "too short"),
+        ("password123", "too common"),
+        ("83920174625", "entirely numeric"),
+        ("demo-user", "too similar to the username"),
+    ],
+)
+def test_a_weak_staff_password_is_refused_by_djangos_validators(password, reason):
+    with pytest.raises(CommandError, match=f"--staff-password is too weak: .*{reason}"):
+        seed("--staff-user", "demo-user", "--staff-password", password)
+    # Refused before anything is written.
+    assert not get_user_model().objects.exists()
+    assert not Trade.objects.exists()
+
+
+def test_make_runs_demo_login_passes_the_validators():
+    # The Makefile runs `seed_demo --staff-user demo --staff-password chatdesk-demo`.
+    makefile = (settings.BASE_DIR / "Makefile").read_text()
+    assert "seed_demo --staff-user demo --staff-password chatdesk-demo" in makefile
+    seed("--staff-user", "demo", "--staff-password", "chatdesk-demo")
+    assert get_user_model().objects.get(username="demo").check_password("chatdesk-demo")
