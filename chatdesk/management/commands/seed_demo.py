@@ -9,8 +9,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from bookings.demo import seed_catalogue, seed_upcoming_bookings
-from bookings.management.base import plural
+from bookings.management.base import Progress, plural
 from bookings.models import Booking, Employee, Service, Trade
+from chatdesk.conversations.models import Interaction
+from chatdesk.management.demo_history import DAYS, seed_history
 
 # The public demo login the README prints; never a production account.
 DEFAULT_STAFF_PASSWORD = "chatdesk-demo"  # noqa: S105
@@ -18,12 +20,21 @@ DEFAULT_STAFF_PASSWORD = "chatdesk-demo"  # noqa: S105
 
 class Command(BaseCommand):
     help = (
-        "Load realistic demo data (trades, services, technicians, hours, time off, bookings). "
-        "Safe to re-run: existing rows are kept, missing ones are added."
+        "Load realistic demo data (trades, services, technicians, hours, time off, bookings) and, on a database "
+        "without conversations, about 60 days of history: text chats and voice calls with their priced model "
+        "usage, tool calls, bookings, handoffs, cancellations and no-shows. Safe to re-run: existing rows are "
+        "kept, missing ones are added."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--no-bookings", action="store_true", help="Do not create demo bookings.")
+        parser.add_argument(
+            "--no-bookings", action="store_true", help="Do not create demo bookings (nor the history, which books)."
+        )
+        parser.add_argument(
+            "--no-history",
+            action="store_true",
+            help="Do not load the past 60 days of conversations, calls and bookings.",
+        )
         parser.add_argument(
             "--staff-user",
             metavar="USERNAME",
@@ -43,6 +54,13 @@ class Command(BaseCommand):
         with transaction.atomic():
             seed_catalogue()
             made, skipped = (0, []) if options["no_bookings"] or Booking.objects.exists() else seed_upcoming_bookings()
+            history = None
+            # Once: on a record that already holds conversations (a re-run, or a tester's chats) it adds nothing.
+            if not (options["no_bookings"] or options["no_history"] or Interaction.objects.exists()):
+                progress = Progress(self.stdout, self.stderr, total=None, label="demo conversations")
+                history = seed_history(on_conversation=progress.advance)
+                progress.finish()
+                made += history.bookings
             if username:
                 user, _ = get_user_model().objects.get_or_create(username=username)
                 user.is_staff = user.is_superuser = True
@@ -50,6 +68,11 @@ class Command(BaseCommand):
                 user.save()
         for reason in skipped:
             self.stderr.write(f"Skipped a demo booking: {reason}")
+        if history:
+            self.stdout.write(
+                f"Demo history: {plural(history.conversations, 'conversation')} over the last {DAYS} days, "
+                f"{plural(history.bookings, 'booking')} made in them."
+            )
         if username:
             self.stdout.write(f"Demo staff login: {username} / {password}")
         self.stdout.write(
