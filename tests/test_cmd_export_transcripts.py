@@ -5,9 +5,13 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import stat
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from io import StringIO
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +23,7 @@ from tests.cmd_fixtures import conversation, help_text, run
 pytestmark = pytest.mark.django_db
 
 TORONTO = ZoneInfo("America/Toronto")
+REPO = Path(__file__).resolve().parent.parent
 NOVEMBER = ("--since", "2026-11-01", "--until", "2026-11-30")
 
 
@@ -182,3 +187,39 @@ def test_help_warns_about_pii():
     text = help_text("export_transcripts")
     assert "PII" in text
     assert "--out FILE" in text
+
+
+def test_a_reader_that_stops_early_ends_the_export_quietly(tmp_path):
+    # `manage.py export_transcripts --out - | head -1` in a real shell, on make run's SQLite
+    # database with the demo history: far more than a pipe buffer holds, so the export is
+    # still writing when head leaves, and its next write meets the closed pipe.
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+    }
+    for step in (["migrate", "--no-input"], ["seed_demo"]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *step], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    today = datetime.now(TORONTO).date()
+    args = ["manage.py", "export_transcripts", "--since", str(today - timedelta(days=70)), "--until", str(today)]
+    full = subprocess.run(
+        [sys.executable, *args, "--out", "-"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    export = shlex.join([sys.executable, *args, "--out", "-"])
+    assert len(full.stdout) > 256 * 1024  # several pipe buffers
+
+    piped = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {export} | head -1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert piped.stderr == ""  # no traceback, no "Exception ignored ... BrokenPipeError"
+    assert piped.returncode == 0
+    assert json.loads(piped.stdout)["number"].startswith("INT-")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -59,13 +60,15 @@ class Command(BaseCommand):
     def _write_to_stdout(self, lines) -> None:
         # No progress line: with the data on a terminal it would land in the middle of it.
         # A reader that leaves early (`| head -1`) ends the export quietly.
-        with stdout_reader_may_leave(self.stdout):
+        # closing(): a reader that left stops the stream here, and its database cursor is closed
+        # now, while the connection is open, not by the garbage collector at exit.
+        with closing(lines), stdout_reader_may_leave(self.stdout):
             for line in lines:
                 self.stdout.write(line)
 
     def _write_atomically(self, target: Path, lines, progress: Progress) -> int:
         count = 0
-        with temporary_output(target) as (out, temp_name):
+        with closing(lines), temporary_output(target) as (out, temp_name):
             try:
                 with stop_on_sigterm() as stop:
                     for line in lines:
