@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bookings.errors import DomainError
+from bookings.phones import business_phone
 from chatdesk.assistant import openai_client
 from chatdesk.assistant.costs import TextUsage, has_text_price, text_cost
 from chatdesk.assistant.guided import guided_greeting, guided_reply
@@ -113,12 +114,12 @@ def _begin_turn(session_id: str, text: str, client_ip: str | None) -> tuple[Inte
             interaction,
             (
                 f"This conversation has reached its length limit. Please start a new chat or call us at "
-                f"{settings.BUSINESS_PHONE}."
+                f"{business_phone()}."
             ),
             instructions,
         )
     if interaction.cost_usd >= settings.CHAT_SPEND_CAP_USD:
-        return interaction, f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}.", ""
+        return interaction, f"I can't continue this conversation here. Please call us at {business_phone()}.", ""
     return interaction, None, instructions
 
 
@@ -219,7 +220,7 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
                 reply = answer.text.strip()
                 break
             if spent >= settings.CHAT_SPEND_CAP_USD:
-                reply = f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}."
+                reply = f"I can't continue this conversation here. Please call us at {business_phone()}."
                 break
             results = await run_tool_round(
                 interaction,

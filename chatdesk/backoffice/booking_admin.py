@@ -39,7 +39,7 @@ from bookings.models import (
     WorkingHours,
     YearlyCounter,
 )
-from bookings.phones import normalize_phone, phone_from_search
+from bookings.phones import normalize_phone, phone_display, phone_from_search
 from bookings.selectors import active_bookings_in, business_tz, local_today
 from bookings.services import (
     Actor,
@@ -146,7 +146,7 @@ class WorkingHoursInline(admin.TabularInline):
 
 @admin.register(Employee)
 class EmployeeAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "title", "trade_names", "active", "phone", "email"]
+    list_display = ["__str__", "title", "trade_names", "active", "phone_number", "email"]
     list_filter = ["active", "trades"]
     search_fields = ["first_name", "last_name", "title", "phone", "email"]
     filter_horizontal = ["trades"]
@@ -168,6 +168,10 @@ class EmployeeAdmin(admin.ModelAdmin):
     @admin.display(description="trades")
     def trade_names(self, employee: Employee) -> str:
         return ", ".join(trade.name for trade in employee.trades.all())
+
+    @admin.display(description="phone", ordering="phone")
+    def phone_number(self, employee: Employee) -> str:
+        return phone_display(employee.phone)
 
 
 @admin.register(WorkingHours)
@@ -231,6 +235,12 @@ class CustomerForm(forms.ModelForm):
         model = Customer
         fields = ["name", "phone", "email", "address"]
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Shown as staff write it; clean_phone stores E.164 again.
+            self.initial["phone"] = phone_display(self.instance.phone)
+
     def clean_phone(self) -> str:
         # The phone is the identity chat and voice match on, so it is stored as E.164 only.
         try:
@@ -242,13 +252,17 @@ class CustomerForm(forms.ModelForm):
 @admin.register(Customer)
 class CustomerAdmin(PhoneSearchMixin, admin.ModelAdmin):
     form = CustomerForm
-    list_display = ["name", "phone", "email", "booking_count", "created_at"]
+    list_display = ["name", "phone_number", "email", "booking_count", "created_at"]
     search_fields = ["name", "phone", "email"]
     phone_search_field = "phone"
     readonly_fields = ["created_at", "bookings_link"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         return super().get_queryset(request).annotate(booking_total=Count("bookings"))
+
+    @admin.display(description="phone", ordering="phone")
+    def phone_number(self, customer: Customer) -> str:
+        return phone_display(customer.phone)
 
     @admin.display(description="bookings", ordering="booking_total")
     def booking_count(self, customer: Customer) -> int:
@@ -410,7 +424,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
         "service",
         "technician",
         "customer__name",
-        "customer__phone",
+        "customer_phone",
         "status",
         "channel",
         "price",
@@ -516,6 +530,10 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
     @admin.display(description="technician", ordering="employee__first_name")
     def technician(self, booking: Booking) -> str:
         return str(booking.employee)
+
+    @admin.display(description="phone", ordering="customer__phone")
+    def customer_phone(self, booking: Booking) -> str:
+        return phone_display(booking.customer.phone)
 
     @admin.display(description="visit", ordering="start")
     def visit(self, booking: Booking) -> str:
