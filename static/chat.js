@@ -22,6 +22,17 @@
   // Proxies drop idle WebSockets after about a minute.
   var LIVE_PING_MS = 30000;
   var LIVE_MAX_RETRIES = 6;
+  // A message that failed on the way (network, timeout, 5xx, 503) is sent once more, with
+  // the same id, so the server stores it once and answers it once.
+  var RESEND_DELAY_MS = 1500;
+  var RESEND_MAX_DELAY_MS = 10000;
+  // While the server is still answering the first copy (409 turn_in_progress), ask again
+  // after its Retry-After, this many times at most.
+  var IN_PROGRESS_MAX_WAITS = 30;
+  // The server closes with this when live updates are unavailable (Redis down;
+  // chatdesk/conversations/live.py): the chat works on, and the page tries again every while.
+  var LIVE_UNAVAILABLE = 4503;
+  var LIVE_UNAVAILABLE_RETRY_MS = 10000;
   // Kept in step with the labels templates/chat.html renders for #mode.
   var MODES = {
     guided: ["Guided booking", "step by step, by number"],
@@ -45,11 +56,17 @@
   var phone = root.dataset.phone || "";
   var urls = { create: root.dataset.urlNew, message: root.dataset.urlMessage, live: root.dataset.urlLive };
   var busy = false;
+  // The text and id of a message that failed: sent again unchanged, it keeps its id, since
+  // the server may have stored it before failing.
+  var unsent = null;
   // Whether a staff member is in the conversation: null until the server says.
   var staffActive = null;
   var live = null;
   var liveRetries = 0;
   var livePing = null;
+  var liveNotice = null; // "live updates are unavailable", while they are
+  // Staff messages on the page, by time and text: a reconnect adds only the ones it missed.
+  var seenStaff = {};
 
   // --- DOM helpers (text only) -------------------------------------------------------
 
@@ -216,6 +233,43 @@
       });
   }
 
+  function delay(ms) {
+    return new Promise(function (resolve) {
+      window.setTimeout(resolve, ms);
+    });
+  }
+
+  // A random (version 4) UUID; crypto.randomUUID only exists on https and localhost.
+  function newMessageId() {
+    if (window.crypto.randomUUID) return window.crypto.randomUUID();
+    var bytes = window.crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = Array.from(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join("");
+    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
+  }
+
+  function sendMessage(body) {
+    var resent = false;
+    var waits = 0;
+    function attempt() {
+      return post(urls.message, body).catch(function (error) {
+        if (error.status === 409 && error.code === "turn_in_progress" && waits < IN_PROGRESS_MAX_WAITS) {
+          waits++;
+          return delay(1000 * (error.retryAfter || 2)).then(attempt);
+        }
+        var transient = error.code === "network" || error.code === "timeout" || error.status >= 500;
+        if (transient && !resent) {
+          resent = true;
+          var wait = error.retryAfter ? Math.min(1000 * error.retryAfter, RESEND_MAX_DELAY_MS) : RESEND_DELAY_MS;
+          return delay(wait).then(attempt);
+        }
+        throw error;
+      });
+    }
+    return attempt();
+  }
+
   function startSession() {
     return post(urls.create, {}).then(function (data) {
       sessionId = data.session_id;
@@ -245,6 +299,54 @@
     scrollToEnd();
   }
 
+  function staffKey(at, text) {
+    return (at || "") + "\n" + text;
+  }
+
+  // Shows a staff message once, whether it comes live or from the history after a reconnect.
+  function showStaffMessage(text, at) {
+    var key = staffKey(at, text);
+    if (at && seenStaff[key]) return;
+    if (at) seenStaff[key] = true;
+    appendMessage("staff", text);
+    announce("Staff: " + text);
+    scrollToEnd();
+  }
+
+  // Messages staff sent while this page was not listening (before the socket opened, or
+  // between a drop and the reconnect): the history has them all; show the unseen ones.
+  function catchUp() {
+    if (!sessionId) return;
+    var url = "/api/v1/chat/session/" + encodeURIComponent(sessionId) + "/history";
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(function (data) {
+        if (!data || !Array.isArray(data.messages)) return;
+        data.messages.forEach(function (message) {
+          if (message.role === "staff" && typeof message.text === "string") showStaffMessage(message.text, message.at);
+        });
+      })
+      .catch(function () {
+        // The next reconnect tries again; the chat itself is unaffected.
+      });
+  }
+
+  function setLiveUnavailable(unavailable) {
+    if (!unavailable) {
+      if (liveNotice) liveNotice.remove();
+      liveNotice = null;
+      return;
+    }
+    if (liveNotice) return;
+    var text = "Live updates are unavailable right now. You can keep chatting; " +
+      "replies from our team will appear here once they are back" + callUs() + ".";
+    liveNotice = appendNotice(text);
+    liveNotice.classList.add("live-unavailable");
+    announce(text);
+  }
+
   function onLiveMessage(event) {
     var data;
     try {
@@ -256,9 +358,7 @@
     if (data.type === "takeover") {
       setStaffActive(Boolean(data.taken_over));
     } else if (data.type === "staff_message" && typeof data.text === "string") {
-      appendMessage("staff", data.text);
-      announce("Staff: " + data.text);
-      scrollToEnd();
+      showStaffMessage(data.text, data.at);
     }
   }
 
@@ -275,6 +375,8 @@
     live = socket;
     socket.addEventListener("open", function () {
       liveRetries = 0;
+      setLiveUnavailable(false);
+      catchUp();
       window.clearInterval(livePing);
       livePing = window.setInterval(function () {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
@@ -286,7 +388,14 @@
       live = null;
       window.clearInterval(livePing);
       // 4404: no open conversation for this cookie; nothing to listen to until a new one.
-      if (event.code === 4404 || liveRetries >= LIVE_MAX_RETRIES) return;
+      if (event.code === 4404) return;
+      if (event.code === LIVE_UNAVAILABLE) {
+        // Not a failure of this page: say so, and keep trying until the server is back.
+        setLiveUnavailable(true);
+        window.setTimeout(connectLive, LIVE_UNAVAILABLE_RETRY_MS);
+        return;
+      }
+      if (liveRetries >= LIVE_MAX_RETRIES) return;
       window.setTimeout(connectLive, 1000 * Math.pow(2, liveRetries++));
     });
   }
@@ -346,9 +455,11 @@
           var greeting = transcript.querySelector("li[data-greeting] .text");
           if (greeting && data.greeting) greeting.textContent = data.greeting;
         });
+    var messageId = unsent && unsent.text === text ? unsent.id : newMessageId();
+    unsent = null;
     ready
       .then(function () {
-        return post(urls.message, { session_id: sessionId, message: text });
+        return sendMessage({ session_id: sessionId, message: text, message_id: messageId });
       })
       .then(function (data) {
         if (data.paused) {
@@ -367,9 +478,10 @@
         announce(spoken);
       })
       .catch(function (error) {
-        // The server did not take the message: take the bubble back, give the text back.
+        // The server did not answer the message: take the bubble back, give the text back.
         bubble.remove();
         restoreDraft(text);
+        unsent = { text: textarea.value, id: messageId };
         reportError(error instanceof ApiError ? error : new ApiError(0, "client", "", null));
       })
       .finally(function () {
@@ -445,6 +557,9 @@
   document.documentElement.classList.add("js");
   hint.textContent = "Enter to send, Shift+Enter for a new line.";
   compactHours();
+  Array.prototype.forEach.call(transcript.querySelectorAll("li.msg.staff[data-at]"), function (item) {
+    seenStaff[staffKey(item.dataset.at, item.querySelector(".text").textContent)] = true;
+  });
   updateCounter();
   scrollToEnd();
   connectLive(false);
