@@ -109,7 +109,6 @@ class Talk:
     voice: bool
     messages: list[Message] = field(default_factory=list)
     tool_calls: list[ToolCall] = field(default_factory=list)
-    text_usage: TextUsage = field(default_factory=TextUsage)
     cost: Decimal = Decimal("0")
     breakdown: dict[str, Decimal] = field(default_factory=dict)
     usage: record.Usage = field(default_factory=record.Usage)
@@ -496,9 +495,10 @@ class History:
         BookingEvent.objects.filter(booking_id=booking_id, created_at__gte=self.started).update(created_at=at)
 
     def _customer(self) -> tuple[str, str, str]:
-        if self.customers and self.rng.random() < 0.15:
-            return self.rng.choice(self.customers)  # a returning customer
-        area, line = next(self.phones)
+        fresh = next(self.phones, None) if not self.customers or self.rng.random() >= 0.15 else None
+        if fresh is None:
+            return self.rng.choice(self.customers)  # a returning customer (or the demo numbers ran out)
+        area, line = fresh
         name = f"{self.rng.choice(FIRST_NAMES)} {self.rng.choice(LAST_NAMES)}"
         address = f"{self.rng.randint(2, 980)} {self.rng.choice(STREETS)}"
         customer = (name, f"{area}-555-{line:04d}", address)
