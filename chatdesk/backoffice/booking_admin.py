@@ -422,7 +422,7 @@ class OfferedSlotsMixin:
 SLOT_FIELD_KWARGS = {
     "required": False,
     "label": "Free slots",
-    "widget": forms.RadioSelect(attrs={"class": "slot-choices"}),
+    "widget": forms.RadioSelect(),
 }
 OVERRIDE_HELP = (
     "For an urgent squeeze-in outside the free slots: pick the technician and type the time above. "
