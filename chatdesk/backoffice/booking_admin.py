@@ -428,9 +428,17 @@ class OfferedSlotsMixin:
         else:
             field.help_text = f"Free slots on {day:%A %-d %B} ({business_tz().key})."
 
-    def chosen_start(self) -> datetime | None:
-        value = self.cleaned_data.get("slot")
-        return datetime.fromisoformat(value) if value else None
+    def resolve_start(self, data: dict) -> datetime | None:
+        """The chosen slot's start, else the typed time (for an override, or checked by the
+        service like any other); a form error when there is neither."""
+        value = data.get("slot")
+        if value:
+            data["override_reason"] = ""  # an offered slot needs no override
+            return datetime.fromisoformat(value)
+        start = data.get("start")
+        if start is None and not self.has_error("slot") and not self.has_error("start"):
+            raise forms.ValidationError("Choose one of the free slots (Show free slots), or type a time.")
+        return start
 
 
 SLOT_FIELD_KWARGS = {
@@ -509,9 +517,7 @@ class BookingAddForm(OfferedSlotsMixin, forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
-        start = self.chosen_start() or data.get("start")
-        if start is None and not self.has_error("slot") and not self.has_error("start"):
-            raise forms.ValidationError("Choose one of the free slots (Show free slots), or type a time.")
+        start = self.resolve_start(data)
         data["start"] = start
         return data
 
@@ -578,9 +584,7 @@ class BookingMoveForm(OfferedSlotsMixin, forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
-        start = self.chosen_start() or data.get("start")
-        if start is None and not self.has_error("slot") and not self.has_error("start"):
-            raise forms.ValidationError("Choose one of the free slots (Show free slots), or type a time.")
+        start = self.resolve_start(data)
         data["new_start"] = start
         return data
 
