@@ -383,7 +383,8 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
     def customer_with_phone(self, interaction: Interaction) -> str:
         if interaction.customer is None:
             return "-"
-        return format_html("{}<br><small>{}</small>", interaction.customer.name, phone_display(interaction.customer.phone))
+        customer = interaction.customer
+        return format_html("{}<br><small>{}</small>", customer.name, phone_display(customer.phone))
 
     @admin.display(description="customer's contact")
     def customer_contact(self, interaction: Interaction) -> str:
