@@ -16,10 +16,10 @@ from pprint import pformat
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from bookings.models import Booking
+from bookings.selectors import business_tz
 from chatdesk.conversations.models import Interaction
 from tests.browser import DESKTOP, PHONE, chromium_fixture  # noqa: F401  (registers `chromium`)
 from tests.staff import staff_groups
@@ -82,7 +82,8 @@ def booked(business) -> dict:
     dispatcher = get_user_model().objects.create_user("dispatch", password="pw-dispatch-1", is_staff=True)
     dispatcher.groups.add(staff_groups()["Dispatcher"])
     get_user_model().objects.create_superuser("admin", "admin@example.com", "password")
-    return {"interaction": interaction.pk, "booking": booking.pk, "now": timezone.now()}
+    day = booking.start.astimezone(business_tz()).date()
+    return {"interaction": interaction.pk, "booking": booking.pk, "day": day.isoformat()}
 
 
 def log_in(page: Page, base: str, username: str, password: str) -> None:
@@ -150,7 +151,12 @@ def test_staff_pages_have_no_serious_violations(booked, live_server, chromium: B
         "dashboard": "/admin/chatdesk/interaction/dashboard/",
         "handoff queue": "/admin/chatdesk/handoffrequest/",
         "live monitor": "/staff/live/",
+        "dispatch board, day": f"/admin/bookings/booking/board/?day={booked['day']}",
+        "dispatch board, week": f"/admin/bookings/booking/board/?day={booked['day']}&view=week",
+        "move booking": f"/admin/bookings/booking/{booked['booking']}/move/",
     }
+    if username == "admin":
+        pages["add booking"] = "/admin/bookings/booking/add/"
     for name, path in pages.items():
         response = page.goto(base + path)
         assert response.status == 200, (name, response.status)
