@@ -5,10 +5,10 @@ functions, so validation, the audit trail and the confirmation emails are the sa
 whoever acts.
 
 Double booking is prevented twice over:
-- in Python: the employee row is locked (SELECT ... FOR UPDATE) before the overlap check
+- in Python: the technician row is locked (SELECT ... FOR UPDATE) before the overlap check
   and the insert, so concurrent bookings for one technician queue instead of racing;
   SQLite has no row locks but its IMMEDIATE transactions (settings) serialize writers;
-- in PostgreSQL: an exclusion constraint over (employee, occupied period) for active
+- in PostgreSQL: an exclusion constraint over (technician, occupied period) for active
   bookings (migration 0002) rejects any overlap that slips past, e.g. a raw SQL write.
   Its violation is mapped to SlotUnavailable here.
 """
@@ -37,8 +37,8 @@ from bookings.models import (
     CalendarEvent,
     Channel,
     Customer,
-    Employee,
     Service,
+    Technician,
 )
 from bookings.numbering import next_number
 from bookings.phones import normalize_phone
@@ -108,19 +108,19 @@ def _check_time(*, service: Service, start: datetime, now: datetime) -> None:
 
 
 def _candidates(
-    *, service: Service, start: datetime, employee: Employee | None, now: datetime, exclude_booking_id: int | None
+    *, service: Service, start: datetime, technician: Technician | None, now: datetime, exclude_booking_id: int | None
 ) -> list[int]:
     """Technicians free for exactly this visit, by every rule the availability engine knows."""
-    if employee is not None:
-        if not employee.active:
-            raise InvalidInput("That technician is not available for bookings.", field="employee")
-        if not employee.trades.filter(pk=service.trade_id).exists():
-            raise InvalidInput(f"That technician does not do {service.trade.name} work.", field="employee")
+    if technician is not None:
+        if not technician.active:
+            raise InvalidInput("That technician is not available for bookings.", field="technician")
+        if not technician.trades.filter(pk=service.trade_id).exists():
+            raise InvalidInput(f"That technician does not do {service.trade.name} work.", field="technician")
     local_day = start.astimezone(business_tz()).date()
     slots = available_slots(
         service=service,
         start_date=local_day,
-        employee_id=employee.pk if employee else None,
+        technician_id=technician.pk if technician else None,
         now=now,
         exclude_booking_id=exclude_booking_id,
     )
@@ -130,14 +130,14 @@ def _candidates(
     raise SlotUnavailable("That time is not available. Please pick one of the offered slots.")
 
 
-def _still_free(*, employee_id: int, occupied_start: datetime, occupied_end: datetime, exclude: int | None) -> bool:
-    clash = active_bookings_in([employee_id], occupied_start, occupied_end)
+def _still_free(*, technician_id: int, occupied_start: datetime, occupied_end: datetime, exclude: int | None) -> bool:
+    clash = active_bookings_in([technician_id], occupied_start, occupied_end)
     if exclude is not None:
         clash = clash.exclude(pk=exclude)
     if clash.exists():
         return False
     return not CalendarEvent.objects.filter(
-        employee_id=employee_id, start__lt=occupied_end, end__gt=occupied_start
+        technician_id=technician_id, start__lt=occupied_end, end__gt=occupied_start
     ).exists()
 
 
@@ -149,21 +149,24 @@ def _claim_technician(
     exclude: int | None,
     write: Callable[[int], Booking],
 ) -> Booking:
-    """Run `write(employee_id)` for the first candidate still free for the occupied period.
+    """Run `write(technician_id)` for the first candidate still free for the occupied period.
 
     Each try locks the technician's row, so concurrent bookings of one technician queue
     here, re-checks under the lock, then writes. On PostgreSQL the exclusion constraint
     backs this up; its violation means "taken", so the next candidate is tried.
     """
-    for employee_id in candidates:
+    for technician_id in candidates:
         try:
             with transaction.atomic():
-                Employee.objects.select_for_update().filter(pk=employee_id).values_list("pk").get()
+                Technician.objects.select_for_update().filter(pk=technician_id).values_list("pk").get()
                 if not _still_free(
-                    employee_id=employee_id, occupied_start=occupied_start, occupied_end=occupied_end, exclude=exclude
+                    technician_id=technician_id,
+                    occupied_start=occupied_start,
+                    occupied_end=occupied_end,
+                    exclude=exclude,
                 ):
                     continue
-                return write(employee_id)
+                return write(technician_id)
         except IntegrityError as error:
             if _is_overlap_violation(error):
                 continue
@@ -177,7 +180,7 @@ def _is_overlap_violation(error: IntegrityError) -> bool:
 
 
 def _send_email(booking_id: int, what: str, template: str) -> None:
-    booking = Booking.objects.select_related("service", "employee", "customer").get(pk=booking_id)
+    booking = Booking.objects.select_related("service", "technician", "customer").get(pk=booking_id)
     if not booking.customer.email:
         return
     details = booking_public_dict(booking)
@@ -246,13 +249,13 @@ def booking_create(
     actor: Actor,
     customer_email: str = "",
     notes: str = "",
-    employee: Employee | None = None,
+    technician: Technician | None = None,
     status: str = BookingStatus.CONFIRMED,
     now: datetime | None = None,
 ) -> Booking:
     """Book `service` at `start` (a slot the availability engine offers).
 
-    With no `employee`, the first qualified technician free for that slot gets it.
+    With no `technician`, the first qualified technician free for that slot gets it.
     Raises InvalidInput, SlotUnavailable.
     """
     now = now or timezone.now()
@@ -267,19 +270,19 @@ def booking_create(
     phone = normalize_phone(customer_phone)
     name = _clean_text(customer_name, field="name", max_length=MAX_NAME, required=True)
     _check_time(service=service, start=start, now=now)
-    candidates = _candidates(service=service, start=start, employee=employee, now=now, exclude_booking_id=None)
+    candidates = _candidates(service=service, start=start, technician=technician, now=now, exclude_booking_id=None)
 
     end = start + service.duration
     occupied_start = start - service.buffer_before
     occupied_end = end + service.buffer_after
 
-    def write(employee_id: int) -> Booking:
+    def write(technician_id: int) -> Booking:
         customer = customer_upsert(name=name, phone=phone, email=customer_email, address=address)
         booking = Booking.objects.create(
             # The year the booking was made (business time), so numbers rise with time.
             number=next_number("BK", now.astimezone(business_tz()).year, 6),
             service=service,
-            employee_id=employee_id,
+            technician_id=technician_id,
             customer=customer,
             start=start,
             end=end,
@@ -297,7 +300,7 @@ def booking_create(
             booking,
             kind=BookingEvent.Kind.CREATED,
             actor=actor,
-            changes={"start": start.isoformat(), "employee_id": employee_id, "status": status},
+            changes={"start": start.isoformat(), "technician_id": technician_id, "status": status},
         )
         transaction.on_commit(partial(_send_email, booking.pk, "confirmed", CONFIRMATION))
         return booking
@@ -312,7 +315,7 @@ def booking_reschedule(
     booking: Booking,
     new_start: datetime,
     actor: Actor,
-    employee: Employee | None = None,
+    technician: Technician | None = None,
     reason: str = "",
     now: datetime | None = None,
 ) -> Booking:
@@ -327,24 +330,24 @@ def booking_reschedule(
     reason = _clean_text(reason, field="reason", max_length=MAX_REASON, required=False)
     # Prefer the same technician when they are free and none was asked for.
     candidates = _candidates(
-        service=service, start=new_start, employee=employee, now=now, exclude_booking_id=booking.pk
+        service=service, start=new_start, technician=technician, now=now, exclude_booking_id=booking.pk
     )
-    if employee is None and booking.employee_id in candidates:
-        candidates.remove(booking.employee_id)
-        candidates.insert(0, booking.employee_id)
+    if technician is None and booking.technician_id in candidates:
+        candidates.remove(booking.technician_id)
+        candidates.insert(0, booking.technician_id)
 
     end = new_start + service.duration
     occupied_start = new_start - service.buffer_before
     occupied_end = end + service.buffer_after
-    old = {"start": booking.start.isoformat(), "employee_id": booking.employee_id}
+    old = {"start": booking.start.isoformat(), "technician_id": booking.technician_id}
 
-    def write(employee_id: int) -> Booking:
+    def write(technician_id: int) -> Booking:
         locked = Booking.objects.select_for_update().get(pk=booking.pk)
         if locked.status not in ACTIVE_STATUSES:
             raise InvalidTransition(f"Booking {booking.number} is no longer active.")
         locked.start, locked.end = new_start, end
         locked.occupied_start, locked.occupied_end = occupied_start, occupied_end
-        locked.employee_id = employee_id
+        locked.technician_id = technician_id
         locked.reminder_sent_at = None
         locked.save(
             update_fields=[
@@ -352,7 +355,7 @@ def booking_reschedule(
                 "end",
                 "occupied_start",
                 "occupied_end",
-                "employee",
+                "technician",
                 "reminder_sent_at",
                 "updated_at",
             ]
@@ -361,7 +364,7 @@ def booking_reschedule(
             locked,
             kind=BookingEvent.Kind.RESCHEDULED,
             actor=actor,
-            changes={"from": old, "to": {"start": new_start.isoformat(), "employee_id": employee_id}},
+            changes={"from": old, "to": {"start": new_start.isoformat(), "technician_id": technician_id}},
             note=reason,
         )
         transaction.on_commit(partial(_send_email, locked.pk, "rescheduled", CONFIRMATION))

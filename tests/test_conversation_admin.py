@@ -176,17 +176,20 @@ _GROUPS_STATE = {}
 
 @pytest.fixture(name="staff_groups")
 def staff_groups_fixture(db) -> dict[str, Group]:
-    """The groups as migration 0003 makes them.
+    """The groups as migration 0003 makes them (and bookings 0004 renames their permissions).
 
-    Runs the migration's own function again (it is idempotent), because transactional
+    Runs the migrations' own functions again (they are idempotent), because transactional
     tests elsewhere in the suite flush the reused test database, groups included.
     """
     migration = importlib.import_module("chatdesk.migrations.0003_staff_groups")
+    renaming = importlib.import_module("bookings.migrations.0004_employee_becomes_technician")
     if "apps" not in _GROUPS_STATE:
         loader = MigrationExecutor(connection).loader
         _GROUPS_STATE["apps"] = loader.project_state(("chatdesk", "0003_staff_groups")).apps
+        _GROUPS_STATE["renamed"] = loader.project_state(("bookings", renaming.__name__.rsplit(".", 1)[1])).apps
     with connection.schema_editor() as editor:
         migration.create_groups(_GROUPS_STATE["apps"], editor)
+        renaming.forwards(_GROUPS_STATE["renamed"], editor)
     return {group.name: group for group in Group.objects.filter(name__in=["Dispatcher", "Owner"])}
 
 

@@ -16,7 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from bookings.models import Booking, BookingStatus, Employee
+from bookings.models import Booking, BookingStatus, Technician
 from bookings.selectors import available_slots, business_tz, local_today
 from bookings.services import Actor, booking_cancel, booking_create
 from chatdesk.backoffice.charts import _axis, _nice_ceiling, bar_chart, schedule_chart
@@ -296,7 +296,7 @@ def test_the_admin_index_links_the_dashboard_and_the_handoff_queue(admin_client)
 
 def test_names_in_the_charts_are_escaped(business, time_machine):
     time_machine.move_to(MONDAY_NOON_UTC, tick=False)
-    evil = Employee.objects.create(first_name="<script>alert(1)</script>", last_name="&")
+    evil = Technician.objects.create(first_name="<script>alert(1)</script>", last_name="&")
     today = local_today()
     chart = schedule_chart(schedule_for(today), today)
     assert "<script>" not in chart and "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in chart

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from bookings import limits
 from bookings.errors import BookingNotFound, DomainError, InvalidInput, NotFound
-from bookings.models import Booking, Employee, Service, Trade
+from bookings.models import Booking, Service, Technician, Trade
 from bookings.phones import normalize_phone
 from bookings.selectors import (
     available_slots,
@@ -93,13 +93,13 @@ def _start(value: str) -> datetime:
     return start
 
 
-def _technician(technician_id: int | None) -> Employee | None:
+def _technician(technician_id: int | None) -> Technician | None:
     if technician_id is None:
         return None
-    employee = Employee.objects.filter(pk=technician_id, active=True).first()
-    if employee is None:
+    technician = Technician.objects.filter(pk=technician_id, active=True).first()
+    if technician is None:
         raise NotFound("No such technician.", field="technician_id")
-    return employee
+    return technician
 
 
 def _local(moment: datetime) -> datetime:
@@ -167,7 +167,7 @@ def get_service_details(ctx: ToolContext, args: dict, call_id: str) -> dict:
     return {"service": _service_dict(_service(args["service_id"]), detailed=True)}
 
 
-def get_employee_availability(ctx: ToolContext, args: dict, call_id: str) -> dict:
+def get_technician_availability(ctx: ToolContext, args: dict, call_id: str) -> dict:
     day = _day(args["date"])
     service = _service(args["service_id"]) if args.get("service_id") else None
     trade = service.trade if service else _trade(args["trade"])
@@ -197,7 +197,7 @@ def get_available_time_slots(ctx: ToolContext, args: dict, call_id: str) -> dict
         service=service,
         start_date=first,
         end_date=last,
-        employee_id=args.get("technician_id"),
+        technician_id=args.get("technician_id"),
         now=ctx.now,
     )
     listed = [
@@ -222,7 +222,7 @@ def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     booking = booking_create(
         service=_service(args["service_id"]),
         start=_start(args["start"]),
-        employee=_technician(args.get("technician_id")),
+        technician=_technician(args.get("technician_id")),
         customer_name=args["customer_name"],
         customer_phone=args["customer_phone"],
         customer_email=args.get("customer_email") or "",
@@ -255,7 +255,7 @@ def reschedule_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     booking = booking_reschedule(
         booking=booking,
         new_start=_start(args["new_start"]),
-        employee=_technician(args.get("technician_id")),
+        technician=_technician(args.get("technician_id")),
         actor=ctx.actor(call_id),
         now=ctx.now,
     )

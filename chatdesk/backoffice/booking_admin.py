@@ -33,8 +33,8 @@ from bookings.models import (
     Channel,
     ClosedDay,
     Customer,
-    Employee,
     Service,
+    Technician,
     Trade,
     WorkingHours,
     YearlyCounter,
@@ -86,7 +86,7 @@ class TradeAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 service_total=Count("services", distinct=True),
-                technician_total=Count("employees", distinct=True),
+                technician_total=Count("technicians", distinct=True),
             )
         )
 
@@ -144,8 +144,8 @@ class WorkingHoursInline(admin.TabularInline):
     extra = 0
 
 
-@admin.register(Employee)
-class EmployeeAdmin(admin.ModelAdmin):
+@admin.register(Technician)
+class TechnicianAdmin(admin.ModelAdmin):
     list_display = ["__str__", "title", "trade_names", "active", "phone", "email"]
     list_filter = ["active", "trades"]
     search_fields = ["first_name", "last_name", "title", "phone", "email"]
@@ -162,20 +162,20 @@ class EmployeeAdmin(admin.ModelAdmin):
         ),
     ]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Employee]:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Technician]:
         return super().get_queryset(request).prefetch_related("trades")
 
     @admin.display(description="trades")
-    def trade_names(self, employee: Employee) -> str:
-        return ", ".join(trade.name for trade in employee.trades.all())
+    def trade_names(self, technician: Technician) -> str:
+        return ", ".join(trade.name for trade in technician.trades.all())
 
 
 @admin.register(WorkingHours)
 class WorkingHoursAdmin(admin.ModelAdmin):
-    list_display = ["employee", "weekday", "start_time", "end_time"]
-    list_filter = ["weekday", "employee"]
-    list_select_related = ["employee"]
-    search_fields = ["employee__first_name", "employee__last_name"]
+    list_display = ["technician", "weekday", "start_time", "end_time"]
+    list_filter = ["weekday", "technician"]
+    list_select_related = ["technician"]
+    search_fields = ["technician__first_name", "technician__last_name"]
 
 
 @admin.register(BusinessHours)
@@ -193,10 +193,10 @@ class ClosedDayAdmin(admin.ModelAdmin):
 
 @admin.register(CalendarEvent)
 class CalendarEventAdmin(admin.ModelAdmin):
-    list_display = ["employee", "kind", "title", "starts", "ends"]
-    list_filter = ["kind", "employee"]
-    list_select_related = ["employee"]
-    search_fields = ["title", "employee__first_name", "employee__last_name"]
+    list_display = ["technician", "kind", "title", "starts", "ends"]
+    list_filter = ["kind", "technician"]
+    list_select_related = ["technician"]
+    search_fields = ["title", "technician__first_name", "technician__last_name"]
     date_hierarchy = "start"
 
     @admin.display(description="start", ordering="start")
@@ -212,12 +212,14 @@ class CalendarEventAdmin(admin.ModelAdmin):
         # Time off blocks new bookings but cannot move existing ones: tell staff which
         # visits they still have to reschedule or cancel.
         clashes = list(
-            active_bookings_in([obj.employee_id], obj.start, obj.end).order_by("start").values_list("number", flat=True)
+            active_bookings_in([obj.technician_id], obj.start, obj.end)
+            .order_by("start")
+            .values_list("number", flat=True)
         )
         if clashes:
             self.message_user(
                 request,
-                f"{obj.employee} still has {len(clashes)} active booking(s) in this period: {', '.join(clashes)}. "
+                f"{obj.technician} still has {len(clashes)} active booking(s) in this period: {', '.join(clashes)}. "
                 "Reschedule or cancel them.",
                 messages.WARNING,
             )
@@ -333,8 +335,8 @@ class BookingAddForm(forms.ModelForm):
     """
 
     service = forms.ModelChoiceField(queryset=Service.objects.filter(active=True).select_related("trade"))
-    employee = forms.ModelChoiceField(
-        queryset=Employee.objects.filter(active=True),
+    technician = forms.ModelChoiceField(
+        queryset=Technician.objects.filter(active=True),
         required=False,
         label="Technician",
         help_text="Leave empty to give the visit to the first qualified technician who is free.",
@@ -355,7 +357,7 @@ class BookingAddForm(forms.ModelForm):
     ERROR_FIELDS = {
         "service": "service",
         "start": "start",
-        "employee": "employee",
+        "technician": "technician",
         "name": "customer_name",
         "phone": "customer_phone",
         "email": "customer_email",
@@ -366,7 +368,7 @@ class BookingAddForm(forms.ModelForm):
 
     class Meta:
         model = Booking
-        fields = ["service", "start", "employee", "address", "notes", "status"]
+        fields = ["service", "start", "technician", "address", "notes", "status"]
 
     def _post_clean(self) -> None:
         super()._post_clean()
@@ -379,7 +381,7 @@ class BookingAddForm(forms.ModelForm):
             self.instance = booking_create(
                 service=data["service"],
                 start=data["start"],
-                employee=data["employee"],
+                technician=data["technician"],
                 customer_name=data["customer_name"],
                 customer_phone=data["customer_phone"],
                 customer_email=data["customer_email"],
@@ -418,12 +420,12 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
     list_filter = [
         "status",
         VisitDayFilter,
-        ("employee", TechnicianFilter),
+        ("technician", TechnicianFilter),
         "service__trade",
         "service",
         "channel",
     ]
-    list_select_related = ["service", "employee", "customer"]
+    list_select_related = ["service", "technician", "customer"]
     search_fields = ["number", "customer__name", "customer__phone"]
     phone_search_field = "customer__phone"
     date_hierarchy = "start"
@@ -432,11 +434,11 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
     STAFF_EDITABLE = ("address", "notes")
     add_fieldsets = [
-        (None, {"fields": ["service", "start", "employee", "status"]}),
+        (None, {"fields": ["service", "start", "technician", "status"]}),
         ("Customer", {"fields": ["customer_name", "customer_phone", "customer_email", "address", "notes"]}),
     ]
     fieldsets = [
-        (None, {"fields": ["number", "status", "service", "visit", "employee", "customer", "price"]}),
+        (None, {"fields": ["number", "status", "service", "visit", "technician", "customer", "price"]}),
         ("Editable by staff", {"fields": list(STAFF_EDITABLE)}),
         # Added with the conversations admin (chatdesk/backoffice/conversation_admin.py): the conversation turn and
         # tool call, or the staff user, behind every change of this booking.
@@ -462,7 +464,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
         "status",
         "service",
         "visit",
-        "employee",
+        "technician",
         "customer",
         "price",
         "channel",
@@ -477,7 +479,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Booking]:
         # The change page shows the service, technician and customer too.
-        return super().get_queryset(request).select_related("service__trade", "employee", "customer")
+        return super().get_queryset(request).select_related("service__trade", "technician", "customer")
 
     def get_fieldsets(self, request: HttpRequest, obj: Booking | None = None) -> list:
         return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)
@@ -513,9 +515,9 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
         return False
 
-    @admin.display(description="technician", ordering="employee__first_name")
+    @admin.display(description="technician", ordering="technician__first_name")
     def technician(self, booking: Booking) -> str:
-        return str(booking.employee)
+        return str(booking.technician)
 
     @admin.display(description="visit", ordering="start")
     def visit(self, booking: Booking) -> str:

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
 
-from bookings.models import Booking, BookingStatus, Channel, Employee
+from bookings.models import Booking, BookingStatus, Channel, Technician
 from bookings.selectors import business_tz, local_today
 from chatdesk.conversations.models import HandoffRequest, Interaction, Message
 
@@ -119,7 +119,7 @@ class Visit:
 
 @dataclass(frozen=True)
 class TechnicianDay:
-    employee_id: int
+    technician_id: int
     technician: str
     visits: list[Visit]
 
@@ -358,14 +358,14 @@ def schedule_for(day: date) -> list[TechnicianDay]:
     visits = (
         Booking.objects.filter(start__gte=_midnight(day), start__lt=_midnight(day + timedelta(days=1)))
         .exclude(status=BookingStatus.CANCELLED)
-        .select_related("employee", "service", "customer")
+        .select_related("technician", "service", "customer")
         .order_by("start", "id")
     )
     by_technician: dict[int, list[Visit]] = defaultdict(list)
     names: dict[int, str] = {}
     for booking in visits:
-        names[booking.employee_id] = str(booking.employee)
-        by_technician[booking.employee_id].append(
+        names[booking.technician_id] = str(booking.technician)
+        by_technician[booking.technician_id].append(
             Visit(
                 booking_id=booking.pk,
                 number=booking.number,
@@ -379,12 +379,12 @@ def schedule_for(day: date) -> list[TechnicianDay]:
             )
         )
     busy = sorted(
-        (TechnicianDay(employee_id=pk, technician=names[pk], visits=v) for pk, v in by_technician.items()),
+        (TechnicianDay(technician_id=pk, technician=names[pk], visits=v) for pk, v in by_technician.items()),
         key=lambda t: t.technician,
     )
     free = [
-        TechnicianDay(employee_id=e.pk, technician=str(e), visits=[])
-        for e in Employee.objects.filter(active=True)
+        TechnicianDay(technician_id=e.pk, technician=str(e), visits=[])
+        for e in Technician.objects.filter(active=True)
         .exclude(pk__in=by_technician.keys())
         .only("first_name", "last_name")
     ]
