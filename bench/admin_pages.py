@@ -331,7 +331,7 @@ def seed(now: datetime) -> dict:
         rows = Rows(rng)
         counters: dict[int, int] = {}
         for interaction_id, (at, kind, booking) in enumerate(conversations, start=1):
-            channel = "voice" if kind == "voice" else "text"
+            channel = kind  # chat or voice: the conversation's channel is the booking's
             counters[at.year] = counters.get(at.year, 0) + 1
             number = f"INT-{at.year}-{counters[at.year]:05d}"
             escalated = booking is None and rng.random() < 0.03
@@ -349,12 +349,12 @@ def seed(now: datetime) -> dict:
                 reply = rng.choice(REPLIES).format(
                     day=rng.choice(DAYS_OF_WEEK), hour=rng.randint(8, 15), booking=booking[1] if booking else "BK"
                 )
-                if channel == "text":
+                if channel == "chat":
                     cost = Decimal(rng.randint(80, 400)) / 1_000_000
                 else:
                     cost = Decimal(rng.randint(2, 30)) / 1000
                 cost_total += cost
-                latency = int(rng.lognormvariate(7.0 if channel == "text" else 6.3, 0.5))
+                latency = int(rng.lognormvariate(7.0 if channel == "chat" else 6.3, 0.5))
                 rows.message("assistant", reply, latency, cost)
             if booking is not None:
                 call = rows.tool("create_booking", booking_id=booking[0])
@@ -364,7 +364,7 @@ def seed(now: datetime) -> dict:
                         len(rows.events) + 1,
                         "created",
                         "customer",
-                        "chat" if channel == "text" else "voice",
+                        channel,
                         f"{number} {call}",
                         "{}",
                         "",
@@ -410,7 +410,7 @@ def seed(now: datetime) -> dict:
                     "customer_closed",
                     rows.said,
                     1 if booking else 0,
-                    "gpt-6-luna" if channel == "text" else "gpt-realtime-2.1-mini",
+                    "gpt-6-luna" if channel == "chat" else "gpt-realtime-2.1-mini",
                     tokens_in,
                     tokens_in // 3,
                     rng.randint(200, 1500),

@@ -61,7 +61,7 @@ def month(business, conversation) -> None:
             booked = rng.random() < (0.45 if voice else 0.3)
             interaction = Interaction.objects.create(
                 number=f"INT-2026-{number}",
-                channel="voice" if voice else "text",
+                channel="voice" if voice else "chat",
                 status="closed",
                 resolution="booked" if booked else "answered",
                 booking_count=int(booked),

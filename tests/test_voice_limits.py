@@ -106,7 +106,7 @@ async def test_without_an_api_key_voice_is_unavailable(settings):
     assert connected
     error = await caller.expect("error")
     assert error["code"] == "voice_unavailable" and "OPENAI_API_KEY" in error["message"]
-    assert error["fallback"] == "text"
+    assert error["fallback"] == "chat"
     assert await caller.closed() == 4503
     await caller.leave()
     assert not await Interaction.objects.aexists()

@@ -374,7 +374,14 @@ class VoiceCall:
             self.audio.timer.cancel()
         try:
             if error is not None:
-                await self._send({"type": "error", "code": error[0], "message": error[1], "fallback": "text"})
+                await self._send(
+                    {
+                        "type": "error",
+                        "code": error[0],
+                        "message": error[1],
+                        "fallback": Interaction.ChannelKind.CHAT.value,
+                    }
+                )
             await self._send({"type": "ended", "reason": reason})
             if self.browser_open:
                 self.browser_open = False

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from bookings import limits
 from bookings.errors import BookingNotFound, DomainError, InvalidInput, NotFound
-from bookings.models import Booking, Service, Technician, Trade
+from bookings.models import Booking, Channel, Service, Technician, Trade
 from bookings.phones import normalize_phone
 from bookings.selectors import (
     available_slots,
@@ -47,12 +47,13 @@ class ToolContext:
     interaction: Interaction
     now: datetime
     # The door the call came through (Interaction.ChannelKind), set by the caller: a voice call
-    # continuing a text conversation books for the voice channel.
-    channel: str = Interaction.ChannelKind.TEXT
+    # continuing a chat conversation books for the voice channel.
+    channel: str = Interaction.ChannelKind.CHAT
 
     @property
     def booking_channel(self) -> str:
-        return "voice" if self.channel == Interaction.ChannelKind.VOICE else "chat"
+        # One vocabulary: a conversation's channel is the booking channel of the same name.
+        return Channel(self.channel)
 
     def actor(self, call_id: str) -> Actor:
         return Actor.customer(self.booking_channel, reference=f"{self.interaction.number} {call_id}")

@@ -404,7 +404,7 @@ def execute_tool_call(
     call_id: str,
     name: str,
     raw_arguments: str,
-    channel: str = Interaction.ChannelKind.TEXT,
+    channel: str = Interaction.ChannelKind.CHAT,
 ) -> ToolOutcome:
     """Run one tool call for `interaction`, which came through `channel`, and record it.
     Never raises for bad input.

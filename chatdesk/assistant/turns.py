@@ -54,7 +54,7 @@ def greeting(mode: str) -> str:
 
 
 def interaction_start(
-    *, channel: str = Interaction.ChannelKind.TEXT, ip: str = "", user_agent: str = ""
+    *, channel: str = Interaction.ChannelKind.CHAT, ip: str = "", user_agent: str = ""
 ) -> Interaction:
     mode = Interaction.Mode.MODEL if openai_client.is_configured() else Interaction.Mode.GUIDED
     with transaction.atomic():
@@ -224,7 +224,7 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
             results = await run_tool_round(
                 interaction,
                 answer.function_calls,
-                channel=Interaction.ChannelKind.TEXT,
+                channel=Interaction.ChannelKind.CHAT,
                 ran_this_turn=calls_run(outcomes),
             )
             outcomes.extend(results)
@@ -299,7 +299,8 @@ async def chat_turn(*, session_id: str, text: str, client_ip: str | None = None)
     started = clock.perf_counter()
     interaction, stop_reply, instructions = await db(_begin_turn, session_id, text, client_ip)
     await live.apublish(
-        interaction, {"kind": "message", "role": Message.Role.CUSTOMER, "text": text, "channel": "text"}
+        interaction,
+        {"kind": "message", "role": Message.Role.CUSTOMER, "text": text, "channel": Interaction.ChannelKind.CHAT.value},
     )
     if interaction.taken_over_by_id:
         return TurnResult(interaction, "", paused=True)

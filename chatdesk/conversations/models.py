@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 
 from bookings import limits
+from bookings.models import Channel
 
 
 def new_session_id() -> str:
@@ -23,8 +24,14 @@ def new_session_id() -> str:
 
 class Interaction(models.Model):
     class ChannelKind(models.TextChoices):
-        TEXT = "text", "Text"
-        VOICE = "voice", "Voice"
+        """The doors a conversation comes through: the chat and voice members of bookings' Channel.
+
+        One vocabulary: a conversation on "chat" books on Channel.CHAT, and reports, filters and
+        CSVs say "chat" for both (this was "text" until chatdesk 0007 converted the rows).
+        """
+
+        CHAT = Channel.CHAT.value, Channel.CHAT.label
+        VOICE = Channel.VOICE.value, Channel.VOICE.label
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -46,7 +53,7 @@ class Interaction(models.Model):
     # Where the conversation started. A call in a typed conversation sets has_call (and a voice
     # conversation the customer then types in keeps channel=voice): analytics count a conversation
     # in every channel it used (chatdesk.backoffice.dashboard.in_channel).
-    channel = models.CharField(max_length=10, choices=ChannelKind.choices, default=ChannelKind.TEXT)
+    channel = models.CharField(max_length=10, choices=ChannelKind.choices, default=ChannelKind.CHAT)
     has_call = models.BooleanField(default=False, help_text="A voice call took place in this conversation.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
@@ -143,8 +150,10 @@ class Message(models.Model):
     # For an assistant voice line cut off by the caller: everything the model generated, kept for
     # audit, while `text` holds only the part the caller heard (voice.calls.heard_part).
     generated_text = models.TextField(blank=True)
-    # Text and voice share one conversation; this says how each message came in.
-    channel = models.CharField(max_length=10, choices=Interaction.ChannelKind.choices, default="text")
+    # Chat and voice share one conversation; this says how each message came in.
+    channel = models.CharField(
+        max_length=10, choices=Interaction.ChannelKind.choices, default=Interaction.ChannelKind.CHAT
+    )
     # The Realtime item id of a voice utterance (for truncation and deduplication).
     item_id = models.CharField(max_length=100, blank=True)
     staff_user = models.ForeignKey(
