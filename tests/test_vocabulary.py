@@ -6,21 +6,27 @@ without moving the data: the Employee -> Technician rename keeps its table and c
 
 from __future__ import annotations
 
+import html as html_lib
 import importlib
+import re
 from datetime import datetime
 from io import StringIO
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.db import connection
+from django.urls import reverse
 
 from bookings.models import ActorKind, Booking, BookingEvent, Channel, Technician
 from bookings.services import Actor, booking_create
 from chatdesk.conversations.models import Interaction, Message
+from tests.conftest import MONDAY_NOON_UTC
+from tests.test_conversation_admin import converse
 
 pytestmark = pytest.mark.django_db
 
@@ -150,7 +156,7 @@ def test_the_rename_renames_the_content_type_when_contenttypes_did_not(django_us
 
 # --- One set of channel names ----------------------------------------------------------------
 
-CHANNEL_MIGRATION = importlib.import_module("chatdesk.migrations.0007_channel_chat")
+CHANNEL_MIGRATION = importlib.import_module("chatdesk.migrations.0007_one_vocabulary")
 
 
 def test_a_conversation_channel_is_a_booking_channel_of_the_same_name():
@@ -179,3 +185,37 @@ def test_the_channel_migration_converts_text_rows_to_chat_and_back():
         CHANNEL_MIGRATION.backwards(django_apps, editor)
     assert dict(Interaction.objects.values_list("pk", "channel")) == {typed.pk: "text", called.pk: "voice"}
     assert dict(Message.objects.values_list("pk", "channel")) == {said.pk: "text", spoke.pk: "voice"}
+
+
+# --- The words staff read --------------------------------------------------------------------
+
+
+def visible_text(response) -> str:
+    """The page as read: tags, scripts and attribute values (URLs, ids) left out."""
+    assert response.status_code == 200, response.status_code
+    html = response.content.decode()
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return html_lib.unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def test_staff_pages_say_technician_and_conversation(admin_client, business):
+    with time_machine.travel(MONDAY_NOON_UTC, tick=False):
+        conversation = converse(business, handoff=True)
+    index = visible_text(admin_client.get(reverse("admin:index")))
+    assert "Technicians" in index and "Conversations" in index
+    pages = {
+        "index": index,
+        "conversations": visible_text(admin_client.get(reverse("admin:chatdesk_interaction_changelist"))),
+        "conversation": visible_text(
+            admin_client.get(reverse("admin:chatdesk_interaction_change", args=[conversation.pk]))
+        ),
+        "handoffs": visible_text(admin_client.get(reverse("admin:chatdesk_handoffrequest_changelist"))),
+        "technicians": visible_text(admin_client.get(reverse("admin:bookings_technician_changelist"))),
+        "bookings": visible_text(admin_client.get(reverse("admin:bookings_booking_changelist"))),
+        "dashboard": visible_text(admin_client.get(reverse("admin:chatdesk_dashboard"))),
+        "live": visible_text(admin_client.get(reverse("staff-live"))),
+    }
+    for name, text in pages.items():
+        # INT- numbers are the conversations' reference numbers, not the word.
+        words = re.findall(r"\b(employees?|interactions?)\b", text, flags=re.I)
+        assert not words, (name, words)

@@ -23,6 +23,12 @@ def new_session_id() -> str:
 
 
 class Interaction(models.Model):
+    """A conversation: what staff, the admin and the APIs call it (INT- numbers).
+
+    The code's name stays Interaction for now; every label a person reads says
+    "conversation" (verbose_name), so the word staff see is one.
+    """
+
     class ChannelKind(models.TextChoices):
         """The doors a conversation comes through: the chat and voice members of bookings' Channel.
 
@@ -96,6 +102,8 @@ class Interaction(models.Model):
     guided_state = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = "conversation"
+        verbose_name_plural = "conversations"
         ordering = ["-started_at"]
         # Checked by the staff admin and the analytics API (chatdesk/backoffice/common.py, staff_api.py);
         # the Owner group has them, the Dispatcher group does not (migration 0003).
@@ -137,7 +145,9 @@ class Message(models.Model):
         # Not a failure the customer saw: the reply was cut off, and the retry answered.
         INCOMPLETE_RETRIED = "incomplete_retried", "Cut off, answered on retry"
 
-    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="messages")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="messages", verbose_name="conversation"
+    )
     role = models.CharField(max_length=10, choices=Role.choices)
     text = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -179,7 +189,9 @@ class Message(models.Model):
 
 
 class ToolCall(models.Model):
-    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="tool_calls")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="tool_calls", verbose_name="conversation"
+    )
     # The model's call id. Unique per interaction so a replayed call returns the first
     # result instead of acting twice.
     call_id = models.CharField(max_length=100)
@@ -211,7 +223,9 @@ class ToolCall(models.Model):
 class HandoffRequest(models.Model):
     """A customer asked for a person (request_human): staff call back."""
 
-    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="handoffs")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="handoffs", verbose_name="conversation"
+    )
     reason = models.CharField(max_length=500)
     contact_name = models.CharField(max_length=limits.MAX_NAME, blank=True)
     contact_phone = models.CharField(max_length=20, blank=True)
