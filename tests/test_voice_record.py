@@ -23,7 +23,7 @@ from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import sine_pcm16
 from tests.test_voice_call import Caller, interaction_of, messages_of
 from voice.apps import unpriced_call_models
-from voice.calls import heard_part
+from voice.heard import heard_part
 from voice.realtime import GREETING_NEW
 from voice.records import realtime_failure_kind
 

@@ -158,7 +158,7 @@ class Message(models.Model):
     # For a system event recording a model failure: its kind (admin filter, dashboard).
     failure_kind = models.CharField(max_length=20, choices=FailureKind.choices, blank=True)
     # For an assistant voice line cut off by the caller: everything the model generated, kept for
-    # audit, while `text` holds only the part the caller heard (voice.calls.heard_part).
+    # audit, while `text` holds only the part the caller heard (voice.heard.heard_part).
     generated_text = models.TextField(blank=True)
     # Chat and voice share one conversation; this says how each message came in.
     channel = models.CharField(
