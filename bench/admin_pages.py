@@ -306,7 +306,7 @@ def seed(now: datetime) -> dict:
                 "cancelled_at",
                 "reminder_sent_at",
                 "customer_id",
-                "technician_id",
+                "employee_id",  # the column keeps its name (Booking.technician, db_column)
                 "service_id",
             ],
             booking_rows(),
