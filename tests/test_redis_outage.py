@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from pathlib import Path
 
@@ -26,7 +25,9 @@ from chatdesk.assistant.rate_limits import message_wait
 from chatdesk.conversations import live
 from chatdesk.conversations.models import Interaction
 from chatdesk.fallback_cache import FallbackRedisCache
+from tests.fake_openai import fake_openai_fixture  # noqa: F401  (registers `fake_openai`)
 from tests.servers import RedisServer
+from tests.test_voice_call import Caller
 from voice.limits import call_admit, call_release
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +119,31 @@ def test_voice_admission_counts_in_this_process_while_redis_is_down(fallback_cac
     assert "Too many calls at once" in call_admit("ip-hash-1")
     call_release("ip-hash-1")
     assert call_admit("ip-hash-1") == ""
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_call_goes_ahead_under_per_process_limits_while_redis_is_down(
+    fallback_cache, private_redis, fake_openai, settings
+):
+    # Before: accepted, then ended with server_error when the call counters raised.
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = fake_openai.base_url
+    settings.VOICE_GREET_FIRST = False
+    settings.VOICE_MAX_CONCURRENT_CALLS_PER_IP = 1
+    private_redis.stop()
+    first = Caller(ip="198.51.100.20")
+    await first.connect()
+    second = Caller(ip="198.51.100.20")
+    await second.ws.connect()
+    error = await second.expect("error")
+    assert error["code"] == "rate_limited" and "at once" in error["message"]
+    assert await second.closed() == 4429
+    await second.leave()
+    await first.hang_up()
+    again = Caller(ip="198.51.100.20")
+    await again.connect()  # the hang-up freed the slot, in this process's counters
+    await again.hang_up()
+    assert len(fake_openai.realtime.connections) == 2
 
 
 # --- live updates: unavailable without Redis, in this process ------------------------------
@@ -300,8 +326,9 @@ async def outage_scenario(host: str, private_redis: RedisServer, log) -> None:
             assert (await response.json())["error"] == "live_unavailable"
             assert response.headers["Retry-After"] == str(live.LIVE_RETRY_AFTER_SECONDS)
 
-        errors = re.findall(r"Redis is unreachable", server_log(log))
-        assert len(errors) == 1, server_log(log)[-3000:]
+        # Loud, but once per outage: not per message, socket or retry.
+        assert server_log(log).count("Redis is unreachable") == 1, server_log(log)[-3000:]
+        assert server_log(log).count("Live updates unavailable") == 1, server_log(log)[-3000:]
         assert "Traceback" not in server_log(log), server_log(log)[-3000:]
 
         private_redis.start()
@@ -341,7 +368,8 @@ async def outage_scenario(host: str, private_redis: RedisServer, log) -> None:
         assert seen["event"]["text"] == "Back online."
         await customer_ws.close()
         await staff_ws.close()
-    assert "back after" in server_log(log)
+    assert "Redis is back after" in server_log(log)
+    assert server_log(log).count("Live updates are back") == 1, server_log(log)[-3000:]
 
 
 @pytest.mark.django_db(transaction=True)

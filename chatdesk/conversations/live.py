@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from decimal import Decimal
 
 from asgiref.sync import async_to_sync
@@ -43,6 +44,32 @@ LIVE_RETRY_AFTER_SECONDS = 10
 _REACHABLE_TIMEOUT_SECONDS = 3
 
 
+class _LayerOutage:
+    """Whether this process has seen the layer fail since it last worked: an outage is logged
+    at WARNING once, not once per message, socket and retry (those go to DEBUG)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.down = False
+
+    def failed(self, what: str, error: BaseException) -> None:
+        with self.lock:
+            first, self.down = not self.down, True
+        level = logging.WARNING if first else logging.DEBUG
+        logger.log(level, "Live updates unavailable (%s): %s: %s", what, type(error).__name__, error)
+
+    def worked(self) -> None:
+        if not self.down:
+            return
+        with self.lock:
+            was, self.down = self.down, False
+        if was:
+            logger.warning("Live updates are back")
+
+
+layer_outage = _LayerOutage()
+
+
 class LiveUnavailable(DomainError):
     code = "live_unavailable"
     http_status = 503
@@ -65,8 +92,9 @@ async def alayer_reachable() -> bool:
             for index in range(getattr(layer, "ring_size", 1)):
                 await connection(index).ping()
     except LAYER_ERRORS as error:
-        logger.warning("The live channel layer is unreachable: %s: %s", type(error).__name__, error)
+        layer_outage.failed("layer check", error)
         return False
+    layer_outage.worked()
     return True
 
 
@@ -125,10 +153,13 @@ async def apublish(interaction: Interaction, event: dict) -> None:
                 "summary": summary(interaction),
             },
         )
-    except LAYER_ERRORS as error:  # Redis is down: one line, not a traceback per message
-        logger.warning("Live update for %s not sent: %s: %s", interaction.number, type(error).__name__, error)
+    except LAYER_ERRORS as error:  # Redis is down: one line per outage, not a traceback per message
+        layer_outage.failed(f"update for {interaction.number} not sent", error)
+        return
     except Exception:  # a broken layer must not break a customer's turn
         logger.exception("Live update for %s failed", interaction.number)
+        return
+    layer_outage.worked()
 
 
 def publish(interaction: Interaction, event: dict) -> None:

@@ -34,12 +34,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         except live.LAYER_ERRORS as error:
-            logger.warning(
-                "Live socket %s closed, the channel layer failed: %s: %s",
-                scope.get("path"),
-                type(error).__name__,
-                error,
-            )
+            live.layer_outage.failed(f"socket {scope.get('path')} closed with {live.LIVE_UNAVAILABLE_CLOSE}", error)
             try:
                 if not self.accepted:
                     # Accept first: a close before accepting reaches the browser as a bare 1006.
@@ -51,6 +46,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def accept(self, subprotocol=None, headers=None) -> None:
         await super().accept(subprotocol, headers)
         self.accepted = True
+
+    async def join(self, group: str) -> None:
+        """Join a group; raises (and the socket closes with 4503) when the layer is down."""
+        await self.channel_layer.group_add(group, self.channel_name)
+        live.layer_outage.worked()
 
     async def leave(self, group: str) -> None:
         """Leave a group on the way out; without Redis the membership just expires there."""
@@ -72,7 +72,7 @@ class CustomerLiveConsumer(LiveConsumer):
             await self.close(code=4404)
             return
         self.group = live.interaction_group(self.interaction.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join(self.group)
         await self.accept()
         await self.send_json({"type": "takeover", "taken_over": bool(self.interaction.taken_over_by_id)})
 
@@ -107,7 +107,7 @@ class StaffLiveConsumer(LiveConsumer):
             await self.close(code=4403)
             return
         self.watching: str | None = None
-        await self.channel_layer.group_add(live.MONITOR_GROUP, self.channel_name)
+        await self.join(live.MONITOR_GROUP)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -126,7 +126,7 @@ class StaffLiveConsumer(LiveConsumer):
         if self.watching:
             await self.channel_layer.group_discard(self.watching, self.channel_name)
         self.watching = live.interaction_group(interaction_id)
-        await self.channel_layer.group_add(self.watching, self.channel_name)
+        await self.join(self.watching)
         await self.send_json({"type": "watching", "interaction": content.get("interaction")})
 
     async def live_event(self, message: dict) -> None:
