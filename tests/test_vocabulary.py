@@ -156,7 +156,7 @@ def test_the_rename_renames_the_content_type_when_contenttypes_did_not(django_us
 
 # --- One set of channel names ----------------------------------------------------------------
 
-CHANNEL_MIGRATION = importlib.import_module("chatdesk.migrations.0008_one_vocabulary")
+CHANNEL_MIGRATION = importlib.import_module("chatdesk.migrations.0010_one_vocabulary")
 
 
 def test_a_conversation_channel_is_a_booking_channel_of_the_same_name():

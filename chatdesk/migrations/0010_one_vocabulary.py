@@ -39,7 +39,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chatdesk", "0007_message_client_message_id"),
+        ("chatdesk", "0009_take_over_permission"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
@@ -62,6 +62,7 @@ class Migration(migrations.Migration):
                 "permissions": [
                     ("view_costs", "Can see conversation costs and token usage"),
                     ("view_customer_pii", "Can see customers' phone numbers, emails and addresses"),
+                    ("take_over_interaction", "Can take over a live conversation and write to the customer"),
                 ],
                 "verbose_name": "conversation",
                 "verbose_name_plural": "conversations",
