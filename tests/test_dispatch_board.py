@@ -285,6 +285,20 @@ def test_booking_a_chosen_slot(admin_client, admin_user, business):
     assert booking.events.get().actor_user == admin_user
 
 
+def test_a_chosen_slot_needs_no_override(admin_client, business):
+    slot = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk)[0]
+    data = customer_fields(
+        service=business.repair.pk,
+        day="2026-11-17",
+        technician=business.alice.pk,
+        slot=slot_value(slot.start),
+        override_reason="not needed",
+    )
+    assert admin_client.post(reverse("admin:bookings_booking_add"), data).status_code == 302
+    event = Booking.objects.get().events.get()
+    assert "override" not in event.changes and event.note == ""
+
+
 def test_a_slot_taken_meanwhile_is_refused(admin_client, business):
     start = at(TUESDAY, "10:00")
     value = slot_value(start)
