@@ -23,7 +23,7 @@ from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import Browser, expect
 
-from bookings.models import Booking, BookingStatus, Customer, Employee, Service, Trade
+from bookings.models import Booking, BookingStatus, Customer, Service, Technician, Trade
 from bookings.selectors import business_tz, local_today
 from chatdesk.backoffice.charts import line_chart, seconds, step_places
 from chatdesk.conversations.models import Interaction, Message
@@ -44,7 +44,7 @@ def make_bookings() -> dict[str, str]:
     service = Service.objects.create(
         trade=trade, name="Polish Service", slug="polish-service", duration_minutes=60, price_min=Decimal("100")
     )
-    technician = Employee.objects.create(first_name="Pia", last_name="Polish")
+    technician = Technician.objects.create(first_name="Pia", last_name="Polish")
     customer = Customer.objects.create(name="Quinn Polish", phone="+14165550311")
     now = timezone.now()
     plan = {
@@ -61,7 +61,7 @@ def make_bookings() -> dict[str, str]:
         booking = Booking.objects.create(
             number=f"BK-2026-7{i:05d}",
             service=service,
-            employee=technician,
+            technician=technician,
             customer=customer,
             start=start,
             end=end,
@@ -255,7 +255,7 @@ def many_bookings(business) -> None:
         Booking.objects.create(
             number=f"BK-2026-71{i:04d}",
             service=booking.service,
-            employee=booking.employee,
+            technician=booking.technician,
             customer=customer,
             start=start,
             end=start + timedelta(hours=1),

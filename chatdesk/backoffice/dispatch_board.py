@@ -75,7 +75,13 @@ class Cell:
         # an f-string over html.escape is many times cheaper per cell than the template's tags
         # (or format_html). Every value is escaped, quotes included.
         if self.url:
-            name = f"{self.title} with {technician}" if self.kind == "slot" else self.title
+            if self.kind == "slot":
+                name = f"{self.title} with {technician}"
+            else:
+                # The visible text first, then the details: a name that leaves out what the
+                # link shows fails WCAG 2.5.3 (axe "label-content-name-mismatch", serious),
+                # and speech users say what they see.
+                name = f"{self.label}, {self.title}" if self.label else self.title
             content = f'<a href="{esc(self.url)}" aria-label="{esc(name)}">{esc(self.label)}</a>'
         elif self.label:
             content = esc(self.label)
