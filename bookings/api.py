@@ -15,8 +15,12 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
 from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,12 +48,15 @@ from bookings.services import (
     booking_reschedule,
 )
 
-TAG = "Staff bookings"
+TAG = "bookings"
 ERRORS = {
     400: OpenApiResponse(ErrorOut, description="Invalid input; `fields` names each field's problems."),
     403: OpenApiResponse(ErrorOut, description="Not logged in as staff, or the CSRF token is missing."),
 }
 NOT_FOUND = {404: OpenApiResponse(ErrorOut, description="No booking with that number.")}
+NUMBER = OpenApiParameter(
+    "number", OpenApiTypes.STR, OpenApiParameter.PATH, description="The booking number, e.g. BK-2026-000123."
+)
 CONFLICT = {409: OpenApiResponse(ErrorOut, description="The slot is taken, or the booking's status forbids it.")}
 
 
@@ -83,14 +90,66 @@ def booking_by_number(number: str) -> Booking:
     return booking
 
 
+class PageIn(serializers.Serializer):
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
+
+
 class BookingPagination(PageNumberPagination):
+    """Pages of bookings; a page or page_size that is not a number in range is a 400.
+
+    DRF answers ?page=0 with 404 and quietly replaces a bad page_size by the default: the
+    schema gives both as integers with their ranges, so anything else is invalid input.
+    A page past the last one is still a 404: the request is well formed, the page is not there.
+    """
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def paginate_queryset(self, queryset, request, view=None):  # type: ignore[override]
+        params = request.query_params
+        values = {name: params[name] for name in ("page", "page_size") if name in params}
+        page = PageIn(data=values)
+        if not page.is_valid():
+            raise ValidationError(page.errors)
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        paginated = super().get_paginated_response_schema(schema)
+        described = {
+            "count": "Bookings matching the filters, on all pages.",
+            "next": "The next page's URL; null on the last page.",
+            "previous": "The previous page's URL; null on the first page.",
+            "results": "This page's bookings, soonest first.",
+        }
+        for name, text in described.items():
+            paginated["properties"][name]["description"] = text
+        return paginated
+
+    def get_schema_operation_parameters(self, view):  # type: ignore[override]
+        return [
+            {
+                "name": "page",
+                "required": False,
+                "in": "query",
+                "description": "Page number, from 1. A page past the last one answers 404.",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            {
+                "name": "page_size",
+                "required": False,
+                "in": "query",
+                "description": f"Bookings per page, 1 to {self.max_page_size} (default {self.page_size}).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+            },
+        ]
+
 
 class StaffBookingAPI(APIView):
     permission_classes = [IsAdminUser]
+    # JSON only, as the schema says: a form or multipart body is a 415, not a second format to support.
+    parser_classes = [JSONParser]
 
     def detail(self, booking: Booking, status: int = 200) -> Response:
         # Re-read after a change: the services return the row, the response also shows the new audit event.
@@ -105,7 +164,11 @@ class BookingListCreateAPI(StaffBookingAPI):
         summary="List bookings",
         description="Soonest first, paginated (`page`, `page_size` up to 200). Days are in the business time zone.",
         parameters=[BookingFilterIn],
-        responses={200: BookingOut(many=True), **ERRORS},
+        responses={
+            200: BookingOut(many=True),
+            **ERRORS,
+            404: OpenApiResponse(ErrorOut, description="A page past the last one."),
+        },
     )
     def get(self, request: Request) -> Response:
         filters = BookingFilterIn(data=request.query_params)
@@ -145,6 +208,8 @@ class BookingDetailAPI(StaffBookingAPI):
     @extend_schema(
         tags=[TAG],
         summary="A booking with its audit trail",
+        description="The booking whole, customer contact details included, and every change made to it.",
+        parameters=[NUMBER],
         responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request, number: str) -> Response:
@@ -156,6 +221,7 @@ class BookingRescheduleAPI(StaffBookingAPI):
         tags=[TAG],
         summary="Move a booking to another slot",
         description="Keeps the booking number; the customer is emailed the new time.",
+        parameters=[NUMBER],
         request=BookingRescheduleIn,
         responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND, **CONFLICT},
     )
@@ -178,6 +244,7 @@ class BookingCancelAPI(StaffBookingAPI):
         tags=[TAG],
         summary="Cancel a booking",
         description="Frees the technician's time; the customer is emailed.",
+        parameters=[NUMBER],
         request=BookingCancelIn,
         responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND, **CONFLICT},
     )
@@ -205,6 +272,7 @@ def _transition_schema(summary: str, description: str) -> Callable:
             tags=[TAG],
             summary=summary,
             description=description,
+            parameters=[NUMBER],
             request=None,
             responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND, **CONFLICT},
         )

@@ -223,8 +223,24 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chatdesk API",
+    # The description (with the WebSocket protocols) is set by chatdesk.openapi.postprocess.
     "DESCRIPTION": "AI receptionist for home-services businesses.",
     "VERSION": "1.0.0",
+    # The schema documents the API, not itself (nor /api/docs/).
+    "SERVE_INCLUDE_SCHEMA": False,
+    "TAGS": [
+        {"name": "chat", "description": "The customer's chat: start, send messages, read the transcript, close."},
+        {"name": "staff", "description": "Staff: live conversations (take over, reply, hand back) and analytics."},
+        {"name": "bookings", "description": "Staff: list, book, move, cancel and change the status of visits."},
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "BookingStatusEnum": "bookings.models.BookingStatus",
+        "ConversationStatusEnum": "chatdesk.openapi.CONVERSATION_STATUSES",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chatdesk.openapi.postprocess",
+    ],
 }
 
 # --- The business ---------------------------------------------------------------------

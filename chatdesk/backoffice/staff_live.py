@@ -11,14 +11,17 @@ from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bookings.serializers import ErrorOut, Text
 from chatdesk.conversations import live, services
 from chatdesk.conversations.models import Interaction, Message
 
@@ -60,32 +63,123 @@ def live_page(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/live.html", context)
 
 
+class SummaryOut(serializers.Serializer):
+    """chatdesk.conversations.live.summary(): a conversation on the monitor."""
+
+    number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
+    channel = serializers.ChoiceField(choices=Interaction.ChannelKind.choices, help_text="Where it started.")
+    status = serializers.ChoiceField(choices=Interaction.Status.choices, help_text="Whether it is still open.")
+    mode = serializers.ChoiceField(choices=Interaction.Mode.choices, help_text="Model or guided flow.")
+    message_count = serializers.IntegerField(help_text="Messages so far, every role.")
+    booking_count = serializers.IntegerField(help_text="Bookings made in it.")
+    cost_usd = serializers.CharField(allow_null=True, help_text="Model cost so far, USD, 4 decimals, as a string.")
+    taken_over = serializers.BooleanField(help_text="True while a staff member answers instead of the assistant.")
+
+
+class OpenSummaryOut(SummaryOut):
+    last_activity_at = serializers.DateTimeField(help_text="The last message or change.")
+
+
+class OpenConversationsOut(serializers.Serializer):
+    conversations = OpenSummaryOut(many=True, help_text=f"At most {OPEN_LIMIT}, most recently active first.")
+
+
+class MessageEventOut(serializers.Serializer):
+    """chatdesk.conversations.live.message_event(): one message as staff see it."""
+
+    kind = serializers.ChoiceField(choices=["message"], help_text="Always message.")
+    id = serializers.IntegerField(help_text="The message's id.")
+    role = serializers.ChoiceField(choices=Message.Role.choices, help_text="Who said it.")
+    text = serializers.CharField(help_text="What was said.")
+    channel = serializers.CharField(help_text="text or voice.")
+    at = serializers.DateTimeField(allow_null=True, help_text="When.")
+    interrupted = serializers.BooleanField(help_text="A spoken assistant line the caller cut short.")
+
+
+class TranscriptEntryOut(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["message", "tool_call"], help_text="A message or a tool call.")
+    id = serializers.IntegerField(required=False, help_text="Messages only: the message's id.")
+    role = serializers.ChoiceField(choices=Message.Role.choices, required=False, help_text="Messages only: who.")
+    text = serializers.CharField(required=False, help_text="Messages only: what was said.")
+    channel = serializers.CharField(required=False, help_text="Messages only: text or voice.")
+    at = serializers.DateTimeField(required=False, allow_null=True, help_text="Messages only: when.")
+    interrupted = serializers.BooleanField(required=False, help_text="Messages only: cut short by the caller.")
+    name = serializers.CharField(required=False, help_text="Tool calls only: the tool.")
+    ok = serializers.BooleanField(required=False, help_text="Tool calls only: whether it succeeded.")
+    error = serializers.CharField(required=False, allow_null=True, help_text="Tool calls only: the error code or null.")
+
+
+class ConversationOut(SummaryOut):
+    transcript = TranscriptEntryOut(many=True, help_text="Messages and tool calls in time order.")
+
+
+class StaffMessageIn(serializers.Serializer):
+    text = Text(help_text="What to tell the customer (after taking the conversation over).")
+
+
+TAG = "staff"
+NUMBER = OpenApiParameter(
+    "number", OpenApiTypes.STR, OpenApiParameter.PATH, description="The conversation's number, e.g. INT-2026-00042."
+)
+FORBIDDEN = OpenApiResponse(ErrorOut, description="Not logged in as staff, or the CSRF token is missing.")
+NOT_FOUND = OpenApiResponse(ErrorOut, description="No conversation with that number.")
+CONFLICT = OpenApiResponse(
+    ErrorOut, description="conversation_closed: it is closed, or another staff member has it, or it is not taken over."
+)
+
+
 class StaffAPI(APIView):
     permission_classes = [IsAdminUser]
+    parser_classes = [JSONParser]
 
 
 class OpenConversationsAPI(StaffAPI):
-    @extend_schema(summary="Open conversations, most recently active first", responses={200: dict})
+    @extend_schema(
+        summary="Open conversations, most recently active first",
+        description="What the live monitor lists; the staff socket then pushes changes (docs: WebSockets).",
+        responses={200: OpenConversationsOut, 403: FORBIDDEN},
+        tags=[TAG],
+    )
     def get(self, request: Request) -> Response:
         return Response({"conversations": open_conversations()})
 
 
 class ConversationAPI(StaffAPI):
-    @extend_schema(summary="A conversation's transcript with tool calls", responses={200: dict, 404: dict})
+    @extend_schema(
+        summary="A conversation's transcript with tool calls",
+        description="Its summary and the whole transcript, tool calls included, as staff see it.",
+        parameters=[NUMBER],
+        responses={200: ConversationOut, 403: FORBIDDEN, 404: NOT_FOUND},
+        tags=[TAG],
+    )
     def get(self, request: Request, number: str) -> Response:
         interaction = _interaction(number)
         return Response({**live.summary(interaction), "transcript": transcript(interaction)})
 
 
 class TakeOverAPI(StaffAPI):
-    @extend_schema(summary="Take a text conversation over: the assistant pauses", request=None, responses={200: dict})
+    @extend_schema(
+        summary="Take a text conversation over: the assistant pauses",
+        description="The customer's messages are stored but not answered until the conversation is handed back.",
+        parameters=[NUMBER],
+        request=None,
+        responses={200: SummaryOut, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT},
+        tags=[TAG],
+    )
     def post(self, request: Request, number: str) -> Response:
         interaction = services.interaction_take_over(interaction=_interaction(number), user=request.user)
         return Response(live.summary(interaction))
 
 
 class HandBackAPI(StaffAPI):
-    @extend_schema(summary="Hand the conversation back to the assistant", request=None, responses={200: dict})
+    @extend_schema(
+        summary="Hand the conversation back to the assistant",
+        description="The assistant answers the customer's next message.",
+        parameters=[NUMBER],
+        request=None,
+        responses={200: SummaryOut, 403: FORBIDDEN, 404: NOT_FOUND},
+        tags=[TAG],
+    )
     def post(self, request: Request, number: str) -> Response:
         interaction = services.interaction_hand_back(interaction=_interaction(number), user=request.user)
         return Response(live.summary(interaction))
@@ -94,8 +188,18 @@ class HandBackAPI(StaffAPI):
 class StaffMessageAPI(StaffAPI):
     @extend_schema(
         summary="Reply to the customer as staff (after taking over)",
-        request=inline_serializer("StaffMessageIn", {"text": serializers.CharField()}),
-        responses={201: dict, 409: dict},
+        description="Stored in the transcript and pushed to the customer's live socket.",
+        parameters=[NUMBER],
+        request=StaffMessageIn,
+        responses={
+            201: MessageEventOut,
+            400: OpenApiResponse(ErrorOut, description="invalid_input: no text, or it is blank."),
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: CONFLICT,
+            413: OpenApiResponse(ErrorOut, description="message_too_long: over CHAT_MAX_MESSAGE_CHARS."),
+        },
+        tags=[TAG],
     )
     def post(self, request: Request, number: str) -> Response:
         text = request.data.get("text") if isinstance(request.data, dict) else None
