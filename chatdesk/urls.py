@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 import voice.views
 from chatdesk.backoffice import staff_api, staff_live
+from chatdesk.openapi import DocsView
 from chatdesk.web import api, views
 
 admin.site.site_header = "Chatdesk"
@@ -28,6 +29,6 @@ urlpatterns = [
     path("api/v1/bookings/", include("bookings.api_urls")),
     path("api/v1/chat/analytics", staff_api.AnalyticsAPI.as_view(), name="chat-analytics"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
+    path("api/docs/", DocsView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
