@@ -18,7 +18,7 @@ from django.db.models import Prefetch, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import MethodNotAllowed, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAdminUser
@@ -146,7 +146,22 @@ class BookingPagination(PageNumberPagination):
         ]
 
 
-class StaffBookingAPI(APIView):
+class MethodFirstAPIView(APIView):
+    """An API view that answers a method it has no handler for 405, before checking who asks.
+
+    DRF authenticates (checking CSRF: a 403) and checks permissions before it looks for the
+    method's handler, so PUT or QUERY on a GET-only route was a 403. The schema lists each
+    route's methods, so any other is a 405, with the Allow header, for everyone.
+    """
+
+    def initial(self, request: Request, *args: object, **kwargs: object) -> None:
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            raise MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
+
+class StaffBookingAPI(MethodFirstAPIView):
     permission_classes = [IsAdminUser]
     # JSON only, as the schema says: a form or multipart body is a 415, not a second format to support.
     parser_classes = [JSONParser]

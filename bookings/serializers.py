@@ -171,15 +171,13 @@ class BookingCreateIn(serializers.Serializer):
         max_length=limits.MAX_NOTES,
         help_text="The problem, for the technician.",
     )
-    # All statuses as choices (one enum in the schema, shared with the output), then narrowed.
+    # Only what a new booking may be, so the schema's enum says so too.
     status = serializers.ChoiceField(
-        choices=BookingStatus.choices, default=BookingStatus.CONFIRMED, help_text="pending or confirmed."
+        choices=[(status.value, status.label) for status in ACTIVE_STATUSES],
+        default=BookingStatus.CONFIRMED,
+        error_messages={"invalid_choice": "A new booking is pending or confirmed."},
+        help_text="pending or confirmed (the default).",
     )
-
-    def validate_status(self, value: str) -> str:
-        if value not in ACTIVE_STATUSES:
-            raise serializers.ValidationError("A new booking is pending or confirmed.")
-        return value
 
 
 class BookingRescheduleIn(serializers.Serializer):

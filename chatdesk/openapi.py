@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.permissions import SAFE_METHODS
 
@@ -51,13 +52,14 @@ def security(method: str, requirements: list[dict]) -> list[dict]:
 
     drf-spectacular lists the customer's CSRF scheme as optional (AllowAny adds `{}`) and
     leaves CSRF out of the staff routes, though Django refuses a POST without it on both. The
-    csrfToken scheme itself is chatdesk.web.api.CsrfEnforcedScheme's.
+    CSRF schemes themselves (header and cookie) are chatdesk.web.api.CsrfEnforcedScheme's.
     """
     needs: dict = {}
     if any("cookieAuth" in requirement for requirement in requirements):
         needs["cookieAuth"] = []
     if method.upper() not in SAFE_METHODS:
         needs["csrfToken"] = []
+        needs["csrfCookie"] = []
     return [needs] if needs else [{}]
 
 
@@ -78,3 +80,34 @@ class DocsView(SpectacularSwaggerView):
     """Swagger UI at /api/docs/, its inline script and style allowed by the CSP nonce."""
 
     template_name = "api/swagger_ui.html"
+
+
+# DRF refuses a NUL character in any string, and a required, trimmed string that is only
+# whitespace; the default mapping says neither (only minLength 1), so "  " or "a\x00" were
+# valid strings the server refused.
+# (drf-spectacular states an optional field's "" as a second oneOf branch, maxLength 0: the
+# pattern leaves "" to that branch, or "" would match both.)
+NO_NUL = r"^[^\x00]+$"
+NOT_BLANK_NO_NUL = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+class TextSchema(OpenApiSerializerFieldExtension):
+    """A Text field (bookings.serializers.Text): no NUL, and not blank unless allowed."""
+
+    target_class = "bookings.serializers.Text"
+
+    def map_serializer_field(self, auto_schema: object, direction: str) -> dict:
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)  # type: ignore[attr-defined]
+        schema["pattern"] = NOT_BLANK_NO_NUL if not field.allow_blank and field.trim_whitespace else NO_NUL
+        return schema
+
+
+class MessageTextSchema(OpenApiSerializerFieldExtension):
+    """A message field: not blank, no NUL, at most CHAT_MAX_MESSAGE_CHARS (answered 413 beyond)."""
+
+    target_class = "chatdesk.conversations.limits.MessageText"
+    priority = 1
+
+    def map_serializer_field(self, auto_schema: object, direction: str) -> dict:
+        return {"type": "string", "pattern": NOT_BLANK_NO_NUL, "maxLength": settings.CHAT_MAX_MESSAGE_CHARS}

@@ -121,7 +121,7 @@ def test_every_body_is_json_only_and_a_post_needs_the_csrf_token(schema):
         staff_route = not label.startswith(("POST /api/v1/chat/", "GET /api/v1/chat/session/"))
         needs = {"cookieAuth"} if staff_route else set()
         if label.startswith("POST"):
-            needs.add("csrfToken")
+            needs |= {"csrfToken", "csrfCookie"}
         assert [set(requirement) for requirement in operation["security"]] == [needs], label
 
 
@@ -250,3 +250,43 @@ def test_a_form_post_without_the_csrf_token_is_refused_403_before_its_media_type
     assert refused.status_code == 403
     assert browser.post(close, {"resolution": "booked"}, HTTP_X_CSRFTOKEN=token).status_code == 415
     assert browser.post(close, {}, content_type="application/json", HTTP_X_CSRFTOKEN=token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("PUT", "/api/v1/bookings/"),
+        ("QUERY", "/api/v1/chat/session/abc/history"),
+        ("DELETE", "/api/v1/chat/session/abc/close"),
+        ("PATCH", "/api/v1/staff/conversations/open"),
+        ("POST", "/api/v1/chat/analytics"),
+    ],
+)
+def test_a_method_a_route_does_not_have_is_405_before_the_csrf_or_staff_check(method, url):
+    # Anonymous and without a CSRF token: DRF used to answer these 403.
+    response = Client(enforce_csrf_checks=True).generic(method, url)
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+    assert method not in response["Allow"]
+
+
+@pytest.mark.parametrize("session_id", ["a\x00b", "   ", 42, "x" * 65])
+def test_the_voice_session_endpoint_refuses_what_its_schema_refuses_with_a_400(session_id):
+    # A NUL reached PostgreSQL (psycopg DataError): a 500 the fuzzer found.
+    response = Client().post("/api/v1/chat/voice/session", {"session_id": session_id}, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+    assert "session_id" in response.json()["fields"]
+
+
+def test_the_schema_says_a_message_has_no_nul_and_is_not_blank(schema):
+    pattern = schema["components"]["schemas"]["MessageInRequest"]["properties"]["message"]["pattern"]
+    assert [bool(re.search(pattern, text)) for text in ("hi", " hi ", "  ", "h\x00i")] == [True, True, False, False]
+    dana = Customer()
+    for text in ("  ", "h\x00i"):
+        response = dana.client.post(
+            "/api/v1/chat/message",
+            json.dumps({"session_id": dana.session_id, "message": text}),
+            content_type="application/json",
+        )
+        assert response.status_code == 400, text

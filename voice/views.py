@@ -56,6 +56,14 @@ def voice_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+class CallSessionIn(serializers.Serializer):
+    session_id = Text(max_length=64, help_text="The session id the call's `ready` message gave.")
+
+
+class CallSessionOut(serializers.Serializer):
+    session_id = serializers.CharField(help_text="The same session id, now also in the signed session cookie.")
+
+
 @require_POST
 def call_session(request: HttpRequest) -> JsonResponse:
     """Tie the browser to the conversation a call started: set its signed session cookie.
@@ -69,22 +77,17 @@ def call_session(request: HttpRequest) -> JsonResponse:
         body = json.loads(request.body or b"{}")
     except ValueError:
         return json_error("bad_request", "The body must be JSON.", 400)
-    session_id = body.get("session_id") if isinstance(body, dict) else None
-    if not isinstance(session_id, str) or not session_id or len(session_id) > 64:
-        return json_error("bad_request", "session_id (the id the call's ready message gave) is required.", 400)
+    # The schema's rules (CallSessionIn): a string, not blank, no NUL (which PostgreSQL refuses), 64 at most.
+    data = CallSessionIn(data=body if isinstance(body, dict) else {})
+    if not data.is_valid():
+        message = "session_id (the id the call's ready message gave) is required."
+        return json_error("bad_request", message, 400, fields=data.errors)
+    session_id = data.validated_data["session_id"]
     if not open_interaction_for(session_id).filter(has_call=True).exists():
         return json_error("session_not_found", "No open conversation with a call has that session id.", 404)
     response = JsonResponse({"session_id": session_id})
     set_session_cookie(response, session_id)
     return response
-
-
-class CallSessionIn(serializers.Serializer):
-    session_id = Text(max_length=64, help_text="The session id the call's `ready` message gave.")
-
-
-class CallSessionOut(serializers.Serializer):
-    session_id = serializers.CharField(help_text="The same session id, now also in the signed session cookie.")
 
 
 class CallSessionAPI(APIView):

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bookings.api import MethodFirstAPIView
 from bookings.serializers import ErrorOut, QueryIn
 from chatdesk.backoffice import dashboard as stats
 from chatdesk.backoffice.conversation_admin import can_see_costs
@@ -135,7 +136,7 @@ def _numbers(item: stats.DayStats | stats.Totals, costs: bool) -> dict:
     }
 
 
-class AnalyticsAPI(APIView):
+class AnalyticsAPI(MethodFirstAPIView):
     permission_classes = [IsAdminUser, CanViewConversations]
 
     @extend_schema(

@@ -19,10 +19,11 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from bookings.serializers import ErrorOut, Text
+from bookings.api import MethodFirstAPIView
+from bookings.serializers import ErrorOut
 from chatdesk.conversations import live, services
+from chatdesk.conversations.limits import MessageText
 from chatdesk.conversations.models import Interaction, Message
 
 OPEN_LIMIT = 100
@@ -114,7 +115,7 @@ class ConversationOut(SummaryOut):
 
 
 class StaffMessageIn(serializers.Serializer):
-    text = Text(help_text="What to tell the customer (after taking the conversation over).")
+    text = MessageText(help_text="What to tell the customer (after taking the conversation over).")
 
 
 TAG = "staff"
@@ -128,7 +129,7 @@ CONFLICT = OpenApiResponse(
 )
 
 
-class StaffAPI(APIView):
+class StaffAPI(MethodFirstAPIView):
     permission_classes = [IsAdminUser]
     parser_classes = [JSONParser]
 

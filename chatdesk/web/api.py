@@ -25,12 +25,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bookings.api import MethodFirstAPIView
 from bookings.errors import DomainError, json_error
 from bookings.serializers import ErrorOut, Text
 from chatdesk.assistant import turns
 from chatdesk.assistant.rate_limits import new_conversation_wait
 from chatdesk.conversations import booking_cards, services
-from chatdesk.conversations.limits import message_length_check
+from chatdesk.conversations.limits import MessageText, message_length_check
 from chatdesk.conversations.models import Interaction
 from chatdesk.conversations.session_cookie import set_session_cookie
 
@@ -94,10 +95,8 @@ class SessionOut(serializers.Serializer):
 
 class MessageIn(serializers.Serializer):
     session_id = Text(max_length=64, help_text="The session id `session/new` returned.")
-    message = Text(
-        trim_whitespace=True,
-        allow_blank=False,
-        help_text="What the customer typed. Over CHAT_MAX_MESSAGE_CHARS (2000) characters: 413 message_too_long.",
+    message = MessageText(
+        help_text="What the customer typed. Over CHAT_MAX_MESSAGE_CHARS (2000) characters: 413 message_too_long."
     )
 
 
@@ -181,7 +180,7 @@ INVALID = OpenApiResponse(ErrorOut, description="invalid_input (`fields` says wh
 RATE_LIMITED = OpenApiResponse(ErrorOut, description="rate_limited: wait `Retry-After` seconds.")
 
 
-class ChatAPIView(APIView):
+class ChatAPIView(MethodFirstAPIView):
     authentication_classes = [CsrfEnforced]
     permission_classes = [AllowAny]
     # JSON only, as the schema says (static/chat.js sends JSON).
@@ -330,20 +329,33 @@ class ChatMessageAPI(APIView):
 
 
 class CsrfEnforcedScheme(SessionScheme):
-    """Documents what CsrfEnforced asks of a customer: the CSRF token on unsafe requests, no login.
+    """Documents what CsrfEnforced asks of a customer: Django's CSRF pair on unsafe requests, no login.
 
-    chatdesk.openapi.postprocess gives every operation its security requirements from this
-    scheme and the staff session's.
+    The pair is the csrftoken cookie and the same token in the X-CSRFToken header; both are
+    required. chatdesk.openapi.postprocess gives every operation its security requirements
+    from these schemes and the staff session's.
     """
 
     target_class = CsrfEnforced
-    name = "csrfToken"
+    name = ["csrfToken", "csrfCookie"]
 
     def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "X-CSRFToken",
-            "description": "Django's CSRF token: the csrftoken cookie's value, sent back in this header with the "
-            "cookie on every POST (customer and staff routes). The chat page and the admin set the cookie.",
-        }
+        return [
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-CSRFToken",
+                "description": "Django's CSRF token, with the csrftoken cookie, on every POST (customer and staff "
+                "routes): the cookie's value or a masked token from the page.",
+            },
+            {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "csrftoken",
+                "description": "Django's CSRF cookie, which the chat page and the admin set; needed with the "
+                "X-CSRFToken header on every POST.",
+            },
+        ]
+
+    def get_security_requirement(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {"csrfToken": [], "csrfCookie": []}
