@@ -58,6 +58,16 @@ NUMBER = OpenApiParameter(
     "number", OpenApiTypes.STR, OpenApiParameter.PATH, description="The booking number, e.g. BK-2026-000123."
 )
 CONFLICT = {409: OpenApiResponse(ErrorOut, description="The slot is taken, or the booking's status forbids it.")}
+# Rules a schema cannot state, answered 400 with `field`: the start in the past, inside the
+# service's notice or beyond the booking horizon, a technician who does not do that trade...
+BOOKING_RULES = {
+    400: OpenApiResponse(
+        ErrorOut,
+        description="Invalid input (`fields` names each field's problems), or a booking rule the schema cannot "
+        "state (`field` names it): a start in the past, inside the service's notice or beyond the booking horizon; "
+        "an unknown or inactive service; a technician who is unknown or does not do that trade.",
+    )
+}
 
 
 def booking_list(*, filters: dict) -> QuerySet[Booking]:
@@ -182,6 +192,9 @@ class BookingListCreateAPI(StaffBookingAPI):
         responses={
             200: BookingOut(many=True),
             **ERRORS,
+            400: OpenApiResponse(
+                ErrorOut, description="Invalid filters (`fields` says which), or date_to before date_from."
+            ),
             404: OpenApiResponse(ErrorOut, description="A page past the last one."),
         },
     )
@@ -197,7 +210,7 @@ class BookingListCreateAPI(StaffBookingAPI):
         summary="Book a visit",
         description="The start must be a slot the availability engine offers for the service.",
         request=BookingCreateIn,
-        responses={201: BookingDetailOut, **ERRORS, **CONFLICT},
+        responses={201: BookingDetailOut, **ERRORS, **BOOKING_RULES, **CONFLICT},
     )
     def post(self, request: Request) -> Response:
         data = BookingCreateIn(data=request.data)
@@ -238,7 +251,7 @@ class BookingRescheduleAPI(StaffBookingAPI):
         description="Keeps the booking number; the customer is emailed the new time.",
         parameters=[NUMBER],
         request=BookingRescheduleIn,
-        responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND, **CONFLICT},
+        responses={200: BookingDetailOut, **ERRORS, **BOOKING_RULES, **NOT_FOUND, **CONFLICT},
     )
     def post(self, request: Request, number: str) -> Response:
         booking = booking_by_number(number)

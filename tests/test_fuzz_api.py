@@ -40,10 +40,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # The CSRF secret both runs send, as the csrftoken cookie and the X-CSRFToken header
 # (Django accepts the unmasked 32-character secret as the token).
 CSRF = "fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzz"
-# Test cases per operation and run: 20 operations x 2 runs, plus the coverage phase's cases.
-MAX_EXAMPLES = 8
+# Fuzzing-phase test cases per operation and run (19 operations, 2 runs), besides the coverage
+# phase's and the stateful phase's.
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", 8))
+# A fixed seed keeps CI repeatable; FUZZ_SEED=<n> (and a larger FUZZ_MAX_EXAMPLES) explores further.
+SEED = os.environ.get("FUZZ_SEED", "1104")
 MIN_REQUESTS = 1000
-TIME_BUDGET_SECONDS = 90
+TIME_BUDGET_SECONDS = int(os.environ.get("FUZZ_TIME_BUDGET_SECONDS", 90))
 
 
 @pytest.fixture
@@ -164,7 +167,7 @@ def fuzz(base_url: str, tmp_path: Path, name: str, credentials: dict[str, str], 
         "--max-examples",
         str(MAX_EXAMPLES),
         "--seed",
-        "1104",
+        SEED,
         "--workers",
         "2",
         "--report",

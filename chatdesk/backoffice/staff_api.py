@@ -146,7 +146,11 @@ class AnalyticsAPI(MethodFirstAPIView):
         "conversations; costs are null without chatdesk.view_costs; no customer contact details.",
         responses={
             200: AnalyticsOut,
-            400: OpenApiResponse(ErrorOut, description="invalid_input: a bad date or channel, or a range too long."),
+            400: OpenApiResponse(
+                ErrorOut,
+                description="invalid_input: a bad date or channel, until before since, or more than "
+                f"{stats.MAX_RANGE_DAYS} days.",
+            ),
             403: OpenApiResponse(ErrorOut, description="Not staff, or no permission to view conversations."),
         },
         tags=["staff"],
