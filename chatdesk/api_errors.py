@@ -11,7 +11,11 @@ from bookings.errors import DomainError, retry_after_header
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=exc.http_status)
+        response = Response(exc.as_dict(), status=exc.http_status)
+        # A domain error that passes (e.g. live updates unavailable) says when to try again.
+        if getattr(exc, "retry_after", None):
+            response["Retry-After"] = retry_after_header(exc.retry_after)
+        return response
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

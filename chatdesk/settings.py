@@ -134,12 +134,40 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, rate limits, channel layer ------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# How long the live sockets' Redis connections wait for a reply. channels_redis blocks in
+# BZPOPMIN for 5 s at a time, and redis-py 8 gives up on a read after 5 s by default: the two
+# race, and every idle live socket died every 5 s (issue 11). Well above 5 s, so only a dead
+# connection times out.
+CHANNEL_LAYER_SOCKET_TIMEOUT = float(os.environ.get("CHANNEL_LAYER_SOCKET_TIMEOUT", "15"))
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    # After Redis restarts, every pooled connection is dead but looks idle: each one's first
+    # command would fail. Retried once on a fresh connection instead, so nothing notices.
+    _redis_reconnect = {"retry_on_error": [RedisConnectionError]}
+    CACHES = {
+        "default": {
+            # Redis, counting per process while Redis is unreachable (chatdesk/fallback_cache.py).
+            "BACKEND": "chatdesk.fallback_cache.FallbackRedisCache",
+            "LOCATION": REDIS_URL,
+            # Counters answer in a millisecond: a server that does not answer in 2 s is down.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2, **_redis_reconnect},
+            "RETRY_SECONDS": float(os.environ.get("REDIS_RETRY_SECONDS", "5")),
+        }
+    }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+                        "socket_connect_timeout": 2,
+                        **_redis_reconnect,
+                    }
+                ]
+            },
         }
     }
     # Django's Redis cache implements incr atomically (INCRBY); ratelimit only warns

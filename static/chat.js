@@ -22,6 +22,10 @@
   // Proxies drop idle WebSockets after about a minute.
   var LIVE_PING_MS = 30000;
   var LIVE_MAX_RETRIES = 6;
+  // The server closes with this when live updates are unavailable (Redis down;
+  // chatdesk/conversations/live.py): the chat works on, and the page tries again every while.
+  var LIVE_UNAVAILABLE = 4503;
+  var LIVE_UNAVAILABLE_RETRY_MS = 10000;
   // Kept in step with the labels templates/chat.html renders for #mode.
   var MODES = {
     guided: ["Guided booking", "step by step, by number"],
@@ -50,6 +54,9 @@
   var live = null;
   var liveRetries = 0;
   var livePing = null;
+  var liveNotice = null; // "live updates are unavailable", while they are
+  // Staff messages on the page, by time and text: a reconnect adds only the ones it missed.
+  var seenStaff = {};
 
   // --- DOM helpers (text only) -------------------------------------------------------
 
@@ -245,6 +252,54 @@
     scrollToEnd();
   }
 
+  function staffKey(at, text) {
+    return (at || "") + "\n" + text;
+  }
+
+  // Shows a staff message once, whether it comes live or from the history after a reconnect.
+  function showStaffMessage(text, at) {
+    var key = staffKey(at, text);
+    if (at && seenStaff[key]) return;
+    if (at) seenStaff[key] = true;
+    appendMessage("staff", text);
+    announce("Staff: " + text);
+    scrollToEnd();
+  }
+
+  // Messages staff sent while this page was not listening (before the socket opened, or
+  // between a drop and the reconnect): the history has them all; show the unseen ones.
+  function catchUp() {
+    if (!sessionId) return;
+    var url = "/api/v1/chat/session/" + encodeURIComponent(sessionId) + "/history";
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(function (data) {
+        if (!data || !Array.isArray(data.messages)) return;
+        data.messages.forEach(function (message) {
+          if (message.role === "staff" && typeof message.text === "string") showStaffMessage(message.text, message.at);
+        });
+      })
+      .catch(function () {
+        // The next reconnect tries again; the chat itself is unaffected.
+      });
+  }
+
+  function setLiveUnavailable(unavailable) {
+    if (!unavailable) {
+      if (liveNotice) liveNotice.remove();
+      liveNotice = null;
+      return;
+    }
+    if (liveNotice) return;
+    var text = "Live updates are unavailable right now. You can keep chatting; " +
+      "replies from our team will appear here once they are back" + callUs() + ".";
+    liveNotice = appendNotice(text);
+    liveNotice.classList.add("live-unavailable");
+    announce(text);
+  }
+
   function onLiveMessage(event) {
     var data;
     try {
@@ -256,9 +311,7 @@
     if (data.type === "takeover") {
       setStaffActive(Boolean(data.taken_over));
     } else if (data.type === "staff_message" && typeof data.text === "string") {
-      appendMessage("staff", data.text);
-      announce("Staff: " + data.text);
-      scrollToEnd();
+      showStaffMessage(data.text, data.at);
     }
   }
 
@@ -275,6 +328,8 @@
     live = socket;
     socket.addEventListener("open", function () {
       liveRetries = 0;
+      setLiveUnavailable(false);
+      catchUp();
       window.clearInterval(livePing);
       livePing = window.setInterval(function () {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
@@ -286,7 +341,14 @@
       live = null;
       window.clearInterval(livePing);
       // 4404: no open conversation for this cookie; nothing to listen to until a new one.
-      if (event.code === 4404 || liveRetries >= LIVE_MAX_RETRIES) return;
+      if (event.code === 4404) return;
+      if (event.code === LIVE_UNAVAILABLE) {
+        // Not a failure of this page: say so, and keep trying until the server is back.
+        setLiveUnavailable(true);
+        window.setTimeout(connectLive, LIVE_UNAVAILABLE_RETRY_MS);
+        return;
+      }
+      if (liveRetries >= LIVE_MAX_RETRIES) return;
       window.setTimeout(connectLive, 1000 * Math.pow(2, liveRetries++));
     });
   }
@@ -445,6 +507,9 @@
   document.documentElement.classList.add("js");
   hint.textContent = "Enter to send, Shift+Enter for a new line.";
   compactHours();
+  Array.prototype.forEach.call(transcript.querySelectorAll("li.msg.staff[data-at]"), function (item) {
+    seenStaff[staffKey(item.dataset.at, item.querySelector(".text").textContent)] = true;
+  });
   updateCounter();
   scrollToEnd();
   connectLive(false);

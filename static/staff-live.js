@@ -141,7 +141,14 @@
       if (data.type === "summary") upsertRow(data);
       else if (data.type === "event" && data.interaction === watching) addEntry(data.event);
     });
-    socket.addEventListener("close", function () {
+    socket.addEventListener("close", function (ev) {
+      // 4503: live updates are unavailable (Redis down; chatdesk/conversations/live.py).
+      // Takeover and replies are refused meanwhile; the page tries again every while.
+      if (ev.code === 4503) {
+        status.textContent = "Live updates unavailable. Retrying…";
+        setTimeout(connect, 10000);
+        return;
+      }
       status.textContent = "Reconnecting…";
       setTimeout(connect, 2000);
     });

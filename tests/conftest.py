@@ -89,3 +89,70 @@ def business(db):
 
 # A Monday morning far from DST changes, used as "now" by calendar tests.
 MONDAY_NOON_UTC = datetime(2026, 11, 16, 13, 0, tzinfo=UTC)  # 08:00 in Toronto
+
+
+# --- a private Redis, and a server process on it (outage tests) -----------------------------
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of this test's own, to stop and start (tests.servers.RedisServer)."""
+    from tests.servers import RedisServer
+
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def server_on_private_redis(business, private_redis):
+    """One daphne process whose cache and channel layer are the private Redis: its address,
+    and its stderr (a file) for the test to read.
+
+    Redis is retried a second after a failure, and a session may send 6 messages a day (so a
+    test can reach the limit). Plain daphne serves no /static/: a browser test serves those
+    files itself (tests/test_live_pages.py).
+    """
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from django.conf import settings as django_settings
+
+    from tests.servers import free_port, subprocess_database_url, wait_for_port
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": subprocess_database_url(),
+        "REDIS_URL": private_redis.url,
+        "REDIS_RETRY_SECONDS": "1",
+        "CHAT_RATE_MESSAGE_PER_SESSION": "6/d",
+        "SECRET_KEY": django_settings.SECRET_KEY,
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_COOKIES": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "OPENAI_API_KEY": "",
+        "LOG_LEVEL": "WARNING",
+    }
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    daphne = str(Path(sys.executable).parent / "daphne")
+    process = subprocess.Popen(
+        [daphne, "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"127.0.0.1:{port}", log
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()

@@ -31,6 +31,7 @@ from chatdesk.conversations.services import hash_ip
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture, function_call_outputs  # noqa: F401
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -383,6 +384,28 @@ def test_an_unreachable_cache_refuses_lookups_with_a_clear_message(business, fro
     assert outcome.error == "lookup_unavailable"
     assert settings.BUSINESS_PHONE in outcome.result["message"]
     assert ToolCall.objects.get(interaction=chat, call_id="c1").error == "lookup_unavailable"
+
+
+def test_while_redis_is_down_lookups_go_on_under_the_same_limits_in_this_process(business, frozen, settings):
+    # The production cache (chatdesk/fallback_cache.py) on a private Redis that is then stopped:
+    # lookups are not refused, and the failed-lookup limit still locks, counted in this process.
+    server = RedisServer().start()
+    try:
+        settings.CACHES = {"default": {"BACKEND": "chatdesk.fallback_cache.FallbackRedisCache", "LOCATION": server.url}}
+        victim = victims_booking(business)
+        chat = interaction_start(ip="198.51.100.73")
+        server.stop()
+
+        def attempt(call_id: str, phone: str) -> ToolOutcome:
+            args = json.dumps({"booking_number": victim.number, "phone": phone})
+            return execute_tool_call(interaction=chat, call_id=call_id, name="get_booking_info", raw_arguments=args)
+
+        assert attempt("c_first", VICTIM_PHONE).touched_booking == victim.pk
+        for n, phone in enumerate(guesses(7000, settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION)):
+            assert attempt(f"c{n}", phone).error == "booking_not_found"
+        assert attempt("c_right", VICTIM_PHONE).error == "lookup_locked"
+    finally:
+        server.stop()
 
 
 def redis_test_url() -> str:

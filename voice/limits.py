@@ -26,8 +26,9 @@ def call_admit(ip_hash: str) -> str:
     """Count a new call for this client: "" when it may go ahead, else why not.
 
     Counters live in the shared cache (atomic incr in Redis and in LocMem), keyed by the
-    hashed IP. The active-calls counter expires a little after the longest possible call,
-    so a crashed process cannot lock a client out for longer than that.
+    hashed IP; while Redis is down, in this process (chatdesk/fallback_cache.py). The
+    active-calls counter expires a little after the longest possible call, so a crashed
+    process cannot lock a client out for longer than that.
     """
     if not settings.RATELIMIT_ENABLE:
         return ""

@@ -37,8 +37,13 @@ class LookupGuard:
     An attempt is counted before the lookup runs and given back when it matches, so
     parallel lookups cannot all slip under the limit before any of them fails. Each failure
     restarts the window, so the lock lasts CHAT_LOOKUP_LOCK_SECONDS after the last failure.
-    When the cache cannot be reached, lookups are refused (fail closed) with a message that
-    sends the customer to the phone, never a 500.
+
+    While Redis is down the shared cache (chatdesk/fallback_cache.py) counts in each process,
+    and lookups go on under the same limits per process: with P processes a guesser gets at
+    most P times the limit per window, still hopeless against a phone number, while refusing
+    every lookup would send every customer to the phone for the outage. A cache that raises
+    (one without that fallback) still refuses lookups (fail closed) with a message that sends
+    the customer to the phone, never a 500.
     """
 
     def __init__(self, interaction: Interaction) -> None:

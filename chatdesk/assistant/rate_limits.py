@@ -1,8 +1,9 @@
 """Customers' rate limits: new conversations and messages, per client IP and per session.
 
 Counted in the shared cache by django-ratelimit's core (its decorator does not support async
-views). The doors pass the values the limits are keyed on (client IP, session id), not the
-request, so the turn engine can check them in its first worker-thread trip.
+views); while Redis is down, at the same rates in each process (chatdesk/fallback_cache.py).
+The doors pass the values the limits are keyed on (client IP, session id), not the request,
+so the turn engine can check them in its first worker-thread trip.
 """
 
 from __future__ import annotations

@@ -7,21 +7,101 @@ Two kinds of groups:
 With REDIS_URL set the layer is Redis, so a customer served by one server process and
 a staff member served by another see each other's messages. Publishing never raises:
 a live view is a convenience, the database rows are the record.
+
+When Redis is unreachable the live parts say so instead of failing: the live sockets close
+with LIVE_UNAVAILABLE_CLOSE (chatdesk/web/consumers.py; the pages retry and fetch what they
+missed), and taking a conversation over or replying as staff is refused with LiveUnavailable
+(503, Retry-After), since the customer would not see the reply. Chat turns go on: publishing
+only logs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from decimal import Decimal
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
+from bookings.errors import DomainError
 from chatdesk.conversations.models import Interaction, Message
 
 logger = logging.getLogger(__name__)
 
 MONITOR_GROUP = "monitor"
+
+# How a channel layer that cannot reach Redis fails (refused, reset, timed out).
+LAYER_ERRORS = (RedisError, OSError, TimeoutError)
+# The close code of a live socket when live updates are unavailable; static/chat.js and
+# static/staff-live.js know it (4000-4999 are the application's own codes).
+LIVE_UNAVAILABLE_CLOSE = 4503
+# How long a client is told to wait before trying again.
+LIVE_RETRY_AFTER_SECONDS = 10
+# A layer check never waits longer than this.
+_REACHABLE_TIMEOUT_SECONDS = 3
+
+
+class _LayerOutage:
+    """Whether this process has seen the layer fail since it last worked: an outage is logged
+    at WARNING once, not once per message, socket and retry (those go to DEBUG)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.down = False
+
+    def failed(self, what: str, error: BaseException) -> None:
+        with self.lock:
+            first, self.down = not self.down, True
+        level = logging.WARNING if first else logging.DEBUG
+        logger.log(level, "Live updates unavailable (%s): %s: %s", what, type(error).__name__, error)
+
+    def worked(self) -> None:
+        if not self.down:
+            return
+        with self.lock:
+            was, self.down = self.down, False
+        if was:
+            logger.warning("Live updates are back")
+
+
+layer_outage = _LayerOutage()
+
+
+class LiveUnavailable(DomainError):
+    code = "live_unavailable"
+    http_status = 503
+    retry_after = LIVE_RETRY_AFTER_SECONDS
+
+    def __init__(self, message: str = "Live updates are unavailable right now. Please try again shortly.") -> None:
+        super().__init__(message)
+
+
+async def alayer_reachable() -> bool:
+    """Whether the channel layer can deliver now: a PING to Redis; the in-memory layer always can."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    connection = getattr(layer, "connection", None)  # channels_redis: one Redis client per shard
+    if connection is None:
+        return True
+    try:
+        async with asyncio.timeout(_REACHABLE_TIMEOUT_SECONDS):
+            for index in range(getattr(layer, "ring_size", 1)):
+                await connection(index).ping()
+    except LAYER_ERRORS as error:
+        layer_outage.failed("layer check", error)
+        return False
+    layer_outage.worked()
+    return True
+
+
+def require_live() -> None:
+    """Raise LiveUnavailable unless live updates can reach the customer now (sync callers)."""
+    if not async_to_sync(alayer_reachable)():
+        raise LiveUnavailable()
 
 
 def interaction_group(interaction_id: int) -> str:
@@ -73,8 +153,13 @@ async def apublish(interaction: Interaction, event: dict) -> None:
                 "summary": summary(interaction),
             },
         )
+    except LAYER_ERRORS as error:  # Redis is down: one line per outage, not a traceback per message
+        layer_outage.failed(f"update for {interaction.number} not sent", error)
+        return
     except Exception:  # a broken layer must not break a customer's turn
         logger.exception("Live update for %s failed", interaction.number)
+        return
+    layer_outage.worked()
 
 
 def publish(interaction: Interaction, event: dict) -> None:

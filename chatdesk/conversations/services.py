@@ -126,7 +126,13 @@ def staff_event_record(interaction: Interaction, text: str) -> Message:
 
 
 def interaction_take_over(*, interaction: Interaction, user: object) -> Interaction:
-    """A staff member takes the conversation: the assistant stays quiet until handed back."""
+    """A staff member takes the conversation: the assistant stays quiet until handed back.
+
+    Refused (LiveUnavailable) while live updates cannot reach the customer: they would wait
+    on a person whose replies never show. Handing back needs no such check, since the assistant
+    answers through the chat API itself.
+    """
+    live.require_live()
     with transaction.atomic():
         locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
         if locked.status != Interaction.Status.OPEN:
@@ -158,6 +164,7 @@ def staff_message_send(*, interaction: Interaction, user: object, text: str) -> 
     if not text:
         raise DomainError("The message is empty.", field="text")
     message_length_check(text)
+    live.require_live()  # the customer sees staff replies live: refuse while that cannot happen
     with transaction.atomic():
         locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
         if locked.status != Interaction.Status.OPEN:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -15,8 +17,50 @@ from chatdesk.conversations.session_cookie import session_id_from_cookies
 # through the chat API response.
 CUSTOMER_VISIBLE = {("message", Message.Role.STAFF), ("takeover", None)}
 
+logger = logging.getLogger(__name__)
 
-class CustomerLiveConsumer(AsyncJsonWebsocketConsumer):
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    """A live socket that closes with live.LIVE_UNAVAILABLE_CLOSE when the channel layer fails.
+
+    Without Redis, joining a group (on connect) or waiting for the next event (at any time)
+    raises; uncaught, that was an HTTP 500 on the handshake or a bare 1006. The pages know the
+    code: they say live updates are unavailable, keep working, and try again later.
+    """
+
+    accepted = False
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
+        try:
+            await super().__call__(scope, receive, send)
+        except live.LAYER_ERRORS as error:
+            live.layer_outage.failed(f"socket {scope.get('path')} closed with {live.LIVE_UNAVAILABLE_CLOSE}", error)
+            try:
+                if not self.accepted:
+                    # Accept first: a close before accepting reaches the browser as a bare 1006.
+                    await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": live.LIVE_UNAVAILABLE_CLOSE})
+            except Exception:  # the client went away meanwhile: nothing to tell
+                logger.debug("The live socket was gone before it could be told", exc_info=True)
+
+    async def accept(self, subprotocol=None, headers=None) -> None:
+        await super().accept(subprotocol, headers)
+        self.accepted = True
+
+    async def join(self, group: str) -> None:
+        """Join a group; raises (and the socket closes with 4503) when the layer is down."""
+        await self.channel_layer.group_add(group, self.channel_name)
+        live.layer_outage.worked()
+
+    async def leave(self, group: str) -> None:
+        """Leave a group on the way out; without Redis the membership just expires there."""
+        try:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        except live.LAYER_ERRORS:
+            pass
+
+
+class CustomerLiveConsumer(LiveConsumer):
     """The customer's page listens here for staff replies (the session cookie says which chat)."""
 
     async def connect(self) -> None:
@@ -28,13 +72,13 @@ class CustomerLiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4404)
             return
         self.group = live.interaction_group(self.interaction.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join(self.group)
         await self.accept()
         await self.send_json({"type": "takeover", "taken_over": bool(self.interaction.taken_over_by_id)})
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.leave(self.group)
 
     async def receive_json(self, content: dict, **kwargs) -> None:
         if content.get("type") == "ping":
@@ -54,7 +98,7 @@ class CustomerLiveConsumer(AsyncJsonWebsocketConsumer):
         return open_interaction_for(session_id).first()
 
 
-class StaffLiveConsumer(AsyncJsonWebsocketConsumer):
+class StaffLiveConsumer(LiveConsumer):
     """Staff watch every open conversation's summary, and one conversation in full."""
 
     async def connect(self) -> None:
@@ -63,13 +107,13 @@ class StaffLiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.watching: str | None = None
-        await self.channel_layer.group_add(live.MONITOR_GROUP, self.channel_name)
+        await self.join(live.MONITOR_GROUP)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        await self.channel_layer.group_discard(live.MONITOR_GROUP, self.channel_name)
+        await self.leave(live.MONITOR_GROUP)
         if getattr(self, "watching", None):
-            await self.channel_layer.group_discard(self.watching, self.channel_name)
+            await self.leave(self.watching)
 
     async def receive_json(self, content: dict, **kwargs) -> None:
         if content.get("type") != "watch":
@@ -82,7 +126,7 @@ class StaffLiveConsumer(AsyncJsonWebsocketConsumer):
         if self.watching:
             await self.channel_layer.group_discard(self.watching, self.channel_name)
         self.watching = live.interaction_group(interaction_id)
-        await self.channel_layer.group_add(self.watching, self.channel_name)
+        await self.join(self.watching)
         await self.send_json({"type": "watching", "interaction": content.get("interaction")})
 
     async def live_event(self, message: dict) -> None:
