@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
+from chatdesk.conversations import live
 from tests.chat_customer import Customer
 
 pytestmark = pytest.mark.django_db
@@ -141,6 +142,7 @@ def test_every_message_type_the_live_consumers_send_or_read_is_documented():
         assert f'"type": "{message_type}"' in docs, message_type
     for code in re.findall(r"close\(code=(\d+)\)", consumers):
         assert f"| {code} |" in docs, code
+    assert docs.count(f"| {live.LIVE_UNAVAILABLE_CLOSE} |") == 2  # both live sockets
 
 
 # --- the answers match it ------------------------------------------------------------------------

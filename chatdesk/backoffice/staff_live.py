@@ -124,6 +124,11 @@ NUMBER = OpenApiParameter(
 )
 FORBIDDEN = OpenApiResponse(ErrorOut, description="Not logged in as staff, or the CSRF token is missing.")
 NOT_FOUND = OpenApiResponse(ErrorOut, description="No conversation with that number.")
+LIVE_UNAVAILABLE = OpenApiResponse(
+    ErrorOut,
+    description="live_unavailable: live updates cannot reach the customer now (Redis down); try again after "
+    "Retry-After seconds.",
+)
 CONFLICT = OpenApiResponse(
     ErrorOut, description="conversation_closed: it is closed, or another staff member has it, or it is not taken over."
 )
@@ -164,7 +169,7 @@ class TakeOverAPI(StaffAPI):
         description="The customer's messages are stored but not answered until the conversation is handed back.",
         parameters=[NUMBER],
         request=None,
-        responses={200: SummaryOut, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT},
+        responses={200: SummaryOut, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT, 503: LIVE_UNAVAILABLE},
         tags=[TAG],
     )
     def post(self, request: Request, number: str) -> Response:
@@ -199,6 +204,7 @@ class StaffMessageAPI(StaffAPI):
             404: NOT_FOUND,
             409: CONFLICT,
             413: OpenApiResponse(ErrorOut, description="message_too_long: over CHAT_MAX_MESSAGE_CHARS."),
+            503: LIVE_UNAVAILABLE,
         },
         tags=[TAG],
     )
