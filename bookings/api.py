@@ -26,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bookings import identifiers
 from bookings.errors import BookingNotFound
 from bookings.models import Booking, BookingEvent, Channel
 from bookings.selectors import business_tz
@@ -54,8 +55,13 @@ ERRORS = {
     403: OpenApiResponse(ErrorOut, description="Not logged in as staff, or the CSRF token is missing."),
 }
 NOT_FOUND = {404: OpenApiResponse(ErrorOut, description="No booking with that number.")}
+# The `ident` path converter's shape (bookings.identifiers): anything else matches no route, a 404.
 NUMBER = OpenApiParameter(
-    "number", OpenApiTypes.STR, OpenApiParameter.PATH, description="The booking number, e.g. BK-2026-000123."
+    "number",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    pattern=f"^{identifiers.PATTERN}$",
+    description="The booking number, e.g. BK-2026-000123.",
 )
 CONFLICT = {409: OpenApiResponse(ErrorOut, description="The slot is taken, or the booking's status forbids it.")}
 # Rules a schema cannot state, answered 400 with `field`: the start in the past, inside the

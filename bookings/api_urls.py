@@ -2,14 +2,14 @@
 
 from django.urls import path
 
-from bookings import api
+from bookings import api, identifiers  # noqa: F401 (identifiers registers `ident`)
 
 urlpatterns = [
     path("", api.BookingListCreateAPI.as_view(), name="staff-bookings"),
-    path("<str:number>", api.BookingDetailAPI.as_view(), name="staff-booking"),
-    path("<str:number>/reschedule", api.BookingRescheduleAPI.as_view(), name="staff-booking-reschedule"),
-    path("<str:number>/cancel", api.BookingCancelAPI.as_view(), name="staff-booking-cancel"),
-    path("<str:number>/confirm", api.BookingConfirmAPI.as_view(), name="staff-booking-confirm"),
-    path("<str:number>/complete", api.BookingCompleteAPI.as_view(), name="staff-booking-complete"),
-    path("<str:number>/no-show", api.BookingNoShowAPI.as_view(), name="staff-booking-no-show"),
+    path("<ident:number>", api.BookingDetailAPI.as_view(), name="staff-booking"),
+    path("<ident:number>/reschedule", api.BookingRescheduleAPI.as_view(), name="staff-booking-reschedule"),
+    path("<ident:number>/cancel", api.BookingCancelAPI.as_view(), name="staff-booking-cancel"),
+    path("<ident:number>/confirm", api.BookingConfirmAPI.as_view(), name="staff-booking-confirm"),
+    path("<ident:number>/complete", api.BookingCompleteAPI.as_view(), name="staff-booking-complete"),
+    path("<ident:number>/no-show", api.BookingNoShowAPI.as_view(), name="staff-booking-no-show"),
 ]

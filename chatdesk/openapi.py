@@ -1,10 +1,10 @@
 """The OpenAPI schema's wiring: what every operation shares, and the WebSocket protocols.
 
 drf-spectacular runs `postprocess` on the finished schema (SPECTACULAR_SETTINGS). The
-answers any route can give whatever the view does (415 for a body that is not JSON, the
-error envelope for them all) are added here once, instead of on every view; and the
-description carries the WebSocket protocols, which OpenAPI cannot describe, so
-/api/docs/ shows them beside the HTTP API.
+answers any route can give whatever the view does (413 and 415 for a body too large or not
+JSON, 503 when the database or Redis is down: chatdesk.api_errors) are added here once,
+instead of on every view; and the description carries the WebSocket protocols, which
+OpenAPI cannot describe, so /api/docs/ shows them beside the HTTP API.
 """
 
 from __future__ import annotations
@@ -32,10 +32,20 @@ admin session.
 
 PROTOCOL_FILES = ("docs/websockets.md", "voice/PROTOCOL.md")
 
-UNSUPPORTED_MEDIA_TYPE = {
-    "description": "unsupported_media_type: the body must be JSON (Content-Type: application/json).",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
-}
+ERROR_REF = "#/components/schemas/ErrorOut"
+
+
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}}
+
+
+# What any route may answer besides its own errors (chatdesk.api_errors): a body too large
+# for Django to read, and a database or Redis that is briefly down.
+TOO_LARGE = _error("too_large: the body is larger than the server reads.")
+SERVICE_UNAVAILABLE = _error(
+    "service_unavailable: the database or the cache is briefly unavailable; try again after Retry-After seconds."
+)
+UNSUPPORTED_MEDIA_TYPE = _error("unsupported_media_type: the body must be JSON (Content-Type: application/json).")
 
 
 def description() -> str:
@@ -72,7 +82,9 @@ def postprocess(result: dict, generator: object, request: object, public: bool) 
         for method, operation in operations.items():
             operation["security"] = security(method, operation.get("security", []))
             if "requestBody" in operation:
+                operation["responses"].setdefault("413", TOO_LARGE)
                 operation["responses"].setdefault("415", UNSUPPORTED_MEDIA_TYPE)
+            operation["responses"].setdefault("503", SERVICE_UNAVAILABLE)
     return result
 
 

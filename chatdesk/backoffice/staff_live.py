@@ -20,6 +20,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from bookings import identifiers
 from bookings.api import MethodFirstAPIView
 from bookings.serializers import ErrorOut
 from chatdesk.conversations import live, services
@@ -120,7 +121,11 @@ class StaffMessageIn(serializers.Serializer):
 
 TAG = "staff"
 NUMBER = OpenApiParameter(
-    "number", OpenApiTypes.STR, OpenApiParameter.PATH, description="The conversation's number, e.g. INT-2026-00042."
+    "number",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    pattern=f"^{identifiers.PATTERN}$",
+    description="The conversation's number, e.g. INT-2026-00042.",
 )
 FORBIDDEN = OpenApiResponse(ErrorOut, description="Not logged in as staff, or the CSRF token is missing.")
 NOT_FOUND = OpenApiResponse(ErrorOut, description="No conversation with that number.")

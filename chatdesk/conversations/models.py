@@ -150,9 +150,20 @@ class Message(models.Model):
     staff_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The id the customer's client gave a message (`message_id`, or the Idempotency-Key header),
+    # so a retry stores nothing twice. The assistant reply that answers it carries the same id:
+    # a retry of a finished turn gets that reply back.
+    client_message_id = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["interaction", "client_message_id"],
+                condition=models.Q(role="customer"),
+                name="customer_message_once",
+            ),
+        ]
         indexes = [
             # Transcripts are always read per conversation in order.
             models.Index(fields=["interaction", "created_at"], name="message_transcript"),

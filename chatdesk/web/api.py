@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from django.core.validators import RegexValidator
 from django.http import HttpRequest, JsonResponse, QueryDict
 from django.views.decorators.http import require_POST
 from drf_spectacular.authentication import SessionScheme
@@ -25,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bookings import identifiers
 from bookings.api import MethodFirstAPIView
 from bookings.errors import DomainError, json_error
 from bookings.serializers import ErrorOut, Text
@@ -79,6 +81,7 @@ SESSION_ID = OpenApiParameter(
     "session_id",
     OpenApiTypes.STR,
     OpenApiParameter.PATH,
+    pattern=f"^{identifiers.PATTERN}$",
     description="The conversation's session id, from `session/new`: the bearer secret of the conversation.",
 )
 MODE_HELP = "model: the OpenAI model answers; guided: the built-in guided flow does (no API key, or the model is off)."
@@ -93,10 +96,24 @@ class SessionOut(serializers.Serializer):
     mode = serializers.ChoiceField(choices=Interaction.Mode.choices, help_text=MODE_HELP)
 
 
+MESSAGE_ID_HELP = (
+    "The client's id for this message (a UUID is fine; letters, digits, - and _, at most 64). "
+    "Send it again when retrying: the message is stored once, and a retry gets the first answer "
+    "(409 turn_in_progress, with Retry-After, while that is still being worked out). "
+    "The Idempotency-Key header does the same."
+)
+
+
 class MessageIn(serializers.Serializer):
     session_id = Text(max_length=64, help_text="The session id `session/new` returned.")
     message = MessageText(
-        help_text="What the customer typed. Over CHAT_MAX_MESSAGE_CHARS (2000) characters: 413 message_too_long."
+        help_text="What the customer typed. Over CHAT_MAX_MESSAGE_CHARS (2000) characters: 413 message_too_long.",
+    )
+    message_id = Text(
+        required=False,
+        max_length=64,
+        validators=[RegexValidator(f"^{identifiers.PATTERN}$", "Letters, digits, - and _ only.")],
+        help_text=MESSAGE_ID_HELP,
     )
 
 
@@ -258,19 +275,41 @@ class CloseAPI(ChatAPIView):
 async def chat_message(request: HttpRequest) -> JsonResponse:
     if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
         return json_error("too_large", "The request is too large.", 413)
+    # Before the body is read: a form or multipart body was already parsed by the CSRF check,
+    # and reading it again as bytes would raise.
+    if request.content_type != "application/json":
+        return json_error("unsupported_media_type", "Send the body as application/json.", 415)
     try:
         body = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         return json_error("invalid_json", "The body must be JSON.", 400)
-    data = MessageIn(data=body if isinstance(body, dict) else {})
+    body = body if isinstance(body, dict) else {}
+    header_id = request.headers.get("Idempotency-Key")
+    if header_id is not None:
+        if "message_id" in body and body["message_id"] != header_id:
+            return json_error(
+                "invalid_input",
+                "Some fields are not valid.",
+                400,
+                fields={"message_id": ["Differs from Idempotency-Key."]},
+            )
+        body = {**body, "message_id": header_id}
+    data = MessageIn(data=body)
     if not data.is_valid():
         return json_error("invalid_input", "Some fields are not valid.", 400, fields=data.errors)
     session_id, text = data.validated_data["session_id"], data.validated_data["message"]
     try:
         message_length_check(text)
-        result = await turns.chat_turn(session_id=session_id, text=text, client_ip=client_ip(request))
+        result = await turns.chat_turn(
+            session_id=session_id,
+            text=text,
+            client_ip=client_ip(request),
+            message_id=data.validated_data.get("message_id"),
+        )
     except turns.RateLimited as error:
         return json_error(error.code, error.message, 429, retry_after=error.retry_after)
+    except turns.TurnInProgress as error:
+        return json_error(error.code, error.message, 409, retry_after=error.retry_after)
     except DomainError as error:
         return JsonResponse(error.as_dict(), status=error.http_status)
     # Read again after the turn rather than taken from the tool results: a booking created
@@ -306,12 +345,26 @@ class ChatMessageAPI(APIView):
             400: INVALID,
             403: CSRF_FAILED,
             404: NO_SESSION,
-            409: CLOSED,
+            409: OpenApiResponse(
+                ErrorOut,
+                description="conversation_closed: start a new one; turn_in_progress: a retry (same message_id) "
+                "while the first turn is still running, try again after Retry-After seconds.",
+            ),
             413: OpenApiResponse(
                 ErrorOut, description="too_large: the body is over 16 KiB; message_too_long: the message is too long."
             ),
             429: RATE_LIMITED,
         },
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                pattern=f"^{identifiers.PATTERN}$",
+                description="The message_id, as a header instead of in the body (both: they must agree, else 400).",
+            )
+        ],
         summary="Send a customer message and get the assistant's reply",
         description="Stores the message first, then runs one turn: the model (or the guided flow) answers and may "
         "call tools that book, look up, move or cancel visits. Rate limited per client IP and per conversation.",
