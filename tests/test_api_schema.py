@@ -292,3 +292,14 @@ def test_the_schema_says_a_message_has_no_nul_and_is_not_blank(schema):
             content_type="application/json",
         )
         assert response.status_code == 400, text
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded", "text/plain"])
+def test_a_body_over_the_upload_limit_is_a_413_whatever_its_media_type(content_type, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = Client().post("/api/v1/chat/session/abc/close", "x" * 1001, content_type=content_type)
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+    # At the limit it is read, and judged on its media type.
+    small = Client().post("/api/v1/chat/session/abc/close", "x" * 1000, content_type="text/plain")
+    assert small.status_code == 415
