@@ -193,7 +193,11 @@ class CloseOut(serializers.Serializer):
 CSRF_FAILED = OpenApiResponse(ErrorOut, description="The CSRF token (X-CSRFToken header, csrftoken cookie) is missing.")
 NO_SESSION = OpenApiResponse(ErrorOut, description="session_not_found: no conversation has that session id.")
 CLOSED = OpenApiResponse(ErrorOut, description="conversation_closed: the conversation is closed; start a new one.")
-INVALID = OpenApiResponse(ErrorOut, description="invalid_input (`fields` says which) or invalid_json.")
+INVALID = OpenApiResponse(ErrorOut, description="invalid_input (`fields` says which), or parse_error: not JSON.")
+MESSAGE_INVALID = OpenApiResponse(
+    ErrorOut,
+    description="invalid_input (`fields` says which; also when message_id and Idempotency-Key differ) or invalid_json.",
+)
 RATE_LIMITED = OpenApiResponse(ErrorOut, description="rate_limited: wait `Retry-After` seconds.")
 
 
@@ -342,7 +346,7 @@ class ChatMessageAPI(APIView):
         request=MessageIn,
         responses={
             200: MessageOut,
-            400: INVALID,
+            400: MESSAGE_INVALID,
             403: CSRF_FAILED,
             404: NO_SESSION,
             409: OpenApiResponse(
