@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from http import HTTPStatus
 
 from django.core.exceptions import (
@@ -24,6 +25,7 @@ from django.core.exceptions import (
     RequestDataTooBig,
     SuspiciousOperation,
 )
+from django.core.signals import got_request_exception
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.http.request import RawPostDataException
@@ -155,6 +157,13 @@ def _as_envelope(response: HttpResponseBase) -> JsonResponse:
     return envelope
 
 
+def _remember_uncaught(sender: object, request: HttpRequest | None = None, **kwargs: object) -> None:
+    # Sent by Django for an uncaught error (in the view or in a middleware) before it renders
+    # the 500; under DEBUG that is the traceback page, which carries no exception to map.
+    if request is not None:
+        request._uncaught_exception = sys.exc_info()[1]  # type: ignore[attr-defined]
+
+
 class ApiErrors(MiddlewareMixin):
     """The JSON error contract for /api/ (and the pages' 503 when a service is down).
 
@@ -162,6 +171,10 @@ class ApiErrors(MiddlewareMixin):
     headers, and outside the others, so it sees their error responses. Its hooks do no I/O:
     chatdesk.handlers runs them on the event loop.
     """
+
+    def __init__(self, get_response: Callable) -> None:
+        super().__init__(get_response)
+        got_request_exception.connect(_remember_uncaught, dispatch_uid="chatdesk.api_errors.uncaught")
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
         if is_api(request):
@@ -172,6 +185,10 @@ class ApiErrors(MiddlewareMixin):
         return None
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        uncaught = getattr(request, "_uncaught_exception", None)
+        if response.status_code == 500 and uncaught is not None and unavailable(uncaught):
+            # A service down outside the view (a session saved after it), also under DEBUG.
+            return (error_for(uncaught) or response) if is_api(request) else unavailable_page(request)
         if (
             response.status_code >= 400
             and is_api(request)

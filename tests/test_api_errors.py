@@ -216,7 +216,12 @@ def fails(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("a bug")
 
 
+def ok(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
 outage_routes = [
+    path("ok", ok),
     path("db", reads_a_dead_database),
     path("redis", reads_a_dead_redis),
     path("bug", fails),
@@ -258,6 +263,35 @@ def test_a_bug_under_api_is_a_json_500_and_a_page_keeps_the_html_500(settings, d
     page = Client(raise_request_exception=False).get("/page/bug")
     assert page.status_code == 500
     assert page["Content-Type"].startswith("text/html")
+
+
+class DatabaseDownAfterTheView:
+    """A middleware that meets the database down after the view, as SessionMiddleware saving a
+    session would: Django renders that error itself (handler500, or under DEBUG its traceback page)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.GET.get("then") == "db":
+            reads_a_dead_database(request)
+        return response
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_service_down_outside_the_view_is_a_503_too_even_under_debug(settings, debug):
+    settings.DEBUG = debug
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.DatabaseDownAfterTheView"]
+    client = Client(raise_request_exception=False)
+    api = client.get("/api/test/ok", {"then": "db"})
+    assert_envelope(api, 503, "service_unavailable")
+    assert int(api["Retry-After"]) >= 1
+    page = client.get("/page/ok", {"then": "db"})
+    assert page.status_code == 503
+    assert b"Back in a moment" in page.content
+    assert client.get("/api/test/ok").status_code == 200
 
 
 def test_the_envelope_keeps_cookies_and_security_headers():

@@ -245,7 +245,15 @@ def test_a_postgres_restart_gives_503s_then_recovers_without_duplicates(database
 
     database.stop()
     cut.set()  # the turns now fail storing their replies
-    time.sleep(3)  # customers retry against the stopped database meanwhile
+    outage_started = time.monotonic()
+    # The page without JavaScript: a short HTML 503 with Retry-After, not a traceback.
+    page = Browser(app).request("GET", "/")
+    assert page.status == 503, page
+    assert page.content_type.startswith("text/html")
+    assert page.retry_after and int(page.retry_after) >= 1
+    assert "Back in a moment" in page.text
+    # Customers retry against the stopped database meanwhile.
+    time.sleep(max(0.0, 3 - (time.monotonic() - outage_started)))
     database.start()
     for thread in threads:
         thread.join(130)
