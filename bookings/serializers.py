@@ -1,4 +1,4 @@
-"""Input and output shapes of the staff booking API (bookings.api).
+"""Input and output shapes of the staff booking API (chatdesk.backoffice.booking_api).
 
 Staff see a booking whole: the customer's contact details and the technician's full
 name, which customers and the model never get (bookings.selectors.booking_public_dict).
@@ -74,8 +74,12 @@ class TechnicianRefOut(serializers.Serializer):
 class CustomerOut(serializers.Serializer):
     id = serializers.IntegerField(help_text="Customer id.")
     name = serializers.CharField(help_text="The customer's name.")
-    phone = serializers.CharField(help_text="The customer's phone number, E.164 (+14165550123).")
-    email = serializers.CharField(help_text="The customer's email address; empty when not given.")
+    phone = serializers.CharField(
+        help_text="The customer's phone number, E.164 (+14165550123); masked without chatdesk.view_customer_pii."
+    )
+    email = serializers.CharField(
+        help_text="The customer's email address, empty when not given; masked without chatdesk.view_customer_pii."
+    )
 
 
 class BookingEventOut(serializers.Serializer):
@@ -106,7 +110,7 @@ class BookingOut(serializers.Serializer):
     customer = CustomerOut(help_text="Who booked, with their contact details.")
     start = serializers.DateTimeField(help_text="In the business time zone, with its offset.")
     end = serializers.DateTimeField(help_text="When the visit ends (start + the service's duration).")
-    address = serializers.CharField(help_text="Where the visit is.")
+    address = serializers.CharField(help_text="Where the visit is; masked without chatdesk.view_customer_pii.")
     notes = serializers.CharField(help_text="What the customer said about the problem; may be empty.")
     channel = serializers.CharField(help_text="How the booking came in: chat, voice, staff or api.")
     estimated_price_min = serializers.DecimalField(

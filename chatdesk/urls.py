@@ -31,7 +31,7 @@ urlpatterns = [
     path("api/v1/staff/conversations/<ident:number>/takeover", staff_live.TakeOverAPI.as_view(), name="staff-takeover"),
     path("api/v1/staff/conversations/<ident:number>/release", staff_live.HandBackAPI.as_view(), name="staff-release"),
     path("api/v1/staff/conversations/<ident:number>/messages", staff_live.StaffMessageAPI.as_view(), name="staff-say"),
-    path("api/v1/bookings/", include("bookings.api_urls")),
+    path("api/v1/bookings/", include("chatdesk.backoffice.booking_urls")),
     path("api/v1/chat/analytics", staff_api.AnalyticsAPI.as_view(), name="chat-analytics"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", DocsView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),

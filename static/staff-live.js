@@ -6,6 +6,8 @@
   const root = document.getElementById("live");
   if (!root) return;
   const csrf = root.dataset.csrf;
+  // Staff without the takeover permission watch only (the API would refuse them anyway).
+  const mayTakeOver = root.dataset.takeover === "1";
   const rows = document.getElementById("conversations");
   const detail = document.getElementById("detail");
   const title = document.getElementById("detail-title");
@@ -38,7 +40,7 @@
     }
     row.replaceChildren(
       cell(s.number, "number"), cell(s.channel), cell(String(s.message_count), "count"),
-      cell(String(s.booking_count), "bookings"), cell("$" + s.cost_usd, "cost"),
+      cell(String(s.booking_count), "bookings"), cell(s.cost_usd === null ? "–" : "$" + s.cost_usd, "cost"),
       cell(s.taken_over ? "staff" : s.mode, "state"));
     if (s.status && s.status !== "open") row.remove();
     row.classList.remove("flash");
@@ -65,9 +67,9 @@
   }
 
   function setTakenOver(taken) {
-    takeover.hidden = !!taken;
-    release.hidden = !taken;
-    reply.hidden = !taken;
+    takeover.hidden = !mayTakeOver || !!taken;
+    release.hidden = !mayTakeOver || !taken;
+    reply.hidden = !mayTakeOver || !taken;
   }
 
   function showError(message) {

@@ -3,12 +3,17 @@
 The page (/staff/live/) renders the open conversations; static/staff-live.js keeps it
 current through the staff WebSocket and acts through the small staff API below, which
 calls the conversation services (so the audit rows are the same whoever acts).
+
+The staff permission policy (chatdesk.conversations.access) decides: the page and the reads
+need chatdesk.view_interaction; taking over, handing back and writing to the customer also
+need chatdesk.take_over_interaction. Everything sent goes through the member's Visibility:
+contact details masked without chatdesk.view_customer_pii, costs null without
+chatdesk.view_costs.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
@@ -16,23 +21,23 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from bookings import identifiers
-from bookings.api import MethodFirstAPIView
+from bookings.api_base import MethodFirstAPIView
 from bookings.serializers import ErrorOut
-from chatdesk.conversations import live, services
+from chatdesk.backoffice.permissions import StaffPolicy, staff_page
+from chatdesk.conversations import access, live, services
 from chatdesk.conversations.limits import MessageText
 from chatdesk.conversations.models import Interaction, Message
 
 OPEN_LIMIT = 100
 
 
-def open_conversations() -> list[dict]:
+def open_conversations(seen: access.Visibility) -> list[dict]:
     rows = Interaction.objects.filter(status=Interaction.Status.OPEN).order_by("-last_activity_at")[:OPEN_LIMIT]
-    return [{**live.summary(i), "last_activity_at": i.last_activity_at.isoformat()} for i in rows]
+    return seen.present([{**live.summary(i), "last_activity_at": i.last_activity_at.isoformat()} for i in rows])
 
 
 def transcript(interaction: Interaction) -> list[dict]:
@@ -58,10 +63,15 @@ def _interaction(number: str) -> Interaction:
     return interaction
 
 
-@staff_member_required
+@staff_page(access.VIEW_CONVERSATIONS)
 def live_page(request: HttpRequest) -> HttpResponse:
+    seen = access.Visibility.of(request.user)
     # The reply box stops where staff_message_send would refuse (conversations.limits).
-    context = {"conversations": open_conversations(), "max_chars": settings.CHAT_MAX_MESSAGE_CHARS}
+    context = {
+        "conversations": open_conversations(seen),
+        "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        "may_take_over": access.may(request.user, access.TAKE_OVER),
+    }
     return render(request, "staff/live.html", context)
 
 
@@ -74,7 +84,9 @@ class SummaryOut(serializers.Serializer):
     mode = serializers.ChoiceField(choices=Interaction.Mode.choices, help_text="Model or guided flow.")
     message_count = serializers.IntegerField(help_text="Messages so far, every role.")
     booking_count = serializers.IntegerField(help_text="Bookings made in it.")
-    cost_usd = serializers.CharField(allow_null=True, help_text="Model cost so far, USD, 4 decimals, as a string.")
+    cost_usd = serializers.CharField(
+        allow_null=True, help_text="Model cost so far, USD, 4 decimals, as a string; null without chatdesk.view_costs."
+    )
     taken_over = serializers.BooleanField(help_text="True while a staff member answers instead of the assistant.")
 
 
@@ -127,7 +139,9 @@ NUMBER = OpenApiParameter(
     pattern=f"^{identifiers.PATTERN}$",
     description="The conversation's number, e.g. INT-2026-00042.",
 )
-FORBIDDEN = OpenApiResponse(ErrorOut, description="Not logged in as staff, or the CSRF token is missing.")
+FORBIDDEN = OpenApiResponse(
+    ErrorOut, description="Not logged in as staff, without the permission this needs, or the CSRF token is missing."
+)
 NOT_FOUND = OpenApiResponse(ErrorOut, description="No conversation with that number.")
 LIVE_UNAVAILABLE = OpenApiResponse(
     ErrorOut,
@@ -140,8 +154,14 @@ CONFLICT = OpenApiResponse(
 
 
 class StaffAPI(MethodFirstAPIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffPolicy]
+    # Acting on a conversation (take over, hand back, write) needs the takeover permission
+    # besides seeing it.
+    required_permissions = {"GET": access.VIEW_CONVERSATIONS, "POST": (access.VIEW_CONVERSATIONS, access.TAKE_OVER)}
     parser_classes = [JSONParser]
+
+    def shown(self, data: object) -> object:
+        return access.Visibility.of(self.request.user).present(data)
 
 
 class OpenConversationsAPI(StaffAPI):
@@ -152,7 +172,7 @@ class OpenConversationsAPI(StaffAPI):
         tags=[TAG],
     )
     def get(self, request: Request) -> Response:
-        return Response({"conversations": open_conversations()})
+        return Response({"conversations": open_conversations(access.Visibility.of(request.user))})
 
 
 class ConversationAPI(StaffAPI):
@@ -165,7 +185,7 @@ class ConversationAPI(StaffAPI):
     )
     def get(self, request: Request, number: str) -> Response:
         interaction = _interaction(number)
-        return Response({**live.summary(interaction), "transcript": transcript(interaction)})
+        return Response(self.shown({**live.summary(interaction), "transcript": transcript(interaction)}))
 
 
 class TakeOverAPI(StaffAPI):
@@ -179,7 +199,7 @@ class TakeOverAPI(StaffAPI):
     )
     def post(self, request: Request, number: str) -> Response:
         interaction = services.interaction_take_over(interaction=_interaction(number), user=request.user)
-        return Response(live.summary(interaction))
+        return Response(self.shown(live.summary(interaction)))
 
 
 class HandBackAPI(StaffAPI):
@@ -193,7 +213,7 @@ class HandBackAPI(StaffAPI):
     )
     def post(self, request: Request, number: str) -> Response:
         interaction = services.interaction_hand_back(interaction=_interaction(number), user=request.user)
-        return Response(live.summary(interaction))
+        return Response(self.shown(live.summary(interaction)))
 
 
 class StaffMessageAPI(StaffAPI):
@@ -218,4 +238,4 @@ class StaffMessageAPI(StaffAPI):
         if not isinstance(text, str):
             raise serializers.ValidationError({"text": ["A text is required."]})
         message: Message = services.staff_message_send(interaction=_interaction(number), user=request.user, text=text)
-        return Response(live.message_event(message), status=201)
+        return Response(self.shown(live.message_event(message)), status=201)

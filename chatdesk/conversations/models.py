@@ -90,11 +90,13 @@ class Interaction(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        # Checked by the staff admin and the analytics API (chatdesk/backoffice/common.py, staff_api.py);
-        # the Owner group has them, the Dispatcher group does not (migration 0003).
+        # Checked at every staff door through the staff policy (chatdesk/conversations/access.py).
+        # The Owner group has all three; the Dispatcher group only take_over_interaction
+        # (migrations 0003 and 0009).
         permissions = [
             ("view_costs", "Can see conversation costs and token usage"),
             ("view_customer_pii", "Can see customers' phone numbers, emails and addresses"),
+            ("take_over_interaction", "Can take over a live conversation and write to the customer"),
         ]
         indexes = [
             # close_stale_sessions and the live monitor look at open conversations by activity.

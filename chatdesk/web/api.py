@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bookings import identifiers
-from bookings.api import MethodFirstAPIView
+from bookings.api_base import MethodFirstAPIView
 from bookings.errors import DomainError, json_error
 from bookings.serializers import ErrorOut, Text
 from chatdesk.assistant import turns

@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from bookings import api, identifiers  # noqa: F401 (identifiers registers `ident`)
+from bookings import identifiers  # noqa: F401 (identifiers registers `ident`)
+from chatdesk.backoffice import booking_api as api
 
 urlpatterns = [
     path("", api.BookingListCreateAPI.as_view(), name="staff-bookings"),

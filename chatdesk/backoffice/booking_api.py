@@ -1,5 +1,11 @@
 """Staff booking API (/api/v1/bookings/): thin views over bookings.services.
 
+A staff door, so the staff permission policy (chatdesk.conversations.access) decides: reading
+needs bookings.view_booking, booking a visit bookings.add_booking, and every change to a
+booking (move, cancel, confirm, complete, no-show) bookings.change_booking, as in the admin.
+Without chatdesk.view_customer_pii the customer's phone, email and address, and contact
+details in notes and the audit trail, come back masked, as the admin masks them.
+
 Every change goes through the same service functions as the admin, the assistant's tools
 and the commands, with Actor.staff(request.user), so the audit trail names the staff
 member. Domain errors (SlotUnavailable -> 409, InvalidTransition -> 409, ...) are mapped
@@ -14,21 +20,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
-from rest_framework.exceptions import MethodNotAllowed, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from bookings import identifiers
+from bookings.api_base import MethodFirstAPIView
 from bookings.errors import BookingNotFound
 from bookings.models import Booking, BookingEvent, Channel
 from bookings.selectors import business_tz
@@ -50,11 +53,16 @@ from bookings.services import (
     booking_mark_no_show,
     booking_reschedule,
 )
+from chatdesk.backoffice.permissions import StaffPolicy
+from chatdesk.conversations import access
 
 TAG = "bookings"
 ERRORS = {
     400: OpenApiResponse(ErrorOut, description="Invalid input; `fields` names each field's problems."),
-    403: OpenApiResponse(ErrorOut, description="Not logged in as staff, or the CSRF token is missing."),
+    403: OpenApiResponse(
+        ErrorOut,
+        description="Not logged in as staff, without the permission this needs, or the CSRF token is missing.",
+    ),
 }
 NOT_FOUND = {404: OpenApiResponse(ErrorOut, description="No booking with that number.")}
 # The `ident` path converter's shape (bookings.identifiers): anything else matches no route, a 404.
@@ -164,39 +172,25 @@ class BookingPagination(PageNumberPagination):
         ]
 
 
-class MethodFirstAPIView(APIView):
-    """An API view that refuses a wrong method (405) and a body too large (413) before the rest.
-
-    DRF authenticates (checking CSRF: a 403) and checks permissions before it looks for the
-    method's handler, so PUT or QUERY on a GET-only route was a 403. The schema lists each
-    route's methods, so any other is a 405, with the Allow header, for everyone. A body over
-    DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 whatever its media type, unread (a form body would
-    otherwise be a 415, a JSON one read whole first).
-    """
-
-    def initial(self, request: Request, *args: object, **kwargs: object) -> None:
-        method = request.method.lower()
-        if method not in self.http_method_names or not hasattr(self, method):
-            raise MethodNotAllowed(request.method)
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if limit is not None and length.isdigit() and int(length) > limit:
-            raise RequestDataTooBig("The request is too large.")  # chatdesk.api_errors: 413 too_large
-        super().initial(request, *args, **kwargs)
-
-
 class StaffBookingAPI(MethodFirstAPIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffPolicy]
+    # Reading a booking needs view; every action on one is a change (cancel included).
+    required_permissions = {"GET": access.VIEW_BOOKINGS, "POST": access.CHANGE_BOOKINGS}
     # JSON only, as the schema says: a form or multipart body is a 415, not a second format to support.
     parser_classes = [JSONParser]
 
+    def shown(self, data: object) -> object:
+        """`data` as the signed-in staff member may see it (contact details masked without PII)."""
+        return access.Visibility.of(self.request.user).present(data)
+
     def detail(self, booking: Booking, status: int = 200) -> Response:
         # Re-read after a change: the services return the row, the response also shows the new audit event.
-        return Response(BookingDetailOut(booking_by_number(booking.number)).data, status=status)
+        return Response(self.shown(BookingDetailOut(booking_by_number(booking.number)).data), status=status)
 
 
 class BookingListCreateAPI(StaffBookingAPI):
     pagination_class = BookingPagination
+    required_permissions = {"GET": access.VIEW_BOOKINGS, "POST": access.ADD_BOOKINGS}
 
     @extend_schema(
         tags=[TAG],
@@ -217,7 +211,7 @@ class BookingListCreateAPI(StaffBookingAPI):
         filters.is_valid(raise_exception=True)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(booking_list(filters=filters.validated_data), request, view=self)
-        return paginator.get_paginated_response(BookingOut(page, many=True).data)
+        return paginator.get_paginated_response(self.shown(BookingOut(page, many=True).data))
 
     @extend_schema(
         tags=[TAG],
@@ -255,7 +249,7 @@ class BookingDetailAPI(StaffBookingAPI):
         responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request, number: str) -> Response:
-        return Response(BookingDetailOut(booking_by_number(number)).data)
+        return Response(self.shown(BookingDetailOut(booking_by_number(number)).data))
 
 
 class BookingRescheduleAPI(StaffBookingAPI):
