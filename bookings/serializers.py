@@ -10,7 +10,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from bookings import limits
-from bookings.models import ACTIVE_STATUSES, BookingStatus, Employee, Service
+from bookings.models import ACTIVE_STATUSES, BookingStatus, Service, Technician
 
 
 # The error envelope every API answers with (DomainError.as_dict, chatdesk.api_errors). A
@@ -106,7 +106,7 @@ class BookingOut(serializers.Serializer):
     number = serializers.CharField(help_text="The booking number customers quote, e.g. BK-2026-000123.")
     status = serializers.ChoiceField(choices=BookingStatus.choices, help_text="Where the booking stands.")
     service = ServiceRefOut(help_text="The service booked.")
-    technician = TechnicianRefOut(source="employee", help_text="The technician sent.")
+    technician = TechnicianRefOut(help_text="The technician sent.")
     customer = CustomerOut(help_text="Who booked, with their contact details.")
     start = serializers.DateTimeField(help_text="In the business time zone, with its offset.")
     end = serializers.DateTimeField(help_text="When the visit ends (start + the service's duration).")
@@ -154,7 +154,7 @@ class BookingCreateIn(serializers.Serializer):
     )
     start = serializers.DateTimeField(help_text="A slot start, ISO 8601; without an offset, business local time.")
     technician = serializers.PrimaryKeyRelatedField(
-        queryset=Employee.objects.all(),
+        queryset=Technician.objects.all(),
         required=False,
         allow_null=True,
         help_text="Technician id; leave out to give the slot to the first qualified technician free for it.",
@@ -187,7 +187,7 @@ class BookingCreateIn(serializers.Serializer):
 class BookingRescheduleIn(serializers.Serializer):
     start = serializers.DateTimeField(help_text="The new slot start, ISO 8601.")
     technician = serializers.PrimaryKeyRelatedField(
-        queryset=Employee.objects.all(),
+        queryset=Technician.objects.all(),
         required=False,
         allow_null=True,
         help_text="Leave out to keep the same technician when free, else the first free one.",

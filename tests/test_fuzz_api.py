@@ -28,7 +28,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from bookings.models import Booking, Employee, Service
+from bookings.models import Booking
 from chatdesk.assistant import turns
 from chatdesk.conversations.models import Interaction
 from tests.servers import free_port, subprocess_database_url, wait_for_port
@@ -59,8 +59,6 @@ def seeded() -> dict[str, list]:
         "bookings": list(Booking.objects.values_list("number", flat=True)[:10]),
         "conversations": [i.number for i in sessions],
         "sessions": [i.session_id for i in sessions],
-        "services": list(Service.objects.values_list("slug", flat=True)),
-        "technicians": list(Employee.objects.values_list("pk", flat=True)),
     }
 
 

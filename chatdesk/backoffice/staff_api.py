@@ -48,7 +48,7 @@ class AnalyticsQuery(QueryIn):
 
 
 class CostByChannel(serializers.Serializer):
-    text = serializers.DecimalField(**MONEY, required=False, help_text="Cost of typed conversations, USD.")
+    chat = serializers.DecimalField(**MONEY, required=False, help_text="Cost of typed conversations, USD.")
     voice = serializers.DecimalField(**MONEY, required=False, help_text="Cost of calls, USD.")
 
 

@@ -105,7 +105,7 @@ class MessageEventOut(serializers.Serializer):
     id = serializers.IntegerField(help_text="The message's id.")
     role = serializers.ChoiceField(choices=Message.Role.choices, help_text="Who said it.")
     text = serializers.CharField(help_text="What was said.")
-    channel = serializers.CharField(help_text="text or voice.")
+    channel = serializers.CharField(help_text="chat or voice.")
     at = serializers.DateTimeField(allow_null=True, help_text="When.")
     interrupted = serializers.BooleanField(help_text="A spoken assistant line the caller cut short.")
 
@@ -115,7 +115,7 @@ class TranscriptEntryOut(serializers.Serializer):
     id = serializers.IntegerField(required=False, help_text="Messages only: the message's id.")
     role = serializers.ChoiceField(choices=Message.Role.choices, required=False, help_text="Messages only: who.")
     text = serializers.CharField(required=False, help_text="Messages only: what was said.")
-    channel = serializers.CharField(required=False, help_text="Messages only: text or voice.")
+    channel = serializers.CharField(required=False, help_text="Messages only: chat or voice.")
     at = serializers.DateTimeField(required=False, allow_null=True, help_text="Messages only: when.")
     interrupted = serializers.BooleanField(required=False, help_text="Messages only: cut short by the caller.")
     name = serializers.CharField(required=False, help_text="Tool calls only: the tool.")
