@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import voice.views
-from chatdesk.backoffice import staff_api, staff_live
+from chatdesk.backoffice import calendar_feeds, staff_api, staff_live
 from chatdesk.web import api, views
 
 admin.site.site_header = "Chatdesk"
@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/v1/chat/message", api.ChatMessageAPI.as_view(), name="chat-message"),
     path("api/v1/chat/session/<str:session_id>/history", api.HistoryAPI.as_view(), name="chat-history"),
     path("api/v1/chat/session/<str:session_id>/close", api.CloseAPI.as_view(), name="chat-close"),
+    # A calendar app's subscription: the token is the credential (chatdesk/backoffice/calendar_feeds.py).
+    path("calendar/<str:token>.ics", calendar_feeds.feed_view, name="calendar-feed"),
     path("staff/live/", staff_live.live_page, name="staff-live"),
     path("api/v1/staff/conversations/open", staff_live.OpenConversationsAPI.as_view(), name="staff-open"),
     path("api/v1/staff/conversations/<str:number>", staff_live.ConversationAPI.as_view(), name="staff-conversation"),
