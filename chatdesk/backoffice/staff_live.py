@@ -7,9 +7,11 @@ calls the conversation services (so the audit rows are the same whoever acts).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -19,15 +21,48 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bookings.selectors import business_tz, local_today
+from chatdesk.backoffice.common import Users, can_see_pii, local_time
+from chatdesk.backoffice.pii import MASK
 from chatdesk.conversations import live, services
 from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.selectors import QUIET_AFTER, monitor_conversations
 
-OPEN_LIMIT = 100
+# ?quiet=1 lists the quiet greeting-only conversations too (hidden by default).
+_QUIET_VALUES = {"": False, "0": False, "1": True}
+QUIET_ERROR = "quiet must be 0 or 1."
 
 
-def open_conversations() -> list[dict]:
-    rows = Interaction.objects.filter(status=Interaction.Status.OPEN).order_by("-last_activity_at")[:OPEN_LIMIT]
-    return [{**live.summary(i), "last_activity_at": i.last_activity_at.isoformat()} for i in rows]
+def monitor_row(interaction: Interaction, *, pii: bool) -> dict:
+    """One row of the monitor, from monitor_conversations: the live summary, plus who (masked
+    for staff who may not see customers' details) and whether they wait for a person."""
+    name = interaction.customer.name if interaction.customer else (interaction.handoff_name or "")  # type: ignore[attr-defined]
+    return {
+        **live.summary(interaction),
+        "customer_name": (name if pii else MASK) if name else "",
+        "wants_person": interaction.wants_person,  # type: ignore[attr-defined]
+        "last_activity_at": interaction.last_activity_at.isoformat(),
+        "last_activity_local": local_time(interaction.last_activity_at),
+        "last_activity_short": short_time(interaction.last_activity_at),
+    }
+
+
+def short_time(value: datetime) -> str:
+    """Wall-clock time at the business, short enough for a narrow column: '14:05' today,
+    'Thu 3 Dec 14:05' before."""
+    local = value.astimezone(business_tz())
+    return f"{local:%H:%M}" if local.date() == local_today() else f"{local:%a} {local.day} {local:%b %H:%M}"
+
+
+def monitor_rows(user: Users, *, include_quiet: bool = False) -> dict:
+    """What both doors (the page and the open-conversations API) list for this staff member."""
+    listing = monitor_conversations(include_quiet=include_quiet)
+    pii = can_see_pii(user)
+    return {
+        "conversations": [monitor_row(i, pii=pii) for i in listing.conversations],
+        "hidden_quiet": listing.hidden_quiet,
+        "include_quiet": include_quiet,
+    }
 
 
 def transcript(interaction: Interaction) -> list[dict]:
@@ -55,8 +90,15 @@ def _interaction(number: str) -> Interaction:
 
 @staff_member_required
 def live_page(request: HttpRequest) -> HttpResponse:
-    # The reply box stops where staff_message_send would refuse (conversations.limits).
-    context = {"conversations": open_conversations(), "max_chars": settings.CHAT_MAX_MESSAGE_CHARS}
+    include_quiet = _QUIET_VALUES.get(request.GET.get("quiet", ""))
+    if include_quiet is None:
+        return HttpResponseBadRequest(QUIET_ERROR)
+    context = {
+        **monitor_rows(request.user, include_quiet=include_quiet),
+        "quiet_minutes": int(QUIET_AFTER.total_seconds()) // 60,
+        # The reply box stops where staff_message_send would refuse (conversations.limits).
+        "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+    }
     return render(request, "staff/live.html", context)
 
 
@@ -65,9 +107,16 @@ class StaffAPI(APIView):
 
 
 class OpenConversationsAPI(StaffAPI):
-    @extend_schema(summary="Open conversations, most recently active first", responses={200: dict})
+    @extend_schema(
+        summary="Open conversations: waiting for a person first, then most recently active",
+        description="Quiet greeting-only conversations are left out (counted in hidden_quiet) unless quiet=1.",
+        responses={200: dict, 400: dict},
+    )
     def get(self, request: Request) -> Response:
-        return Response({"conversations": open_conversations()})
+        include_quiet = _QUIET_VALUES.get(request.query_params.get("quiet", ""))
+        if include_quiet is None:
+            raise serializers.ValidationError({"quiet": [QUIET_ERROR]})
+        return Response(monitor_rows(request.user, include_quiet=include_quiet))
 
 
 class ConversationAPI(StaffAPI):
