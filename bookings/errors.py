@@ -53,15 +53,18 @@ class NotFound(DomainError):
 
 
 def retry_after_header(seconds: float | None) -> str:
-    """The Retry-After value for a 429: whole seconds, rounded up (a client told "0" would
+    """The Retry-After value for a 429 or a 503: whole seconds, rounded up (a client told "0" would
     retry at once and be refused again), and a minute when the wait is not known."""
     return str(max(1, math.ceil(seconds))) if seconds else "60"
 
 
 def json_error(code: str, message: str, status: int, **extra: object) -> JsonResponse:
-    """The error envelope (`as_dict`'s shape) as a response, for views that are not DRF's."""
+    """The error envelope (`as_dict`'s shape) as a response, for views that are not DRF's.
+
+    A 429 (rate limited), a 503 (a service down) and any error given a `retry_after` also say
+    when to come back: Retry-After, from `retry_after` in `extra`."""
     response = JsonResponse({"error": code, "message": message, **extra}, status=status)
-    if status == 429:
+    if status in (429, 503) or "retry_after" in extra:
         wait = extra.get("retry_after")
         response["Retry-After"] = retry_after_header(wait if isinstance(wait, int | float) else None)
     return response

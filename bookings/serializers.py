@@ -1,4 +1,4 @@
-"""Input and output shapes of the staff booking API (bookings.api).
+"""Input and output shapes of the staff booking API (chatdesk.backoffice.booking_api).
 
 Staff see a booking whole: the customer's contact details and the technician's full
 name, which customers and the model never get (bookings.selectors.booking_public_dict).

@@ -55,6 +55,7 @@ def _messages_will_store(request: HttpRequest) -> bool:
 INLINE_MIDDLEWARE: dict[str, Callable[[HttpRequest], bool]] = {
     "django.middleware.security.SecurityMiddleware": _never,
     "django.middleware.csp.ContentSecurityPolicyMiddleware": _never,
+    "chatdesk.api_errors.ApiErrors": _never,
     "django.contrib.sessions.middleware.SessionMiddleware": _session_will_save,
     "django.middleware.common.CommonMiddleware": _never,
     "django.middleware.csrf.CsrfViewMiddleware": _never,

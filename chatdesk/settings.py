@@ -77,6 +77,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # The JSON error contract for /api/, and a 503 page when the database or Redis is down.
+    "chatdesk.api_errors.ApiErrors",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -116,7 +118,8 @@ if _db["ENGINE"] == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": envint("DB_POOL_MIN", 2),
         "max_size": envint("DB_POOL_MAX", 20),
-        "timeout": 10,
+        # How long a request waits for a connection; after it, PoolTimeout: a 503 with Retry-After.
+        "timeout": envint("DB_POOL_TIMEOUT", 10),
     }
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so the check-then-insert in booking_create
@@ -253,6 +256,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Chatdesk API",
     "DESCRIPTION": "AI receptionist for home-services businesses.",
     "VERSION": "1.0.0",
+    # Identifiers in paths (bookings.identifiers): a string of this shape.
+    "PATH_CONVERTER_OVERRIDES": {"ident": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}},
 }
 
 # --- The business ---------------------------------------------------------------------

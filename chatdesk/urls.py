@@ -3,8 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import voice.views
+from bookings import identifiers  # noqa: F401 (registers the `ident` path converter)
 from chatdesk.backoffice import calendar_feeds, staff_api, staff_live
 from chatdesk.web import api, views
+
+# The API answers these in JSON, and a 503 when a service is down (chatdesk.api_errors).
+handler400 = "chatdesk.api_errors.bad_request"
+handler500 = "chatdesk.api_errors.server_error"
 
 admin.site.site_header = "Chatdesk"
 admin.site.site_title = "Chatdesk staff"
@@ -17,17 +22,17 @@ urlpatterns = [
     path("api/v1/chat/voice/session", voice.views.call_session, name="voice-session"),
     path("api/v1/chat/session/new", api.SessionNewAPI.as_view(), name="chat-session-new"),
     path("api/v1/chat/message", api.ChatMessageAPI.as_view(), name="chat-message"),
-    path("api/v1/chat/session/<str:session_id>/history", api.HistoryAPI.as_view(), name="chat-history"),
-    path("api/v1/chat/session/<str:session_id>/close", api.CloseAPI.as_view(), name="chat-close"),
+    path("api/v1/chat/session/<ident:session_id>/history", api.HistoryAPI.as_view(), name="chat-history"),
+    path("api/v1/chat/session/<ident:session_id>/close", api.CloseAPI.as_view(), name="chat-close"),
     # A calendar app's subscription: the token is the credential (chatdesk/backoffice/calendar_feeds.py).
     path("calendar/<str:token>.ics", calendar_feeds.feed_view, name="calendar-feed"),
     path("staff/live/", staff_live.live_page, name="staff-live"),
     path("api/v1/staff/conversations/open", staff_live.OpenConversationsAPI.as_view(), name="staff-open"),
-    path("api/v1/staff/conversations/<str:number>", staff_live.ConversationAPI.as_view(), name="staff-conversation"),
-    path("api/v1/staff/conversations/<str:number>/takeover", staff_live.TakeOverAPI.as_view(), name="staff-takeover"),
-    path("api/v1/staff/conversations/<str:number>/release", staff_live.HandBackAPI.as_view(), name="staff-release"),
-    path("api/v1/staff/conversations/<str:number>/messages", staff_live.StaffMessageAPI.as_view(), name="staff-say"),
-    path("api/v1/bookings/", include("bookings.api_urls")),
+    path("api/v1/staff/conversations/<ident:number>", staff_live.ConversationAPI.as_view(), name="staff-conversation"),
+    path("api/v1/staff/conversations/<ident:number>/takeover", staff_live.TakeOverAPI.as_view(), name="staff-takeover"),
+    path("api/v1/staff/conversations/<ident:number>/release", staff_live.HandBackAPI.as_view(), name="staff-release"),
+    path("api/v1/staff/conversations/<ident:number>/messages", staff_live.StaffMessageAPI.as_view(), name="staff-say"),
+    path("api/v1/bookings/", include("chatdesk.backoffice.booking_urls")),
     path("api/v1/chat/analytics", staff_api.AnalyticsAPI.as_view(), name="chat-analytics"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),

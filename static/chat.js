@@ -22,6 +22,13 @@
   // Proxies drop idle WebSockets after about a minute.
   var LIVE_PING_MS = 30000;
   var LIVE_MAX_RETRIES = 6;
+  // A message that failed on the way (network, timeout, 5xx, 503) is sent once more, with
+  // the same id, so the server stores it once and answers it once.
+  var RESEND_DELAY_MS = 1500;
+  var RESEND_MAX_DELAY_MS = 10000;
+  // While the server is still answering the first copy (409 turn_in_progress), ask again
+  // after its Retry-After, this many times at most.
+  var IN_PROGRESS_MAX_WAITS = 30;
   // The server closes with this when live updates are unavailable (Redis down;
   // chatdesk/conversations/live.py): the chat works on, and the page tries again every while.
   var LIVE_UNAVAILABLE = 4503;
@@ -49,6 +56,9 @@
   var phone = root.dataset.phone || "";
   var urls = { create: root.dataset.urlNew, message: root.dataset.urlMessage, live: root.dataset.urlLive };
   var busy = false;
+  // The text and id of a message that failed: sent again unchanged, it keeps its id, since
+  // the server may have stored it before failing.
+  var unsent = null;
   // Whether a staff member is in the conversation: null until the server says.
   var staffActive = null;
   var live = null;
@@ -221,6 +231,43 @@
       .finally(function () {
         window.clearTimeout(timer);
       });
+  }
+
+  function delay(ms) {
+    return new Promise(function (resolve) {
+      window.setTimeout(resolve, ms);
+    });
+  }
+
+  // A random (version 4) UUID; crypto.randomUUID only exists on https and localhost.
+  function newMessageId() {
+    if (window.crypto.randomUUID) return window.crypto.randomUUID();
+    var bytes = window.crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = Array.from(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join("");
+    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
+  }
+
+  function sendMessage(body) {
+    var resent = false;
+    var waits = 0;
+    function attempt() {
+      return post(urls.message, body).catch(function (error) {
+        if (error.status === 409 && error.code === "turn_in_progress" && waits < IN_PROGRESS_MAX_WAITS) {
+          waits++;
+          return delay(1000 * (error.retryAfter || 2)).then(attempt);
+        }
+        var transient = error.code === "network" || error.code === "timeout" || error.status >= 500;
+        if (transient && !resent) {
+          resent = true;
+          var wait = error.retryAfter ? Math.min(1000 * error.retryAfter, RESEND_MAX_DELAY_MS) : RESEND_DELAY_MS;
+          return delay(wait).then(attempt);
+        }
+        throw error;
+      });
+    }
+    return attempt();
   }
 
   function startSession() {
@@ -408,9 +455,11 @@
           var greeting = transcript.querySelector("li[data-greeting] .text");
           if (greeting && data.greeting) greeting.textContent = data.greeting;
         });
+    var messageId = unsent && unsent.text === text ? unsent.id : newMessageId();
+    unsent = null;
     ready
       .then(function () {
-        return post(urls.message, { session_id: sessionId, message: text });
+        return sendMessage({ session_id: sessionId, message: text, message_id: messageId });
       })
       .then(function (data) {
         if (data.paused) {
@@ -429,9 +478,10 @@
         announce(spoken);
       })
       .catch(function (error) {
-        // The server did not take the message: take the bubble back, give the text back.
+        // The server did not answer the message: take the bubble back, give the text back.
         bubble.remove();
         restoreDraft(text);
+        unsent = { text: textarea.value, id: messageId };
         reportError(error instanceof ApiError ? error : new ApiError(0, "client", "", null));
       })
       .finally(function () {

@@ -6,6 +6,8 @@
   const root = document.getElementById("live");
   if (!root) return;
   const csrf = root.dataset.csrf;
+  // Staff without the takeover permission watch only (the API would refuse them anyway).
+  const mayTakeOver = root.dataset.takeover === "1";
   const rows = document.getElementById("conversations");
   const detail = document.getElementById("detail");
   const title = document.getElementById("detail-title");
@@ -42,6 +44,27 @@
     return td;
   }
 
+  // Null for staff who may not see costs (chatdesk.conversations.access).
+  function costText(cost) {
+    return cost === null || cost === undefined ? "–" : "$" + cost;
+  }
+
+  // A pushed summary (already shaped for this staff member by the server) shows at once in
+  // its row; the refresh that follows brings what a summary does not carry.
+  function applySummary(s) {
+    const tr = rows.querySelector('tr[data-number="' + CSS.escape(s.number) + '"]');
+    if (!tr) return;
+    const set = function (selector, text) { const td = tr.querySelector(selector); if (td) td.textContent = text; };
+    set("td.count", String(s.message_count));
+    set("td.bookings", String(s.booking_count));
+    set("td.cost", costText(s.cost_usd));
+    set("td.state", s.taken_over ? "staff" : s.mode);
+    tr.classList.remove("flash");
+    void tr.offsetWidth;
+    tr.classList.add("flash");
+    if (watching === s.number) setTakenOver(s.taken_over);
+  }
+
   function row(c) {
     const tr = document.createElement("tr");
     tr.dataset.number = c.number;
@@ -62,7 +85,7 @@
     activity.append(when);
     tr.append(
       number, customerCell(c), activity, cell(String(c.message_count), "count"),
-      cell(String(c.booking_count), "count bookings"), cell("$" + c.cost_usd, "cost"),
+      cell(String(c.booking_count), "bookings"), cell(costText(c.cost_usd), "cost"),
       cell(c.taken_over ? "staff" : c.mode, "state"));
     return tr;
   }
@@ -142,9 +165,9 @@
   }
 
   function setTakenOver(taken) {
-    takeover.hidden = !!taken;
-    release.hidden = !taken;
-    reply.hidden = !taken;
+    takeover.hidden = !mayTakeOver || !!taken;
+    release.hidden = !mayTakeOver || !taken;
+    reply.hidden = !mayTakeOver || !taken;
   }
 
   function showError(message) {
@@ -217,7 +240,7 @@
     });
     socket.addEventListener("message", function (ev) {
       const data = JSON.parse(ev.data);
-      if (data.type === "summary") scheduleRefresh();
+      if (data.type === "summary") { applySummary(data); scheduleRefresh(); }
       else if (data.type === "event" && data.interaction === watching) addEntry(data.event);
     });
     socket.addEventListener("close", function (ev) {

@@ -149,3 +149,40 @@ def test_help_warns_about_pii():
     text = help_text("export_transcripts")
     assert "PII" in text
     assert "--out FILE" in text
+
+
+# --- Customers' contact details: masked unless --with-pii ---------------------------------------
+
+
+@pytest.fixture
+def with_contact_details():
+    return conversation(
+        started=datetime(2026, 11, 3, 9, 0, tzinfo=TORONTO),
+        messages=[("customer", "Call me at 416-555-0142 or dana@example.com")],
+        tool_calls=[
+            {
+                "name": "create_booking",
+                "arguments": {"customer_name": "Dana", "customer_phone": "416-555-0142", "address": "12 Elm Street"},
+                "result": {"booking": {"booking_number": "BK-2026-000001"}},
+            }
+        ],
+        cost_usd="0.001234",
+    )
+
+
+def test_an_export_masks_contact_details_by_default_and_keeps_costs(with_contact_details, tmp_path):
+    out = tmp_path / "masked.jsonl"
+    run("export_transcripts", *NOVEMBER, "--out", str(out))
+    (row,) = lines_of(out)
+    assert row["messages"][0]["text"] == "Call me at ••• or •••"
+    assert row["tool_calls"][0]["arguments"] == {"customer_name": "Dana", "customer_phone": "•••", "address": "•••"}
+    assert row["tool_calls"][0]["result"] == {"booking": {"booking_number": "BK-2026-000001"}}
+    assert row["cost_usd"] == "0.001234"
+
+
+def test_with_pii_the_export_keeps_contact_details(with_contact_details, tmp_path):
+    out = tmp_path / "clear.jsonl"
+    run("export_transcripts", *NOVEMBER, "--with-pii", "--out", str(out))
+    (row,) = lines_of(out)
+    assert row["messages"][0]["text"] == "Call me at 416-555-0142 or dana@example.com"
+    assert row["tool_calls"][0]["arguments"]["customer_phone"] == "416-555-0142"

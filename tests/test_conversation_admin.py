@@ -7,7 +7,6 @@ order, and tool calls through execute_tool_call (which books through the service
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import itertools
 import json
@@ -18,7 +17,6 @@ import pytest
 from django.contrib.auth.models import Group
 from django.contrib.messages import SUCCESS, WARNING, get_messages
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -34,6 +32,7 @@ from chatdesk.backoffice.pii import mask_text
 from chatdesk.conversations.models import HandoffRequest, Interaction, Message
 from chatdesk.conversations.services import interaction_close
 from tests.conftest import MONDAY_NOON_UTC
+from tests.staff import staff_groups
 
 pytestmark = pytest.mark.django_db
 
@@ -171,23 +170,10 @@ def clock(time_machine):
     return lambda: time_machine.shift(timedelta(seconds=7))
 
 
-_GROUPS_STATE = {}
-
-
 @pytest.fixture(name="staff_groups")
 def staff_groups_fixture(db) -> dict[str, Group]:
-    """The groups as migration 0003 makes them.
-
-    Runs the migration's own function again (it is idempotent), because transactional
-    tests elsewhere in the suite flush the reused test database, groups included.
-    """
-    migration = importlib.import_module("chatdesk.migrations.0003_staff_groups")
-    if "apps" not in _GROUPS_STATE:
-        loader = MigrationExecutor(connection).loader
-        _GROUPS_STATE["apps"] = loader.project_state(("chatdesk", "0003_staff_groups")).apps
-    with connection.schema_editor() as editor:
-        migration.create_groups(_GROUPS_STATE["apps"], editor)
-    return {group.name: group for group in Group.objects.filter(name__in=["Dispatcher", "Owner"])}
+    """The groups as migrations 0003 and 0009 make them (tests/staff.py)."""
+    return staff_groups()
 
 
 def staff_member(django_user_model, username: str, group: Group):
@@ -470,6 +456,7 @@ def test_groups_have_the_intended_permissions(staff_groups):
     owner = {f"{p.content_type.app_label}.{p.codename}" for p in staff_groups["Owner"].permissions.all()}
     assert {"bookings.view_booking", "bookings.change_booking", "bookings.change_customer"} <= dispatcher
     assert {"chatdesk.view_interaction", "chatdesk.view_handoffrequest", "chatdesk.change_handoffrequest"} <= dispatcher
+    assert "chatdesk.take_over_interaction" in dispatcher and "chatdesk.take_over_interaction" in owner
     assert not {p for p in dispatcher if p.startswith(("bookings.add_", "bookings.delete_"))}
     assert not {"chatdesk.view_costs", "chatdesk.view_customer_pii", "chatdesk.change_interaction"} & dispatcher
     assert {"chatdesk.view_costs", "chatdesk.view_customer_pii", "bookings.add_booking"} <= owner

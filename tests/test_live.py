@@ -12,8 +12,10 @@ from django.http import HttpResponse
 from django.test import Client
 
 from chatdesk.asgi import application
+from chatdesk.conversations import access
 from chatdesk.conversations.models import Interaction, Message
 from chatdesk.conversations.session_cookie import SESSION_COOKIE, set_session_cookie
+from tests.staff import grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
@@ -42,6 +44,7 @@ def start_chat() -> tuple[Client, str]:
 
 def staff_client() -> tuple[Client, object]:
     user = get_user_model().objects.create_user("dispatch", password="pw-123456!", is_staff=True)
+    user = grant(user, access.VIEW_CONVERSATIONS, access.TAKE_OVER, access.VIEW_PII)
     client = Client()
     client.force_login(user)
     return client, user

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, WebSocketRoute, expect
 
 from chatdesk.conversations import live
 from tests.browser import DESKTOP, PHONE, chromium_fixture, orm  # noqa: F401  (registers `chromium`)
+from tests.staff import grant
 from tests.test_chat_page import Chat, take_over, wait_until
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -122,7 +123,8 @@ def test_the_staff_monitor_says_live_updates_are_unavailable_and_reconnects(live
 def sam(db):
     from django.contrib.auth import get_user_model
 
-    return get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
+    sam = get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
+    return grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction")
 
 
 def test_through_a_real_outage_the_page_says_so_and_gets_the_reply_it_missed(

@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from yarl import URL
 
 from tests.servers import free_port, wait_for_port
+from tests.staff import grant
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -145,6 +146,7 @@ async def scenario(customer_host: str, staff_host: str) -> None:
 
 
 def test_a_takeover_works_across_two_server_processes(two_servers):
-    get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
+    sam = get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
+    grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction")
     customer_host, staff_host = two_servers
     asyncio.run(scenario(customer_host, staff_host))

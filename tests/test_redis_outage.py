@@ -27,6 +27,7 @@ from chatdesk.conversations.models import Interaction
 from chatdesk.fallback_cache import FallbackRedisCache
 from tests.fake_openai import fake_openai_fixture  # noqa: F401  (registers `fake_openai`)
 from tests.servers import RedisServer
+from tests.staff import grant
 from tests.test_voice_call import Caller
 from voice.limits import call_admit, call_release
 
@@ -174,7 +175,8 @@ def test_takeover_and_staff_replies_answer_503_while_live_updates_are_down(busin
     customer = Client()
     chat = customer.post("/api/v1/chat/session/new").json()
     staff = Client()
-    staff.force_login(get_user_model().objects.create_user("sam", password="pw-123456!", is_staff=True))
+    sam = get_user_model().objects.create_user("sam", password="pw-123456!", is_staff=True)
+    staff.force_login(grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction"))
     base = f"/api/v1/staff/conversations/{chat['interaction_number']}"
 
     redis_layer.stop()
@@ -374,7 +376,8 @@ async def outage_scenario(host: str, private_redis: RedisServer, log) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_redis_outage_degrades_the_app_and_it_recovers_by_itself(server_on_private_redis, private_redis):
-    get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
+    sam = get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
+    grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction")
     host, log = server_on_private_redis
     asyncio.run(outage_scenario(host, private_redis, log))
 
@@ -423,7 +426,8 @@ async def idle_scenario(host: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_idle_live_sockets_stay_open_past_the_redis_timeouts_and_still_deliver(server_on_private_redis):
-    get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
+    sam = get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
+    grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction")
     host, log = server_on_private_redis
     asyncio.run(idle_scenario(host))
     assert "TimeoutError" not in server_log(log), server_log(log)[-3000:]

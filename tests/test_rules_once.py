@@ -31,6 +31,7 @@ from chatdesk.backoffice.pii import MASK, mask_text
 from chatdesk.conversations.models import HandoffRequest, Interaction, Message
 from chatdesk.conversations.retention import REDACTED, scrub_text
 from chatdesk.conversations.selectors import open_interaction_for
+from tests.staff import grant
 
 # --- Message length: the chat API, the no-JavaScript page and staff replies -------------------
 
@@ -54,7 +55,8 @@ def test_every_door_refuses_the_same_over_long_message_the_same_way(business, se
     session_id = customer.post("/api/v1/chat/session/new").json()["session_id"]
     interaction = Interaction.objects.get(session_id=session_id)
     staff = Client()
-    staff.force_login(get_user_model().objects.create_user("dispatch", password="pw-123456!", is_staff=True))
+    dispatch = get_user_model().objects.create_user("dispatch", password="pw-123456!", is_staff=True)
+    staff.force_login(grant(dispatch, "chatdesk.view_interaction", "chatdesk.take_over_interaction"))
     assert staff.post(f"/api/v1/staff/conversations/{interaction.number}/takeover").status_code == 200
     stored = Message.objects.count()
     too_long = "x" * (LIMIT + 1)

@@ -11,7 +11,9 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from bookings.models import ActorKind, Booking, BookingEvent
+from chatdesk.conversations.access import VIEW_PII
 from tests.conftest import MONDAY_NOON_UTC
+from tests.staff import grant
 from tests.test_booking_services import TUESDAY, WEDNESDAY, at, book
 
 pytestmark = pytest.mark.django_db
@@ -26,8 +28,12 @@ def frozen(time_machine):
 
 @pytest.fixture
 def sam(db):
-    """Sam works the dispatch desk (staff, not a superuser)."""
-    return get_user_model().objects.create_user("sam", is_staff=True)
+    """Sam works the dispatch desk (staff, not a superuser), allowed to book and see customers' details.
+
+    Who may do what at each route is tests/test_permission_matrix.py.
+    """
+    user = get_user_model().objects.create_user("sam", is_staff=True)
+    return grant(user, "bookings.view_booking", "bookings.add_booking", "bookings.change_booking", VIEW_PII)
 
 
 @pytest.fixture
@@ -235,8 +241,9 @@ def test_the_list_takes_the_same_queries_for_one_or_many_bookings(business, staf
     from bookings.selectors import available_slots
 
     book(business)
-    # Session, user, count, page (with service, technician and customer joined in).
-    with django_assert_num_queries(4):
+    # Session, user, the user's and their groups' permissions (the staff policy), count, page
+    # (with service, technician and customer joined in).
+    with django_assert_num_queries(6):
         assert staff.get(URL).status_code == 200
     for day in (WEDNESDAY, TUESDAY.replace(day=19), TUESDAY.replace(day=20)):
         for service in (business.drain, business.repair):
@@ -244,7 +251,7 @@ def test_the_list_takes_the_same_queries_for_one_or_many_bookings(business, staf
                 slot = available_slots(service=service, start_date=day, now=MONDAY_NOON_UTC)[0]
                 book(business, service=service, start=slot.start, customer_phone="416-555-0199")
     assert Booking.objects.count() > 10
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(6):
         assert staff.get(URL).status_code == 200
 
 

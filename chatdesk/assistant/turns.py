@@ -7,7 +7,9 @@ and database work runs in small sync functions on a thread pool
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time as clock
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from chatdesk.assistant.rate_limits import message_wait
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
 from chatdesk.assistant.tools import ToolOutcome, tool_definitions
 from chatdesk.conversations import live, model_items, record
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Interaction, Message, ToolCall
 from chatdesk.conversations.services import ConversationClosed, SessionNotFound, db, interaction_create
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,45 @@ class RateLimited(DomainError):
     def __init__(self, retry_after: int) -> None:
         super().__init__("Too many messages. Please wait a moment.")
         self.retry_after = retry_after
+
+
+class TurnInProgress(DomainError):
+    """A retry of a message whose turn is still running here: ask again shortly."""
+
+    code = "turn_in_progress"
+    http_status = 409
+    retry_after = 2
+
+    def __init__(self, running: threading.Event | None = None) -> None:
+        super().__init__("Still working on that message. Please retry in a moment.")
+        self.running = running
+
+    async def finished(self, timeout: float) -> None:
+        """Wait, at most `timeout` seconds, for the running turn to end (polled: the turn may
+        run on another event loop or thread)."""
+        waited = 0.0
+        while self.running is not None and not self.running.is_set() and waited < timeout:
+            await asyncio.sleep(0.1)
+            waited += 0.1
+
+
+class MessageIdReused(DomainError):
+    """A message id already used in this conversation for other words."""
+
+    code = "message_id_reused"
+    http_status = 409
+
+    def __init__(self) -> None:
+        super().__init__("This message id was already used for another message.", field="message_id")
+
+
+# The turns running in this process that carry a client's message id, by (interaction pk,
+# message id), each with an event set when it ends: a retry of one of them is told to wait; a
+# retry of a stored message whose turn is not running here was left unanswered (its process or
+# the database failed) and is answered. Kept in the process, not in the database or Redis, so a
+# turn pays nothing for it; with several processes, a retry that reaches another one while the
+# first still runs is answered there too (the message is still stored once, the reply twice).
+_running: dict[tuple[int, str], threading.Event] = {}
 
 
 def greeting(mode: str) -> str:
@@ -86,12 +127,26 @@ class TurnResult:
     paused: bool = False
 
 
-def _begin_turn(session_id: str, text: str, client_ip: str | None) -> tuple[Interaction, str | None, str]:
+@dataclass
+class _Begun:
+    interaction: Interaction
+    # The reply to give instead when a limit stops the turn.
+    stop_reply: str | None = None
+    # The model's instructions.
+    instructions: str = ""
+    # A retry of a finished turn: its answer, to give again.
+    earlier: TurnResult | None = None
+    # A retry of a message stored by a turn that ended without answering: answered now.
+    resumed: bool = False
+
+
+def _begin_turn(session_id: str, text: str, client_ip: str | None, message_id: str | None = None) -> _Begun:
     """Store the customer's message first, so nothing they typed is ever lost.
 
-    Returns the interaction, the reply to give instead when a limit stops the turn, and
-    the model's instructions. The rate limit check (a cache round trip) and the
-    instructions come in the same trip to a worker thread as the writes.
+    With the client's `message_id`, a message already stored under it is not stored again: the
+    earlier turn's answer is returned if it has one, TurnInProgress is raised while it runs here,
+    and otherwise the stored message is answered now. The rate limit check (a cache round trip)
+    and the instructions come in the same trip to a worker thread as the writes.
     """
     wait = message_wait(ip=client_ip, session_id=session_id) if client_ip is not None else None
     if wait:
@@ -104,22 +159,73 @@ def _begin_turn(session_id: str, text: str, client_ip: str | None) -> tuple[Inte
     if interaction.status != Interaction.Status.OPEN:
         raise ConversationClosed("This conversation is closed. Please start a new one.")
     now = timezone.now()
-    record.add_message(Message(interaction=interaction, role=Message.Role.CUSTOMER, text=text))
-    record.count_message(interaction.pk, last_activity_at=now)
-    interaction.message_count += 1
-    instructions = system_prompt(now) if interaction.mode == Interaction.Mode.MODEL else ""
+    message = Message(interaction=interaction, role=Message.Role.CUSTOMER, text=text, client_message_id=message_id)
+    # The id rides on the message's INSERT: no extra statement on a first try.
+    resumed = False
+    if message_id is None:
+        record.add_message(message)
+    elif record.claim_message(message):
+        _running[interaction.pk, message_id] = threading.Event()
+    else:
+        earlier = _earlier_turn(interaction, message_id, text)
+        if earlier is not None:
+            return _Begun(interaction, earlier=earlier)
+        resumed = True
+        _running[interaction.pk, message_id] = threading.Event()
+    try:
+        if not resumed:
+            record.count_message(interaction.pk, last_activity_at=now)
+            interaction.message_count += 1
+        instructions = system_prompt(now) if interaction.mode == Interaction.Mode.MODEL else ""
+    except BaseException:
+        _running.pop((interaction.pk, message_id or ""), None)
+        raise
     if interaction.message_count > settings.CHAT_MAX_MESSAGES:
-        return (
+        return _Begun(
             interaction,
             (
                 f"This conversation has reached its length limit. Please start a new chat or call us at "
                 f"{settings.BUSINESS_PHONE}."
             ),
             instructions,
+            resumed=resumed,
         )
     if interaction.cost_usd >= settings.CHAT_SPEND_CAP_USD:
-        return interaction, f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}.", ""
-    return interaction, None, instructions
+        return _Begun(
+            interaction,
+            f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}.",
+            resumed=resumed,
+        )
+    return _Begun(interaction, None, instructions, resumed=resumed)
+
+
+def _earlier_turn(interaction: Interaction, message_id: str, text: str) -> TurnResult | None:
+    """The answer of the turn that stored the customer's message `message_id`, as it first
+    answered; None when that turn ended without an answer, so the message is answered now.
+
+    Retries are rare, so these reads are paid only by them. A turn's tool calls are stored
+    between its message and its reply (as chatdesk.conversations.booking_cards reads them).
+    """
+    stored = list(Message.objects.filter(interaction=interaction, client_message_id=message_id).order_by("id"))
+    asked = next(m for m in stored if m.role == Message.Role.CUSTOMER)
+    if asked.text != text:
+        raise MessageIdReused()
+    reply = next((m for m in stored if m.role == Message.Role.ASSISTANT), None)
+    if reply is None:
+        running = _running.get((interaction.pk, message_id))
+        if running is not None:
+            raise TurnInProgress(running)
+        # Not running here: the turn that stored it failed before answering. (Taken over
+        # meanwhile, _answer pauses it, as the first try was.)
+        return None
+    calls = ToolCall.objects.filter(
+        interaction=interaction, created_at__gte=asked.created_at, created_at__lte=reply.created_at
+    ).order_by("created_at", "id")
+    outcomes = [
+        ToolOutcome(call_id=c.call_id, name=c.name, result=c.result or {}, error=c.error, booking_id=c.booking_id)
+        for c in calls
+    ]
+    return TurnResult(interaction, reply.text, outcomes, bookings_touched(outcomes), reply.latency_ms or 0)
 
 
 def _finish_turn(
@@ -135,12 +241,14 @@ def _finish_turn(
     events: Sequence[tuple[str, str]] = (),
     switch_to_guided: bool = False,
     price_missing: bool = False,
+    message_id: str | None = None,
 ) -> None:
     """Store the reply and move the counters. `items` are the model-history items this turn
     added (appended to the history as stored then, not as read at the turn's start: a staff
     reply or a spoken line may have come in meanwhile). `failure` (with its `failure_kind`) is
     a model failure the customer got the failure reply for; `events` are (kind, text) model
-    problems that were recovered from in this turn (a reply cut off, answered on retry)."""
+    problems that were recovered from in this turn (a reply cut off, answered on retry).
+    The reply carries the customer's `message_id`, so a retry of that message finds it."""
     record.add_message(
         Message(
             interaction=interaction,
@@ -148,6 +256,7 @@ def _finish_turn(
             text=reply,
             latency_ms=latency_ms,
             cost_usd=cost if usage else None,
+            client_message_id=message_id,
         )
     )
     for kind, text in events:
@@ -186,7 +295,9 @@ def _finish_turn(
     interaction.cost_usd += cost if usage else Decimal("0")
 
 
-async def _model_turn(interaction: Interaction, text: str, instructions: str, started: float) -> TurnResult:
+async def _model_turn(
+    interaction: Interaction, text: str, instructions: str, started: float, message_id: str | None = None
+) -> TurnResult:
     # The history as read at the turn's start, then what this turn adds (all that it stores).
     history = len(interaction.model_items)
     items = [*interaction.model_items, model_items.user_item(text)]
@@ -261,6 +372,7 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
             events=events,
             switch_to_guided=switch,
             price_missing=price_missing,
+            message_id=message_id,
         )
         return TurnResult(interaction, reply, outcomes, bookings_touched(outcomes), latency, failed=error.kind)
     if not reply:
@@ -277,39 +389,58 @@ async def _model_turn(interaction: Interaction, text: str, instructions: str, st
         items=items[history:],
         events=events,
         price_missing=price_missing,
+        message_id=message_id,
     )
     return TurnResult(interaction, reply, outcomes, bookings_touched(outcomes), latency)
 
 
-def _guided_turn(interaction: Interaction, text: str, started: float) -> TurnResult:
+def _guided_turn(interaction: Interaction, text: str, started: float, message_id: str | None = None) -> TurnResult:
     answer = guided_reply(interaction, text)
     latency = int((clock.perf_counter() - started) * 1000)
     items = [model_items.user_item(text), model_items.assistant_item(answer.text)]
-    _finish_turn(interaction=interaction, reply=answer.text, latency_ms=latency, items=items)
+    _finish_turn(interaction=interaction, reply=answer.text, latency_ms=latency, items=items, message_id=message_id)
     return TurnResult(interaction, answer.text, answer.outcomes, bookings_touched(answer.outcomes), latency)
 
 
-async def chat_turn(*, session_id: str, text: str, client_ip: str | None = None) -> TurnResult:
+async def chat_turn(
+    *, session_id: str, text: str, client_ip: str | None = None, message_id: str | None = None
+) -> TurnResult:
     """Run one customer turn: store the message, answer it (model or guided flow), record it.
 
     With `client_ip`, the customer's message rate limits (per client IP and per session) are
     checked first, in the same worker thread trip: over one, RateLimited is raised and nothing
-    is stored.
+    is stored. With the client's `message_id`, a retry of a message already stored stores
+    nothing again (see _begin_turn): it gets the first answer, TurnInProgress, or its answer now.
     """
     started = clock.perf_counter()
-    interaction, stop_reply, instructions = await db(_begin_turn, session_id, text, client_ip)
-    await live.apublish(
-        interaction, {"kind": "message", "role": Message.Role.CUSTOMER, "text": text, "channel": "text"}
-    )
+    begun = await db(_begin_turn, session_id, text, client_ip, message_id)
+    if begun.earlier is not None:
+        return begun.earlier
+    try:
+        return await _answer(begun, text, started, message_id)
+    finally:
+        if message_id is not None:
+            running = _running.pop((begun.interaction.pk, message_id), None)
+            if running is not None:
+                running.set()
+
+
+async def _answer(begun: _Begun, text: str, started: float, message_id: str | None) -> TurnResult:
+    interaction, stop_reply = begun.interaction, begun.stop_reply
+    # A resumed message is in the transcript already: publishing it again would show it twice.
+    if not begun.resumed:
+        await live.apublish(
+            interaction, {"kind": "message", "role": Message.Role.CUSTOMER, "text": text, "channel": "text"}
+        )
     if interaction.taken_over_by_id:
         return TurnResult(interaction, "", paused=True)
     if stop_reply:
-        await db(_finish_turn, interaction=interaction, reply=stop_reply, latency_ms=0)
+        await db(_finish_turn, interaction=interaction, reply=stop_reply, latency_ms=0, message_id=message_id)
         result = TurnResult(interaction, stop_reply)
     elif interaction.mode == Interaction.Mode.MODEL and openai_client.is_configured():
-        result = await _model_turn(interaction, text, instructions, started)
+        result = await _model_turn(interaction, text, begun.instructions, started, message_id)
     else:
-        result = await db(_guided_turn, interaction, text, started)
+        result = await db(_guided_turn, interaction, text, started, message_id)
     for outcome in result.outcomes:
         await live.apublish(interaction, {"kind": "tool_call", **outcome.summary()})
     await live.apublish(

@@ -5,6 +5,10 @@ the validation, the audit trail (BookingEvent with the staff user) and the email
 same whether a customer chatted or staff clicked. Reference data (trades, services,
 technicians, hours, time off) has no service layer and is edited directly.
 
+Customers' phone numbers, emails and addresses are shown only to staff with
+chatdesk.view_customer_pii (the staff policy, chatdesk.conversations.access), as at the
+staff API: without it the columns are left out and the fields read as masked.
+
 Times are shown in the business time zone (settings.TIME_ZONE), with its abbreviation, so
 staff in another zone are never misled.
 """
@@ -49,7 +53,8 @@ from bookings.services import (
     booking_create,
     booking_mark_no_show,
 )
-from chatdesk.backoffice.common import BOTH_LOCATIONS, ReadOnlyMixin, local_time
+from chatdesk.backoffice.common import BOTH_LOCATIONS, ReadOnlyMixin, can_see_pii, local_time
+from chatdesk.backoffice.pii import MASK
 from chatdesk.backoffice.provenance import booking_provenance_html
 
 
@@ -247,8 +252,19 @@ class CustomerAdmin(PhoneSearchMixin, admin.ModelAdmin):
     phone_search_field = "phone"
     readonly_fields = ["created_at", "bookings_link"]
 
+    CONTACT = ("phone", "email", "address")
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         return super().get_queryset(request).annotate(booking_total=Count("bookings"))
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        columns = super().get_list_display(request)
+        return columns if can_see_pii(request.user) else [c for c in columns if c not in self.CONTACT]
+
+    def get_fields(self, request: HttpRequest, obj: Customer | None = None) -> list[str]:
+        # Without PII the contact details are not on the form at all: neither shown nor editable.
+        fields = super().get_fields(request, obj)
+        return fields if can_see_pii(request.user) else [f for f in fields if f not in self.CONTACT]
 
     @admin.display(description="bookings", ordering="booking_total")
     def booking_count(self, customer: Customer) -> int:
@@ -479,11 +495,38 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
         # The change page shows the service, technician and customer too.
         return super().get_queryset(request).select_related("service__trade", "employee", "customer")
 
+    # Without PII, what the change page shows instead of a field with contact details.
+    MASKED_FIELDS = {"customer": "customer_name", "address": "address_masked"}
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        columns = super().get_list_display(request)
+        return columns if can_see_pii(request.user) else [c for c in columns if c != "customer__phone"]
+
     def get_fieldsets(self, request: HttpRequest, obj: Booking | None = None) -> list:
-        return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)
+        if obj is None:
+            return self.add_fieldsets
+        fieldsets = super().get_fieldsets(request, obj)
+        if can_see_pii(request.user):
+            return fieldsets
+        return [
+            (name, {**options, "fields": [self.MASKED_FIELDS.get(f, f) for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Booking | None = None) -> list[str]:
-        return [] if obj is None else super().get_readonly_fields(request, obj)
+        if obj is None:
+            return []
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if can_see_pii(request.user) else [*fields, *self.MASKED_FIELDS.values()]
+
+    @admin.display(description="customer")
+    def customer_name(self, booking: Booking) -> str:
+        # Customer.__str__ carries the phone; the name alone is what staff without PII see.
+        return booking.customer.name
+
+    @admin.display(description="address")
+    def address_masked(self, booking: Booking) -> str:
+        return MASK if booking.address else "-"
 
     def get_inlines(self, request: HttpRequest, obj: Booking | None) -> list:
         return [] if obj is None else super().get_inlines(request, obj)

@@ -1,8 +1,9 @@
 """Staff analytics API: the dashboard's numbers as JSON (GET /api/v1/chat/analytics).
 
 Same selector as the admin dashboard (chatdesk.backoffice.dashboard), so the two never disagree.
-Staff only, with permission to view conversations; costs are null for staff without
-`chatdesk.view_costs`, and no customer contact details are ever included.
+Staff only, with permission to view conversations (the staff policy,
+chatdesk.conversations.access); costs are null for staff without `chatdesk.view_costs`, and
+no customer contact details are ever included.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bookings.serializers import ErrorOut
 from chatdesk.backoffice import dashboard as stats
-from chatdesk.backoffice.conversation_admin import can_see_costs
+from chatdesk.backoffice.permissions import StaffPolicy
+from chatdesk.conversations import access
 from chatdesk.conversations.models import Interaction
 
 MONEY = {"max_digits": 16, "decimal_places": 6}
@@ -113,26 +114,22 @@ class AnalyticsOut(serializers.Serializer):
     schedule_today = TechnicianOut(many=True, help_text="Today's visits per technician, cancelled ones left out.")
 
 
-class CanViewConversations(BasePermission):
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return request.user.has_perm("chatdesk.view_interaction")
-
-
-def _numbers(item: stats.DayStats | stats.Totals, costs: bool) -> dict:
+def _numbers(item: stats.DayStats | stats.Totals) -> dict:
     return {
         "conversations": item.conversations,
         "booked_conversations": item.booked_conversations,
         "conversion": item.conversion,
         "bookings": item.bookings,
-        "cost_usd": item.cost_usd if costs else None,
-        "cost_by_channel": item.cost_by_channel if costs else None,
+        "cost_usd": item.cost_usd,
+        "cost_by_channel": item.cost_by_channel,
         "latency_p50_ms": item.latency_p50_ms,
         "latency_p95_ms": item.latency_p95_ms,
     }
 
 
 class AnalyticsAPI(APIView):
-    permission_classes = [IsAdminUser, CanViewConversations]
+    permission_classes = [StaffPolicy]
+    required_permissions = {"GET": access.VIEW_CONVERSATIONS}
 
     @extend_schema(
         summary="Dashboard numbers: conversations, bookings, conversion, cost and reply latency per day",
@@ -144,14 +141,13 @@ class AnalyticsAPI(APIView):
         query = AnalyticsQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         d = stats.dashboard(**query.validated_data)
-        costs = can_see_costs(request.user)
         data = {
             "since": d.since,
             "until": d.until,
             "channel": d.channel,
             "timezone": settings.TIME_ZONE,
-            "totals": {**_numbers(d.totals, costs), "replies": d.totals.replies},
-            "days": [{"date": day.day, **_numbers(day, costs)} for day in d.days],
+            "totals": {**_numbers(d.totals), "replies": d.totals.replies},
+            "days": [{"date": day.day, **_numbers(day)} for day in d.days],
             "open_handoffs": {
                 "open": d.handoffs.open,
                 "urgent": d.handoffs.urgent,
@@ -179,4 +175,5 @@ class AnalyticsAPI(APIView):
                 for t in d.schedule
             ],
         }
-        return Response(AnalyticsOut(data).data)
+        # Costs null without chatdesk.view_costs: the one masking every staff door uses.
+        return Response(access.Visibility.of(request.user).present(AnalyticsOut(data).data))

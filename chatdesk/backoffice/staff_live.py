@@ -3,6 +3,12 @@
 The page (/staff/live/) renders the open conversations; static/staff-live.js keeps it
 current through the staff WebSocket and acts through the small staff API below, which
 calls the conversation services (so the audit rows are the same whoever acts).
+
+The staff permission policy (chatdesk.conversations.access) decides: the page and the reads
+need chatdesk.view_interaction; taking over, handing back and writing to the customer also
+need chatdesk.take_over_interaction. Everything sent goes through the member's Visibility:
+contact details masked without chatdesk.view_customer_pii, costs null without
+chatdesk.view_costs.
 """
 
 from __future__ import annotations
@@ -10,22 +16,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bookings.selectors import business_tz, local_today
-from chatdesk.backoffice.common import Users, can_see_pii, local_time
-from chatdesk.backoffice.pii import MASK
-from chatdesk.conversations import live, services
+from chatdesk.backoffice.common import local_time
+from chatdesk.backoffice.permissions import StaffPolicy, staff_page
+from chatdesk.conversations import access, live, services
 from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.pii import MASK
 from chatdesk.conversations.selectors import QUIET_AFTER, monitor_conversations
 
 # ?quiet=1 lists the quiet greeting-only conversations too (hidden by default).
@@ -33,18 +38,24 @@ _QUIET_VALUES = {"": False, "0": False, "1": True}
 QUIET_ERROR = "quiet must be 0 or 1."
 
 
-def monitor_row(interaction: Interaction, *, pii: bool) -> dict:
-    """One row of the monitor, from monitor_conversations: the live summary, plus who (masked
-    for staff who may not see customers' details) and whether they wait for a person."""
+def monitor_row(interaction: Interaction, seen: access.Visibility) -> dict:
+    """One row of the monitor, from monitor_conversations: the live summary, plus who and
+    whether they wait for a person, as this staff member may see it.
+
+    The name is shown only to staff who may see customers' details (issue 12's monitor),
+    stricter than the admin, which names customers to every staff member: the monitor is
+    often on a shared screen.
+    """
     name = interaction.customer.name if interaction.customer else (interaction.handoff_name or "")  # type: ignore[attr-defined]
-    return {
+    row = {
         **live.summary(interaction),
-        "customer_name": (name if pii else MASK) if name else "",
+        "customer_name": (name if seen.pii else MASK) if name else "",
         "wants_person": interaction.wants_person,  # type: ignore[attr-defined]
         "last_activity_at": interaction.last_activity_at.isoformat(),
         "last_activity_local": local_time(interaction.last_activity_at),
         "last_activity_short": short_time(interaction.last_activity_at),
     }
+    return seen.present(row)  # type: ignore[return-value]
 
 
 def short_time(value: datetime) -> str:
@@ -54,12 +65,11 @@ def short_time(value: datetime) -> str:
     return f"{local:%H:%M}" if local.date() == local_today() else f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
-def monitor_rows(user: Users, *, include_quiet: bool = False) -> dict:
+def monitor_rows(seen: access.Visibility, *, include_quiet: bool = False) -> dict:
     """What both doors (the page and the open-conversations API) list for this staff member."""
     listing = monitor_conversations(include_quiet=include_quiet)
-    pii = can_see_pii(user)
     return {
-        "conversations": [monitor_row(i, pii=pii) for i in listing.conversations],
+        "conversations": [monitor_row(i, seen) for i in listing.conversations],
         "hidden_quiet": listing.hidden_quiet,
         "include_quiet": include_quiet,
     }
@@ -88,22 +98,29 @@ def _interaction(number: str) -> Interaction:
     return interaction
 
 
-@staff_member_required
+@staff_page(access.VIEW_CONVERSATIONS)
 def live_page(request: HttpRequest) -> HttpResponse:
     include_quiet = _QUIET_VALUES.get(request.GET.get("quiet", ""))
     if include_quiet is None:
         return HttpResponseBadRequest(QUIET_ERROR)
     context = {
-        **monitor_rows(request.user, include_quiet=include_quiet),
+        **monitor_rows(access.Visibility.of(request.user), include_quiet=include_quiet),
         "quiet_minutes": int(QUIET_AFTER.total_seconds()) // 60,
         # The reply box stops where staff_message_send would refuse (conversations.limits).
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        "may_take_over": access.may(request.user, access.TAKE_OVER),
     }
     return render(request, "staff/live.html", context)
 
 
 class StaffAPI(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffPolicy]
+    # Acting on a conversation (take over, hand back, write) needs the takeover permission
+    # besides seeing it.
+    required_permissions = {"GET": access.VIEW_CONVERSATIONS, "POST": (access.VIEW_CONVERSATIONS, access.TAKE_OVER)}
+
+    def shown(self, data: object) -> object:
+        return access.Visibility.of(self.request.user).present(data)
 
 
 class OpenConversationsAPI(StaffAPI):
@@ -116,28 +133,28 @@ class OpenConversationsAPI(StaffAPI):
         include_quiet = _QUIET_VALUES.get(request.query_params.get("quiet", ""))
         if include_quiet is None:
             raise serializers.ValidationError({"quiet": [QUIET_ERROR]})
-        return Response(monitor_rows(request.user, include_quiet=include_quiet))
+        return Response(monitor_rows(access.Visibility.of(request.user), include_quiet=include_quiet))
 
 
 class ConversationAPI(StaffAPI):
     @extend_schema(summary="A conversation's transcript with tool calls", responses={200: dict, 404: dict})
     def get(self, request: Request, number: str) -> Response:
         interaction = _interaction(number)
-        return Response({**live.summary(interaction), "transcript": transcript(interaction)})
+        return Response(self.shown({**live.summary(interaction), "transcript": transcript(interaction)}))
 
 
 class TakeOverAPI(StaffAPI):
     @extend_schema(summary="Take a text conversation over: the assistant pauses", request=None, responses={200: dict})
     def post(self, request: Request, number: str) -> Response:
         interaction = services.interaction_take_over(interaction=_interaction(number), user=request.user)
-        return Response(live.summary(interaction))
+        return Response(self.shown(live.summary(interaction)))
 
 
 class HandBackAPI(StaffAPI):
     @extend_schema(summary="Hand the conversation back to the assistant", request=None, responses={200: dict})
     def post(self, request: Request, number: str) -> Response:
         interaction = services.interaction_hand_back(interaction=_interaction(number), user=request.user)
-        return Response(live.summary(interaction))
+        return Response(self.shown(live.summary(interaction)))
 
 
 class StaffMessageAPI(StaffAPI):
@@ -151,4 +168,4 @@ class StaffMessageAPI(StaffAPI):
         if not isinstance(text, str):
             raise serializers.ValidationError({"text": ["A text is required."]})
         message: Message = services.staff_message_send(interaction=_interaction(number), user=request.user, text=text)
-        return Response(live.message_event(message), status=201)
+        return Response(self.shown(live.message_event(message)), status=201)

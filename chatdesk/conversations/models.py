@@ -90,11 +90,13 @@ class Interaction(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        # Checked by the staff admin and the analytics API (chatdesk/backoffice/common.py, staff_api.py);
-        # the Owner group has them, the Dispatcher group does not (migration 0003).
+        # Checked at every staff door through the staff policy (chatdesk/conversations/access.py).
+        # The Owner group has all three; the Dispatcher group only take_over_interaction
+        # (migrations 0003 and 0009).
         permissions = [
             ("view_costs", "Can see conversation costs and token usage"),
             ("view_customer_pii", "Can see customers' phone numbers, emails and addresses"),
+            ("take_over_interaction", "Can take over a live conversation and write to the customer"),
         ]
         indexes = [
             # close_stale_sessions and the live monitor look at open conversations by activity.
@@ -150,9 +152,20 @@ class Message(models.Model):
     staff_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The id the customer's client gave a message (`message_id`, or the Idempotency-Key header),
+    # so a retry stores nothing twice. The assistant reply that answers it carries the same id:
+    # a retry of a finished turn gets that reply back.
+    client_message_id = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["interaction", "client_message_id"],
+                condition=models.Q(role="customer"),
+                name="customer_message_once",
+            ),
+        ]
         indexes = [
             # Transcripts are always read per conversation in order.
             models.Index(fields=["interaction", "created_at"], name="message_transcript"),

@@ -65,6 +65,18 @@ def add_message(message: Message) -> Message:
     return message
 
 
+def claim_message(message: Message) -> bool:
+    """Store a customer's message that carries the client's id; False when a message with that
+    id is already stored in the conversation (a retry), and nothing is stored."""
+    try:
+        # As claim_tool_call: a savepoint only inside a caller's transaction.
+        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
+            rows.insert(message)
+    except IntegrityError:
+        return False
+    return True
+
+
 def write(
     interaction_id: int,
     *,

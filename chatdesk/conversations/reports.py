@@ -17,6 +17,7 @@ from django.db.models import Count, F, Prefetch, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from bookings.selectors import business_tz
+from chatdesk.conversations.access import EVERYTHING, Visibility
 from chatdesk.conversations.models import Interaction, Message, ToolCall
 from chatdesk.conversations.money import MONEY
 
@@ -88,7 +89,7 @@ def transcripts(*, start: datetime, end: datetime, chunk_size: int = 200) -> Que
 def transcript_dict(interaction: Interaction) -> dict:
     """One conversation as exported: what happened, what it cost, every message and tool call.
 
-    Customer PII is in here (messages, tool arguments): whoever holds the export holds it.
+    Customer PII is in here (messages, tool arguments) until transcript_lines masks it.
     The model's raw item history is left out; the messages and tool calls say the same.
     """
     return {
@@ -137,7 +138,12 @@ def transcript_dict(interaction: Interaction) -> dict:
     }
 
 
-def transcript_lines(queryset: QuerySet[Interaction], *, chunk_size: int = 200) -> Iterator[str]:
-    """JSON Lines, one conversation per line (no newline inside a line: JSON escapes them)."""
+def transcript_lines(
+    queryset: QuerySet[Interaction], *, chunk_size: int = 200, seen: Visibility = EVERYTHING
+) -> Iterator[str]:
+    """JSON Lines, one conversation per line (no newline inside a line: JSON escapes them).
+
+    Each conversation as `seen` may see it: the staff doors' one masking (access.Visibility).
+    """
     for interaction in queryset.iterator(chunk_size=chunk_size):
-        yield json.dumps(transcript_dict(interaction), cls=DjangoJSONEncoder, ensure_ascii=False)
+        yield json.dumps(seen.present(transcript_dict(interaction)), cls=DjangoJSONEncoder, ensure_ascii=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from django.core.validators import RegexValidator
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
 from drf_spectacular.authentication import SessionScheme
@@ -23,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bookings import identifiers
 from bookings.errors import DomainError, json_error
 from bookings.serializers import ErrorOut
 from chatdesk.assistant import turns
@@ -58,9 +60,23 @@ class SessionOut(serializers.Serializer):
     mode = serializers.ChoiceField(choices=Interaction.Mode.choices)
 
 
+MESSAGE_ID_HELP = (
+    "The client's id for this message (a UUID is fine; letters, digits, - and _, at most 64). "
+    "Send it again when retrying: the message is stored once, and a retry gets the first answer "
+    "(409 turn_in_progress, with Retry-After, while that is still being worked out). "
+    "The Idempotency-Key header does the same."
+)
+
+
 class MessageIn(serializers.Serializer):
     session_id = serializers.CharField(max_length=64)
     message = serializers.CharField(trim_whitespace=True, allow_blank=False)
+    message_id = serializers.CharField(
+        required=False,
+        max_length=64,
+        validators=[RegexValidator(f"^{identifiers.PATTERN}$", "Letters, digits, - and _ only.")],
+        help_text=MESSAGE_ID_HELP,
+    )
 
 
 class ToolCallOut(serializers.Serializer):
@@ -179,19 +195,41 @@ class CloseAPI(ChatAPIView):
 async def chat_message(request: HttpRequest) -> JsonResponse:
     if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
         return json_error("too_large", "The request is too large.", 413)
+    # Before the body is read: a form or multipart body was already parsed by the CSRF check,
+    # and reading it again as bytes would raise.
+    if request.content_type != "application/json":
+        return json_error("unsupported_media_type", "Send the body as application/json.", 415)
     try:
         body = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
         return json_error("invalid_json", "The body must be JSON.", 400)
-    data = MessageIn(data=body if isinstance(body, dict) else {})
+    body = body if isinstance(body, dict) else {}
+    header_id = request.headers.get("Idempotency-Key")
+    if header_id is not None:
+        if "message_id" in body and body["message_id"] != header_id:
+            return json_error(
+                "invalid_input",
+                "Some fields are not valid.",
+                400,
+                fields={"message_id": ["Differs from Idempotency-Key."]},
+            )
+        body = {**body, "message_id": header_id}
+    data = MessageIn(data=body)
     if not data.is_valid():
         return json_error("invalid_input", "Some fields are not valid.", 400, fields=data.errors)
     session_id, text = data.validated_data["session_id"], data.validated_data["message"]
     try:
         message_length_check(text)
-        result = await turns.chat_turn(session_id=session_id, text=text, client_ip=client_ip(request))
+        result = await turns.chat_turn(
+            session_id=session_id,
+            text=text,
+            client_ip=client_ip(request),
+            message_id=data.validated_data.get("message_id"),
+        )
     except turns.RateLimited as error:
         return json_error(error.code, error.message, 429, retry_after=error.retry_after)
+    except turns.TurnInProgress as error:
+        return json_error(error.code, error.message, 409, retry_after=error.retry_after)
     except DomainError as error:
         return JsonResponse(error.as_dict(), status=error.http_status)
     # Read again after the turn rather than taken from the tool results: a booking created
@@ -224,6 +262,7 @@ class ChatMessageAPI(APIView):
             404: ErrorOut,
             409: ErrorOut,
             413: ErrorOut,
+            415: ErrorOut,
             429: inline_serializer(
                 "RateLimited", {"error": serializers.CharField(), "message": serializers.CharField()}
             ),

@@ -6,8 +6,9 @@ import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 
-from chatdesk.conversations import live
+from chatdesk.conversations import access, live
 from chatdesk.conversations.models import Interaction, Message
 from chatdesk.conversations.selectors import open_interaction_for
 from chatdesk.conversations.session_cookie import session_id_from_cookies
@@ -99,11 +100,17 @@ class CustomerLiveConsumer(LiveConsumer):
 
 
 class StaffLiveConsumer(LiveConsumer):
-    """Staff watch every open conversation's summary, and one conversation in full."""
+    """Staff watch every open conversation's summary, and one conversation in full.
+
+    The staff policy (chatdesk.conversations.access) decides, as at the staff API: connecting
+    and watching need chatdesk.view_interaction (checked again at each watch, against the
+    account as it is now, so a revoked permission stops the next watch), and every push goes
+    through the member's Visibility (contact details masked, costs null, as they may see).
+    """
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if not (user and user.is_authenticated and user.is_staff):
+        self.seen = await self._visibility()
+        if self.seen is None:
             await self.close(code=4403)
             return
         self.watching: str | None = None
@@ -119,6 +126,12 @@ class StaffLiveConsumer(LiveConsumer):
         if content.get("type") != "watch":
             await self.send_json({"type": "error", "message": "Unknown message type."})
             return
+        seen = await self._visibility(fresh=True)
+        if seen is None:
+            await self.send_json({"type": "error", "message": "You may not view conversations."})
+            await self.close(code=4403)
+            return
+        self.seen = seen
         interaction_id = await self._interaction_id(str(content.get("interaction", ""))[:20])
         if interaction_id is None:
             await self.send_json({"type": "error", "message": "No such conversation."})
@@ -133,9 +146,22 @@ class StaffLiveConsumer(LiveConsumer):
         # The monitor group carries a summary of every change (with the conversation's
         # totals); the watched conversation's group carries the full event.
         if message.get("via") == "monitor":
-            await self.send_json({"type": "summary", "interaction": message["interaction"], **message["summary"]})
+            summary = self.seen.present(message["summary"])
+            await self.send_json({"type": "summary", "interaction": message["interaction"], **summary})
         else:
-            await self.send_json({"type": "event", "interaction": message["interaction"], "event": message["event"]})
+            event = self.seen.present(message["event"])
+            await self.send_json({"type": "event", "interaction": message["interaction"], "event": event})
+
+    @database_sync_to_async
+    def _visibility(self, fresh: bool = False) -> access.Visibility | None:
+        """What this member may see, or None if they may not view conversations at all."""
+        user = self.scope.get("user")
+        if fresh and user is not None and user.is_authenticated:
+            # The scope's user was loaded at connect, permissions cached with it.
+            user = get_user_model()._default_manager.filter(pk=user.pk).first()
+        if not access.may(user, access.VIEW_CONVERSATIONS):
+            return None
+        return access.Visibility.of(user)
 
     @database_sync_to_async
     def _interaction_id(self, number: str) -> int | None:

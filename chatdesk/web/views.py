@@ -7,6 +7,8 @@ talks to the JSON API instead, with the same cookie and CSRF token.
 
 from __future__ import annotations
 
+import uuid
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -14,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
+from bookings import identifiers
 from bookings.errors import DomainError, retry_after_header
 from chatdesk.assistant import openai_client, turns
 from chatdesk.assistant.prompts import hours_text
@@ -29,6 +32,9 @@ from chatdesk.web.api import client_ip
 # #composer: the composer is sticky, and a browser scrolling to it while it is stuck at the
 # bottom of the viewport hardly scrolls at all, leaving the new reply below it.
 NEWEST = "/#latest"
+# A second submit of the same form (a double click, a resend after an error page) waits this
+# long at most for the first one's turn, then shows the transcript as it is.
+SAME_MESSAGE_WAIT_SECONDS = 30
 
 
 def _page_context(session_id: str) -> dict:
@@ -49,6 +55,8 @@ def _page_context(session_id: str) -> dict:
         "mode": mode,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         "voice_enabled": openai_client.is_configured(),
+        # The form's id for the next message: sending the same form twice stores it once.
+        "message_id": uuid.uuid4().hex,
     }
 
 
@@ -96,8 +104,13 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         )
         session_id = interaction.session_id
         set_session_cookie(response, session_id)
+    message_id = request.POST.get("message_id") or ""
     try:
-        await turns.chat_turn(session_id=session_id, text=text, client_ip=client_ip(request))
+        await _send(session_id, text, client_ip(request), message_id if identifiers.is_identifier(message_id) else None)
+    except turns.TurnInProgress as error:
+        # The same form sent twice: the first submit's turn is running; show its answer.
+        await error.finished(SAME_MESSAGE_WAIT_SECONDS)
+        return response
     except turns.RateLimited as error:
         wait = error.retry_after
         return await _page_with_error(request, session_id, text, f"Too many messages. Please wait {wait} s.", wait)
@@ -106,6 +119,14 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         context.update(error=error.message, draft=text)
         return render(request, "chat.html", context, status=error.http_status)
     return response
+
+
+async def _send(session_id: str, text: str, ip: str, message_id: str | None) -> None:
+    try:
+        await turns.chat_turn(session_id=session_id, text=text, client_ip=ip, message_id=message_id)
+    except turns.MessageIdReused:
+        # The form went back in history and was edited before sending: a new message.
+        await turns.chat_turn(session_id=session_id, text=text, client_ip=ip)
 
 
 @require_POST

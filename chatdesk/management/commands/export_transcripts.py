@@ -9,14 +9,16 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from bookings.management.base import Progress, day, day_window, positive_int, stop_on_sigterm
+from chatdesk.conversations.access import Visibility
 from chatdesk.conversations.reports import transcript_lines, transcripts
 
 
 class Command(BaseCommand):
     help = (
         "Export conversations started between two days (both included, business time zone) as JSON Lines: "
-        "one conversation per line with its messages and tool calls. The export holds customer PII; the file "
-        "is created readable by its owner only. FILE is written in full or not at all (a temporary file is "
+        "one conversation per line with its messages and tool calls. Customer PII (phone numbers, emails, "
+        "addresses) is masked, as for staff without chatdesk.view_customer_pii, unless --with-pii is given; "
+        "the file is created readable by its owner only. FILE is written in full or not at all (a temporary file is "
         "renamed over it at the end), so an interrupted run never leaves half an export. "
         "Example: manage.py export_transcripts --since 2026-11-01 --until 2026-11-30 --out november.jsonl"
     )
@@ -25,6 +27,11 @@ class Command(BaseCommand):
         parser.add_argument("--since", type=day, required=True, metavar="YYYY-MM-DD", help="First day included.")
         parser.add_argument("--until", type=day, required=True, metavar="YYYY-MM-DD", help="Last day included.")
         parser.add_argument("--out", required=True, metavar="FILE", help="Where to write; - for standard output.")
+        parser.add_argument(
+            "--with-pii",
+            action="store_true",
+            help="Keep customers' contact details in clear text (default: masked, as the staff doors mask them).",
+        )
         parser.add_argument(
             "--chunk-size",
             type=positive_int,
@@ -35,7 +42,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         start, end = day_window(options["since"], options["until"])
         queryset = transcripts(start=start, end=end)
-        lines = transcript_lines(queryset, chunk_size=options["chunk_size"])
+        # Masked unless asked: an export leaves the system (a file handed on, a laptop), so
+        # clear contact details take a deliberate flag. Costs stay: whoever runs commands
+        # on the server already reads them (cost_report).
+        seen = Visibility(pii=options["with_pii"], costs=True)
+        lines = transcript_lines(queryset, chunk_size=options["chunk_size"], seen=seen)
         if options["out"] == "-":
             # The data is on stdout: no progress line to mix into it.
             for line in lines:

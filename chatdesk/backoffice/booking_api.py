@@ -1,5 +1,11 @@
 """Staff booking API (/api/v1/bookings/): thin views over bookings.services.
 
+A staff door, so the staff permission policy (chatdesk.conversations.access) decides: reading
+needs bookings.view_booking, booking a visit bookings.add_booking, and every change to a
+booking (move, cancel, confirm, complete, no-show) bookings.change_booking, as in the admin.
+Without chatdesk.view_customer_pii the customer's phone, email and address, and contact
+details in notes and the audit trail, come back masked, as the admin masks them.
+
 Every change goes through the same service functions as the admin, the assistant's tools
 and the commands, with Actor.staff(request.user), so the audit trail names the staff
 member. Domain errors (SlotUnavailable -> 409, InvalidTransition -> 409, ...) are mapped
@@ -17,7 +23,6 @@ from datetime import datetime, time, timedelta
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,11 +48,16 @@ from bookings.services import (
     booking_mark_no_show,
     booking_reschedule,
 )
+from chatdesk.backoffice.permissions import StaffPolicy
+from chatdesk.conversations import access
 
 TAG = "Staff bookings"
 ERRORS = {
     400: OpenApiResponse(ErrorOut, description="Invalid input; `fields` names each field's problems."),
-    403: OpenApiResponse(ErrorOut, description="Not logged in as staff, or the CSRF token is missing."),
+    403: OpenApiResponse(
+        ErrorOut,
+        description="Not logged in as staff, without the permission this needs, or the CSRF token is missing.",
+    ),
 }
 NOT_FOUND = {404: OpenApiResponse(ErrorOut, description="No booking with that number.")}
 CONFLICT = {409: OpenApiResponse(ErrorOut, description="The slot is taken, or the booking's status forbids it.")}
@@ -90,15 +100,22 @@ class BookingPagination(PageNumberPagination):
 
 
 class StaffBookingAPI(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffPolicy]
+    # Reading a booking needs view; every action on one is a change (cancel included).
+    required_permissions = {"GET": access.VIEW_BOOKINGS, "POST": access.CHANGE_BOOKINGS}
+
+    def shown(self, data: object) -> object:
+        """`data` as the signed-in staff member may see it (contact details masked without PII)."""
+        return access.Visibility.of(self.request.user).present(data)
 
     def detail(self, booking: Booking, status: int = 200) -> Response:
         # Re-read after a change: the services return the row, the response also shows the new audit event.
-        return Response(BookingDetailOut(booking_by_number(booking.number)).data, status=status)
+        return Response(self.shown(BookingDetailOut(booking_by_number(booking.number)).data), status=status)
 
 
 class BookingListCreateAPI(StaffBookingAPI):
     pagination_class = BookingPagination
+    required_permissions = {"GET": access.VIEW_BOOKINGS, "POST": access.ADD_BOOKINGS}
 
     @extend_schema(
         tags=[TAG],
@@ -112,7 +129,7 @@ class BookingListCreateAPI(StaffBookingAPI):
         filters.is_valid(raise_exception=True)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(booking_list(filters=filters.validated_data), request, view=self)
-        return paginator.get_paginated_response(BookingOut(page, many=True).data)
+        return paginator.get_paginated_response(self.shown(BookingOut(page, many=True).data))
 
     @extend_schema(
         tags=[TAG],
@@ -148,7 +165,7 @@ class BookingDetailAPI(StaffBookingAPI):
         responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request, number: str) -> Response:
-        return Response(BookingDetailOut(booking_by_number(number)).data)
+        return Response(self.shown(BookingDetailOut(booking_by_number(number)).data))
 
 
 class BookingRescheduleAPI(StaffBookingAPI):

@@ -1,0 +1,38 @@
+"""Staff accounts for tests: the permission groups as the migrations make them, and grants.
+
+Transactional tests elsewhere in the suite flush the reused test database, groups included,
+so `staff_groups()` runs the migrations' own functions again (both are idempotent).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+# Each migration that makes or grants to the groups, with the function that does it.
+GROUP_MIGRATIONS = [("0003_staff_groups", "create_groups"), ("0009_take_over_permission", "grant")]
+_STATES: dict[str, object] = {}
+
+
+def staff_groups() -> dict[str, Group]:
+    """Dispatcher and Owner, with what the migrations give them."""
+    for name, function in GROUP_MIGRATIONS:
+        migration = importlib.import_module(f"chatdesk.migrations.{name}")
+        if name not in _STATES:
+            _STATES[name] = MigrationExecutor(connection).loader.project_state(("chatdesk", name)).apps
+        with connection.schema_editor() as editor:
+            getattr(migration, function)(_STATES[name], editor)
+    return {group.name: group for group in Group.objects.filter(name__in=["Dispatcher", "Owner"])}
+
+
+def grant(user, *permissions: str):
+    """Give `user` each "app_label.codename" permission directly; returns the user, reloaded."""
+    for permission in permissions:
+        app_label, codename = permission.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    # has_perm caches per user object: a fresh one sees the grants.
+    return get_user_model().objects.get(pk=user.pk)
