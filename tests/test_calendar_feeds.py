@@ -20,6 +20,7 @@ from bookings.models import Booking, BookingStatus, CalendarFeed, Channel
 from bookings.selectors import available_slots, business_tz, local_today
 from bookings.services import Actor, booking_cancel, booking_create, booking_reschedule
 from tests.conftest import MONDAY_NOON_UTC
+from tests.staff import staff_groups
 
 pytestmark = pytest.mark.django_db
 
@@ -280,6 +281,18 @@ def test_staff_who_may_not_change_bookings_see_no_feeds(business):
     assert client.post(ROTATE_URL, {"owner": "business"}).status_code == 403
     assert "Calendar feeds" not in client.get("/admin/").content.decode()
     assert not CalendarFeed.objects.exists()
+
+
+@pytest.mark.parametrize(("group", "allowed"), [("Dispatcher", True), ("Owner", True), (None, False)])
+def test_dispatchers_and_owners_hand_out_feeds_and_bare_staff_do_not(business, group, allowed):
+    user = get_user_model().objects.create_user("someone", password="pw-123456!", is_staff=True)
+    if group:
+        user.groups.add(staff_groups()[group])
+    client = Client()
+    client.force_login(user)
+    assert client.get(FEEDS_URL).status_code == (200 if allowed else 403)
+    assert client.post(ROTATE_URL, {"owner": "business"}).status_code == (302 if allowed else 403)
+    assert CalendarFeed.objects.exists() == allowed
 
 
 def test_rotating_is_a_post_for_a_known_active_owner(business):

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_POST, require_safe
 from bookings.calendar_feeds import REFRESH_INTERVAL, feed_by_token, feed_ical, feed_name, feed_rotate, feeds_by_owner
 from bookings.models import CalendarFeed, Employee
 from chatdesk.backoffice.common import Users
+from chatdesk.conversations import access
 
 # Calendar apps poll; a proxy or the app may reuse an answer this long. Private: the
 # response is one person's calendar.
@@ -30,8 +31,9 @@ FEED_MAX_AGE_SECONDS = int(REFRESH_INTERVAL.total_seconds()) // 4
 
 
 def can_share_calendar_feeds(user: Users) -> bool:
-    """Staff who may change bookings see every visit already, so they may hand out feed URLs."""
-    return bool(user.is_active and user.is_staff and user.has_perm("bookings.change_booking"))
+    """Staff who may change bookings see every visit already, so they may hand out feed URLs
+    (the staff policy's door for changing bookings: Dispatchers, Owners)."""
+    return access.may(user, access.CHANGE_BOOKINGS)
 
 
 @require_safe
