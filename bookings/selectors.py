@@ -30,6 +30,7 @@ from bookings.errors import BookingNotFound, InvalidInput
 from bookings.models import (
     ACTIVE_STATUSES,
     Booking,
+    BookingStatus,
     BusinessHours,
     CalendarEvent,
     ClosedDay,
@@ -428,3 +429,158 @@ def opening_calendar(first: date, last: date) -> OpeningCalendar:
     weekdays = frozenset(BusinessHours.objects.order_by().values_list("weekday", flat=True).distinct())
     closed = dict(ClosedDay.objects.filter(date__range=(first, last)).order_by().values_list("date", "reason"))
     return OpeningCalendar(open_weekdays=weekdays, closed_days=closed)
+
+
+# --- The dispatch board: who is where, per technician, over a day or a week ----------------------
+
+
+@dataclass(frozen=True)
+class BoardTechnician:
+    """A technician as staff see them on the board (full name: this is never shown to customers)."""
+
+    id: int
+    name: str
+    title: str
+    trades: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BoardBooking:
+    id: int
+    number: str
+    status: str
+    technician_id: int
+    service: str
+    customer: str
+    start: datetime
+    end: datetime
+    occupied_start: datetime
+    occupied_end: datetime
+
+
+@dataclass(frozen=True)
+class BoardEvent:
+    technician_id: int
+    kind: str
+    title: str
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class BoardData:
+    """Everything the dispatch board draws for [first_day, last_day], read in a fixed number of
+    queries (one per kind of row) whatever the number of technicians and bookings."""
+
+    first_day: date
+    last_day: date
+    technicians: list[BoardTechnician]
+    working: dict[tuple[int, int], list[tuple[time, time]]]  # (technician, weekday) -> spans
+    opening: dict[int, list[tuple[time, time]]]  # weekday -> business hours
+    closed: dict[date, str]  # closed day -> reason
+    bookings: dict[int, list[BoardBooking]]  # technician -> bookings, by start
+    events: dict[int, list[BoardEvent]]  # technician -> time off etc., by start
+    # technician -> free visit starts for the chosen service (empty without a service)
+    free: dict[int, list[datetime]] = field(default_factory=dict)
+
+
+def board_data(
+    *,
+    first_day: date,
+    last_day: date,
+    trade_id: int | None = None,
+    service: Service | None = None,
+    now: datetime | None = None,
+) -> BoardData:
+    """The dispatch board's rows for active technicians (of one trade, if given).
+
+    Cancelled bookings are left out: they hold no time. With a service, each technician's free
+    starts come from the availability engine itself, so a slot the board offers is one
+    booking_create accepts.
+    """
+    tz = business_tz()
+    window_start = datetime.combine(first_day, time.min, tzinfo=tz)
+    window_end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=tz)
+
+    employees = Employee.objects.filter(active=True)
+    if trade_id is not None:
+        employees = employees.filter(trades=trade_id)
+    rows = list(
+        employees.order_by("first_name", "last_name", "id").values_list("id", "first_name", "last_name", "title")
+    )
+    ids = [row[0] for row in rows]
+    trades: dict[int, list[str]] = defaultdict(list)
+    through = Employee.trades.through
+    for employee_id, name in (
+        through.objects.filter(employee_id__in=ids).order_by("trade__name").values_list("employee_id", "trade__name")
+    ):
+        trades[employee_id].append(name)
+    technicians = [
+        BoardTechnician(id=pk, name=f"{first} {last}".strip(), title=title, trades=tuple(trades[pk]))
+        for pk, first, last, title in rows
+    ]
+
+    working: dict[tuple[int, int], list[tuple[time, time]]] = defaultdict(list)
+    for employee_id, weekday, start, end in (
+        WorkingHours.objects.filter(employee_id__in=ids)
+        .order_by("start_time")
+        .values_list("employee_id", "weekday", "start_time", "end_time")
+    ):
+        working[(employee_id, weekday)].append((start, end))
+    opening: dict[int, list[tuple[time, time]]] = defaultdict(list)
+    for weekday, opens, closes in BusinessHours.objects.order_by("opens").values_list("weekday", "opens", "closes"):
+        opening[weekday].append((opens, closes))
+    closed = dict(ClosedDay.objects.filter(date__range=(first_day, last_day)).values_list("date", "reason"))
+
+    bookings: dict[int, list[BoardBooking]] = defaultdict(list)
+    booking_rows = (
+        Booking.objects.filter(employee_id__in=ids, occupied_start__lt=window_end, occupied_end__gt=window_start)
+        .exclude(status=BookingStatus.CANCELLED)
+        .order_by("start", "id")
+        .values_list(
+            "id",
+            "number",
+            "status",
+            "employee_id",
+            "service__name",
+            "customer__name",
+            "start",
+            "end",
+            "occupied_start",
+            "occupied_end",
+        )
+    )
+    for row in booking_rows:
+        booking = BoardBooking(*row)
+        bookings[booking.technician_id].append(booking)
+    events: dict[int, list[BoardEvent]] = defaultdict(list)
+    for employee_id, kind, title, start, end in (
+        CalendarEvent.objects.filter(employee_id__in=ids, start__lt=window_end, end__gt=window_start)
+        .order_by("start", "id")
+        .values_list("employee_id", "kind", "title", "start", "end")
+    ):
+        events[employee_id].append(BoardEvent(employee_id, kind, title, start, end))
+
+    free: dict[int, list[datetime]] = {}
+    if service is not None and service.active:
+        qualified = [t.id for t in qualified_technicians(trade_id=service.trade_id) if t.id in set(ids)]
+        free = dict(
+            _free_starts_by_employee(
+                rules=SlotRules.for_service(service),
+                employee_ids=qualified,
+                first_day=first_day,
+                last_day=last_day,
+                now=now or timezone.now(),
+            )
+        )
+    return BoardData(
+        first_day=first_day,
+        last_day=last_day,
+        technicians=technicians,
+        working=dict(working),
+        opening=dict(opening),
+        closed=closed,
+        bookings=dict(bookings),
+        events=dict(events),
+        free=free,
+    )

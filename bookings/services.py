@@ -130,6 +130,33 @@ def _candidates(
     raise SlotUnavailable("That time is not available. Please pick one of the offered slots.")
 
 
+def _override_candidates(
+    *, service: Service, start: datetime, employee: Employee | None, actor: Actor, reason: str, now: datetime
+) -> list[int]:
+    """A staff override (an urgent squeeze-in): the slot rules give way, not the technician's time.
+
+    Business hours, working hours, the slot grid, the notice and the horizon are set aside, so
+    staff can book a named technician at any future time. Another visit or time off in that
+    period still refuses it (_claim_technician re-checks under the row lock, and PostgreSQL's
+    exclusion constraint backs that up), and the reason goes on the audit row.
+    """
+    if actor.kind != ActorKind.STAFF:
+        raise InvalidInput("Only staff may override the offered slots.", field="override_reason")
+    if not reason:
+        raise InvalidInput("Say why the offered slots are overridden.", field="override_reason")
+    if employee is None:
+        raise InvalidInput("An override needs a technician.", field="employee")
+    if not employee.active:
+        raise InvalidInput("That technician is not available for bookings.", field="employee")
+    if not employee.trades.filter(pk=service.trade_id).exists():
+        raise InvalidInput(f"That technician does not do {service.trade.name} work.", field="employee")
+    if timezone.is_naive(start):
+        raise InvalidInput("The start time needs a time zone.", field="start")
+    if start <= now:
+        raise InvalidInput("That time is in the past.", field="start")
+    return [employee.pk]
+
+
 def _still_free(*, employee_id: int, occupied_start: datetime, occupied_end: datetime, exclude: int | None) -> bool:
     clash = active_bookings_in([employee_id], occupied_start, occupied_end)
     if exclude is not None:
@@ -148,6 +175,7 @@ def _claim_technician(
     occupied_end: datetime,
     exclude: int | None,
     write: Callable[[int], Booking],
+    override: bool = False,
 ) -> Booking:
     """Run `write(employee_id)` for the first candidate still free for the occupied period.
 
@@ -168,6 +196,9 @@ def _claim_technician(
             if _is_overlap_violation(error):
                 continue
             raise
+    if override:
+        # The one technician named has another visit, or time off, in that period.
+        raise SlotUnavailable("That technician is busy then (another visit or time off), even with an override.")
     raise SlotUnavailable("Sorry, that time was just taken. Please pick another slot.")
 
 
@@ -249,10 +280,13 @@ def booking_create(
     employee: Employee | None = None,
     status: str = BookingStatus.CONFIRMED,
     now: datetime | None = None,
+    override_reason: str = "",
 ) -> Booking:
     """Book `service` at `start` (a slot the availability engine offers).
 
-    With no `employee`, the first qualified technician free for that slot gets it.
+    With no `employee`, the first qualified technician free for that slot gets it. With an
+    `override_reason` (staff only, a named technician), any future time the technician is not
+    busy is accepted, and the override is recorded on the audit row.
     Raises InvalidInput, SlotUnavailable.
     """
     now = now or timezone.now()
@@ -266,8 +300,14 @@ def booking_create(
     notes = _clean_text(notes, field="notes", max_length=MAX_NOTES, required=False)
     phone = normalize_phone(customer_phone)
     name = _clean_text(customer_name, field="name", max_length=MAX_NAME, required=True)
-    _check_time(service=service, start=start, now=now)
-    candidates = _candidates(service=service, start=start, employee=employee, now=now, exclude_booking_id=None)
+    override_reason = _clean_text(override_reason, field="override_reason", max_length=MAX_REASON, required=False)
+    if override_reason:
+        candidates = _override_candidates(
+            service=service, start=start, employee=employee, actor=actor, reason=override_reason, now=now
+        )
+    else:
+        _check_time(service=service, start=start, now=now)
+        candidates = _candidates(service=service, start=start, employee=employee, now=now, exclude_booking_id=None)
 
     end = start + service.duration
     occupied_start = start - service.buffer_before
@@ -293,17 +333,26 @@ def booking_create(
             notes=notes,
             channel=channel,
         )
+        changes = {"start": start.isoformat(), "employee_id": employee_id, "status": status}
+        if override_reason:
+            changes["override"] = True
         _record(
             booking,
             kind=BookingEvent.Kind.CREATED,
             actor=actor,
-            changes={"start": start.isoformat(), "employee_id": employee_id, "status": status},
+            changes=changes,
+            note=f"Override: {override_reason}" if override_reason else "",
         )
         transaction.on_commit(partial(_send_email, booking.pk, "confirmed", CONFIRMATION))
         return booking
 
     return _claim_technician(
-        candidates=candidates, occupied_start=occupied_start, occupied_end=occupied_end, exclude=None, write=write
+        candidates=candidates,
+        occupied_start=occupied_start,
+        occupied_end=occupied_end,
+        exclude=None,
+        write=write,
+        override=bool(override_reason),
     )
 
 
@@ -315,20 +364,31 @@ def booking_reschedule(
     employee: Employee | None = None,
     reason: str = "",
     now: datetime | None = None,
+    override_reason: str = "",
 ) -> Booking:
-    """Move an active booking to another offered slot (same service), keeping its number."""
+    """Move an active booking to another offered slot (same service), keeping its number.
+
+    With an `override_reason` (staff only, a named technician), any future time that
+    technician is not busy is accepted, as in booking_create.
+    """
     now = now or timezone.now()
     if booking.status not in ACTIVE_STATUSES:
         raise InvalidTransition(f"Booking {booking.number} is {booking.get_status_display().lower()}.")
     if booking.start <= now:
         raise InvalidTransition("A visit that has started cannot be rescheduled.")
     service = booking.service
-    _check_time(service=service, start=new_start, now=now)
     reason = _clean_text(reason, field="reason", max_length=MAX_REASON, required=False)
-    # Prefer the same technician when they are free and none was asked for.
-    candidates = _candidates(
-        service=service, start=new_start, employee=employee, now=now, exclude_booking_id=booking.pk
-    )
+    override_reason = _clean_text(override_reason, field="override_reason", max_length=MAX_REASON, required=False)
+    if override_reason:
+        candidates = _override_candidates(
+            service=service, start=new_start, employee=employee, actor=actor, reason=override_reason, now=now
+        )
+    else:
+        _check_time(service=service, start=new_start, now=now)
+        # Prefer the same technician when they are free and none was asked for.
+        candidates = _candidates(
+            service=service, start=new_start, employee=employee, now=now, exclude_booking_id=booking.pk
+        )
     if employee is None and booking.employee_id in candidates:
         candidates.remove(booking.employee_id)
         candidates.insert(0, booking.employee_id)
@@ -357,18 +417,22 @@ def booking_reschedule(
                 "updated_at",
             ]
         )
-        _record(
-            locked,
-            kind=BookingEvent.Kind.RESCHEDULED,
-            actor=actor,
-            changes={"from": old, "to": {"start": new_start.isoformat(), "employee_id": employee_id}},
-            note=reason,
-        )
+        changes = {"from": old, "to": {"start": new_start.isoformat(), "employee_id": employee_id}}
+        note = reason
+        if override_reason:
+            changes["override"] = True
+            note = f"Override: {override_reason}" + (f" ({reason})" if reason else "")
+        _record(locked, kind=BookingEvent.Kind.RESCHEDULED, actor=actor, changes=changes, note=note)
         transaction.on_commit(partial(_send_email, locked.pk, "rescheduled", CONFIRMATION))
         return locked
 
     _claim_technician(
-        candidates=candidates, occupied_start=occupied_start, occupied_end=occupied_end, exclude=booking.pk, write=write
+        candidates=candidates,
+        occupied_start=occupied_start,
+        occupied_end=occupied_end,
+        exclude=booking.pk,
+        write=write,
+        override=bool(override_reason),
     )
     booking.refresh_from_db()
     return booking

@@ -16,13 +16,17 @@ staff in another zone are never misled.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from bookings import limits
@@ -44,7 +48,7 @@ from bookings.models import (
     YearlyCounter,
 )
 from bookings.phones import normalize_phone, phone_from_search
-from bookings.selectors import active_bookings_in, business_tz, local_today
+from bookings.selectors import Slot, active_bookings_in, available_slots, business_tz, local_today
 from bookings.services import (
     Actor,
     booking_cancel,
@@ -52,8 +56,10 @@ from bookings.services import (
     booking_confirm,
     booking_create,
     booking_mark_no_show,
+    booking_reschedule,
 )
 from chatdesk.backoffice.common import BOTH_LOCATIONS, ReadOnlyMixin, can_see_pii, local_time
+from chatdesk.backoffice.dispatch_board import dispatch_board_view
 from chatdesk.backoffice.pii import MASK
 from chatdesk.backoffice.provenance import booking_provenance_html
 
@@ -338,7 +344,93 @@ class BookingEventInline(ReadOnlyMixin, admin.TabularInline):
         return local_time(event.created_at)
 
 
-class BookingAddForm(forms.ModelForm):
+class DayWithSlotsButton(forms.DateInput):
+    """A date input followed by the "Show free slots" button: step one of the two-step forms.
+
+    The button posts the form under the name `_slots`; the admin views answer it by drawing
+    the form again with the free slots for the chosen service, day and technician, booking
+    nothing (so it works without JavaScript).
+    """
+
+    input_type = "date"
+
+    def render(self, name: str, value: object, attrs: dict | None = None, renderer: object = None) -> str:
+        field = super().render(name, value, attrs, renderer)
+        return format_html(
+            '{} <button type="submit" name="_slots" value="1" class="button slots-button">Show free slots</button>',
+            field,
+        )
+
+
+def slot_value(start: datetime) -> str:
+    """A slot as a form value: its start, an ISO instant in UTC."""
+    return start.astimezone(UTC).isoformat()
+
+
+def slot_label(slot: Slot) -> str:
+    start = slot.start.astimezone(business_tz())
+    end = slot.end.astimezone(business_tz())
+    names = ", ".join(t.name for t in slot.technicians)
+    return f"{start:%H:%M}–{end:%H:%M} ({names})"
+
+
+class OfferedSlotsMixin:
+    """Fills the `slot` field with the availability engine's free slots for the service, day
+    and technician the form holds (posted or initial), so staff choose among real slots."""
+
+    # Set by the subclass: the service is fixed for a move, chosen for a new booking.
+    def _slot_service(self, source: object) -> Service | None:
+        raise NotImplementedError
+
+    exclude_booking_id: int | None = None
+
+    def _raw_clean(self, name: str, source: object) -> object:
+        field = self.fields[name]
+        raw = field.widget.value_from_datadict(source, {}, self.add_prefix(name)) if self.is_bound else source.get(name)
+        try:
+            return field.clean(raw)
+        except forms.ValidationError:
+            return None
+
+    def offer_slots(self) -> None:
+        source = self.data if self.is_bound else self.initial
+        service = self._slot_service(source)
+        day = self._raw_clean("day", source)
+        employee = self._raw_clean("employee", source)
+        self.offered: list[Slot] = []
+        if service is not None and day is not None:
+            self.offered = available_slots(
+                service=service,
+                start_date=day,
+                employee_id=employee.pk if employee else None,
+                exclude_booking_id=self.exclude_booking_id,
+            )
+        field = self.fields["slot"]
+        field.choices = [(slot_value(slot.start), slot_label(slot)) for slot in self.offered]
+        if service is None or day is None:
+            field.help_text = "Pick the service and the day, then Show free slots."
+        elif not self.offered:
+            field.help_text = "No free slot that day. Try another day or technician, or override below."
+        else:
+            field.help_text = f"Free slots on {day:%A %-d %B} ({business_tz().key})."
+
+    def chosen_start(self) -> datetime | None:
+        value = self.cleaned_data.get("slot")
+        return datetime.fromisoformat(value) if value else None
+
+
+SLOT_FIELD_KWARGS = {
+    "required": False,
+    "label": "Free slots",
+    "widget": forms.RadioSelect(attrs={"class": "slot-choices"}),
+}
+OVERRIDE_HELP = (
+    "For an urgent squeeze-in outside the free slots: pick the technician and type the time above. "
+    "The technician's other visits and time off still apply. Recorded in the booking's history."
+)
+
+
+class BookingAddForm(OfferedSlotsMixin, forms.ModelForm):
     """Books through booking_create, so a staff booking obeys the rules chat and voice obey.
 
     The service runs as the very last step of validation (after Django's own field and
@@ -354,6 +446,11 @@ class BookingAddForm(forms.ModelForm):
         required=False,
         label="Technician",
         help_text="Leave empty to give the visit to the first qualified technician who is free.",
+    )
+    day = forms.DateField(required=False, widget=DayWithSlotsButton(), help_text="The day of the visit.")
+    slot = forms.ChoiceField(**SLOT_FIELD_KWARGS)
+    override_reason = forms.CharField(
+        required=False, max_length=limits.MAX_REASON, label="Override reason", help_text=OVERRIDE_HELP
     )
     customer_name = forms.CharField(max_length=limits.MAX_NAME)
     customer_phone = forms.CharField(
@@ -378,11 +475,31 @@ class BookingAddForm(forms.ModelForm):
         "address": "address",
         "notes": "notes",
         "status": "status",
+        "override_reason": "override_reason",
     }
 
     class Meta:
         model = Booking
         fields = ["service", "start", "employee", "address", "notes", "status"]
+        labels = {"start": "Other time"}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A chosen slot is the usual way; a typed time is checked against the same rules
+        # (or, with an override reason, squeezed in).
+        self.fields["start"].required = False
+        self.offer_slots()
+
+    def _slot_service(self, source: object) -> Service | None:
+        return self._raw_clean("service", source)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start = self.chosen_start() or data.get("start")
+        if start is None and not self.has_error("slot") and not self.has_error("start"):
+            raise forms.ValidationError("Choose one of the free slots (Show free slots), or type a time.")
+        data["start"] = start
+        return data
 
     def _post_clean(self) -> None:
         super()._post_clean()
@@ -395,6 +512,7 @@ class BookingAddForm(forms.ModelForm):
             self.instance = booking_create(
                 service=data["service"],
                 start=data["start"],
+                override_reason=data["override_reason"],
                 employee=data["employee"],
                 customer_name=data["customer_name"],
                 customer_phone=data["customer_phone"],
@@ -407,6 +525,61 @@ class BookingAddForm(forms.ModelForm):
             )
         except DomainError as error:
             self.add_error(self.ERROR_FIELDS.get(error.field or ""), error.message)
+
+
+class BookingMoveForm(OfferedSlotsMixin, forms.Form):
+    """Move a booking: pick a day (and a technician), then one of the free slots for its service.
+
+    The move itself is booking_reschedule, as for a customer moving by chat, so the same
+    rules hold; a typed time with an override reason squeezes the visit in.
+    """
+
+    employee = forms.ModelChoiceField(
+        queryset=Employee.objects.none(),
+        required=False,
+        label="Technician",
+        help_text="Leave empty for any qualified technician (the current one first).",
+    )
+    day = forms.DateField(widget=DayWithSlotsButton(), help_text="The new day of the visit.")
+    slot = forms.ChoiceField(**SLOT_FIELD_KWARGS)
+    start = forms.SplitDateTimeField(required=False, label="Other time", widget=AdminSplitDateTime())
+    override_reason = forms.CharField(
+        required=False, max_length=limits.MAX_REASON, label="Override reason", help_text=OVERRIDE_HELP
+    )
+    reason = forms.CharField(
+        required=False, max_length=limits.MAX_REASON, label="Why it moves", help_text="Kept in the booking's history."
+    )
+
+    ERROR_FIELDS = {"start": "start", "employee": "employee", "reason": "reason", "override_reason": "override_reason"}
+
+    def __init__(self, *args, booking: Booking, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.booking = booking
+        self.exclude_booking_id = booking.pk
+        self.fields["employee"].queryset = Employee.objects.filter(active=True, trades=booking.service.trade_id)
+        self.offer_slots()
+
+    def _slot_service(self, source: object) -> Service | None:
+        return self.booking.service
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start = self.chosen_start() or data.get("start")
+        if start is None and not self.has_error("slot") and not self.has_error("start"):
+            raise forms.ValidationError("Choose one of the free slots (Show free slots), or type a time.")
+        data["new_start"] = start
+        return data
+
+
+def two_step_source(request: HttpRequest) -> QueryDict | None:
+    """The data of a "Show free slots" press (step one), to draw the form again unbound with it
+    as the initial values: nothing is booked, and nothing is shown as an error yet."""
+    if request.method != "POST" or "_slots" not in request.POST:
+        return None
+    data = request.POST.copy()
+    for name in ("csrfmiddlewaretoken", "_slots", "slot"):
+        data.pop(name, None)
+    return data
 
 
 @admin.register(Booking)
@@ -448,7 +621,8 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
     STAFF_EDITABLE = ("address", "notes")
     add_fieldsets = [
-        (None, {"fields": ["service", "start", "employee", "status"]}),
+        (None, {"fields": ["service", "employee", "day", "slot", "status"]}),
+        ("Outside the free slots", {"fields": ["start", "override_reason"]}),
         ("Customer", {"fields": ["customer_name", "customer_phone", "customer_email", "address", "notes"]}),
     ]
     fieldsets = [
@@ -490,6 +664,91 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
         "reminder_sent_at",
         "provenance",
     ]
+
+    change_form_template = "admin/bookings/booking/change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        # Before the model's own URLs, whose "<object_id>/" would swallow "board/".
+        return [
+            path("board/", self.admin_site.admin_view(self.board_view), name="bookings_dispatch_board"),
+            path("<path:object_id>/move/", self.admin_site.admin_view(self.move_view), name="bookings_booking_move"),
+            *super().get_urls(),
+        ]
+
+    def board_view(self, request: HttpRequest) -> HttpResponse:
+        return dispatch_board_view(self, request)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        data = two_step_source(request)
+        if data is not None:
+            # Step one: draw the add form again with the free slots for what was picked.
+            request.method = "GET"
+            request.GET = data
+        return super().add_view(request, form_url, extra_context)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        initial = super().get_changeform_initial_data(request)
+        # The "Other time" field arrives as its two halves (start_0, start_1).
+        if request.GET.get("start_0"):
+            try:
+                day = date.fromisoformat(request.GET["start_0"])
+                at = time.fromisoformat(request.GET.get("start_1") or "00:00")
+                initial["start"] = datetime.combine(day, at)
+            except ValueError:
+                pass  # a bad value just leaves the field empty
+        return initial
+
+    def move_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        booking = self.get_object(request, unquote(object_id))
+        if booking is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, booking):
+            raise PermissionDenied
+        step_one = two_step_source(request)
+        if request.method == "POST" and step_one is None:
+            form = BookingMoveForm(request.POST, booking=booking)
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    booking_reschedule(
+                        booking=booking,
+                        new_start=data["new_start"],
+                        employee=data["employee"],
+                        reason=data["reason"],
+                        override_reason=data["override_reason"],
+                        actor=Actor.staff(request.user),
+                    )
+                except DomainError as error:
+                    form.add_error(form.ERROR_FIELDS.get(error.field or ""), error.message)
+                else:
+                    self.message_user(
+                        request,
+                        f"Moved {booking.number} to {local_time(booking.start)} with {booking.employee}.",
+                        messages.SUCCESS,
+                    )
+                    return HttpResponseRedirect(reverse("admin:bookings_booking_change", args=[booking.pk]))
+        else:
+            source = step_one if step_one is not None else request.GET
+            initial: dict[str, object] = {
+                name: source[name] for name in BookingMoveForm.base_fields if source.get(name)
+            }
+            if "day" not in initial:
+                initial["day"] = max(booking.start.astimezone(business_tz()).date(), local_today())
+            form = BookingMoveForm(initial=initial, booking=booking)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Move booking {booking.number}",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": booking,
+            "booking": booking,
+            "visit": self.visit(booking),
+            "form": form,
+            "media": self.media + form.media,
+            "board_url": reverse("admin:bookings_dispatch_board")
+            + f"?day={booking.start.astimezone(business_tz()).date():%Y-%m-%d}",
+        }
+        return TemplateResponse(request, "admin/bookings/booking/move.html", context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Booking]:
         # The change page shows the service, technician and customer too.
