@@ -338,7 +338,7 @@ def main() -> None:
         "SECURE_SSL_REDIRECT": "0",
         "SECURE_COOKIES": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "RATELIMIT_ENABLE": "0",  # every simulated browser shares one IP
+        "VOICE_LIMITS_ENABLE": "0",  # every simulated browser shares one IP (the per-IP call limits)
         "LOG_LEVEL": "WARNING",
         "DB_POOL_MAX": "20",
         "VOICE_GREET_FIRST": "1",

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 
 from bookings import limits
+from bookings.phones import phone_display
 
 
 class Weekday(models.IntegerChoices):
@@ -216,7 +217,7 @@ class Customer(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.phone})"
+        return f"{self.name} ({phone_display(self.phone)})"
 
 
 class BookingStatus(models.TextChoices):

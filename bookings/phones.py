@@ -60,9 +60,35 @@ def phone_from_search(term: str) -> str | None:
         return None
 
 
-def phone_display(e164: str) -> str:
-    """A stored number as people at the business write it ("+14165550123" -> "(416) 555-0123")."""
+def phone_display(number: str) -> str:
+    """A number as people at the business write it: "+14165550123" -> "(416) 555-0123".
+
+    The one definition of how a phone number is shown to a person (admin, dashboard, live
+    monitor, emails, the customer page and the assistant's words). Numbers of the business's
+    own country (DEFAULT_PHONE_REGION) in its national format; others in international format
+    ("+44 20 7946 0958"), where dropping the country code would give a wrong number. E.164
+    stays in storage and the API. Accepts a typed number too (BUSINESS_PHONE); anything
+    unreadable is shown as it is.
+    """
+    if not number:
+        return ""
     try:
-        return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.NATIONAL)
+        parsed = phonenumbers.parse(number, settings.DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
-        return e164
+        return number
+    home = phonenumbers.country_code_for_region(settings.DEFAULT_PHONE_REGION)
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if parsed.country_code == home else None
+    return phonenumbers.format_number(parsed, style or phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def phone_e164(number: str) -> str:
+    """A number for machines (tel: links): E.164 when it can be read, else its digits and +."""
+    try:
+        return normalize_phone(number)
+    except InvalidInput:
+        return "".join(c for c in number if c.isdigit() or c == "+")
+
+
+def business_phone() -> str:
+    """The business's own number (BUSINESS_PHONE) as customers are told it."""
+    return phone_display(settings.BUSINESS_PHONE)

@@ -23,7 +23,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from bookings.models import ACTIVE_STATUSES, ActorKind, Booking, BookingEvent
-from bookings.selectors import booking_public_dict, business_tz
+from bookings.selectors import business_tz
+from bookings.services import email_details
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,9 @@ Technician: {technician}
 Address: {address}
 Estimated price: {estimated_price}
 
-To change or cancel, chat with us and give your booking number and phone number.
+We will call you at {customer_phone} if we need to.
+To change or cancel, chat with us and give your booking number and phone number, or call us
+at {business_phone}.
 """
 
 
@@ -72,7 +75,7 @@ def booking_send_reminder(*, booking: Booking, now: datetime | None = None) -> s
     )
     if claimed != 1:
         return ALREADY_SENT
-    details = booking_public_dict(booking)
+    details = email_details(booking)
     try:
         send_mail(
             f"Reminder: your visit on {details['when']} ({booking.number})",

@@ -41,7 +41,7 @@ from bookings.models import (
     Service,
 )
 from bookings.numbering import next_number
-from bookings.phones import normalize_phone
+from bookings.phones import business_phone, normalize_phone, phone_display
 from bookings.selectors import active_bookings_in, available_slots, booking_public_dict, business_tz
 
 logger = logging.getLogger(__name__)
@@ -211,8 +211,7 @@ def _send_email(booking_id: int, what: str, template: str) -> None:
     booking = Booking.objects.select_related("service", "employee", "customer").get(pk=booking_id)
     if not booking.customer.email:
         return
-    details = booking_public_dict(booking)
-    body = template.format(business=settings.BUSINESS_NAME, **details)
+    body = template.format(business=settings.BUSINESS_NAME, **email_details(booking))
     try:
         send_mail(f"Booking {booking.number} {what}", body, settings.DEFAULT_FROM_EMAIL, [booking.customer.email])
     except Exception:  # an email failure must never undo a committed booking
@@ -229,13 +228,27 @@ Technician: {technician}
 Address: {address}
 Estimated price: {estimated_price}
 
-To change or cancel, chat with us and give your booking number and phone number.
+We will call you at {customer_phone} if we need to.
+To change or cancel, chat with us and give your booking number and phone number, or call us
+at {business_phone}.
 """
 
 CANCELLATION = """Hello {customer_name},
 
 Your {service} visit {booking_number} on {when} has been cancelled.
+
+To book again, chat with us or call us at {business_phone}.
 """
+
+
+def email_details(booking: Booking) -> dict[str, str]:
+    """What the customer's emails say about a booking: its public details, and the phone numbers
+    as a person reads them (E.164 stays in storage and the API)."""
+    return {
+        **booking_public_dict(booking),
+        "customer_phone": phone_display(booking.customer.phone),
+        "business_phone": business_phone(),
+    }
 
 
 def email_clean(raw: str | None) -> str:

@@ -1,8 +1,8 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
 WebSockets: the voice call relay (voice.routing) and the live updates for customers and
-staff (chatdesk.web.routing). Origin is checked against ALLOWED_HOSTS before any consumer
-runs; the auth stack gives consumers the cookies and the staff user.
+staff (chatdesk.web.routing). The Origin (scheme, host and port) is checked before any consumer
+runs (chatdesk.websocket_origin); the auth stack gives consumers the cookies and the staff user.
 """
 
 import os
@@ -17,14 +17,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chatdesk.web.routing import websocket_urlpatterns as live_routes  # noqa: E402
+from chatdesk.websocket_origin import SameOriginValidator  # noqa: E402
 from voice.routing import websocket_urlpatterns as voice_routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
     }
 )

@@ -6,8 +6,10 @@ OpenAI key). Every production knob is an environment variable documented in READ
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -69,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_ratelimit",
+    "axes",
     "bookings",
     "chatdesk",
     "voice",
@@ -85,6 +88,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a refused admin login into the lockout page (async-native,
+    # so it costs other requests no trip to the sync thread).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatdesk.urls"
@@ -183,9 +189,44 @@ else:
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 RATELIMIT_EXCEPTION_CLASS = "rest_framework.exceptions.Throttled"
+# The chat's rate limits only (new conversations and messages, chatdesk.assistant.rate_limits);
+# voice calls have their own switch below, so a benchmark can lift one without the other.
 RATELIMIT_ENABLE = envbool("RATELIMIT_ENABLE", True)
 
+# Proxies whose X-Forwarded-For is believed (IPs or CIDRs). Empty: the client is the peer the
+# server saw, whatever headers it sent (chatdesk.conversations.client_ip).
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", "")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network.") from _error
+
 # --- Auth, i18n, static ---------------------------------------------------------------
+# Admin login throttling (django-axes). Failed logins are counted in the database (shared by
+# every process, with or without Redis, on SQLite and PostgreSQL), per username and per client
+# IP separately: LOGIN_FAILURE_LIMIT failures for either lock it for LOGIN_LOCKOUT_MINUTES.
+# Tries during a lock are refused without extending it, so the owner typing the right password
+# is not kept out longer. Superusers unlock early by deleting the row in the admin (Axes >
+# Access attempts) or with `manage.py axes_reset_username NAME` / `axes_reset_ip IP`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked login before checking it
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+# The client IP every door uses (X-Forwarded-For only from TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "chatdesk.conversations.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "chatdesk.backoffice.login_lockout.lockout_response"
+# Only what the throttle needs: no log of every successful login (it would keep staff IPs
+# forever, outside the retention rules).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no banner on every manage.py command; lockouts are still logged
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -372,6 +413,9 @@ VOICE_MAX_TEXT_FRAME_CHARS = envint("VOICE_MAX_TEXT_FRAME_CHARS", 4096)
 VOICE_MAX_FRAMES_PER_SECOND = envint("VOICE_MAX_FRAMES_PER_SECOND", 50)
 VOICE_MAX_CONCURRENT_CALLS_PER_IP = envint("VOICE_MAX_CONCURRENT_CALLS_PER_IP", 3)
 VOICE_CALLS_PER_HOUR_PER_IP = envint("VOICE_CALLS_PER_HOUR_PER_IP", 30)
+# The two per-IP call limits above (voice.limits); off only for benchmarks, where every simulated
+# browser shares one IP. Not RATELIMIT_ENABLE: that one is the chat's.
+VOICE_LIMITS_ENABLE = envbool("VOICE_LIMITS_ENABLE", True)
 # Voice audio costs ~40x text per token: a call has its own cap, checked after each response.
 VOICE_SPEND_CAP_USD = envdecimal("VOICE_SPEND_CAP_USD", "2.00")
 VOICE_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("VOICE_CONNECT_TIMEOUT_SECONDS") or 10)

@@ -25,7 +25,7 @@ SUMMER = date(2026, 7, 15)
 
 def demo_catalogue() -> list[ServiceTerms]:
     """The seed_demo services with their keywords, without a database."""
-    from bookings.management.commands.seed_demo import KEYWORDS, SERVICES, TRADES
+    from bookings.demo import KEYWORDS, SERVICES, TRADES
 
     terms = [
         ServiceTerms(

@@ -34,9 +34,7 @@ def idle_for(minutes: int, *, length: int = 4, **fields) -> Interaction:
 
 def test_it_closes_idle_conversations_as_abandoned_at_their_last_activity():
     gone = idle_for(45)
-    assert "Closed 1 conversations idle for more than 30 minutes." in run(
-        "close_stale_sessions", "--idle-minutes", "30"
-    )
+    assert "Closed 1 conversation idle for more than 30 minutes." in run("close_stale_sessions", "--idle-minutes", "30")
     gone.refresh_from_db()
     assert gone.status == "abandoned"
     assert gone.resolution == "abandoned"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shlex
 import stat
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from io import StringIO
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,6 +23,7 @@ from tests.cmd_fixtures import conversation, help_text, run
 pytestmark = pytest.mark.django_db
 
 TORONTO = ZoneInfo("America/Toronto")
+REPO = Path(__file__).resolve().parent.parent
 NOVEMBER = ("--since", "2026-11-01", "--until", "2026-11-30")
 
 
@@ -124,18 +131,49 @@ def test_it_refuses_a_directory_that_does_not_exist(tmp_path):
         run("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "nope" / "x.jsonl"))
 
 
-def test_it_shows_progress_on_stderr_only_on_a_terminal(stored, tmp_path):
-    class Terminal(StringIO):
-        def isatty(self) -> bool:
-            return True
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
 
-    out, err = Terminal(), StringIO()
-    call_command("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "x.jsonl"), stdout=out, stderr=err)
+
+def test_it_shows_progress_on_stderr_only_on_a_terminal(stored, tmp_path):
+    err = Terminal()
+    call_command("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "x.jsonl"), stdout=StringIO(), stderr=err)
     assert "\r5/5 conversations exported" in err.getvalue()
 
+    # From cron (stderr to a file or mail) there is no progress line, even if stdout is a terminal.
     quiet = StringIO()
-    call_command("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "y.jsonl"), stdout=StringIO(), stderr=quiet)
+    call_command("export_transcripts", *NOVEMBER, "--out", str(tmp_path / "y.jsonl"), stdout=Terminal(), stderr=quiet)
     assert quiet.getvalue() == ""
+
+
+def test_no_progress_line_mixes_into_an_export_to_standard_output(stored):
+    err = Terminal()
+    call_command("export_transcripts", *NOVEMBER, "--out", "-", stdout=StringIO(), stderr=err)
+    assert err.getvalue() == ""
+
+
+def test_it_refuses_a_directory_as_output(tmp_path):
+    with pytest.raises(CommandError, match=f"--out: {tmp_path} is a directory; give a file name inside it"):
+        run("export_transcripts", *NOVEMBER, "--out", str(tmp_path))
+
+
+def test_it_refuses_a_directory_it_may_not_write_in(stored):
+    # /sys refuses new files to every user, root included (chmod would not stop root).
+    with pytest.raises(CommandError, match=r"--out: cannot write in /sys \(Permission denied\)"):
+        run("export_transcripts", *NOVEMBER, "--out", "/sys/export.jsonl")
+
+
+def test_a_disk_error_while_writing_is_a_clear_error_and_leaves_nothing(stored, tmp_path, monkeypatch):
+    out = tmp_path / "export.jsonl"
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(CommandError, match=f"--out: could not write {out} \\(No space left on device\\)"):
+        run("export_transcripts", *NOVEMBER, "--out", str(out))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_it_needs_since_until_and_out():
@@ -149,6 +187,42 @@ def test_help_warns_about_pii():
     text = help_text("export_transcripts")
     assert "PII" in text
     assert "--out FILE" in text
+
+
+def test_a_reader_that_stops_early_ends_the_export_quietly(tmp_path):
+    # `manage.py export_transcripts --out - | head -1` in a real shell, on make run's SQLite
+    # database with the demo history: far more than a pipe buffer holds, so the export is
+    # still writing when head leaves, and its next write meets the closed pipe.
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+    }
+    for step in (["migrate", "--no-input"], ["seed_demo"]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *step], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    today = datetime.now(TORONTO).date()
+    args = ["manage.py", "export_transcripts", "--since", str(today - timedelta(days=70)), "--until", str(today)]
+    full = subprocess.run(
+        [sys.executable, *args, "--out", "-"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    export = shlex.join([sys.executable, *args, "--out", "-"])
+    assert len(full.stdout) > 256 * 1024  # several pipe buffers
+
+    piped = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {export} | head -1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert piped.stderr == ""  # no traceback, no "Exception ignored ... BrokenPipeError"
+    assert piped.returncode == 0
+    assert json.loads(piped.stdout)["number"].startswith("INT-")
 
 
 # --- Customers' contact details: masked unless --with-pii ---------------------------------------

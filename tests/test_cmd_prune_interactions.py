@@ -143,7 +143,7 @@ def rows_mentioning(text: str, exclude: tuple[int, ...] = ()) -> list[str]:
 
 def test_it_deletes_old_conversations_with_their_messages_and_tool_calls(dana, recent, old_but_open):
     output = run("prune_interactions", "--older-than-days", "90", "--yes")
-    assert "Deleted 1 conversations older than 90 days." in output
+    assert "Deleted 1 conversation older than 90 days." in output
     assert not Interaction.objects.filter(pk=dana.pk).exists()
     assert not Message.objects.filter(interaction_id=dana.pk).exists()
     assert not ToolCall.objects.filter(interaction_id=dana.pk).exists()
@@ -168,7 +168,7 @@ def test_anonymizing_leaves_no_trace_of_the_customer_in_the_conversation(dana, r
     before = [rows_mentioning(value, exclude=(recent.pk, old_but_open.pk)) for value in PII]
     assert all(before)  # the search does find them while they are there
     output = run("prune_interactions", "--older-than-days", "90", "--anonymize", "--yes")
-    assert "Anonymized 1 conversations older than 90 days." in output
+    assert "Anonymized 1 conversation older than 90 days." in output
     for value in PII:
         assert rows_mentioning(value, exclude=(recent.pk, old_but_open.pk)) == [], value
 
@@ -256,7 +256,9 @@ def test_it_works_through_many_conversations_in_batches(business, monkeypatch, a
 
 def test_a_dry_run_counts_and_changes_nothing(dana, recent):
     output = run("prune_interactions", "--older-than-days", "90", "--dry-run")
-    assert "Would delete 1 conversations older than 90 days, with 3 messages, 3 tool calls and 1 callback" in output
+    assert (
+        "Would delete 1 conversation older than 90 days, with 3 messages, 3 tool calls and 1 callback request" in output
+    )
     assert Interaction.objects.count() == 2
     assert Message.objects.filter(text=REDACTED).count() == 0
 
@@ -278,7 +280,7 @@ def test_on_a_terminal_it_asks_first(dana, monkeypatch, answer, deleted):
     else:
         with pytest.raises(CommandError, match="Cancelled; nothing was changed"):
             run("prune_interactions", "--older-than-days", "90")
-    assert "delete 1 conversations older than 90 days" in questions[0]
+    assert "delete 1 conversation older than 90 days" in questions[0]
     assert Interaction.objects.filter(pk=dana.pk).exists() is not deleted
 
 

@@ -93,7 +93,7 @@ def test_it_reports_no_difference_when_the_model_decides_the_same(business, mode
     script_the_same_decisions(model)
     output = run("replay_conversations", "--since", "2026-11-09")
     assert f"{stored.number}  2026-11-09 09:00  same      booked, 3 tool calls" in output
-    assert "Replayed 1 conversations with gpt-6-luna: 0 differ, 1 the same." in output
+    assert "Replayed 1 conversation with gpt-6-luna: 0 differ, 1 the same." in output
     assert model.pending_replies == 0
 
 
@@ -174,7 +174,7 @@ def test_it_only_replays_text_conversations_the_model_answered(business, model):
     conversation(started=LAST_MONDAY - timedelta(days=3), messages=[("customer", "too early")])
     script_other_decisions(model)
     output = run("replay_conversations", "--since", "2026-11-09")
-    assert "Replayed 1 conversations" in output
+    assert "Replayed 1 conversation" in output
 
 
 def test_limit_and_until_bound_the_run(business, model):
@@ -183,7 +183,7 @@ def test_limit_and_until_bound_the_run(business, model):
     stored_booking_conversation(started=LAST_MONDAY + timedelta(days=3))
     model.default_text = "Sure."
     limited = run("replay_conversations", "--since", "2026-11-09", "--limit", "1")
-    assert "Replayed 1 conversations" in limited
+    assert "Replayed 1 conversation" in limited
     assert first.number in limited
     assert "Replayed 2 conversations" in run("replay_conversations", "--since", "2026-11-09", "--until", "2026-11-10")
 

@@ -121,7 +121,7 @@ def test_a_failed_email_gives_the_claim_back_and_the_next_run_retries(visits, ma
         return real_send(subject, body, sender, recipients)
 
     monkeypatch.setattr(reminders, "send_mail", refuse_erin)
-    with pytest.raises(CommandError, match="1 reminders could not be sent; the next run retries them"):
+    with pytest.raises(CommandError, match="1 reminder could not be sent; the next run retries them"):
         run("send_reminders")
     assert Booking.objects.get(pk=visits["erin"].pk).reminder_sent_at is None
     assert reminder_events() == {visits["dana"].number: 1}

@@ -215,7 +215,7 @@ def test_list_shows_each_conversation_with_its_numbers(admin_client, booked):
     response = admin_client.get(reverse(CHANGELIST))
     content = response.content.decode()
     assert listed(response) == [booked]
-    for text in [booked.number, "Dana Whitfield", "+14165550142", "Booked", "Mon 2026-11-16 08:00 EST"]:
+    for text in [booked.number, "Dana Whitfield", "(416) 555-0142", "Booked", "Mon 2026-11-16 08:00 EST"]:
         assert text in content
     assert f"${booked.cost_usd:,.4f}" in content
     assert "<strong>1</strong> conversation" in content  # the totals line
@@ -489,7 +489,7 @@ def test_a_dispatcher_sees_no_costs_or_contact_details_in_a_transcript(client, d
 def test_an_owner_sees_costs_and_contact_details(client, owner, booked):
     client.force_login(owner)
     listing = client.get(reverse(CHANGELIST)).content.decode()
-    assert "+14165550142" in listing and f"${booked.cost_usd:,.4f}" in listing
+    assert "(416) 555-0142" in listing and f"${booked.cost_usd:,.4f}" in listing
     detail = client.get(change_url(booked)).content.decode()
     assert "call me at 416-555-0142" in detail and "dana@example.com" in detail
     assert "Cost by modality" in detail
@@ -598,7 +598,7 @@ def test_handoff_queue_puts_waiting_first_urgent_first_then_oldest(admin_client,
     response = admin_client.get(reverse("admin:chatdesk_handoffrequest_changelist"))
     assert listed(response) == [queue["urgent"], queue["old"], queue["new"], queue["handled"]]
     content = response.content.decode()
-    assert "Wants to talk about a warranty" in content and "Ann Old" in content and "+14165550101" in content
+    assert "Wants to talk about a warranty" in content and "Ann Old" in content and "(416) 555-0101" in content
     assert reverse("admin:chatdesk_interaction_change", args=[queue["old"].interaction_id]) in content
 
 
@@ -622,7 +622,7 @@ def test_a_dispatcher_sees_the_callback_phone_in_the_queue(client, dispatcher, q
     # Calling back is the job: whoever may handle handoffs sees the number given for it.
     client.force_login(dispatcher)
     content = client.get(reverse("admin:chatdesk_handoffrequest_changelist")).content.decode()
-    assert "+14165550101" in content
+    assert "(416) 555-0101" in content
 
 
 def test_handoffs_cannot_be_added_or_deleted(admin_client, queue):

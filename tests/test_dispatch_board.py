@@ -285,6 +285,20 @@ def test_booking_a_chosen_slot(admin_client, admin_user, business):
     assert booking.events.get().actor_user == admin_user
 
 
+def test_a_chosen_slot_needs_no_override(admin_client, business):
+    slot = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk)[0]
+    data = customer_fields(
+        service=business.repair.pk,
+        day="2026-11-17",
+        employee=business.alice.pk,
+        slot=slot_value(slot.start),
+        override_reason="not needed",
+    )
+    assert admin_client.post(reverse("admin:bookings_booking_add"), data).status_code == 302
+    event = Booking.objects.get().events.get()
+    assert "override" not in event.changes and event.note == ""
+
+
 def test_a_slot_taken_meanwhile_is_refused(admin_client, business):
     start = at(TUESDAY, "10:00")
     value = slot_value(start)
@@ -516,9 +530,9 @@ def test_board_add_and_move_pages_on_sqlite(tmp_path):
             address="1 King St", channel="chat", actor=Actor.system(),
         )
         CalendarEvent.objects.create(employee=tech, start=slots[4].start, end=slots[6].start)
-        User.objects.create_superuser("boss", "boss@example.com", "pw-for-tests-only")
+        boss = User.objects.create_superuser("boss", "boss@example.com", "pw-for-tests-only")
         c = Client()
-        c.login(username="boss", password="pw-for-tests-only")
+        c.force_login(boss)  # Client.login() gives no request, which the login throttle (django-axes) needs
         for view in ("day", "week"):
             r = c.get("/admin/bookings/booking/board/", {"day": day.isoformat(), "view": view, "service": service.pk})
             assert r.status_code == 200, (view, r.status_code)

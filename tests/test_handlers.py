@@ -49,7 +49,12 @@ def remember_visit(request: HttpRequest) -> HttpResponse:
 
 
 def sign_in(request: HttpRequest) -> HttpResponse:
-    login(request, get_user_model().objects.get(username="dispatcher"))
+    # Two backends (django-axes' throttle, then Django's): login() must be told which one vouched.
+    login(
+        request,
+        get_user_model().objects.get(username="dispatcher"),
+        backend="django.contrib.auth.backends.ModelBackend",
+    )
     return HttpResponse("signed in", content_type="text/plain")
 
 
@@ -170,6 +175,12 @@ def dispatcher(db):
     return get_user_model().objects.create_user("dispatcher", password="a-long-pass-phrase")
 
 
+def standard_middleware() -> list[str]:
+    """settings.MIDDLEWARE but django-axes' (last, async-native: nothing to inline, see chatdesk.handlers)."""
+    assert django_settings.MIDDLEWARE[-1] == "axes.middleware.AxesMiddleware"
+    return django_settings.MIDDLEWARE[:-1]
+
+
 @pytest.fixture
 def behind_a_proxy(settings):
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -179,7 +190,7 @@ def behind_a_proxy(settings):
 
 async def test_every_standard_middleware_answers_as_under_djangos_handler(dispatcher, behind_a_proxy):
     ours = ChatdeskASGIHandler()
-    assert ours.inlined == django_settings.MIDDLEWARE  # all of them run inline
+    assert ours.inlined == standard_middleware()  # all of them run inline
 
     answers, djangos = await visit(ours), await visit(ASGIHandler())
 
@@ -259,5 +270,5 @@ def test_loading_logs_what_djangos_handler_logs(settings, caplog):
 
 
 def test_middleware_not_used_is_left_out_of_the_chain(settings):
-    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.NotForThisDeployment"]
+    settings.MIDDLEWARE = [*standard_middleware(), f"{__name__}.NotForThisDeployment"]
     assert ChatdeskASGIHandler().inlined == list(django_settings.MIDDLEWARE[:-1])

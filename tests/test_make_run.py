@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import http.cookiejar
 import os
+import re
 import selectors
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -74,6 +76,28 @@ def start_conversation(port: int) -> int:
         return error.code
 
 
+def admin_login(port: int, password: str) -> tuple[int, str]:
+    """The demo login through the admin's form, as a browser posts it; the status and the page."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    form = opener.open(f"http://127.0.0.1:{port}/admin/login/", timeout=10).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    body = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token, "username": "demo", "password": password, "next": "/admin/"}
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/admin/login/",
+        data=body.encode(),
+        method="POST",
+        headers={"Origin": f"http://127.0.0.1:{port}", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -119,6 +143,11 @@ def test_make_run_on_a_chosen_port_prints_the_banner_only_once_the_server_answer
         # Production allows 20 new conversations an hour per IP; the demo allows 30 a minute,
         # so a tester starting chat after chat is not locked out for half an hour.
         assert [start_conversation(port) for _ in range(25)] == [201] * 25
+        # The admin login throttle works on SQLite and the in-memory cache too (it counts in the
+        # database): five wrong passwords, then the right one is refused with the reason.
+        assert [admin_login(port, "wrong")[0] for _ in range(5)] == [200, 200, 200, 200, 429]
+        status, page = admin_login(port, "chatdesk-demo")
+        assert status == 429 and "Too many failed login attempts" in page
     finally:
         stop(process)
 

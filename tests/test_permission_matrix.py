@@ -267,18 +267,19 @@ def test_staff_api(scene, door, role):
 # name: (url, what it needs, clear text only those with PII see, money only those with costs see)
 PAGES = {
     "live monitor": (lambda s: reverse("staff-live"), VIEW_CONVERSATIONS, None, "$"),
-    "bookings list": (lambda s: reverse("admin:bookings_booking_changelist"), VIEW_BOOKINGS, "+14165550142", None),
+    # Numbers are shown as a person reads them (bookings.phones.phone_display); the CSV keeps E.164.
+    "bookings list": (lambda s: reverse("admin:bookings_booking_changelist"), VIEW_BOOKINGS, "(416) 555-0142", None),
     "a booking's page": (
         lambda s: reverse("admin:bookings_booking_change", args=[s["booking"].pk]),
         VIEW_BOOKINGS,
         "12 Elm Street, Toronto",
         None,
     ),
-    "customers list": (lambda s: reverse("admin:bookings_customer_changelist"), VIEW_BOOKINGS, "+14165550142", None),
+    "customers list": (lambda s: reverse("admin:bookings_customer_changelist"), VIEW_BOOKINGS, "(416) 555-0142", None),
     "conversations list": (
         lambda s: reverse("admin:chatdesk_interaction_changelist"),
         VIEW_CONVERSATIONS,
-        "+14165550142",
+        "(416) 555-0142",
         "$",
     ),
     "conversations CSV": (

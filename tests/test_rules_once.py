@@ -319,3 +319,26 @@ def test_two_dispatchers_marking_at_once_leave_one_audit_row():
 
     assert sorted(changed) == [0, 1]
     assert Message.objects.filter(interaction=handoff.interaction_id, role=Message.Role.EVENT).count() == 1
+
+
+# --- The client's IP: the chat API, the chat page, voice calls and the admin login throttle ----
+
+
+@pytest.mark.django_db(transaction=True)  # the page's turn writes from a worker thread's connection
+def test_every_door_keys_its_per_ip_limits_on_the_same_client_address(business, settings):
+    from axes.helpers import get_client_ip_address
+
+    from chatdesk.conversations.client_ip import scope_client_ip
+    from chatdesk.conversations.services import hash_ip
+
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    forwarded = "6.6.6.6, 203.0.113.9, 10.0.0.3"
+    expected = "203.0.113.9"
+    api = Client(REMOTE_ADDR="10.0.0.2")
+    api.post("/api/v1/chat/session/new", HTTP_X_FORWARDED_FOR=forwarded)
+    Client(REMOTE_ADDR="10.0.0.2").post("/send", {"message": "menu"}, HTTP_X_FORWARDED_FOR=forwarded)
+    assert list(Interaction.objects.values_list("client_ip_hash", flat=True)) == [hash_ip(expected)] * 2
+    voice_scope = {"client": ("10.0.0.2", 40000), "headers": [(b"x-forwarded-for", forwarded.encode())]}
+    assert scope_client_ip(voice_scope) == expected
+    login = RequestFactory().post("/admin/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+    assert get_client_ip_address(login) == expected

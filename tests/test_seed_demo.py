@@ -7,8 +7,10 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from bookings.models import (
     ActorKind,
@@ -25,11 +27,17 @@ from bookings.models import (
     YearlyCounter,
 )
 from bookings.selectors import available_slots, local_today
+from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
+from chatdesk.management import demo_history
 from tests.conftest import MONDAY_NOON_UTC
 
 pytestmark = pytest.mark.django_db
 
 SEEDED = [
+    Interaction,
+    Message,
+    ToolCall,
+    HandoffRequest,
     Trade,
     Service,
     Employee,
@@ -50,9 +58,10 @@ def monday_morning(time_machine):
     time_machine.move_to(MONDAY_NOON_UTC, tick=False)
 
 
-def seed(*args: str) -> str:
+def seed(*args: str, history: bool = False) -> str:
+    """Run seed_demo; without the history unless asked (tests/test_seed_demo_history.py covers it)."""
     out = StringIO()
-    call_command("seed_demo", *args, stdout=out, stderr=out)
+    call_command("seed_demo", *args, *([] if history else ["--no-history"]), stdout=out, stderr=out)
     return out.getvalue()
 
 
@@ -119,17 +128,20 @@ def test_every_demo_service_can_be_booked_within_two_weeks(slug):
     assert available_slots(service=service, start_date=today, end_date=today + timedelta(days=14))
 
 
-def test_demo_bookings_were_made_through_the_booking_service():
-    seed()
+def test_upcoming_demo_bookings_were_made_through_the_booking_service():
+    seed("--no-history")
+    assert Booking.objects.count() == 3
     for booking in Booking.objects.all():
         (event,) = booking.events.all()
         assert (event.kind, event.actor_kind, event.actor_reference) == ("created", ActorKind.SYSTEM, "seed_demo")
         assert booking.number.startswith("BK-")
+        assert booking.start > timezone.now()
 
 
 def test_no_bookings_option_seeds_everything_else():
-    seed("--no-bookings")
+    seed("--no-bookings", history=True)
     assert not Booking.objects.exists()
+    assert not Interaction.objects.exists()
     assert Service.objects.count() == 12
 
 
@@ -156,3 +168,75 @@ def test_unreadable_business_hours_stop_the_command_with_a_hint(settings):
         seed()
     # The command runs in one transaction: nothing half-seeded stays behind.
     assert not Trade.objects.exists()
+
+
+def test_a_staff_password_without_a_staff_user_is_refused():
+    with pytest.raises(CommandError, match="--staff-password needs --staff-user"):
+        seed("--staff-password", "a-fine-long-password", history=True)
+    assert not Trade.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("short", "too short"),
+        ("password123", "too common"),
+        ("83920174625", "entirely numeric"),
+        ("demo-user", "too similar to the username"),
+    ],
+)
+def test_a_weak_staff_password_is_refused_by_djangos_validators(password, reason):
+    with pytest.raises(CommandError, match=f"--staff-password is too weak: .*{reason}"):
+        seed("--staff-user", "demo-user", "--staff-password", password)
+    # Refused before anything is written.
+    assert not get_user_model().objects.exists()
+    assert not Trade.objects.exists()
+
+
+def test_make_runs_demo_login_passes_the_validators():
+    # The Makefile runs `seed_demo --staff-user demo --staff-password chatdesk-demo`.
+    makefile = (settings.BASE_DIR / "Makefile").read_text()
+    assert "seed_demo --staff-user demo --staff-password chatdesk-demo" in makefile
+    seed("--staff-user", "demo", "--staff-password", "chatdesk-demo")
+    assert get_user_model().objects.get(username="demo").check_password("chatdesk-demo")
+
+
+# --- the history: loaded once per database, the same every time ------------------------------
+
+
+def snapshot() -> list[tuple]:
+    return list(
+        Interaction.objects.order_by("started_at", "number").values_list(
+            "number", "started_at", "channel", "message_count", "booking_count", "cost_usd", "resolution"
+        )
+    )
+
+
+def test_the_history_is_the_same_every_time_from_its_fixed_seed(monkeypatch):
+    monkeypatch.setattr(demo_history, "DAYS", 12)  # the same code over fewer days, to keep the test quick
+    call_command("seed_demo", "--no-bookings", stdout=StringIO())  # the catalogue alone
+    call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
+    first = snapshot()
+    bookings = list(Booking.objects.order_by("number").values_list("number", "start", "status", "customer__name"))
+    Interaction.objects.all().delete()
+    Booking.objects.all().delete()
+    Customer.objects.all().delete()
+    YearlyCounter.objects.all().delete()
+    Message.objects.all().delete()
+    call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
+    assert snapshot() == first
+    assert list(Booking.objects.order_by("number").values_list("number", "start", "status", "customer__name")) == (
+        bookings
+    )
+
+
+def test_no_history_skips_it_and_a_later_run_adds_it_once(monkeypatch):
+    monkeypatch.setattr(demo_history, "DAYS", 5)
+    call_command("seed_demo", "--no-history", stdout=StringIO())
+    assert not Interaction.objects.exists()
+    assert Booking.objects.count() == 3
+    call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
+    count = Interaction.objects.count()
+    assert count > 5
+    call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
+    assert Interaction.objects.count() == count

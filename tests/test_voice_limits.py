@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 import websockets
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.test import AsyncClient
 
 from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.services import hash_ip
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import silence_pcm16, sine_pcm16
 from tests.servers import free_port, wait_for_port
@@ -286,3 +289,58 @@ async def next_of(ws, kind: str, **fields) -> dict:
                 event = json.loads(message)
                 if event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
                     return event
+
+
+async def test_calls_behind_a_trusted_proxy_are_counted_per_forwarded_client(voice, settings):
+    settings.VOICE_MAX_CONCURRENT_CALLS_PER_IP = 1
+
+    def via(peer: str, forwarded: str) -> Caller:
+        return Caller(headers=[*ORIGIN, (b"x-forwarded-for", forwarded.encode())], ip=peer)
+
+    # An untrusted peer rotating X-Forwarded-For is still one client.
+    first = via("198.51.100.1", "203.0.113.1")
+    await first.connect()
+    second = via("198.51.100.1", "203.0.113.2")
+    await second.ws.connect()
+    assert (await second.expect("error"))["code"] == "rate_limited"
+    await second.leave()
+    # Behind the listed proxy, two clients each get their own slot; the same client does not.
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    alice, bob = via("10.0.0.5", "203.0.113.1"), via("10.0.0.5", "203.0.113.2")
+    await alice.connect()
+    await bob.connect()
+    alice_again = via("10.0.0.6", "6.6.6.6, 203.0.113.1")
+    await alice_again.ws.connect()
+    assert (await alice_again.expect("error"))["code"] == "rate_limited"
+    await alice_again.leave()
+    for caller in (first, alice, bob):
+        await caller.hang_up()
+    numbers = await sync_to_async(list)(Interaction.objects.order_by("pk").values_list("client_ip_hash", flat=True))
+    assert numbers == [hash_ip("198.51.100.1"), hash_ip("203.0.113.1"), hash_ip("203.0.113.2")]
+
+
+@pytest.mark.parametrize("switch", ["RATELIMIT_ENABLE", "VOICE_LIMITS_ENABLE"])
+async def test_each_switch_lifts_only_its_own_limits(voice, settings, switch):
+    """RATELIMIT_ENABLE is the chat's; the per-IP call limits have VOICE_LIMITS_ENABLE."""
+    setattr(settings, switch, False)
+    settings.VOICE_MAX_CONCURRENT_CALLS_PER_IP = 1
+    settings.CHAT_RATE_SESSION_PER_IP = "1/h"
+    first, second = Caller(ip="198.51.100.3"), Caller(ip="198.51.100.3")
+    await first.connect()
+    await second.ws.connect()
+    async with asyncio.timeout(5):
+        while not second.of("ready") and not second.of("error"):
+            await second._next(5)
+    voice_limited = bool(second.of("error"))
+    if voice_limited:
+        assert await second.closed() == 4429
+        await second.leave()
+    else:
+        await second.hang_up()
+    await first.hang_up()
+    client = AsyncClient(REMOTE_ADDR="198.51.100.3")
+    chats = [(await client.post("/api/v1/chat/session/new")).status_code for _ in range(2)]
+    if switch == "RATELIMIT_ENABLE":
+        assert chats == [201, 201] and voice_limited
+    else:
+        assert chats == [201, 429] and not voice_limited

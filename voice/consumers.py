@@ -9,6 +9,7 @@ from typing import Any
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from chatdesk.conversations.client_ip import scope_client_ip
 from voice.calls import SERVICE_RESTART, VoiceCall
 
 
@@ -52,11 +53,10 @@ class VoiceCallConsumer(AsyncWebsocketConsumer):
         # Accepted first, so that refusals (no key, limits) reach the browser with a reason and a
         # close code; the Origin check happened before this, during the handshake.
         await self.accept()
-        client = self.scope.get("client") or ("", 0)
         headers = dict(self.scope.get("headers") or [])
         self.call = VoiceCall(
             self,
-            ip=client[0] or "",
+            ip=scope_client_ip(self.scope),
             user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
             cookies=self.scope.get("cookies") or {},
         )

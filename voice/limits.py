@@ -30,7 +30,7 @@ def call_admit(ip_hash: str) -> str:
     active-calls counter expires a little after the longest possible call, so a crashed
     process cannot lock a client out for longer than that.
     """
-    if not settings.RATELIMIT_ENABLE:
+    if not settings.VOICE_LIMITS_ENABLE:
         return ""
     ttl = int(settings.VOICE_MAX_CALL_SECONDS) + 120
     active_key = f"voice:active:{ip_hash}"

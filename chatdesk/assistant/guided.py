@@ -21,9 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from django.conf import settings
-
-from bookings.phones import normalize_phone, phone_display
+from bookings.phones import business_phone, normalize_phone, phone_display
 from bookings.service_matching import normalize
 from chatdesk.assistant.guided_base import (
     MENU,
@@ -160,7 +158,7 @@ class _Flow(BookingSteps, LookupSteps):
     def step_handoff_phone(self, text: str, heard: Understanding) -> str:
         if SKIP.match(normalize(text)):
             self.reset()
-            return f"No problem. You can also call us at {settings.BUSINESS_PHONE}. " + SHORT_MENU
+            return f"No problem. You can also call us at {business_phone()}. " + SHORT_MENU
         result = self.call(
             "request_human",
             reason=self.state.get("reason") or "Asked for a person in the guided chat",
@@ -172,12 +170,12 @@ class _Flow(BookingSteps, LookupSteps):
             return "That doesn't look like a phone number. Please type it with the area code, e.g. 416-555-0123."
         if "error" in result:
             self.reset()
-            return f"Sorry, I couldn't pass that on. Please call us at {settings.BUSINESS_PHONE}."
+            return f"Sorry, I couldn't pass that on. Please call us at {business_phone()}."
         phone = phone_display(normalize_phone(heard.phone or text))
         self.reset()
         return (
             f"Thanks! I've asked our team to call you back at {phone} during business hours. Your reference is "
-            f"{result['reference']}. If it can't wait, call us at {settings.BUSINESS_PHONE}."
+            f"{result['reference']}. If it can't wait, call us at {business_phone()}."
         )
 
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from django.conf import settings
-
 from bookings import limits
 from bookings.errors import InvalidInput
-from bookings.phones import normalize_phone, phone_display
+from bookings.phones import business_phone, normalize_phone, phone_display
 from bookings.selectors import local_today
 from bookings.service_matching import normalize
 from bookings.services import email_clean
@@ -412,7 +410,7 @@ class BookingSteps(FlowBase):
             return f"{result['message']} Please type the phone number again, e.g. 416-555-0123."
         self.reset()
         return (
-            f"Sorry, I couldn't do that here. Please call us at {settings.BUSINESS_PHONE}, or reply 5 and our "
+            f"Sorry, I couldn't do that here. Please call us at {business_phone()}, or reply 5 and our "
             "team will call you back."
         )
 

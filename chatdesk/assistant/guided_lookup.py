@@ -4,9 +4,8 @@ or move it (the new day and time are chosen with the booking steps, guided_booki
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from bookings.models import Booking
+from bookings.phones import business_phone
 from chatdesk.assistant.guided_base import (
     DAY_EXAMPLES,
     NO,
@@ -69,7 +68,7 @@ class LookupSteps(FlowBase):
             return result["message"]
         if "error" in result:
             self.reset()
-            return f"Sorry, I can't look up bookings here right now. Please call us at {settings.BUSINESS_PHONE}."
+            return f"Sorry, I can't look up bookings here right now. Please call us at {business_phone()}."
         b = result["booking"]
         active = b["status"] in ("pending", "confirmed")
         summary = f"{b['booking_number']}: {b['service']} with {b['technician']} on {b['when']}"
@@ -113,7 +112,7 @@ class LookupSteps(FlowBase):
         self.reset()
         if result.get("cancelled"):
             return f"Booking {result['booking']['booking_number']} is cancelled. " + SHORT_MENU
-        return f"Sorry, I couldn't cancel it here. Please call us at {settings.BUSINESS_PHONE}. " + SHORT_MENU
+        return f"Sorry, I couldn't cancel it here. Please call us at {business_phone()}. " + SHORT_MENU
 
     def step_move_confirm(self, text: str, heard: Understanding) -> str:
         booking = self.state["booking"]

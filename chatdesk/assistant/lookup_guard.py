@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.cache import cache as shared_cache
 
 from bookings.errors import DomainError
+from bookings.phones import business_phone
 from chatdesk.conversations.models import Interaction
 
 logger = logging.getLogger(__name__)
@@ -67,14 +68,14 @@ class LookupGuard:
                     self._give_back(counted)
                     raise LookupLocked(
                         "For your security, booking lookups are paused after several booking numbers or phone "
-                        f"numbers that did not match. Please call us at {settings.BUSINESS_PHONE} and we will help."
+                        f"numbers that did not match. Please call us at {business_phone()} and we will help."
                     )
         except DomainError:
             raise
         except Exception:
             logger.exception("The lookup counters are unreachable; refusing booking lookups")
             raise LookupUnavailable(
-                f"We cannot look up bookings here right now. Please call us at {settings.BUSINESS_PHONE}."
+                f"We cannot look up bookings here right now. Please call us at {business_phone()}."
             ) from None
 
     def matched(self) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from bookings.models import ClosedDay, Weekday
+from bookings.phones import business_phone
 from bookings.selectors import business_tz, opening_hours
 
 
@@ -73,6 +74,6 @@ Rules:
 - Emergencies: gas smell, burning smell, sparks or smoke, flooding near electrics: tell the customer to leave
   the building and call 911 (and the gas utility for gas) first. For no heat in freezing weather offer the
   Emergency HVAC service or request_human with urgent=true.
-- If the customer wants a person, or you cannot help, call request_human. Our phone: {settings.BUSINESS_PHONE}.
+- If the customer wants a person, or you cannot help, call request_human. Our phone: {business_phone()}.
 - Prices are estimates; the technician confirms on site.
 """

@@ -15,7 +15,7 @@ from django.utils import timezone
 from bookings import limits
 from bookings.errors import BookingNotFound, DomainError, InvalidInput, NotFound
 from bookings.models import Booking, Employee, Service, Trade
-from bookings.phones import normalize_phone
+from bookings.phones import business_phone, normalize_phone
 from bookings.selectors import (
     available_slots,
     booking_for_customer,
@@ -293,5 +293,5 @@ def request_human(ctx: ToolContext, args: dict, call_id: str) -> dict:
     return {
         "handoff_requested": True,
         "reference": f"{ctx.interaction.number}-H{handoff.pk}",
-        "message": f"A staff member will call back during business hours. Our phone: {settings.BUSINESS_PHONE}.",
+        "message": f"A staff member will call back during business hours. Our phone: {business_phone()}.",
     }

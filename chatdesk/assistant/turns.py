@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bookings.errors import DomainError
+from bookings.phones import business_phone
 from chatdesk.assistant import openai_client
 from chatdesk.assistant.costs import TextUsage, has_text_price, text_cost
 from chatdesk.assistant.guided import guided_greeting, guided_reply
@@ -185,7 +186,7 @@ def _begin_turn(session_id: str, text: str, client_ip: str | None, message_id: s
             interaction,
             (
                 f"This conversation has reached its length limit. Please start a new chat or call us at "
-                f"{settings.BUSINESS_PHONE}."
+                f"{business_phone()}."
             ),
             instructions,
             resumed=resumed,
@@ -193,7 +194,7 @@ def _begin_turn(session_id: str, text: str, client_ip: str | None, message_id: s
     if interaction.cost_usd >= settings.CHAT_SPEND_CAP_USD:
         return _Begun(
             interaction,
-            f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}.",
+            f"I can't continue this conversation here. Please call us at {business_phone()}.",
             resumed=resumed,
         )
     return _Begun(interaction, None, instructions, resumed=resumed)
@@ -330,7 +331,7 @@ async def _model_turn(
                 reply = answer.text.strip()
                 break
             if spent >= settings.CHAT_SPEND_CAP_USD:
-                reply = f"I can't continue this conversation here. Please call us at {settings.BUSINESS_PHONE}."
+                reply = f"I can't continue this conversation here. Please call us at {business_phone()}."
                 break
             results = await run_tool_round(
                 interaction,

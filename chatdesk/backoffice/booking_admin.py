@@ -47,7 +47,7 @@ from bookings.models import (
     WorkingHours,
     YearlyCounter,
 )
-from bookings.phones import normalize_phone, phone_from_search
+from bookings.phones import normalize_phone, phone_display, phone_from_search
 from bookings.selectors import Slot, active_bookings_in, available_slots, business_tz, local_today
 from bookings.services import (
     Actor,
@@ -157,7 +157,7 @@ class WorkingHoursInline(admin.TabularInline):
 
 @admin.register(Employee)
 class EmployeeAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "title", "trade_names", "active", "phone", "email"]
+    list_display = ["__str__", "title", "trade_names", "active", "phone_number", "email"]
     list_filter = ["active", "trades"]
     search_fields = ["first_name", "last_name", "title", "phone", "email"]
     filter_horizontal = ["trades"]
@@ -179,6 +179,10 @@ class EmployeeAdmin(admin.ModelAdmin):
     @admin.display(description="trades")
     def trade_names(self, employee: Employee) -> str:
         return ", ".join(trade.name for trade in employee.trades.all())
+
+    @admin.display(description="phone", ordering="phone")
+    def phone_number(self, employee: Employee) -> str:
+        return phone_display(employee.phone)
 
 
 @admin.register(WorkingHours)
@@ -242,6 +246,12 @@ class CustomerForm(forms.ModelForm):
         model = Customer
         fields = ["name", "phone", "email", "address"]
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Shown as staff write it; clean_phone stores E.164 again.
+            self.initial["phone"] = phone_display(self.instance.phone)
+
     def clean_phone(self) -> str:
         # The phone is the identity chat and voice match on, so it is stored as E.164 only.
         try:
@@ -253,12 +263,12 @@ class CustomerForm(forms.ModelForm):
 @admin.register(Customer)
 class CustomerAdmin(PhoneSearchMixin, admin.ModelAdmin):
     form = CustomerForm
-    list_display = ["name", "phone", "email", "booking_count", "created_at"]
+    list_display = ["name", "phone_number", "email", "booking_count", "created_at"]
     search_fields = ["name", "phone", "email"]
     phone_search_field = "phone"
     readonly_fields = ["created_at", "bookings_link"]
 
-    CONTACT = ("phone", "email", "address")
+    CONTACT = ("phone", "phone_number", "email", "address")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         return super().get_queryset(request).annotate(booking_total=Count("bookings"))
@@ -271,6 +281,10 @@ class CustomerAdmin(PhoneSearchMixin, admin.ModelAdmin):
         # Without PII the contact details are not on the form at all: neither shown nor editable.
         fields = super().get_fields(request, obj)
         return fields if can_see_pii(request.user) else [f for f in fields if f not in self.CONTACT]
+
+    @admin.display(description="phone", ordering="phone")
+    def phone_number(self, customer: Customer) -> str:
+        return phone_display(customer.phone)
 
     @admin.display(description="bookings", ordering="booking_total")
     def booking_count(self, customer: Customer) -> int:
@@ -414,15 +428,23 @@ class OfferedSlotsMixin:
         else:
             field.help_text = f"Free slots on {day:%A %-d %B} ({business_tz().key})."
 
-    def chosen_start(self) -> datetime | None:
-        value = self.cleaned_data.get("slot")
-        return datetime.fromisoformat(value) if value else None
+    def resolve_start(self, data: dict) -> datetime | None:
+        """The chosen slot's start, else the typed time (for an override, or checked by the
+        service like any other); a form error when there is neither."""
+        value = data.get("slot")
+        if value:
+            data["override_reason"] = ""  # an offered slot needs no override
+            return datetime.fromisoformat(value)
+        start = data.get("start")
+        if start is None and not self.has_error("slot") and not self.has_error("start"):
+            raise forms.ValidationError("Choose one of the free slots (Show free slots), or type a time.")
+        return start
 
 
 SLOT_FIELD_KWARGS = {
     "required": False,
     "label": "Free slots",
-    "widget": forms.RadioSelect(attrs={"class": "slot-choices"}),
+    "widget": forms.RadioSelect(),
 }
 OVERRIDE_HELP = (
     "For an urgent squeeze-in outside the free slots: pick the technician and type the time above. "
@@ -495,9 +517,7 @@ class BookingAddForm(OfferedSlotsMixin, forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
-        start = self.chosen_start() or data.get("start")
-        if start is None and not self.has_error("slot") and not self.has_error("start"):
-            raise forms.ValidationError("Choose one of the free slots (Show free slots), or type a time.")
+        start = self.resolve_start(data)
         data["start"] = start
         return data
 
@@ -564,9 +584,7 @@ class BookingMoveForm(OfferedSlotsMixin, forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
-        start = self.chosen_start() or data.get("start")
-        if start is None and not self.has_error("slot") and not self.has_error("start"):
-            raise forms.ValidationError("Choose one of the free slots (Show free slots), or type a time.")
+        start = self.resolve_start(data)
         data["new_start"] = start
         return data
 
@@ -599,7 +617,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
         "service",
         "technician",
         "customer__name",
-        "customer__phone",
+        "customer_phone",
         "status",
         "channel",
         "price",
@@ -759,7 +777,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
     def get_list_display(self, request: HttpRequest) -> list[str]:
         columns = super().get_list_display(request)
-        return columns if can_see_pii(request.user) else [c for c in columns if c != "customer__phone"]
+        return columns if can_see_pii(request.user) else [c for c in columns if c != "customer_phone"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Booking | None = None) -> list:
         if obj is None:
@@ -818,6 +836,10 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
     @admin.display(description="technician", ordering="employee__first_name")
     def technician(self, booking: Booking) -> str:
         return str(booking.employee)
+
+    @admin.display(description="phone", ordering="customer__phone")
+    def customer_phone(self, booking: Booking) -> str:
+        return phone_display(booking.customer.phone)
 
     @admin.display(description="visit", ordering="start")
     def visit(self, booking: Booking) -> str:

@@ -44,7 +44,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from bookings.models import Customer
-from bookings.phones import looks_like_phone, phone_from_search
+from bookings.phones import looks_like_phone, phone_display, phone_from_search
 from bookings.selectors import business_tz, local_today
 from chatdesk.backoffice import dashboard as stats
 from chatdesk.backoffice.charts import dashboard_charts, numbers_table, schedule_chart
@@ -374,14 +374,14 @@ class InteractionAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="phone")
     def customer_phone(self, interaction: Interaction) -> str:
-        return interaction.customer.phone if interaction.customer else "-"
+        return phone_display(interaction.customer.phone) if interaction.customer else "-"
 
     @admin.display(description="customer's contact")
     def customer_contact(self, interaction: Interaction) -> str:
         customer = interaction.customer
         if customer is None:
             return "-"
-        return " · ".join(part for part in [customer.phone, customer.email, customer.address] if part)
+        return " · ".join(part for part in [phone_display(customer.phone), customer.email, customer.address] if part)
 
     @admin.display(description="bookings", ordering="booking_count")
     def bookings(self, interaction: Interaction) -> int:

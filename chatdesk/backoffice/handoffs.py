@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from bookings.phones import phone_display
 from chatdesk.backoffice.common import BOTH_LOCATIONS, can_see_pii, duration_text, local_time, staff_name
 from chatdesk.conversations import services
 from chatdesk.conversations.models import HandoffRequest, Interaction
@@ -134,7 +135,7 @@ class HandoffRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="callback phone")
     def callback_phone(self, handoff: HandoffRequest) -> str:
-        return handoff.contact_phone or "-"
+        return phone_display(handoff.contact_phone) or "-"
 
     @admin.display(description="conversation", ordering="interaction__number")
     def conversation(self, handoff: HandoffRequest) -> str:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.urls import reverse
 
 from bookings.models import Booking
+from bookings.phones import phone_display
 from bookings.selectors import business_tz
 from chatdesk.backoffice.common import local_time, staff_name, usd
 from chatdesk.backoffice.pii import MASK, mask_json, mask_text
@@ -155,7 +156,7 @@ def _booking_link(booking: Booking) -> dict:
 
 
 def _handoff_contact(handoff: HandoffRequest, pii: bool) -> str:
-    phone = handoff.contact_phone if pii else (MASK if handoff.contact_phone else "")
+    phone = phone_display(handoff.contact_phone) if pii else (MASK if handoff.contact_phone else "")
     return " · ".join(part for part in [handoff.contact_name, phone] if part)
 
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from datetime import datetime
 
-from django.conf import settings
-
 from bookings.models import Booking, BookingEvent, BookingStatus
+from bookings.phones import business_phone
 from bookings.selectors import booking_public_dict, visit_when
 from chatdesk.conversations.models import Interaction, Message
 
@@ -51,7 +50,7 @@ def _wording(state: str) -> tuple[str, str]:
         CardState.COMPLETED: ("Visit completed", "Thank you for choosing us."),
         CardState.NO_SHOW: (
             "Visit missed",
-            f"We could not carry out this visit. Call us at {settings.BUSINESS_PHONE} to book again.",
+            f"We could not carry out this visit. Call us at {business_phone()} to book again.",
         ),
     }[state]
 

@@ -30,15 +30,12 @@ from bookings.serializers import ErrorOut
 from chatdesk.assistant import turns
 from chatdesk.assistant.rate_limits import new_conversation_wait
 from chatdesk.conversations import booking_cards, services
+from chatdesk.conversations.client_ip import client_ip
 from chatdesk.conversations.limits import message_length_check
 from chatdesk.conversations.models import Interaction
 from chatdesk.conversations.session_cookie import set_session_cookie
 
 MAX_BODY_BYTES = 16 * 1024
-
-
-def client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")
 
 
 class CsrfEnforced(SessionAuthentication):

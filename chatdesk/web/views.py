@@ -22,11 +22,11 @@ from chatdesk.assistant import openai_client, turns
 from chatdesk.assistant.prompts import hours_text
 from chatdesk.assistant.rate_limits import new_conversation_wait
 from chatdesk.conversations import services
+from chatdesk.conversations.client_ip import client_ip
 from chatdesk.conversations.limits import MessageTooLong, message_length_check
 from chatdesk.conversations.models import Interaction
 from chatdesk.conversations.selectors import open_interaction_for
 from chatdesk.conversations.session_cookie import SESSION_COOKIE, session_id_from_request, set_session_cookie
-from chatdesk.web.api import client_ip
 
 # Where the no-JavaScript form returns to: the newest message (templates/chat.html). Not
 # #composer: the composer is sticky, and a browser scrolling to it while it is stuck at the

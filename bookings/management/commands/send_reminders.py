@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bookings.management.base import Progress, day, stop_on_sigterm
+from bookings.management.base import Progress, day, plural, stop_on_sigterm
 from bookings.reminders import ALREADY_SENT, FAILED, NO_EMAIL, SENT, booking_send_reminder, bookings_to_remind
 from bookings.selectors import business_tz, local_today
 
@@ -35,7 +35,8 @@ class Command(BaseCommand):
             for booking in due:
                 who = booking.customer.email or "no email: skipped"
                 self.stdout.write(f"{booking.number}  {booking.start.astimezone(business_tz()):%H:%M}  {who}")
-            self.stdout.write(f"Would remind {sum(1 for b in due if b.customer.email)} customers for {visit_day}.")
+            reachable = sum(1 for b in due if b.customer.email)
+            self.stdout.write(f"Would remind {plural(reachable, 'customer')} for {visit_day}.")
             return
         outcomes: Counter[str] = Counter()
         progress = Progress(self.stdout, self.stderr, total=len(bookings), label="bookings")
@@ -60,5 +61,6 @@ class Command(BaseCommand):
         if outcomes[FAILED]:
             # Non-zero exit, so cron tells the operator; the claims were given back.
             self.stdout.write(self.style.WARNING(message))
-            raise CommandError(f"{outcomes[FAILED]} reminders could not be sent; the next run retries them.")
+            failed = plural(outcomes[FAILED], "reminder")
+            raise CommandError(f"{failed} could not be sent; the next run retries them.")
         self.stdout.write(self.style.SUCCESS(message))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from bookings.management.base import Progress, positive_int, stop_on_sigterm
+from bookings.management.base import Progress, plural, positive_int, stop_on_sigterm
 from chatdesk.conversations.retention import interactions_close_stale, stale_interactions
 
 
@@ -28,9 +28,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         minutes = options["idle_minutes"]
+        idle = f"idle for more than {plural(minutes, 'minute')}"
         if options["dry_run"]:
             count = stale_interactions(idle_minutes=minutes).count()
-            self.stdout.write(f"Would close {count} conversations idle for more than {minutes} minutes (dry run).")
+            self.stdout.write(f"Would close {plural(count, 'conversation')} {idle} (dry run).")
             return
         progress = Progress(self.stdout, self.stderr, total=None, label="closed")
         with stop_on_sigterm() as stop:
@@ -38,7 +39,7 @@ class Command(BaseCommand):
                 idle_minutes=minutes, on_batch=progress.advance, should_stop=lambda: stop.requested
             )
         progress.finish()
-        message = f"Closed {result.done} conversations idle for more than {minutes} minutes."
+        message = f"Closed {plural(result.done, 'conversation')} {idle}."
         if result.stopped:
             message += " Stopped by SIGTERM; run again to close the rest."
         self.stdout.write(self.style.SUCCESS(message))

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import os
-import tempfile
+from contextlib import closing
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bookings.management.base import Progress, day, day_window, positive_int, stop_on_sigterm
+from bookings.management.base import (
+    Progress,
+    day,
+    day_window,
+    output_file_check,
+    plural,
+    positive_int,
+    stdout_reader_may_leave,
+    stop_on_sigterm,
+    temporary_output,
+)
 from chatdesk.conversations.access import Visibility
 from chatdesk.conversations.reports import transcript_lines, transcripts
 
@@ -41,43 +51,53 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         start, end = day_window(options["since"], options["until"])
+        target = None if options["out"] == "-" else Path(options["out"])
+        if target is not None:
+            output_file_check(target)
         queryset = transcripts(start=start, end=end)
         # Masked unless asked: an export leaves the system (a file handed on, a laptop), so
         # clear contact details take a deliberate flag. Costs stay: whoever runs commands
         # on the server already reads them (cost_report).
         seen = Visibility(pii=options["with_pii"], costs=True)
         lines = transcript_lines(queryset, chunk_size=options["chunk_size"], seen=seen)
-        if options["out"] == "-":
-            # The data is on stdout: no progress line to mix into it.
-            for line in lines:
-                self.stdout.write(line)
+        if target is None:
+            self._write_to_stdout(lines)
             return
-        target = Path(options["out"])
-        if not target.parent.is_dir():
-            raise CommandError(f"--out: the directory {target.parent} does not exist.")
         progress = Progress(self.stdout, self.stderr, total=queryset.count(), label="conversations exported")
         count = self._write_atomically(target, lines, progress)
         progress.finish()
-        self.stdout.write(self.style.SUCCESS(f"Exported {count} conversations to {target}."))
+        self.stdout.write(self.style.SUCCESS(f"Exported {plural(count, 'conversation')} to {target}."))
+
+    def _write_to_stdout(self, lines) -> None:
+        # No progress line: with the data on a terminal it would land in the middle of it.
+        # A reader that leaves early (`| head -1`) ends the export quietly.
+        # closing(): a reader that left stops the stream here, and its database cursor is closed
+        # now, while the connection is open, not by the garbage collector at exit.
+        with closing(lines), stdout_reader_may_leave(self.stdout):
+            for line in lines:
+                self.stdout.write(line)
 
     def _write_atomically(self, target: Path, lines, progress: Progress) -> int:
-        # The temporary file sits next to the target so the final rename stays on one
-        # filesystem, where os.replace is atomic. mkstemp creates it mode 0600.
-        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         count = 0
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out, stop_on_sigterm() as stop:
-                for line in lines:
-                    out.write(line)
-                    out.write("\n")
-                    count += 1
-                    progress.advance()
-                    if stop.requested:
-                        raise CommandError(f"Stopped by SIGTERM after {count} conversations; {target} was not written.")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp_name, target)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
+        with closing(lines), temporary_output(target) as (out, temp_name):
+            try:
+                with stop_on_sigterm() as stop:
+                    for line in lines:
+                        out.write(line)
+                        out.write("\n")
+                        count += 1
+                        progress.advance()
+                        if stop.requested:
+                            raise CommandError(
+                                f"Stopped by SIGTERM after {plural(count, 'conversation')}; {target} was not written."
+                            )
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temp_name, target)
+            except OSError as error:
+                Path(temp_name).unlink(missing_ok=True)
+                raise CommandError(f"--out: could not write {target} ({error.strerror or error}).") from None
+            except BaseException:
+                Path(temp_name).unlink(missing_ok=True)
+                raise
         return count

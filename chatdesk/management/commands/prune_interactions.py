@@ -6,7 +6,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bookings.management.base import Progress, positive_int, stop_on_sigterm
+from bookings.management.base import Progress, plural, positive_int, stop_on_sigterm
 from chatdesk.conversations.retention import (
     expired_interactions,
     interactions_anonymize,
@@ -44,15 +44,16 @@ class Command(BaseCommand):
         target = still_identifying(expired) if anonymize else expired
         counts = retention_counts(target)
         action = "anonymize" if anonymize else "delete"
+        older = f"older than {plural(days, 'day')}"
         summary = (
-            f"{counts.conversations} conversations older than {days} days, with {counts.messages} messages, "
-            f"{counts.tool_calls} tool calls and {counts.handoffs} callback requests"
+            f"{plural(counts.conversations, 'conversation')} {older}, with {plural(counts.messages, 'message')}, "
+            f"{plural(counts.tool_calls, 'tool call')} and {plural(counts.handoffs, 'callback request')}"
         )
         if options["dry_run"]:
             self.stdout.write(f"Would {action} {summary} (dry run).")
             return
         if not counts.conversations:
-            self.stdout.write(f"Nothing to {action}: no conversations older than {days} days need it.")
+            self.stdout.write(f"Nothing to {action}: no conversations {older} need it.")
             return
         if not options["yes"]:
             self._confirm(f"This will {action} {summary}. It cannot be undone.")
@@ -62,7 +63,7 @@ class Command(BaseCommand):
         with stop_on_sigterm() as stop:
             result = run(expired, on_batch=progress.advance, should_stop=lambda: stop.requested)
         progress.finish()
-        message = f"{action.capitalize()}d {result.done} conversations older than {days} days."
+        message = f"{action.capitalize()}d {plural(result.done, 'conversation')} {older}."
         if result.stopped:
             message += " Stopped by SIGTERM; run again to finish."
         self.stdout.write(self.style.SUCCESS(message))

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from bookings.management.base import Progress, day, day_window, positive_int, stop_on_sigterm
+from bookings.management.base import Progress, day, day_window, plural, positive_int, stop_on_sigterm
 from bookings.selectors import business_tz, local_today
 from chatdesk.assistant import openai_client
 from chatdesk.assistant.replay import ReplayResult, interaction_replay, replayable_interactions
@@ -89,7 +89,9 @@ class Command(BaseCommand):
             when = r.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
             booked = "booked" if r.original_booked else "no booking"
             if not r.differs:
-                self.stdout.write(f"{r.number}  {when}  same      {booked}, {len(r.original_tools)} tool calls")
+                self.stdout.write(
+                    f"{r.number}  {when}  same      {booked}, {plural(len(r.original_tools), 'tool call')}"
+                )
                 continue
             self.stdout.write(self.style.WARNING(f"{r.number}  {when}  DIFFERS   {'; '.join(r.differences)}"))
             self.stdout.write(f"    original: {' > '.join(r.original_tools) or '(no tool calls)'}")
@@ -97,6 +99,6 @@ class Command(BaseCommand):
         differ = sum(r.differs for r in results)
         cost = sum((r.replay_cost_usd for r in results), Decimal("0"))
         self.stdout.write(
-            f"Replayed {len(results)} conversations with {settings.OPENAI_MODEL}: {differ} differ, "
+            f"Replayed {plural(len(results), 'conversation')} with {settings.OPENAI_MODEL}: {differ} differ, "
             f"{len(results) - differ} the same. Replay cost ${cost}."
         )

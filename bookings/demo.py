@@ -1,4 +1,10 @@
-"""Idempotent demo data: trades, services, technicians with hours, time off and bookings."""
+"""The demo business `manage.py seed_demo` loads: trades, services, technicians with their
+hours and time off, opening hours, holidays and a few upcoming bookings.
+
+Every function is idempotent: existing rows are kept as staff left them, missing ones are
+added. The conversation history on top (chats, calls, their cost) needs the conversation
+record, a layer above this one: chatdesk/management/demo_history.py.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,12 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from bookings.errors import DomainError
 from bookings.holidays import holidays_between
 from bookings.models import (
-    Booking,
     BusinessHours,
     CalendarEvent,
     ClosedDay,
@@ -293,142 +296,110 @@ def parse_business_hours(text: str) -> list[tuple[int, time, time]]:
     return hours
 
 
-class Command(BaseCommand):
-    help = (
-        "Load realistic demo data (trades, services, technicians, hours, time off, bookings). "
-        "Safe to re-run: existing rows are kept, missing ones are added."
-    )
-
-    def add_arguments(self, parser):
-        parser.add_argument("--no-bookings", action="store_true", help="Do not create demo bookings.")
-        parser.add_argument(
-            "--staff-user",
-            metavar="USERNAME",
-            help="Also create (or reset) a demo staff superuser with this username; the password is printed.",
+def seed_catalogue() -> None:
+    """Trades, services (with keywords), opening hours, holidays, technicians with hours and time off."""
+    trades = {}
+    for slug, (name, description) in TRADES.items():
+        trades[slug], _ = Trade.objects.get_or_create(slug=slug, defaults={"name": name, "description": description})
+    for slug, (trade, name, desc, minutes, pmin, pmax, before, after, notice, emergency) in SERVICES.items():
+        service, created = Service.objects.get_or_create(
+            slug=slug,
+            defaults={
+                "trade": trades[trade],
+                "name": name,
+                "description": desc,
+                "duration_minutes": minutes,
+                "price_min": Decimal(pmin),
+                "price_max": Decimal(pmax) if pmax else None,
+                "buffer_before_minutes": before,
+                "buffer_after_minutes": after,
+                "min_notice_minutes": notice,
+                "is_emergency": emergency,
+                "keywords": KEYWORDS[slug],
+            },
         )
-        parser.add_argument("--staff-password", default="chatdesk-demo", help="Password for --staff-user.")
-
-    @transaction.atomic
-    def handle(self, *args, **options):
-        trades = {}
-        for slug, (name, description) in TRADES.items():
-            trades[slug], _ = Trade.objects.get_or_create(
-                slug=slug, defaults={"name": name, "description": description}
-            )
-        for slug, (trade, name, desc, minutes, pmin, pmax, before, after, notice, emergency) in SERVICES.items():
-            service, created = Service.objects.get_or_create(
-                slug=slug,
-                defaults={
-                    "trade": trades[trade],
-                    "name": name,
-                    "description": desc,
-                    "duration_minutes": minutes,
-                    "price_min": Decimal(pmin),
-                    "price_max": Decimal(pmax) if pmax else None,
-                    "buffer_before_minutes": before,
-                    "buffer_after_minutes": after,
-                    "min_notice_minutes": notice,
-                    "is_emergency": emergency,
-                    "keywords": KEYWORDS[slug],
-                },
-            )
-            if not created and not service.keywords:
-                # A database seeded before services had keywords; keywords staff wrote stay.
-                Service.objects.filter(pk=service.pk).update(keywords=KEYWORDS[slug])
-        if not BusinessHours.objects.exists():
-            BusinessHours.objects.bulk_create(
-                BusinessHours(weekday=d, opens=o, closes=c) for d, o, c in parse_business_hours(settings.BUSINESS_HOURS)
-            )
-        today = local_today()
-        # The region's public holidays (BUSINESS_HOLIDAYS, observed days included) for the coming
-        # year are closed days; a re-run adds the missing ones and leaves existing rows as staff left them.
-        for day, reason in holidays_between(today, today + timedelta(days=HOLIDAY_DAYS_AHEAD)).items():
-            ClosedDay.objects.get_or_create(date=day, defaults={"reason": reason[:120]})
-
-        tz = business_tz()
-        for index, (first, last, title, trade_slugs, spans) in enumerate(TECHNICIANS):
-            employee, created = Employee.objects.get_or_create(
-                first_name=first,
-                last_name=last,
-                defaults={
-                    "title": title,
-                    "phone": f"+1416555{1000 + index:04d}",
-                    "email": f"{first.lower()}@staff.example.com",
-                    "pay_rate": Decimal("38.50") + index,
-                    "home_address": f"{100 + index} Staff Ave, Toronto",
-                },
-            )
-            if created:
-                employee.trades.set([trades[s] for s in trade_slugs])
-                WorkingHours.objects.bulk_create(
-                    WorkingHours(
-                        employee=employee, weekday=d, start_time=time.fromisoformat(s), end_time=time.fromisoformat(e)
-                    )
-                    for d, day_spans in spans.items()
-                    for s, e in day_spans
-                )
-                if index % 3 == 1:  # some time off next week
-                    day = today + timedelta(days=7 - today.weekday() + 2)
-                    CalendarEvent.objects.create(
-                        employee=employee,
-                        kind=CalendarEvent.Kind.TIME_OFF,
-                        title="Vacation day",
-                        start=datetime.combine(day, time(0, 0), tzinfo=tz),
-                        end=datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=tz),
-                    )
-                if index % 3 == 2:
-                    day = today + timedelta(days=3)
-                    CalendarEvent.objects.create(
-                        employee=employee,
-                        kind=CalendarEvent.Kind.TRAINING,
-                        title="Safety training",
-                        start=datetime.combine(day, time(8, 0), tzinfo=tz),
-                        end=datetime.combine(day, time(12, 0), tzinfo=tz),
-                    )
-
-        made = 0
-        if not options["no_bookings"] and not Booking.objects.exists():
-            made = self._demo_bookings()
-
-        if options.get("staff_user"):
-            User = get_user_model()
-            user, _ = User.objects.get_or_create(username=options["staff_user"])
-            user.is_staff = user.is_superuser = True
-            user.set_password(options["staff_password"])
-            user.save()
-            self.stdout.write(f"Demo staff login: {user.username} / {options['staff_password']}")
-
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo data ready: {Trade.objects.count()} trades, {Service.objects.count()} services, "
-                f"{Employee.objects.count()} technicians, {Booking.objects.count()} bookings ({made} new)."
-            )
+        if not created and not service.keywords:
+            # A database seeded before services had keywords; keywords staff wrote stay.
+            Service.objects.filter(pk=service.pk).update(keywords=KEYWORDS[slug])
+    if not BusinessHours.objects.exists():
+        BusinessHours.objects.bulk_create(
+            BusinessHours(weekday=d, opens=o, closes=c) for d, o, c in parse_business_hours(settings.BUSINESS_HOURS)
         )
+    today = local_today()
+    # The region's public holidays (BUSINESS_HOLIDAYS, observed days included) for the coming
+    # year are closed days; a re-run adds the missing ones and leaves existing rows as staff left them.
+    for day, reason in holidays_between(today, today + timedelta(days=HOLIDAY_DAYS_AHEAD)).items():
+        ClosedDay.objects.get_or_create(date=day, defaults={"reason": reason[:120]})
 
-    def _demo_bookings(self) -> int:
-        """A few real bookings through the service, on slots the engine offers."""
-        made = 0
-        now = timezone.now()
-        services = list(Service.objects.filter(slug__in=["hvac-maintenance", "drain-cleaning", "outlet-repair"]))
-        for offset, service in enumerate(services):
-            day = local_today() + timedelta(days=2 + offset)
-            slots = available_slots(service=service, start_date=day, end_date=day + timedelta(days=7), now=now)
-            if not slots:
-                continue
-            name, phone, email, address = DEMO_CUSTOMERS[offset % len(DEMO_CUSTOMERS)]
-            try:
-                booking_create(
-                    service=service,
-                    start=slots[len(slots) // 3].start,
-                    customer_name=name,
-                    customer_phone=phone,
-                    customer_email=email,
-                    address=address,
-                    channel="staff",
-                    actor=Actor.system("seed_demo"),
-                    notes="Demo booking",
+    tz = business_tz()
+    for index, (first, last, title, trade_slugs, spans) in enumerate(TECHNICIANS):
+        employee, created = Employee.objects.get_or_create(
+            first_name=first,
+            last_name=last,
+            defaults={
+                "title": title,
+                "phone": f"+1416555{1000 + index:04d}",
+                "email": f"{first.lower()}@staff.example.com",
+                "pay_rate": Decimal("38.50") + index,
+                "home_address": f"{100 + index} Staff Ave, Toronto",
+            },
+        )
+        if created:
+            employee.trades.set([trades[s] for s in trade_slugs])
+            WorkingHours.objects.bulk_create(
+                WorkingHours(
+                    employee=employee, weekday=d, start_time=time.fromisoformat(s), end_time=time.fromisoformat(e)
                 )
-                made += 1
-            except DomainError as error:
-                self.stderr.write(f"Skipped a demo booking: {error.message}")
-        return made
+                for d, day_spans in spans.items()
+                for s, e in day_spans
+            )
+            if index % 3 == 1:  # some time off next week
+                day = today + timedelta(days=7 - today.weekday() + 2)
+                CalendarEvent.objects.create(
+                    employee=employee,
+                    kind=CalendarEvent.Kind.TIME_OFF,
+                    title="Vacation day",
+                    start=datetime.combine(day, time(0, 0), tzinfo=tz),
+                    end=datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=tz),
+                )
+            if index % 3 == 2:
+                day = today + timedelta(days=3)
+                CalendarEvent.objects.create(
+                    employee=employee,
+                    kind=CalendarEvent.Kind.TRAINING,
+                    title="Safety training",
+                    start=datetime.combine(day, time(8, 0), tzinfo=tz),
+                    end=datetime.combine(day, time(12, 0), tzinfo=tz),
+                )
+
+
+def seed_upcoming_bookings() -> tuple[int, list[str]]:
+    """A few real bookings in the coming days through the service, on slots the engine offers.
+
+    Returns how many were made and why any was skipped.
+    """
+    made, skipped = 0, []
+    now = timezone.now()
+    services = list(Service.objects.filter(slug__in=["hvac-maintenance", "drain-cleaning", "outlet-repair"]))
+    for offset, service in enumerate(services):
+        day = local_today() + timedelta(days=2 + offset)
+        slots = available_slots(service=service, start_date=day, end_date=day + timedelta(days=7), now=now)
+        if not slots:
+            continue
+        name, phone, email, address = DEMO_CUSTOMERS[offset % len(DEMO_CUSTOMERS)]
+        try:
+            booking_create(
+                service=service,
+                start=slots[len(slots) // 3].start,
+                customer_name=name,
+                customer_phone=phone,
+                customer_email=email,
+                address=address,
+                channel="staff",
+                actor=Actor.system("seed_demo"),
+                notes="Demo booking",
+            )
+            made += 1
+        except DomainError as error:
+            skipped.append(error.message)
+    return made, skipped
