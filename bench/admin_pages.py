@@ -158,7 +158,7 @@ def seed(now: datetime) -> dict:
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
 
-    from bookings.models import BusinessHours, Employee, Service, Trade, WorkingHours
+    from bookings.models import BusinessHours, Service, Technician, Trade, WorkingHours
     from bookings.selectors import business_tz
 
     rng = random.Random(SEED)
@@ -198,14 +198,16 @@ def seed(now: datetime) -> dict:
         ]
         for weekday in range(6):
             BusinessHours.objects.create(weekday=weekday, opens=time(8), closes=time(18 if weekday < 5 else 14))
-        employees = []
+        technicians = []
         for i in range(TECHNICIANS):
             trade = [hvac, plumbing, electrical][i % 3]
-            employee = Employee.objects.create(first_name=f"Tech{i:02d}", last_name="Bench", title=f"{trade.name}")
-            employee.trades.add(trade)
+            technician = Technician.objects.create(first_name=f"Tech{i:02d}", last_name="Bench", title=f"{trade.name}")
+            technician.trades.add(trade)
             for weekday in range(5):
-                WorkingHours.objects.create(employee=employee, weekday=weekday, start_time=time(7), end_time=time(18))
-            employees.append((employee, [s for s in services if s.trade_id == trade.pk]))
+                WorkingHours.objects.create(
+                    technician=technician, weekday=weekday, start_time=time(7), end_time=time(18)
+                )
+            technicians.append((technician, [s for s in services if s.trade_id == trade.pk]))
 
     with connection.cursor() as cursor:
         # Customers.
@@ -234,20 +236,20 @@ def seed(now: datetime) -> dict:
         ]
         chosen = rng.sample(cells, BOOKINGS)
         chosen.sort(key=lambda c: (c[1], c[2], c[0]))
-        bookings = []  # (id, number, start, created_at, channel, customer_id, employee, service)
+        bookings = []  # (id, number, start, created_at, channel, customer_id, technician, service)
         for i, (e, d, s) in enumerate(chosen, start=1):
-            employee, offered = employees[e]
+            technician, offered = technicians[e]
             service = rng.choice(offered)
             day = today + timedelta(days=d)
             start = datetime.combine(day, time(8 + 3 * s), tzinfo=tz)
             created = min(start - timedelta(days=rng.randint(1, 10), minutes=rng.randint(0, 600)), now)
             channel = weighted(rng, [("chat", 45), ("voice", 25), ("staff", 25), ("api", 5)])
             bookings.append(
-                (i, f"BK-{created.year}-{i:06d}", start, created, channel, rng.choice(customers), employee, service)
+                (i, f"BK-{created.year}-{i:06d}", start, created, channel, rng.choice(customers), technician, service)
             )
 
         def booking_rows():
-            for i, number, start, created, channel, customer, employee, service in bookings:
+            for i, number, start, created, channel, customer, technician, service in bookings:
                 end = start + timedelta(minutes=service.duration_minutes)
                 past = start < now
                 roll = rng.random()
@@ -277,7 +279,7 @@ def seed(now: datetime) -> dict:
                     None,
                     None,
                     customer,
-                    employee.pk,
+                    technician.pk,
                     service.pk,
                 )
 
@@ -304,7 +306,7 @@ def seed(now: datetime) -> dict:
                 "cancelled_at",
                 "reminder_sent_at",
                 "customer_id",
-                "employee_id",
+                "employee_id",  # the column keeps its name (Booking.technician, db_column)
                 "service_id",
             ],
             booking_rows(),
@@ -329,7 +331,7 @@ def seed(now: datetime) -> dict:
         rows = Rows(rng)
         counters: dict[int, int] = {}
         for interaction_id, (at, kind, booking) in enumerate(conversations, start=1):
-            channel = "voice" if kind == "voice" else "text"
+            channel = kind  # chat or voice: the conversation's channel is the booking's
             counters[at.year] = counters.get(at.year, 0) + 1
             number = f"INT-{at.year}-{counters[at.year]:05d}"
             escalated = booking is None and rng.random() < 0.03
@@ -347,12 +349,12 @@ def seed(now: datetime) -> dict:
                 reply = rng.choice(REPLIES).format(
                     day=rng.choice(DAYS_OF_WEEK), hour=rng.randint(8, 15), booking=booking[1] if booking else "BK"
                 )
-                if channel == "text":
+                if channel == "chat":
                     cost = Decimal(rng.randint(80, 400)) / 1_000_000
                 else:
                     cost = Decimal(rng.randint(2, 30)) / 1000
                 cost_total += cost
-                latency = int(rng.lognormvariate(7.0 if channel == "text" else 6.3, 0.5))
+                latency = int(rng.lognormvariate(7.0 if channel == "chat" else 6.3, 0.5))
                 rows.message("assistant", reply, latency, cost)
             if booking is not None:
                 call = rows.tool("create_booking", booking_id=booking[0])
@@ -362,7 +364,7 @@ def seed(now: datetime) -> dict:
                         len(rows.events) + 1,
                         "created",
                         "customer",
-                        "chat" if channel == "text" else "voice",
+                        channel,
                         f"{number} {call}",
                         "{}",
                         "",
@@ -408,7 +410,7 @@ def seed(now: datetime) -> dict:
                     "customer_closed",
                     rows.said,
                     1 if booking else 0,
-                    "gpt-6-luna" if channel == "text" else "gpt-realtime-2.1-mini",
+                    "gpt-6-luna" if channel == "chat" else "gpt-realtime-2.1-mini",
                     tokens_in,
                     tokens_in // 3,
                     rng.randint(200, 1500),

@@ -80,8 +80,8 @@ def build_calendar(today: date) -> dict:
         CalendarEvent,
         ClosedDay,
         Customer,
-        Employee,
         Service,
+        Technician,
         Trade,
         WorkingHours,
         YearlyCounter,
@@ -118,20 +118,20 @@ def build_calendar(today: date) -> dict:
         )
 
         trade_list = list(trades.values())
-        employees: list[tuple[Employee, dict]] = []
+        technicians: list[tuple[Technician, dict]] = []
         hours: list[WorkingHours] = []
         for n in range(TECHNICIANS):
-            employee = Employee.objects.create(first_name=f"Tech{n:02d}", last_name="Bench", title="Technician")
-            employee.trades.add(trade_list[n % 3])
+            technician = Technician.objects.create(first_name=f"Tech{n:02d}", last_name="Bench", title="Technician")
+            technician.trades.add(trade_list[n % 3])
             if n % 10 == 0:  # a few do two trades
-                employee.trades.add(trade_list[(n + 1) % 3])
+                technician.trades.add(trade_list[(n + 1) % 3])
             shift = SHIFTS[n % len(SHIFTS)]
             hours += [
-                WorkingHours(employee=employee, weekday=d, start_time=s, end_time=e)
+                WorkingHours(technician=technician, weekday=d, start_time=s, end_time=e)
                 for d, spans in shift.items()
                 for s, e in spans
             ]
-            employees.append((employee, shift))
+            technicians.append((technician, shift))
         WorkingHours.objects.bulk_create(hours)
 
         customers = Customer.objects.bulk_create(
@@ -143,7 +143,7 @@ def build_calendar(today: date) -> dict:
         # constraint accepts the bulk insert: random gaps, visits with their buffers, meetings.
         bookings: list[Booking] = []
         events: list[CalendarEvent] = []
-        for n, (employee, shift) in enumerate(employees):
+        for n, (technician, shift) in enumerate(technicians):
             offered = by_trade[trade_list[n % 3].pk]
             for offset in range(-HISTORY_DAYS, FUTURE_DAYS):
                 day = today + timedelta(days=offset)
@@ -153,7 +153,7 @@ def build_calendar(today: date) -> dict:
                 if rng.random() < 0.03:
                     events.append(
                         CalendarEvent(
-                            employee=employee,
+                            technician=technician,
                             kind=CalendarEvent.Kind.TIME_OFF,
                             title="Vacation",
                             start=datetime.combine(day, time.min, tzinfo=tz),
@@ -164,7 +164,7 @@ def build_calendar(today: date) -> dict:
                 for span_start, span_end in spans:
                     bookings += lay_out_span(
                         rng,
-                        employee,
+                        technician,
                         offered,
                         customers,
                         events,
@@ -198,7 +198,7 @@ def build_calendar(today: date) -> dict:
     open_days = [today + timedelta(days=n) for n in range(1, FUTURE_DAYS)]
     working_minutes = sum(
         (datetime.combine(day, e) - datetime.combine(day, s)).total_seconds() / 60
-        for _, shift in employees
+        for _, shift in technicians
         for day in open_days
         if day not in closed
         for s, e in shift.get(day.weekday(), ())
@@ -214,11 +214,11 @@ def build_calendar(today: date) -> dict:
         "bookings": len(bookings),
         "active": sum(b.status in (BookingStatus.PENDING, BookingStatus.CONFIRMED) for b in bookings),
         "events": len(events),
-        "hvac_technicians": Employee.objects.filter(trades__slug="hvac").count(),
+        "hvac_technicians": Technician.objects.filter(trades__slug="hvac").count(),
     }
 
 
-def lay_out_span(rng, employee, offered, customers, events, *, past, span_start, span_end) -> list:
+def lay_out_span(rng, technician, offered, customers, events, *, past, span_start, span_end) -> list:
     """One working span of a technician: visits and meetings in order, with random gaps.
 
     The span is filled to a random utilization (50-90 %), and the free time is split at random
@@ -260,7 +260,9 @@ def lay_out_span(rng, employee, offered, customers, events, *, past, span_start,
             if end > span_end:
                 continue
             events.append(
-                CalendarEvent(employee=employee, kind=CalendarEvent.Kind.MEETING, title="Meeting", start=start, end=end)
+                CalendarEvent(
+                    technician=technician, kind=CalendarEvent.Kind.MEETING, title="Meeting", start=start, end=end
+                )
             )
             cursor = end
             continue
@@ -279,7 +281,7 @@ def lay_out_span(rng, employee, offered, customers, events, *, past, span_start,
             bookings.append(
                 Booking(
                     service=service,
-                    employee=employee,
+                    technician=technician,
                     customer=rng.choice(customers),
                     start=start,
                     end=start + service.duration,
@@ -350,7 +352,7 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection
 
-    from bookings.models import Employee
+    from bookings.models import Technician
     from bookings.selectors import business_tz
 
     now = datetime.combine(REFERENCE_DAY, time(12), tzinfo=business_tz())
@@ -383,8 +385,8 @@ def main() -> None:
     one_day = [{"service": service, "start_date": day} for day in days]
     weeks = [rng.choice(bookable[:-7]) for _ in range(RANGE_RUNS)]
     seven_days = [{"service": service, "start_date": d, "end_date": d + timedelta(days=6)} for d in weeks]
-    hvac_ids = list(Employee.objects.filter(trades=service.trade_id).values_list("id", flat=True))
-    one_tech = [{"service": service, "start_date": day, "employee_id": rng.choice(hvac_ids)} for day in days]
+    hvac_ids = list(Technician.objects.filter(trades=service.trade_id).values_list("id", flat=True))
+    one_tech = [{"service": service, "start_date": day, "technician_id": rng.choice(hvac_ids)} for day in days]
 
     # The machine may be shared: print its load, so a slow run can be told from a slow engine.
     print(f"Load average before timing: {os.getloadavg()[0]:.2f}")

@@ -51,8 +51,8 @@ def seed() -> dict:
         CalendarEvent,
         ClosedDay,
         Customer,
-        Employee,
         Service,
+        Technician,
         Trade,
         WorkingHours,
     )
@@ -77,15 +77,15 @@ def seed() -> dict:
     for weekday in range(5):
         BusinessHours.objects.create(weekday=weekday, opens=time(8), closes=time(18))
     BusinessHours.objects.create(weekday=5, opens=time(9), closes=time(14))
-    technicians = Employee.objects.bulk_create(
-        Employee(first_name=f"Tech{i:02d}", last_name="Bench", title="Technician") for i in range(TECHNICIANS)
+    technicians = Technician.objects.bulk_create(
+        Technician(first_name=f"Tech{i:02d}", last_name="Bench", title="Technician") for i in range(TECHNICIANS)
     )
-    through = Employee.trades.through
+    through = Technician.trades.through
     through.objects.bulk_create(
-        through(employee_id=t.pk, trade_id=trades[i % len(trades)].pk) for i, t in enumerate(technicians)
+        through(technician_id=t.pk, trade_id=trades[i % len(trades)].pk) for i, t in enumerate(technicians)
     )
     WorkingHours.objects.bulk_create(
-        WorkingHours(employee=t, weekday=weekday, start_time=time(8), end_time=time(17))
+        WorkingHours(technician=t, weekday=weekday, start_time=time(8), end_time=time(17))
         for t in technicians
         for weekday in range(6)
     )
@@ -109,7 +109,7 @@ def seed() -> dict:
                 start = datetime.combine(day, time(12), tzinfo=tz)
                 events.append(
                     CalendarEvent(
-                        employee=technician, kind="time_off", title="Off", start=start, end=start + timedelta(hours=4)
+                        technician=technician, kind="time_off", title="Off", start=start, end=start + timedelta(hours=4)
                     )
                 )
                 continue
@@ -130,7 +130,7 @@ def seed() -> dict:
                         Booking(
                             number=f"BK-BENCH-{number:06d}",
                             service=service,
-                            employee=technician,
+                            technician=technician,
                             customer=customers[number % len(customers)],
                             start=at,
                             end=at + timedelta(hours=1),

@@ -22,8 +22,8 @@ from bookings.models import (
     BusinessHours,
     CalendarEvent,
     ClosedDay,
-    Employee,
     Service,
+    Technician,
     Trade,
     WorkingHours,
 )
@@ -333,7 +333,7 @@ def seed_catalogue() -> None:
 
     tz = business_tz()
     for index, (first, last, title, trade_slugs, spans) in enumerate(TECHNICIANS):
-        employee, created = Employee.objects.get_or_create(
+        technician, created = Technician.objects.get_or_create(
             first_name=first,
             last_name=last,
             defaults={
@@ -345,10 +345,10 @@ def seed_catalogue() -> None:
             },
         )
         if created:
-            employee.trades.set([trades[s] for s in trade_slugs])
+            technician.trades.set([trades[s] for s in trade_slugs])
             WorkingHours.objects.bulk_create(
                 WorkingHours(
-                    employee=employee, weekday=d, start_time=time.fromisoformat(s), end_time=time.fromisoformat(e)
+                    technician=technician, weekday=d, start_time=time.fromisoformat(s), end_time=time.fromisoformat(e)
                 )
                 for d, day_spans in spans.items()
                 for s, e in day_spans
@@ -356,7 +356,7 @@ def seed_catalogue() -> None:
             if index % 3 == 1:  # some time off next week
                 day = today + timedelta(days=7 - today.weekday() + 2)
                 CalendarEvent.objects.create(
-                    employee=employee,
+                    technician=technician,
                     kind=CalendarEvent.Kind.TIME_OFF,
                     title="Vacation day",
                     start=datetime.combine(day, time(0, 0), tzinfo=tz),
@@ -365,7 +365,7 @@ def seed_catalogue() -> None:
             if index % 3 == 2:
                 day = today + timedelta(days=3)
                 CalendarEvent.objects.create(
-                    employee=employee,
+                    technician=technician,
                     kind=CalendarEvent.Kind.TRAINING,
                     title="Safety training",
                     start=datetime.combine(day, time(8, 0), tzinfo=tz),

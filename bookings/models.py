@@ -103,13 +103,18 @@ class Service(models.Model):
         return f"{self.price_min:,.2f} {self.currency}"
 
 
-class Employee(models.Model):
-    """A technician. Fields under 'internal' are for staff only (never to a customer or the model)."""
+class Technician(models.Model):
+    """A technician. Fields under 'internal' are for staff only (never to a customer or the model).
+
+    Called Employee until the vocabulary was made one: the table (and every column pointing
+    here, via db_column) keeps its old name, so the rename moved no data and the PostgreSQL
+    exclusion constraint of migration 0002 (over `employee_id`) still holds.
+    """
 
     first_name = models.CharField(max_length=60)
     last_name = models.CharField(max_length=60)
     title = models.CharField(max_length=100, blank=True)
-    trades = models.ManyToManyField(Trade, related_name="employees")
+    trades = models.ManyToManyField(Trade, related_name="technicians")
     active = models.BooleanField(default=True)
     # internal
     phone = models.CharField(max_length=20, blank=True)
@@ -118,6 +123,7 @@ class Employee(models.Model):
     home_address = models.CharField(max_length=300, blank=True)
 
     class Meta:
+        db_table = "bookings_employee"
         ordering = ["first_name", "last_name"]
 
     def __str__(self) -> str:
@@ -130,13 +136,15 @@ class Employee(models.Model):
 
 
 class WorkingHours(models.Model):
-    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="working_hours")
+    technician = models.ForeignKey(
+        Technician, on_delete=models.CASCADE, related_name="working_hours", db_column="employee_id"
+    )
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     start_time = models.TimeField()
     end_time = models.TimeField()
 
     class Meta:
-        ordering = ["employee", "weekday", "start_time"]
+        ordering = ["technician", "weekday", "start_time"]
         verbose_name_plural = "working hours"
         constraints = [
             models.CheckConstraint(condition=Q(start_time__lt=models.F("end_time")), name="working_hours_ordered"),
@@ -176,7 +184,7 @@ class ClosedDay(models.Model):
 
 
 class CalendarEvent(models.Model):
-    """Time an employee cannot be booked: time off, training, meetings."""
+    """Time a technician cannot be booked: time off, training, meetings."""
 
     class Kind(models.TextChoices):
         TIME_OFF = "time_off", "Time off"
@@ -184,7 +192,9 @@ class CalendarEvent(models.Model):
         MEETING = "meeting", "Meeting"
         OTHER = "other", "Other"
 
-    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="calendar_events")
+    technician = models.ForeignKey(
+        Technician, on_delete=models.CASCADE, related_name="calendar_events", db_column="employee_id"
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TIME_OFF)
     title = models.CharField(max_length=120, blank=True)
     start = models.DateTimeField()
@@ -197,12 +207,12 @@ class CalendarEvent(models.Model):
         ]
         indexes = [
             # selectors.available_slots and the re-check in booking_create fetch events
-            # overlapping a window for a set of employees.
-            models.Index(fields=["employee", "start", "end"], name="calendar_event_window"),
+            # overlapping a window for a set of technicians.
+            models.Index(fields=["technician", "start", "end"], name="calendar_event_window"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.employee} {self.start:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()}: {self.technician} {self.start:%Y-%m-%d %H:%M}"
 
 
 class Customer(models.Model):
@@ -243,7 +253,10 @@ class Channel(models.TextChoices):
 class Booking(models.Model):
     number = models.CharField(max_length=20, unique=True, editable=False)
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="bookings")
-    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="bookings")
+    # The column keeps its old name: migration 0002's exclusion constraint is written over it.
+    technician = models.ForeignKey(
+        Technician, on_delete=models.PROTECT, related_name="bookings", db_column="employee_id"
+    )
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="bookings")
     start = models.DateTimeField()
     end = models.DateTimeField()
@@ -273,10 +286,10 @@ class Booking(models.Model):
             ),
         ]
         indexes = [
-            # The availability engine reads active bookings overlapping a window per employee.
+            # The availability engine reads active bookings overlapping a window per technician.
             models.Index(
-                fields=["employee", "occupied_start", "occupied_end"],
-                name="booking_employee_window",
+                fields=["technician", "occupied_start", "occupied_end"],
+                name="booking_employee_window",  # the index keeps its name from before the rename
                 condition=Q(status__in=["pending", "confirmed"]),
             ),
             # Admin date hierarchy, reminders ("bookings tomorrow") and reports.

@@ -56,7 +56,7 @@ def bookings_to_remind(*, day: date) -> QuerySet[Booking]:
     end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
     return (
         Booking.objects.filter(status__in=ACTIVE_STATUSES, start__gte=start, start__lt=end)
-        .select_related("service", "employee", "customer")
+        .select_related("service", "technician", "customer")
         .order_by("start", "pk")
     )
 

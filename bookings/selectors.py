@@ -34,8 +34,8 @@ from bookings.models import (
     BusinessHours,
     CalendarEvent,
     ClosedDay,
-    Employee,
     Service,
+    Technician,
     Trade,
     WorkingHours,
 )
@@ -51,7 +51,7 @@ def local_today(now: datetime | None = None) -> date:
 
 
 @dataclass(frozen=True)
-class Technician:
+class PublicTechnician:
     """What a customer may know about a technician."""
 
     id: int
@@ -63,12 +63,12 @@ class Technician:
 class Slot:
     start: datetime
     end: datetime
-    technicians: tuple[Technician, ...]
+    technicians: tuple[PublicTechnician, ...]
 
 
 @dataclass
 class TechnicianDay:
-    technician: Technician
+    technician: PublicTechnician
     slots: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
@@ -139,21 +139,21 @@ def _is_free(starts: list[datetime], ends: list[datetime], period_start: datetim
     return i < 0 or ends[i] <= period_start
 
 
-def _free_starts_by_employee(
+def _free_starts_by_technician(
     *,
     rules: SlotRules,
-    employee_ids: list[int],
+    technician_ids: list[int],
     first_day: date,
     last_day: date,
     now: datetime,
     exclude_booking_id: int | None = None,
 ) -> dict[int, list[datetime]]:
-    """For each employee, the UTC visit starts that are free under `rules` in [first_day, last_day]."""
+    """For each technician, the UTC visit starts that are free under `rules` in [first_day, last_day]."""
     tz = business_tz()
     today = local_today(now)
     first_day = max(first_day, today)
     last_day = min(last_day, today + timedelta(days=settings.BOOKING_HORIZON_DAYS))
-    if not employee_ids or first_day > last_day:
+    if not technician_ids or first_day > last_day:
         return {}
 
     window_start = datetime.combine(first_day, time.min, tzinfo=tz)
@@ -161,34 +161,34 @@ def _free_starts_by_employee(
 
     # Round trips dominate the cost (each query takes ~0.5 ms, the slot arithmetic ~0.2 ms in
     # all; bench/availability.py), so rows of the same shape share one UNION ALL query, and
-    # .order_by() drops the models' default ordering (a join to employees for WorkingHours):
+    # .order_by() drops the models' default ordering (a join to technicians for WorkingHours):
     # nothing below depends on the order of rows.
     working: dict[tuple[int, int], list[tuple[time, time]]] = defaultdict(list)
     opening: dict[int, list[tuple[time, time]]] = defaultdict(list)
     hours = (
-        WorkingHours.objects.filter(employee_id__in=employee_ids)
+        WorkingHours.objects.filter(technician_id__in=technician_ids)
         .order_by()
-        .values_list("employee_id", "weekday", "start_time", "end_time")
+        .values_list("technician_id", "weekday", "start_time", "end_time")
         .union(
-            # Business hours come back with no employee.
+            # Business hours come back with no technician.
             BusinessHours.objects.order_by()
-            .annotate(no_employee=Value(None, output_field=BigIntegerField()))
-            .values_list("no_employee", "weekday", "opens", "closes"),
+            .annotate(no_technician=Value(None, output_field=BigIntegerField()))
+            .values_list("no_technician", "weekday", "opens", "closes"),
             all=True,
         )
         .order_by()
     )
-    for employee_id, weekday, start, end in hours:
-        if employee_id is None:
+    for technician_id, weekday, start, end in hours:
+        if technician_id is None:
             opening[weekday].append((start, end))
         else:
-            working[(employee_id, weekday)].append((start, end))
+            working[(technician_id, weekday)].append((start, end))
 
     closed = set(ClosedDay.objects.filter(date__range=(first_day, last_day)).order_by().values_list("date", flat=True))
 
     # Calendar events and active bookings both make a technician busy: one query for both.
     bookings = Booking.objects.filter(
-        employee_id__in=employee_ids,
+        technician_id__in=technician_ids,
         status__in=ACTIVE_STATUSES,
         occupied_start__lt=window_end,
         occupied_end__gt=window_start,
@@ -196,16 +196,16 @@ def _free_starts_by_employee(
     if exclude_booking_id is not None:
         bookings = bookings.exclude(pk=exclude_booking_id)
     busy_periods = (
-        CalendarEvent.objects.filter(employee_id__in=employee_ids, start__lt=window_end, end__gt=window_start)
+        CalendarEvent.objects.filter(technician_id__in=technician_ids, start__lt=window_end, end__gt=window_start)
         .order_by()
-        .values_list("employee_id", "start", "end")
-        .union(bookings.order_by().values_list("employee_id", "occupied_start", "occupied_end"), all=True)
+        .values_list("technician_id", "start", "end")
+        .union(bookings.order_by().values_list("technician_id", "occupied_start", "occupied_end"), all=True)
         .order_by()
     )
     busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for employee_id, start, end in busy_periods:
-        busy[employee_id].append((start, end))
-    merged = {employee_id: _merge(periods) for employee_id, periods in busy.items()}
+    for technician_id, start, end in busy_periods:
+        busy[technician_id].append((start, end))
+    merged = {technician_id: _merge(periods) for technician_id, periods in busy.items()}
     no_busy: tuple[list[datetime], list[datetime]] = ([], [])
 
     grid = timedelta(minutes=settings.SLOT_GRID_MINUTES)
@@ -238,35 +238,35 @@ def _free_starts_by_employee(
                     candidates.append(start)
         if candidates:
             candidates = sorted(set(candidates))
-            for employee_id in employee_ids:
-                spans = working.get((employee_id, weekday))
+            for technician_id in technician_ids:
+                spans = working.get((technician_id, weekday))
                 if not spans:
                     continue
                 utc_spans = [_wall_span(day, s, e, tz) for s, e in spans]
-                starts, ends = merged.get(employee_id, no_busy)
+                starts, ends = merged.get(technician_id, no_busy)
                 for start in candidates:
                     occupied_start = start - rules.buffer_before
                     occupied_end = start + rules.duration + rules.buffer_after
                     if not any(s <= occupied_start and occupied_end <= e for s, e in utc_spans):
                         continue
                     if _is_free(starts, ends, occupied_start, occupied_end):
-                        result[employee_id].append(start)
+                        result[technician_id].append(start)
         day += timedelta(days=1)
     return result
 
 
-def _technicians(queryset: QuerySet[Employee]) -> list[Technician]:
+def _technicians(queryset: QuerySet[Technician]) -> list[PublicTechnician]:
     return [
-        Technician(id=pk, name=f"{first} {last[:1]}.", title=title)
+        PublicTechnician(id=pk, name=f"{first} {last[:1]}.", title=title)
         for pk, first, last, title in queryset.values_list("id", "first_name", "last_name", "title")
     ]
 
 
-def qualified_technicians(*, trade_id: int, employee_id: int | None = None) -> list[Technician]:
-    employees = Employee.objects.filter(active=True, trades=trade_id).order_by("first_name", "last_name", "id")
-    if employee_id is not None:
-        employees = employees.filter(pk=employee_id)
-    return _technicians(employees)
+def qualified_technicians(*, trade_id: int, technician_id: int | None = None) -> list[PublicTechnician]:
+    technicians = Technician.objects.filter(active=True, trades=trade_id).order_by("first_name", "last_name", "id")
+    if technician_id is not None:
+        technicians = technicians.filter(pk=technician_id)
+    return _technicians(technicians)
 
 
 def available_slots(
@@ -274,7 +274,7 @@ def available_slots(
     service: Service,
     start_date: date,
     end_date: date | None = None,
-    employee_id: int | None = None,
+    technician_id: int | None = None,
     now: datetime | None = None,
     exclude_booking_id: int | None = None,
 ) -> list[Slot]:
@@ -285,17 +285,17 @@ def available_slots(
         raise InvalidInput("The end date is before the start date.", field="end_date")
     if not service.active:
         return []
-    technicians = qualified_technicians(trade_id=service.trade_id, employee_id=employee_id)
+    technicians = qualified_technicians(trade_id=service.trade_id, technician_id=technician_id)
     by_id = {t.id: t for t in technicians}
-    free = _free_starts_by_employee(
+    free = _free_starts_by_technician(
         rules=SlotRules.for_service(service),
-        employee_ids=list(by_id),
+        technician_ids=list(by_id),
         first_day=start_date,
         last_day=end_date,
         now=now or timezone.now(),
         exclude_booking_id=exclude_booking_id,
     )
-    at: dict[datetime, list[Technician]] = defaultdict(list)
+    at: dict[datetime, list[PublicTechnician]] = defaultdict(list)
     for technician in technicians:  # keeps the technicians' order inside each slot
         for start in free.get(technician.id, ()):
             at[start].append(technician)
@@ -320,9 +320,9 @@ def technicians_available(
         # As in available_slots: a service that cannot be booked has nobody free for it.
         return []
     technicians = qualified_technicians(trade_id=trade.pk)
-    free = _free_starts_by_employee(
+    free = _free_starts_by_technician(
         rules=SlotRules.for_service(service),
-        employee_ids=[t.id for t in technicians],
+        technician_ids=[t.id for t in technicians],
         first_day=on_date,
         last_day=on_date,
         now=now or timezone.now(),
@@ -342,7 +342,7 @@ def booking_for_customer(*, number: str, phone: str) -> Booking:
     """
     number = (number or "").strip().upper()
     booking = (
-        Booking.objects.select_related("service", "service__trade", "employee", "customer")
+        Booking.objects.select_related("service", "service__trade", "technician", "customer")
         .filter(number=number)
         .first()
     )
@@ -366,7 +366,7 @@ def booking_public_dict(booking: Booking) -> dict:
         "booking_number": booking.number,
         "status": booking.status,
         "service": booking.service.name,
-        "technician": booking.employee.public_name,
+        "technician": booking.technician.public_name,
         "date": start.date().isoformat(),
         "weekday": start.strftime("%A"),
         "start": start.isoformat(),
@@ -394,9 +394,9 @@ def opening_hours() -> dict[int, list[tuple[time, time]]]:
     return dict(hours)
 
 
-def active_bookings_in(employee_ids: Iterable[int], start: datetime, end: datetime) -> QuerySet[Booking]:
+def active_bookings_in(technician_ids: Iterable[int], start: datetime, end: datetime) -> QuerySet[Booking]:
     return Booking.objects.filter(
-        employee_id__in=list(employee_ids),
+        technician_id__in=list(technician_ids),
         status__in=ACTIVE_STATUSES,
         occupied_start__lt=end,
         occupied_end__gt=start,
@@ -502,31 +502,33 @@ def board_data(
     window_start = datetime.combine(first_day, time.min, tzinfo=tz)
     window_end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=tz)
 
-    employees = Employee.objects.filter(active=True)
+    technicians = Technician.objects.filter(active=True)
     if trade_id is not None:
-        employees = employees.filter(trades=trade_id)
+        technicians = technicians.filter(trades=trade_id)
     rows = list(
-        employees.order_by("first_name", "last_name", "id").values_list("id", "first_name", "last_name", "title")
+        technicians.order_by("first_name", "last_name", "id").values_list("id", "first_name", "last_name", "title")
     )
     ids = [row[0] for row in rows]
     trades: dict[int, list[str]] = defaultdict(list)
-    through = Employee.trades.through
-    for employee_id, name in (
-        through.objects.filter(employee_id__in=ids).order_by("trade__name").values_list("employee_id", "trade__name")
+    through = Technician.trades.through
+    for technician_id, name in (
+        through.objects.filter(technician_id__in=ids)
+        .order_by("trade__name")
+        .values_list("technician_id", "trade__name")
     ):
-        trades[employee_id].append(name)
+        trades[technician_id].append(name)
     technicians = [
         BoardTechnician(id=pk, name=f"{first} {last}".strip(), title=title, trades=tuple(trades[pk]))
         for pk, first, last, title in rows
     ]
 
     working: dict[tuple[int, int], list[tuple[time, time]]] = defaultdict(list)
-    for employee_id, weekday, start, end in (
-        WorkingHours.objects.filter(employee_id__in=ids)
+    for technician_id, weekday, start, end in (
+        WorkingHours.objects.filter(technician_id__in=ids)
         .order_by("start_time")
-        .values_list("employee_id", "weekday", "start_time", "end_time")
+        .values_list("technician_id", "weekday", "start_time", "end_time")
     ):
-        working[(employee_id, weekday)].append((start, end))
+        working[(technician_id, weekday)].append((start, end))
     opening: dict[int, list[tuple[time, time]]] = defaultdict(list)
     for weekday, opens, closes in BusinessHours.objects.order_by("opens").values_list("weekday", "opens", "closes"):
         opening[weekday].append((opens, closes))
@@ -534,14 +536,14 @@ def board_data(
 
     bookings: dict[int, list[BoardBooking]] = defaultdict(list)
     booking_rows = (
-        Booking.objects.filter(employee_id__in=ids, occupied_start__lt=window_end, occupied_end__gt=window_start)
+        Booking.objects.filter(technician_id__in=ids, occupied_start__lt=window_end, occupied_end__gt=window_start)
         .exclude(status=BookingStatus.CANCELLED)
         .order_by("start", "id")
         .values_list(
             "id",
             "number",
             "status",
-            "employee_id",
+            "technician_id",
             "service__name",
             "customer__name",
             "start",
@@ -554,20 +556,20 @@ def board_data(
         booking = BoardBooking(*row)
         bookings[booking.technician_id].append(booking)
     events: dict[int, list[BoardEvent]] = defaultdict(list)
-    for employee_id, kind, title, start, end in (
-        CalendarEvent.objects.filter(employee_id__in=ids, start__lt=window_end, end__gt=window_start)
+    for technician_id, kind, title, start, end in (
+        CalendarEvent.objects.filter(technician_id__in=ids, start__lt=window_end, end__gt=window_start)
         .order_by("start", "id")
-        .values_list("employee_id", "kind", "title", "start", "end")
+        .values_list("technician_id", "kind", "title", "start", "end")
     ):
-        events[employee_id].append(BoardEvent(employee_id, kind, title, start, end))
+        events[technician_id].append(BoardEvent(technician_id, kind, title, start, end))
 
     free: dict[int, list[datetime]] = {}
     if service is not None and service.active:
         qualified = [t.id for t in qualified_technicians(trade_id=service.trade_id) if t.id in set(ids)]
         free = dict(
-            _free_starts_by_employee(
+            _free_starts_by_technician(
                 rules=SlotRules.for_service(service),
-                employee_ids=qualified,
+                technician_ids=qualified,
                 first_day=first_day,
                 last_day=last_day,
                 now=now or timezone.now(),

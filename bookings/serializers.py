@@ -10,7 +10,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from bookings import limits
-from bookings.models import ACTIVE_STATUSES, BookingStatus, Employee, Service
+from bookings.models import ACTIVE_STATUSES, BookingStatus, Service, Technician
 
 
 class ServiceRefOut(serializers.Serializer):
@@ -45,7 +45,7 @@ class BookingOut(serializers.Serializer):
     number = serializers.CharField()
     status = serializers.ChoiceField(choices=BookingStatus.choices)
     service = ServiceRefOut()
-    technician = TechnicianRefOut(source="employee")
+    technician = TechnicianRefOut()
     customer = CustomerOut()
     start = serializers.DateTimeField(help_text="In the business time zone, with its offset.")
     end = serializers.DateTimeField()
@@ -85,7 +85,7 @@ class BookingCreateIn(serializers.Serializer):
     service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.select_related("trade"))
     start = serializers.DateTimeField(help_text="A slot start, ISO 8601; without an offset, business local time.")
     technician = serializers.PrimaryKeyRelatedField(
-        queryset=Employee.objects.all(),
+        queryset=Technician.objects.all(),
         required=False,
         allow_null=True,
         help_text="Technician id; leave out to give the slot to the first qualified technician free for it.",
@@ -109,7 +109,7 @@ class BookingCreateIn(serializers.Serializer):
 class BookingRescheduleIn(serializers.Serializer):
     start = serializers.DateTimeField(help_text="The new slot start, ISO 8601.")
     technician = serializers.PrimaryKeyRelatedField(
-        queryset=Employee.objects.all(),
+        queryset=Technician.objects.all(),
         required=False,
         allow_null=True,
         help_text="Leave out to keep the same technician when free, else the first free one.",

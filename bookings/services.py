@@ -5,10 +5,10 @@ functions, so validation, the audit trail and the confirmation emails are the sa
 whoever acts.
 
 Double booking is prevented twice over:
-- in Python: the employee row is locked (SELECT ... FOR UPDATE) before the overlap check
+- in Python: the technician row is locked (SELECT ... FOR UPDATE) before the overlap check
   and the insert, so concurrent bookings for one technician queue instead of racing;
   SQLite has no row locks but its IMMEDIATE transactions (settings) serialize writers;
-- in PostgreSQL: an exclusion constraint over (employee, occupied period) for active
+- in PostgreSQL: an exclusion constraint over (technician, occupied period) for active
   bookings (migration 0002) rejects any overlap that slips past, e.g. a raw SQL write.
   Its violation is mapped to SlotUnavailable here.
 """
@@ -37,8 +37,8 @@ from bookings.models import (
     CalendarEvent,
     Channel,
     Customer,
-    Employee,
     Service,
+    Technician,
 )
 from bookings.numbering import next_number
 from bookings.phones import business_phone, normalize_phone, phone_display
@@ -108,19 +108,19 @@ def _check_time(*, service: Service, start: datetime, now: datetime) -> None:
 
 
 def _candidates(
-    *, service: Service, start: datetime, employee: Employee | None, now: datetime, exclude_booking_id: int | None
+    *, service: Service, start: datetime, technician: Technician | None, now: datetime, exclude_booking_id: int | None
 ) -> list[int]:
     """Technicians free for exactly this visit, by every rule the availability engine knows."""
-    if employee is not None:
-        if not employee.active:
-            raise InvalidInput("That technician is not available for bookings.", field="employee")
-        if not employee.trades.filter(pk=service.trade_id).exists():
-            raise InvalidInput(f"That technician does not do {service.trade.name} work.", field="employee")
+    if technician is not None:
+        if not technician.active:
+            raise InvalidInput("That technician is not available for bookings.", field="technician")
+        if not technician.trades.filter(pk=service.trade_id).exists():
+            raise InvalidInput(f"That technician does not do {service.trade.name} work.", field="technician")
     local_day = start.astimezone(business_tz()).date()
     slots = available_slots(
         service=service,
         start_date=local_day,
-        employee_id=employee.pk if employee else None,
+        technician_id=technician.pk if technician else None,
         now=now,
         exclude_booking_id=exclude_booking_id,
     )
@@ -131,7 +131,7 @@ def _candidates(
 
 
 def _override_candidates(
-    *, service: Service, start: datetime, employee: Employee | None, actor: Actor, reason: str, now: datetime
+    *, service: Service, start: datetime, technician: Technician | None, actor: Actor, reason: str, now: datetime
 ) -> list[int]:
     """A staff override (an urgent squeeze-in): the slot rules give way, not the technician's time.
 
@@ -144,27 +144,27 @@ def _override_candidates(
         raise InvalidInput("Only staff may override the offered slots.", field="override_reason")
     if not reason:
         raise InvalidInput("Say why the offered slots are overridden.", field="override_reason")
-    if employee is None:
-        raise InvalidInput("An override needs a technician.", field="employee")
-    if not employee.active:
-        raise InvalidInput("That technician is not available for bookings.", field="employee")
-    if not employee.trades.filter(pk=service.trade_id).exists():
-        raise InvalidInput(f"That technician does not do {service.trade.name} work.", field="employee")
+    if technician is None:
+        raise InvalidInput("An override needs a technician.", field="technician")
+    if not technician.active:
+        raise InvalidInput("That technician is not available for bookings.", field="technician")
+    if not technician.trades.filter(pk=service.trade_id).exists():
+        raise InvalidInput(f"That technician does not do {service.trade.name} work.", field="technician")
     if timezone.is_naive(start):
         raise InvalidInput("The start time needs a time zone.", field="start")
     if start <= now:
         raise InvalidInput("That time is in the past.", field="start")
-    return [employee.pk]
+    return [technician.pk]
 
 
-def _still_free(*, employee_id: int, occupied_start: datetime, occupied_end: datetime, exclude: int | None) -> bool:
-    clash = active_bookings_in([employee_id], occupied_start, occupied_end)
+def _still_free(*, technician_id: int, occupied_start: datetime, occupied_end: datetime, exclude: int | None) -> bool:
+    clash = active_bookings_in([technician_id], occupied_start, occupied_end)
     if exclude is not None:
         clash = clash.exclude(pk=exclude)
     if clash.exists():
         return False
     return not CalendarEvent.objects.filter(
-        employee_id=employee_id, start__lt=occupied_end, end__gt=occupied_start
+        technician_id=technician_id, start__lt=occupied_end, end__gt=occupied_start
     ).exists()
 
 
@@ -177,21 +177,24 @@ def _claim_technician(
     write: Callable[[int], Booking],
     override: bool = False,
 ) -> Booking:
-    """Run `write(employee_id)` for the first candidate still free for the occupied period.
+    """Run `write(technician_id)` for the first candidate still free for the occupied period.
 
     Each try locks the technician's row, so concurrent bookings of one technician queue
     here, re-checks under the lock, then writes. On PostgreSQL the exclusion constraint
     backs this up; its violation means "taken", so the next candidate is tried.
     """
-    for employee_id in candidates:
+    for technician_id in candidates:
         try:
             with transaction.atomic():
-                Employee.objects.select_for_update().filter(pk=employee_id).values_list("pk").get()
+                Technician.objects.select_for_update().filter(pk=technician_id).values_list("pk").get()
                 if not _still_free(
-                    employee_id=employee_id, occupied_start=occupied_start, occupied_end=occupied_end, exclude=exclude
+                    technician_id=technician_id,
+                    occupied_start=occupied_start,
+                    occupied_end=occupied_end,
+                    exclude=exclude,
                 ):
                     continue
-                return write(employee_id)
+                return write(technician_id)
         except IntegrityError as error:
             if _is_overlap_violation(error):
                 continue
@@ -208,7 +211,7 @@ def _is_overlap_violation(error: IntegrityError) -> bool:
 
 
 def _send_email(booking_id: int, what: str, template: str) -> None:
-    booking = Booking.objects.select_related("service", "employee", "customer").get(pk=booking_id)
+    booking = Booking.objects.select_related("service", "technician", "customer").get(pk=booking_id)
     if not booking.customer.email:
         return
     body = template.format(business=settings.BUSINESS_NAME, **email_details(booking))
@@ -290,14 +293,14 @@ def booking_create(
     actor: Actor,
     customer_email: str = "",
     notes: str = "",
-    employee: Employee | None = None,
+    technician: Technician | None = None,
     status: str = BookingStatus.CONFIRMED,
     now: datetime | None = None,
     override_reason: str = "",
 ) -> Booking:
     """Book `service` at `start` (a slot the availability engine offers).
 
-    With no `employee`, the first qualified technician free for that slot gets it. With an
+    With no `technician`, the first qualified technician free for that slot gets it. With an
     `override_reason` (staff only, a named technician), any future time the technician is not
     busy is accepted, and the override is recorded on the audit row.
     Raises InvalidInput, SlotUnavailable.
@@ -316,23 +319,23 @@ def booking_create(
     override_reason = _clean_text(override_reason, field="override_reason", max_length=MAX_REASON, required=False)
     if override_reason:
         candidates = _override_candidates(
-            service=service, start=start, employee=employee, actor=actor, reason=override_reason, now=now
+            service=service, start=start, technician=technician, actor=actor, reason=override_reason, now=now
         )
     else:
         _check_time(service=service, start=start, now=now)
-        candidates = _candidates(service=service, start=start, employee=employee, now=now, exclude_booking_id=None)
+        candidates = _candidates(service=service, start=start, technician=technician, now=now, exclude_booking_id=None)
 
     end = start + service.duration
     occupied_start = start - service.buffer_before
     occupied_end = end + service.buffer_after
 
-    def write(employee_id: int) -> Booking:
+    def write(technician_id: int) -> Booking:
         customer = customer_upsert(name=name, phone=phone, email=customer_email, address=address)
         booking = Booking.objects.create(
             # The year the booking was made (business time), so numbers rise with time.
             number=next_number("BK", now.astimezone(business_tz()).year, 6),
             service=service,
-            employee_id=employee_id,
+            technician_id=technician_id,
             customer=customer,
             start=start,
             end=end,
@@ -346,7 +349,7 @@ def booking_create(
             notes=notes,
             channel=channel,
         )
-        changes = {"start": start.isoformat(), "employee_id": employee_id, "status": status}
+        changes = {"start": start.isoformat(), "technician_id": technician_id, "status": status}
         if override_reason:
             changes["override"] = True
         _record(
@@ -374,7 +377,7 @@ def booking_reschedule(
     booking: Booking,
     new_start: datetime,
     actor: Actor,
-    employee: Employee | None = None,
+    technician: Technician | None = None,
     reason: str = "",
     now: datetime | None = None,
     override_reason: str = "",
@@ -394,30 +397,30 @@ def booking_reschedule(
     override_reason = _clean_text(override_reason, field="override_reason", max_length=MAX_REASON, required=False)
     if override_reason:
         candidates = _override_candidates(
-            service=service, start=new_start, employee=employee, actor=actor, reason=override_reason, now=now
+            service=service, start=new_start, technician=technician, actor=actor, reason=override_reason, now=now
         )
     else:
         _check_time(service=service, start=new_start, now=now)
         # Prefer the same technician when they are free and none was asked for.
         candidates = _candidates(
-            service=service, start=new_start, employee=employee, now=now, exclude_booking_id=booking.pk
+            service=service, start=new_start, technician=technician, now=now, exclude_booking_id=booking.pk
         )
-    if employee is None and booking.employee_id in candidates:
-        candidates.remove(booking.employee_id)
-        candidates.insert(0, booking.employee_id)
+    if technician is None and booking.technician_id in candidates:
+        candidates.remove(booking.technician_id)
+        candidates.insert(0, booking.technician_id)
 
     end = new_start + service.duration
     occupied_start = new_start - service.buffer_before
     occupied_end = end + service.buffer_after
-    old = {"start": booking.start.isoformat(), "employee_id": booking.employee_id}
+    old = {"start": booking.start.isoformat(), "technician_id": booking.technician_id}
 
-    def write(employee_id: int) -> Booking:
+    def write(technician_id: int) -> Booking:
         locked = Booking.objects.select_for_update().get(pk=booking.pk)
         if locked.status not in ACTIVE_STATUSES:
             raise InvalidTransition(f"Booking {booking.number} is no longer active.")
         locked.start, locked.end = new_start, end
         locked.occupied_start, locked.occupied_end = occupied_start, occupied_end
-        locked.employee_id = employee_id
+        locked.technician_id = technician_id
         locked.reminder_sent_at = None
         locked.save(
             update_fields=[
@@ -425,12 +428,12 @@ def booking_reschedule(
                 "end",
                 "occupied_start",
                 "occupied_end",
-                "employee",
+                "technician",
                 "reminder_sent_at",
                 "updated_at",
             ]
         )
-        changes = {"from": old, "to": {"start": new_start.isoformat(), "employee_id": employee_id}}
+        changes = {"from": old, "to": {"start": new_start.isoformat(), "technician_id": technician_id}}
         note = reason
         if override_reason:
             changes["override"] = True

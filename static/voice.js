@@ -509,8 +509,8 @@
         call.errorShown = true;
         showNote(String(message.message || "Something went wrong with the call."), {
           error: true,
-          offerText: message.fallback === "text",
-          focusText: message.fallback === "text",
+          offerText: message.fallback === "chat",
+          focusText: message.fallback === "chat",
         });
         break;
       case "ended":

@@ -35,7 +35,7 @@ def business(db):
     HVAC: alice (Mon-Fri 08-17), bob (Mon-Sat 09-17); plumbing: carol (Mon-Fri 08-16).
     Services: HVAC Repair 120 min (30 before, 15 after, 2 h notice), Drain Cleaning 60 min.
     """
-    from bookings.models import BusinessHours, Employee, Service, Trade, WorkingHours
+    from bookings.models import BusinessHours, Service, Technician, Trade, WorkingHours
 
     hvac = Trade.objects.create(name="HVAC", slug="hvac")
     plumbing = Trade.objects.create(name="Plumbing", slug="plumbing")
@@ -43,8 +43,8 @@ def business(db):
         BusinessHours.objects.create(weekday=weekday, opens=time(8), closes=time(18))
     BusinessHours.objects.create(weekday=5, opens=time(9), closes=time(14))
 
-    def technician(first: str, trade: Trade, weekdays: range, start: int, end: int) -> Employee:
-        employee = Employee.objects.create(
+    def technician(first: str, trade: Trade, weekdays: range, start: int, end: int) -> Technician:
+        technician = Technician.objects.create(
             first_name=first,
             last_name="Tech",
             title=f"{trade.name} Technician",
@@ -53,10 +53,12 @@ def business(db):
             pay_rate=Decimal("41.00"),
             home_address="1 Secret Lane",
         )
-        employee.trades.add(trade)
+        technician.trades.add(trade)
         for weekday in weekdays:
-            WorkingHours.objects.create(employee=employee, weekday=weekday, start_time=time(start), end_time=time(end))
-        return employee
+            WorkingHours.objects.create(
+                technician=technician, weekday=weekday, start_time=time(start), end_time=time(end)
+            )
+        return technician
 
     ns = type("Business", (), {})()
     ns.hvac, ns.plumbing = hvac, plumbing

@@ -13,17 +13,22 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-# Each migration that makes or grants to the groups, with the function that does it.
-GROUP_MIGRATIONS = [("0003_staff_groups", "create_groups"), ("0009_take_over_permission", "grant")]
+# Each migration that makes, grants to or renames the groups' permissions, in the order they
+# run, with the function that does it (bookings 0004: view_employee & co. -> view_technician).
+GROUP_MIGRATIONS = [
+    ("chatdesk", "0003_staff_groups", "create_groups"),
+    ("bookings", "0004_employee_becomes_technician", "forwards"),
+    ("chatdesk", "0009_take_over_permission", "grant"),
+]
 _STATES: dict[str, object] = {}
 
 
 def staff_groups() -> dict[str, Group]:
     """Dispatcher and Owner, with what the migrations give them."""
-    for name, function in GROUP_MIGRATIONS:
-        migration = importlib.import_module(f"chatdesk.migrations.{name}")
+    for app, name, function in GROUP_MIGRATIONS:
+        migration = importlib.import_module(f"{app}.migrations.{name}")
         if name not in _STATES:
-            _STATES[name] = MigrationExecutor(connection).loader.project_state(("chatdesk", name)).apps
+            _STATES[name] = MigrationExecutor(connection).loader.project_state((app, name)).apps
         with connection.schema_editor() as editor:
             getattr(migration, function)(_STATES[name], editor)
     return {group.name: group for group in Group.objects.filter(name__in=["Dispatcher", "Owner"])}

@@ -22,8 +22,8 @@ from bookings.models import (
     Channel,
     ClosedDay,
     Customer,
-    Employee,
     Service,
+    Technician,
     Trade,
     WorkingHours,
     YearlyCounter,
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.django_db
 ALL_MODELS = [
     Trade,
     Service,
-    Employee,
+    Technician,
     WorkingHours,
     BusinessHours,
     ClosedDay,
@@ -48,7 +48,7 @@ ALL_MODELS = [
     BookingEvent,
     YearlyCounter,
 ]
-EDITABLE_MODELS = [Trade, Service, Employee, WorkingHours, BusinessHours, ClosedDay, CalendarEvent, Customer, Booking]
+EDITABLE_MODELS = [Trade, Service, Technician, WorkingHours, BusinessHours, ClosedDay, CalendarEvent, Customer, Booking]
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +89,9 @@ def everything(business, bookings):
     """At least one row of every model, so every change page has something to show."""
     ClosedDay.objects.create(date=datetime(2026, 12, 25).date(), reason="Christmas Day")
     start = datetime.combine(local_today() + timedelta(days=20), time(8), tzinfo=business_tz())
-    CalendarEvent.objects.create(employee=business.alice, title="Training", start=start, end=start + timedelta(hours=4))
+    CalendarEvent.objects.create(
+        technician=business.alice, title="Training", start=start, end=start + timedelta(hours=4)
+    )
     return business
 
 
@@ -182,9 +184,9 @@ def test_status_filter(admin_client, business, bookings):
 
 
 def test_technician_filter(admin_client, business, bookings):
-    carols = {b for b in bookings if b.employee_id == business.carol.pk}
+    carols = {b for b in bookings if b.technician_id == business.carol.pk}
     assert carols
-    assert set(listed(admin_client.get(changelist(Booking), {"employee__id__exact": business.carol.pk}))) == carols
+    assert set(listed(admin_client.get(changelist(Booking), {"technician__id__exact": business.carol.pk}))) == carols
 
 
 def test_trade_filter(admin_client, business, bookings):
@@ -343,13 +345,13 @@ def change_form_post(booking: Booking, **fields) -> dict:
 
 def test_change_form_saves_notes_and_address_but_not_what_the_services_own(admin_client, business, bookings):
     target = bookings[0]
-    original = (target.status, target.employee_id, target.start, target.customer_id, target.estimated_price_min)
+    original = (target.status, target.technician_id, target.start, target.customer_id, target.estimated_price_min)
     data = change_form_post(
         target,
         notes="Gate code 4321",
         address="14 Queen St W, Toronto",
         status="cancelled",
-        employee=business.carol.pk,
+        technician=business.carol.pk,
         start_0="2026-11-20",
         start_1="09:00",
         estimated_price_min="1",
@@ -360,7 +362,7 @@ def test_change_form_saves_notes_and_address_but_not_what_the_services_own(admin
     assert (target.notes, target.address) == ("Gate code 4321", "14 Queen St W, Toronto")
     assert (
         target.status,
-        target.employee_id,
+        target.technician_id,
         target.start,
         target.customer_id,
         target.estimated_price_min,
@@ -401,7 +403,7 @@ def add_booking(admin_client, business, **fields):
         "service": business.repair.pk,
         "start_0": "2026-11-17",  # Tuesday
         "start_1": "10:00",
-        "employee": "",
+        "technician": "",
         "status": "confirmed",
         "customer_name": "Dana Lee",
         "customer_phone": "(416) 555-0177",
@@ -424,7 +426,7 @@ def test_staff_booking_in_the_admin_goes_through_booking_create(
     assert booking.start == datetime(2026, 11, 17, 10, 0, tzinfo=business_tz())
     assert booking.occupied_start == booking.start - timedelta(minutes=30)
     assert (booking.channel, booking.status) == (Channel.STAFF, BookingStatus.CONFIRMED)
-    assert booking.employee in (business.alice, business.bob)
+    assert booking.technician in (business.alice, business.bob)
     assert booking.customer.phone == "+14165550177"
     event = booking.events.get()
     assert (event.kind, event.actor_kind, event.actor_user) == ("created", ActorKind.STAFF, admin_user)
@@ -432,8 +434,8 @@ def test_staff_booking_in_the_admin_goes_through_booking_create(
 
 
 def test_staff_can_pick_the_technician(admin_client, business):
-    add_booking(admin_client, business, employee=business.bob.pk)
-    assert Booking.objects.get().employee == business.bob
+    add_booking(admin_client, business, technician=business.bob.pk)
+    assert Booking.objects.get().technician == business.bob
 
 
 def test_an_unavailable_time_is_a_form_error_and_books_nothing(
@@ -451,8 +453,8 @@ def test_an_unavailable_time_is_a_form_error_and_books_nothing(
 
 
 def test_a_taken_slot_is_a_form_error(admin_client, business):
-    add_booking(admin_client, business, employee=business.alice.pk)
-    response = add_booking(admin_client, business, employee=business.alice.pk, customer_phone="416-555-0178")
+    add_booking(admin_client, business, technician=business.alice.pk)
+    response = add_booking(admin_client, business, technician=business.alice.pk, customer_phone="416-555-0178")
     assert response.status_code == 200
     assert response.context["adminform"].form.errors
     assert Booking.objects.count() == 1
@@ -461,8 +463,8 @@ def test_a_taken_slot_is_a_form_error(admin_client, business):
 def test_service_errors_land_on_the_field_they_concern(admin_client, business):
     response = add_booking(admin_client, business, customer_phone="12")
     assert "customer_phone" in response.context["adminform"].form.errors
-    response = add_booking(admin_client, business, employee=business.carol.pk)
-    assert response.context["adminform"].form.errors["employee"] == ["That technician does not do HVAC work."]
+    response = add_booking(admin_client, business, technician=business.carol.pk)
+    assert response.context["adminform"].form.errors["technician"] == ["That technician does not do HVAC work."]
     response = add_booking(admin_client, business, start_0="2026-11-16", start_1="08:30")
     assert "start" in response.context["adminform"].form.errors
     assert not Booking.objects.exists()
@@ -493,7 +495,7 @@ def test_time_off_over_a_booking_warns_staff_to_move_it(admin_client, bookings):
     target = bookings[0]
     start = target.start.astimezone(business_tz())
     data = {
-        "employee": target.employee_id,
+        "technician": target.technician_id,
         "kind": "time_off",
         "title": "Dentist",
         "start_0": start.date().isoformat(),
@@ -507,7 +509,7 @@ def test_time_off_over_a_booking_warns_staff_to_move_it(admin_client, bookings):
     assert target.number in warning
 
 
-def test_employee_page_edits_working_hours_inline(admin_client, business):
+def test_technician_page_edits_working_hours_inline(admin_client, business):
     response = admin_client.get(change_url(business.alice))
     (inline,) = response.context["inline_admin_formsets"]
     assert inline.opts.model is WorkingHours
@@ -516,9 +518,9 @@ def test_employee_page_edits_working_hours_inline(admin_client, business):
     assert "1 Secret Lane" in response.content.decode()
 
 
-def test_employee_changelist_lists_trades(admin_client, business):
-    Employee.objects.filter(pk=business.bob.pk).get().trades.add(business.plumbing)
-    content = admin_client.get(changelist(Employee)).content.decode()
+def test_technician_changelist_lists_trades(admin_client, business):
+    Technician.objects.filter(pk=business.bob.pk).get().trades.add(business.plumbing)
+    content = admin_client.get(changelist(Technician)).content.decode()
     assert "HVAC, Plumbing" in content
 
 

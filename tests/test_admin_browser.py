@@ -61,7 +61,7 @@ def month(business, conversation) -> None:
             booked = rng.random() < (0.45 if voice else 0.3)
             interaction = Interaction.objects.create(
                 number=f"INT-2026-{number}",
-                channel="voice" if voice else "text",
+                channel="voice" if voice else "chat",
                 status="closed",
                 resolution="booked" if booked else "answered",
                 booking_count=int(booked),
@@ -87,7 +87,7 @@ def month(business, conversation) -> None:
         (business.carol, business.drain, [(8, 30), (10, 0), (12, 30), (14, 0)]),
     ]
     count = 0
-    for employee, service, starts in plan:
+    for technician, service, starts in plan:
         for hour, minute in starts:
             count += 1
             start = datetime.combine(today, time(hour, minute), tzinfo=tz)
@@ -95,7 +95,7 @@ def month(business, conversation) -> None:
             Booking.objects.create(
                 number=f"BK-2026-9{count:05d}",
                 service=service,
-                employee=employee,
+                technician=technician,
                 customer=customer,
                 start=start,
                 end=end,

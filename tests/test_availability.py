@@ -32,8 +32,8 @@ from bookings.models import (
     Channel,
     ClosedDay,
     Customer,
-    Employee,
     Service,
+    Technician,
     Trade,
     WorkingHours,
 )
@@ -61,12 +61,12 @@ def walls(slots: list[Slot]) -> list[str]:
     return [f"{slot.start.astimezone(TORONTO):%H:%M}" for slot in slots]
 
 
-def walls_for(slots: list[Slot], employee: Employee) -> list[str]:
-    return [f"{s.start.astimezone(TORONTO):%H:%M}" for s in slots if employee.pk in {t.id for t in s.technicians}]
+def walls_for(slots: list[Slot], technician: Technician) -> list[str]:
+    return [f"{s.start.astimezone(TORONTO):%H:%M}" for s in slots if technician.pk in {t.id for t in s.technicians}]
 
 
 def add_booking(
-    business, employee: Employee, start: datetime, end: datetime, *, occupied=None, status=BookingStatus.CONFIRMED
+    business, technician: Technician, start: datetime, end: datetime, *, occupied=None, status=BookingStatus.CONFIRMED
 ) -> Booking:
     """A booking written directly (the engine must read what is in the table, however it got there)."""
     customer, _ = Customer.objects.get_or_create(phone="+14165550199", defaults={"name": "Existing Customer"})
@@ -74,7 +74,7 @@ def add_booking(
     return Booking.objects.create(
         number=f"BK-TEST-{Booking.objects.count() + 1:06d}",
         service=business.repair,
-        employee=employee,
+        technician=technician,
         customer=customer,
         start=start,
         end=end,
@@ -104,7 +104,7 @@ def test_it_offers_repair_slots_on_the_30_minute_grid_inside_working_hours_and_b
 def test_it_follows_the_configured_slot_grid(business, settings):
     settings.SLOT_GRID_MINUTES = 60
 
-    slots = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk, now=NOW)
+    slots = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk, now=NOW)
 
     # 08:30 is no longer on the grid; whole hours from 09:00 to 14:00 are.
     assert walls(slots) == ["09:00", "10:00", "11:00", "12:00", "13:00", "14:00"]
@@ -115,7 +115,7 @@ def test_it_counts_the_grid_from_midnight_not_from_opening_time(business):
     business.repair.buffer_before_minutes = 0
     business.repair.save()
 
-    slots = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk, now=NOW)
+    slots = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk, now=NOW)
 
     # Opening at 08:40 does not create an 08:40, 09:10, ... grid: the first start is 09:00.
     assert walls(slots)[:2] == ["09:00", "09:30"]
@@ -136,7 +136,7 @@ def test_it_takes_the_service_duration_and_buffers_into_account(business):
     business.repair.buffer_after_minutes = 0
     business.repair.save()
 
-    slots = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk, now=NOW)
+    slots = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk, now=NOW)
 
     # Without buffers the visit itself may touch both ends of 08:00-17:00.
     assert walls(slots)[0] == "08:00"
@@ -144,27 +144,27 @@ def test_it_takes_the_service_duration_and_buffers_into_account(business):
 
     business.repair.duration_minutes = 240
     business.repair.save()
-    slots = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk, now=NOW)
+    slots = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk, now=NOW)
     assert walls(slots)[-1] == "13:00"
     assert all(slot.end - slot.start == timedelta(hours=4) for slot in slots)
 
 
 def test_it_honours_several_working_spans_a_day(business):
-    WorkingHours.objects.filter(employee=business.alice, weekday=TUESDAY.weekday()).delete()
+    WorkingHours.objects.filter(technician=business.alice, weekday=TUESDAY.weekday()).delete()
     WorkingHours.objects.create(
-        employee=business.alice, weekday=TUESDAY.weekday(), start_time=time(8), end_time=time(12)
+        technician=business.alice, weekday=TUESDAY.weekday(), start_time=time(8), end_time=time(12)
     )
     WorkingHours.objects.create(
-        employee=business.alice, weekday=TUESDAY.weekday(), start_time=time(13), end_time=time(17)
+        technician=business.alice, weekday=TUESDAY.weekday(), start_time=time(13), end_time=time(17)
     )
 
-    slots = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk, now=NOW)
+    slots = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk, now=NOW)
 
     # A visit (with its buffers) must fit inside one span: nothing straddles the lunch break.
     assert walls(slots) == ["08:30", "09:00", "09:30", "13:30", "14:00", "14:30"]
     # Wednesday keeps the single 08:00-17:00 span.
     wednesday = available_slots(
-        service=business.repair, start_date=TUESDAY + timedelta(days=1), employee_id=business.alice.pk, now=NOW
+        service=business.repair, start_date=TUESDAY + timedelta(days=1), technician_id=business.alice.pk, now=NOW
     )
     assert walls(wednesday) == REPAIR_WALLS_ALICE
 
@@ -209,7 +209,7 @@ def test_it_offers_nothing_on_a_closed_day(business):
 
 def test_it_keeps_calendar_events_free_and_an_adjacent_event_does_not_block(business):
     CalendarEvent.objects.create(
-        employee=business.alice, title="Dentist", start=at(TUESDAY, "11:15"), end=at(TUESDAY, "12:00")
+        technician=business.alice, title="Dentist", start=at(TUESDAY, "11:15"), end=at(TUESDAY, "12:00")
     )
 
     slots = available_slots(service=business.repair, start_date=TUESDAY, now=NOW)
@@ -222,7 +222,7 @@ def test_it_keeps_calendar_events_free_and_an_adjacent_event_does_not_block(busi
 
 def test_it_blocks_a_whole_day_of_time_off(business):
     CalendarEvent.objects.create(
-        employee=business.alice,
+        technician=business.alice,
         kind=CalendarEvent.Kind.TIME_OFF,
         start=at(TUESDAY, "00:00"),
         end=at(TUESDAY + timedelta(days=1), "00:00"),
@@ -268,7 +268,7 @@ def test_it_does_not_block_on_an_adjacent_booking(business):
         ),
     )
 
-    slots = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk, now=NOW)
+    slots = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk, now=NOW)
 
     # 09:00 occupies 08:30-11:15, ending exactly where the booking's buffer begins: [) periods.
     assert walls(slots) == ["08:30", "09:00"]
@@ -304,11 +304,11 @@ def test_it_ignores_the_excluded_booking_so_it_can_be_moved_onto_its_own_time(bu
         ),
     )
 
-    blocked = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk, now=NOW)
+    blocked = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk, now=NOW)
     moved = available_slots(
         service=business.repair,
         start_date=TUESDAY,
-        employee_id=business.alice.pk,
+        technician_id=business.alice.pk,
         now=NOW,
         exclude_booking_id=booking.pk,
     )
@@ -351,7 +351,7 @@ def test_it_offers_nothing_beyond_the_booking_horizon(business):
             weekday_open.delete()
         BusinessHours.objects.create(weekday=day.weekday(), opens=time(8), closes=time(18))
         WorkingHours.objects.get_or_create(
-            employee=business.alice, weekday=day.weekday(), defaults={"start_time": time(8), "end_time": time(17)}
+            technician=business.alice, weekday=day.weekday(), defaults={"start_time": time(8), "end_time": time(17)}
         )
 
     on_horizon = available_slots(service=business.repair, start_date=horizon, now=NOW)
@@ -396,7 +396,7 @@ def test_it_never_offers_an_inactive_technician(business):
 
     assert walls(slots) == REPAIR_WALLS_BOB
     assert all(business.alice.pk not in {t.id for t in slot.technicians} for slot in slots)
-    assert available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk, now=NOW) == []
+    assert available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk, now=NOW) == []
 
 
 def test_it_offers_nothing_for_an_inactive_service(business):
@@ -414,7 +414,7 @@ def test_it_never_offers_a_technician_of_another_trade(business):
     assert {t.id for s in repair for t in s.technicians} == {business.alice.pk, business.bob.pk}
     assert {t.id for s in drain for t in s.technicians} == {business.carol.pk}
     # Asking for carol by id does not make her an HVAC technician.
-    assert available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.carol.pk, now=NOW) == []
+    assert available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.carol.pk, now=NOW) == []
 
 
 def test_it_offers_a_technician_of_several_trades_for_each(business):
@@ -426,7 +426,7 @@ def test_it_offers_a_technician_of_several_trades_for_each(business):
 
 
 def test_it_narrows_to_one_technician_when_asked(business):
-    slots = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.bob.pk, now=NOW)
+    slots = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.bob.pk, now=NOW)
 
     assert walls(slots) == REPAIR_WALLS_BOB
     assert {t.id for s in slots for t in s.technicians} == {business.bob.pk}
@@ -446,7 +446,7 @@ def test_technicians_available_lists_free_technicians_of_the_trade_with_their_sl
 
 
 def test_technicians_available_leaves_out_busy_inactive_and_other_trade_technicians(business):
-    CalendarEvent.objects.create(employee=business.alice, start=at(TUESDAY, "07:00"), end=at(TUESDAY, "18:00"))
+    CalendarEvent.objects.create(technician=business.alice, start=at(TUESDAY, "07:00"), end=at(TUESDAY, "18:00"))
 
     hvac = technicians_available(trade=business.hvac, on_date=TUESDAY, service=business.repair, now=NOW)
     assert [d.technician.id for d in hvac] == [business.bob.pk]
@@ -523,13 +523,13 @@ def open_weekend_like_a_weekday(business) -> None:
     BusinessHours.objects.filter(weekday__in=(5, 6)).delete()
     for weekday in (5, 6):
         BusinessHours.objects.create(weekday=weekday, opens=time(8), closes=time(18))
-        WorkingHours.objects.create(employee=business.alice, weekday=weekday, start_time=time(8), end_time=time(17))
+        WorkingHours.objects.create(technician=business.alice, weekday=weekday, start_time=time(8), end_time=time(17))
 
 
 def open_sundays_around_the_clock(business) -> None:
     """Open Sundays all day for alice, so the night of the DST change can be offered."""
     BusinessHours.objects.create(weekday=6, opens=time(0), closes=time(23, 59))
-    WorkingHours.objects.create(employee=business.alice, weekday=6, start_time=time(0), end_time=time(23, 59))
+    WorkingHours.objects.create(technician=business.alice, weekday=6, start_time=time(0), end_time=time(23, 59))
 
 
 @pytest.mark.parametrize(
@@ -555,7 +555,7 @@ def test_it_keeps_wall_clock_slots_across_dst(business, frozen, days, offsets):
 
     with time_machine.travel(frozen, tick=False):
         slots = available_slots(
-            service=business.repair, start_date=days[0], end_date=days[-1], employee_id=business.alice.pk
+            service=business.repair, start_date=days[0], end_date=days[-1], technician_id=business.alice.pk
         )
 
     for day, offset in zip(days, offsets, strict=True):
@@ -575,7 +575,7 @@ def test_it_skips_wall_times_that_do_not_exist_when_clocks_spring_forward(busine
     day = date(2026, 3, 8)
 
     with time_machine.travel(datetime(2026, 3, 7, 12, tzinfo=TORONTO), tick=False):
-        slots = available_slots(service=business.repair, start_date=day, employee_id=business.alice.pk)
+        slots = available_slots(service=business.repair, start_date=day, technician_id=business.alice.pk)
 
     labels = walls(slots)
     # 02:00 and 02:30 do not exist that night; 00:30 is the first start after the 30 min buffer.
@@ -594,8 +594,8 @@ def test_it_cuts_working_spans_with_an_edge_in_the_spring_forward_gap_at_the_jum
     # 02:30 does not exist on 2026-03-08: the clocks jump from 02:00 EST to 03:00 EDT. A shift
     # "until 02:30" ends at the jump, and one "from 02:30" starts there (03:00 EDT).
     BusinessHours.objects.create(weekday=6, opens=time(0), closes=time(23, 59))
-    WorkingHours.objects.create(employee=business.alice, weekday=6, start_time=time(0), end_time=time(2, 30))
-    WorkingHours.objects.create(employee=business.bob, weekday=6, start_time=time(2, 30), end_time=time(5))
+    WorkingHours.objects.create(technician=business.alice, weekday=6, start_time=time(0), end_time=time(2, 30))
+    WorkingHours.objects.create(technician=business.bob, weekday=6, start_time=time(2, 30), end_time=time(5))
     check = Service.objects.create(
         trade=business.hvac,
         name="Night Check",
@@ -617,7 +617,7 @@ def test_it_offers_each_wall_time_once_when_clocks_fall_back(business):
     day = date(2026, 11, 1)
 
     with time_machine.travel(datetime(2026, 10, 31, 12, tzinfo=TORONTO), tick=False):
-        slots = available_slots(service=business.repair, start_date=day, employee_id=business.alice.pk)
+        slots = available_slots(service=business.repair, start_date=day, technician_id=business.alice.pk)
 
     labels = walls(slots)
     assert labels[:5] == ["00:30", "01:00", "01:30", "02:00", "02:30"]
@@ -649,17 +649,17 @@ def test_it_runs_the_same_number_of_queries_whatever_the_size_of_the_calendar(bu
         min_notice_minutes=60,
     )
 
-    def electrician(n: int) -> Employee:
-        employee = Employee.objects.create(first_name=f"Sparky{n:02d}", last_name="Volt")
-        employee.trades.add(electrical)
+    def electrician(n: int) -> Technician:
+        technician = Technician.objects.create(first_name=f"Sparky{n:02d}", last_name="Volt")
+        technician.trades.add(electrical)
         WorkingHours.objects.bulk_create(
             [
-                WorkingHours(employee=employee, weekday=weekday, start_time=start, end_time=end)
+                WorkingHours(technician=technician, weekday=weekday, start_time=start, end_time=end)
                 for weekday in range(6)
                 for start, end in ((time(7), time(12)), (time(12, 30), time(17)))
             ]
         )
-        return employee
+        return technician
 
     first = electrician(0)
     with CaptureQueriesContext(connection) as small_day:
@@ -670,11 +670,11 @@ def test_it_runs_the_same_number_of_queries_whatever_the_size_of_the_calendar(bu
         technicians_available(trade=electrical, on_date=TUESDAY, service=service, now=NOW)
     assert small, "the small calendar must offer something, or the comparison proves nothing"
 
-    employees = [first] + [electrician(n) for n in range(1, 20)]
+    technicians = [first] + [electrician(n) for n in range(1, 20)]
     customer = Customer.objects.create(name="Busy Customer", phone="+14165550142")
     bookings = []
     events = []
-    for i, employee in enumerate(employees):
+    for i, technician in enumerate(technicians):
         for day_offset in range(1, 6):  # Tuesday .. Saturday
             day = MONDAY + timedelta(days=day_offset)
             # Two one-hour visits a day, shifted per technician, so the calendar is not uniform.
@@ -684,7 +684,7 @@ def test_it_runs_the_same_number_of_queries_whatever_the_size_of_the_calendar(bu
                     Booking(
                         number=f"BK-2026-{len(bookings) + 1:06d}",
                         service=service,
-                        employee=employee,
+                        technician=technician,
                         customer=customer,
                         start=start,
                         end=start + timedelta(hours=1),
@@ -696,7 +696,7 @@ def test_it_runs_the_same_number_of_queries_whatever_the_size_of_the_calendar(bu
                     )
                 )
             events.append(
-                CalendarEvent(employee=employee, title="Stand-up", start=at(day, "11:00"), end=at(day, "11:30"))
+                CalendarEvent(technician=technician, title="Stand-up", start=at(day, "11:00"), end=at(day, "11:30"))
             )
     Booking.objects.bulk_create(bookings)
     CalendarEvent.objects.bulk_create(events)

@@ -81,7 +81,7 @@ def test_it_books_an_offered_slot_with_the_first_free_technician(business):
 
     booking.refresh_from_db()
     assert booking.status == BookingStatus.CONFIRMED
-    assert booking.employee == business.alice
+    assert booking.technician == business.alice
     assert booking.service == business.repair
     assert booking.start == at(TUESDAY, "10:00")
     assert booking.end == at(TUESDAY, "12:00")
@@ -101,8 +101,8 @@ def test_it_gives_the_next_free_technician_when_the_first_is_taken(business):
     first = book(business)
     second = book(business, customer_phone="+1 416 555 0199")
 
-    assert first.employee_id == business.alice.pk
-    assert second.employee_id == business.bob.pk
+    assert first.technician_id == business.alice.pk
+    assert second.technician_id == business.bob.pk
     with pytest.raises(SlotUnavailable):
         book(business, customer_phone="+1 416 555 0142")
     # An overlapping (not identical) start is just as taken.
@@ -112,14 +112,14 @@ def test_it_gives_the_next_free_technician_when_the_first_is_taken(business):
 
 
 def test_it_books_the_technician_asked_for(business):
-    booking = book(business, employee=business.bob)
+    booking = book(business, technician=business.bob)
 
-    assert booking.employee_id == business.bob.pk
+    assert booking.technician_id == business.bob.pk
     assert free_at(business, at(TUESDAY, "10:00")) == {business.alice.pk}
 
 
 def test_it_creates_a_pending_booking_that_already_holds_the_slot(business):
-    booking = book(business, status=BookingStatus.PENDING, employee=business.alice)
+    booking = book(business, status=BookingStatus.PENDING, technician=business.alice)
 
     assert booking.status == BookingStatus.PENDING
     assert free_at(business, at(TUESDAY, "10:00")) == {business.bob.pk}
@@ -180,7 +180,7 @@ def test_it_rejects_an_inactive_service(business):
 
 
 def test_it_rejects_a_technician_of_another_trade(business):
-    error = assert_rejected(business, InvalidInput, "employee", employee=business.carol)
+    error = assert_rejected(business, InvalidInput, "technician", technician=business.carol)
     assert "HVAC" in error.message
 
 
@@ -188,7 +188,7 @@ def test_it_rejects_an_inactive_technician(business):
     business.alice.active = False
     business.alice.save()
 
-    assert_rejected(business, InvalidInput, "employee", employee=business.alice)
+    assert_rejected(business, InvalidInput, "technician", technician=business.alice)
 
 
 @pytest.mark.parametrize(
@@ -200,13 +200,13 @@ def test_it_rejects_an_inactive_technician(business):
     ],
 )
 def test_it_rejects_a_time_the_technician_does_not_work(business, who, when):
-    assert_rejected(business, SlotUnavailable, employee=getattr(business, who), start=at(*when))
+    assert_rejected(business, SlotUnavailable, technician=getattr(business, who), start=at(*when))
 
 
 def test_it_rejects_a_time_the_technician_has_time_off(business):
-    CalendarEvent.objects.create(employee=business.alice, start=at(TUESDAY, "11:00"), end=at(TUESDAY, "12:00"))
+    CalendarEvent.objects.create(technician=business.alice, start=at(TUESDAY, "11:00"), end=at(TUESDAY, "12:00"))
 
-    assert_rejected(business, SlotUnavailable, employee=business.alice)
+    assert_rejected(business, SlotUnavailable, technician=business.alice)
 
 
 def test_it_rejects_a_time_in_the_past(business):
@@ -330,7 +330,7 @@ def test_it_records_who_created_the_booking(business):
     assert event.actor_reference == "INT-2026-00007 call_abc"
     assert event.changes == {
         "start": at(TUESDAY, "10:00").isoformat(),
-        "employee_id": business.alice.pk,
+        "technician_id": business.alice.pk,
         "status": BookingStatus.CONFIRMED,
     }
 
@@ -400,7 +400,7 @@ def test_it_sends_no_email_to_a_customer_without_one(business, mailoutbox, djang
 def test_it_reschedules_keeping_the_number_and_the_same_technician(
     business, mailoutbox, django_capture_on_commit_callbacks
 ):
-    booking = book(business, employee=business.bob, customer_email="dana@example.com")
+    booking = book(business, technician=business.bob, customer_email="dana@example.com")
     booking.reminder_sent_at = NOW
     booking.save()
     mailoutbox.clear()
@@ -415,15 +415,15 @@ def test_it_reschedules_keeping_the_number_and_the_same_technician(
     moved.refresh_from_db()
     assert moved.pk == booking.pk
     assert moved.number == "BK-2026-000001"
-    assert moved.employee_id == business.bob.pk
+    assert moved.technician_id == business.bob.pk
     assert (moved.start, moved.end) == (at(WEDNESDAY, "11:00"), at(WEDNESDAY, "13:00"))
     assert (moved.occupied_start, moved.occupied_end) == (at(WEDNESDAY, "10:30"), at(WEDNESDAY, "13:15"))
     assert moved.reminder_sent_at is None  # a reminder for the old time says nothing about the new one
     assert moved.status == BookingStatus.CONFIRMED
     event = moved.events.get(kind=BookingEvent.Kind.RESCHEDULED)
     assert event.changes == {
-        "from": {"start": at(TUESDAY, "10:00").isoformat(), "employee_id": business.bob.pk},
-        "to": {"start": at(WEDNESDAY, "11:00").isoformat(), "employee_id": business.bob.pk},
+        "from": {"start": at(TUESDAY, "10:00").isoformat(), "technician_id": business.bob.pk},
+        "to": {"start": at(WEDNESDAY, "11:00").isoformat(), "technician_id": business.bob.pk},
     }
     assert (event.actor_kind, event.actor_channel, event.note) == (ActorKind.CUSTOMER, Channel.CHAT, "At work")
     assert [m.subject for m in mailoutbox] == [f"Booking {moved.number} rescheduled"]
@@ -434,20 +434,20 @@ def test_it_reschedules_keeping_the_number_and_the_same_technician(
 
 
 def test_it_reschedules_to_another_technician_when_the_same_one_is_busy(business):
-    booking = book(business, employee=business.bob)
-    CalendarEvent.objects.create(employee=business.bob, start=at(WEDNESDAY, "08:00"), end=at(WEDNESDAY, "17:00"))
+    booking = book(business, technician=business.bob)
+    CalendarEvent.objects.create(technician=business.bob, start=at(WEDNESDAY, "08:00"), end=at(WEDNESDAY, "17:00"))
 
     moved = booking_reschedule(booking=booking, new_start=at(WEDNESDAY, "11:00"), actor=CHAT, now=NOW)
 
-    assert moved.employee_id == business.alice.pk
+    assert moved.technician_id == business.alice.pk
     assert moved.number == booking.number
 
 
 def test_it_reschedules_onto_a_time_overlapping_its_own(business):
-    booking = book(business, employee=business.alice)
+    booking = book(business, technician=business.alice)
 
     moved = booking_reschedule(
-        booking=booking, new_start=at(TUESDAY, "10:30"), employee=business.alice, actor=CHAT, now=NOW
+        booking=booking, new_start=at(TUESDAY, "10:30"), technician=business.alice, actor=CHAT, now=NOW
     )
 
     assert moved.start == at(TUESDAY, "10:30")
@@ -455,12 +455,12 @@ def test_it_reschedules_onto_a_time_overlapping_its_own(business):
 
 
 def test_it_refuses_a_reschedule_onto_a_taken_time_and_leaves_the_booking_alone(business):
-    booking = book(business, employee=business.alice)
-    book(business, employee=business.alice, start=at(WEDNESDAY, "10:00"), customer_phone="+1 416 555 0199")
+    booking = book(business, technician=business.alice)
+    book(business, technician=business.alice, start=at(WEDNESDAY, "10:00"), customer_phone="+1 416 555 0199")
 
     with pytest.raises(SlotUnavailable):
         booking_reschedule(
-            booking=booking, new_start=at(WEDNESDAY, "10:30"), employee=business.alice, actor=CHAT, now=NOW
+            booking=booking, new_start=at(WEDNESDAY, "10:30"), technician=business.alice, actor=CHAT, now=NOW
         )
 
     booking.refresh_from_db()
@@ -477,7 +477,7 @@ def test_it_validates_the_new_time_of_a_reschedule(business):
         booking_reschedule(booking=booking, new_start=at(MONDAY + timedelta(days=90), "10:00"), actor=CHAT, now=NOW)
     with pytest.raises(InvalidInput):
         booking_reschedule(
-            booking=booking, new_start=at(WEDNESDAY, "10:00"), employee=business.carol, actor=CHAT, now=NOW
+            booking=booking, new_start=at(WEDNESDAY, "10:00"), technician=business.carol, actor=CHAT, now=NOW
         )
 
 
@@ -496,7 +496,7 @@ def test_it_does_not_reschedule_an_inactive_or_started_booking(business):
 
 
 def test_cancelling_frees_the_slot_and_is_recorded(business, mailoutbox, django_capture_on_commit_callbacks):
-    booking = book(business, employee=business.alice, customer_email="dana@example.com")
+    booking = book(business, technician=business.alice, customer_email="dana@example.com")
     mailoutbox.clear()
     assert free_at(business, at(TUESDAY, "10:00")) == {business.bob.pk}
 
@@ -516,7 +516,7 @@ def test_cancelling_frees_the_slot_and_is_recorded(business, mailoutbox, django_
     )
     assert [m.subject for m in mailoutbox] == [f"Booking {booking.number} cancelled"]
     # The freed time can be booked again with the same technician.
-    again = book(business, employee=business.alice, customer_phone="+1 416 555 0199")
+    again = book(business, technician=business.alice, customer_phone="+1 416 555 0199")
     assert again.number != booking.number
 
 
@@ -605,13 +605,15 @@ def test_a_cancelled_booking_cannot_be_completed_or_confirmed(business):
 # --- The database's own guarantee ---------------------------------------------------------------
 
 
-def raw_booking(business, *, start: datetime, end: datetime, status=BookingStatus.CONFIRMED, employee=None) -> Booking:
+def raw_booking(
+    business, *, start: datetime, end: datetime, status=BookingStatus.CONFIRMED, technician=None
+) -> Booking:
     """An INSERT that bypasses bookings.services entirely."""
     customer, _ = Customer.objects.get_or_create(phone="+14165550142", defaults={"name": "Raw Insert"})
     return Booking.objects.create(
         number=f"RAW-{Booking.objects.count() + 1}-{start:%H%M}",
         service=business.repair,
-        employee=employee or business.alice,
+        technician=technician or business.alice,
         customer=customer,
         start=start,
         end=end,
@@ -625,7 +627,7 @@ def raw_booking(business, *, start: datetime, end: datetime, status=BookingStatu
 
 
 def test_the_database_rejects_an_overlapping_active_booking_inserted_directly(business):
-    book(business, employee=business.alice)  # occupies alice 09:30-12:15
+    book(business, technician=business.alice)  # occupies alice 09:30-12:15
 
     with pytest.raises(IntegrityError) as error, transaction.atomic():
         raw_booking(business, start=at(TUESDAY, "12:00"), end=at(TUESDAY, "13:00"))
@@ -641,7 +643,7 @@ def test_the_database_rejects_an_overlapping_active_booking_inserted_directly(bu
 
 @pytest.mark.parametrize("status", [BookingStatus.CANCELLED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW])
 def test_the_database_lets_an_inactive_booking_overlap(business, status):
-    book(business, employee=business.alice)
+    book(business, technician=business.alice)
 
     raw_booking(business, start=at(TUESDAY, "10:00"), end=at(TUESDAY, "12:00"), status=status)
 
@@ -649,19 +651,19 @@ def test_the_database_lets_an_inactive_booking_overlap(business, status):
 
 
 def test_the_database_lets_adjacent_and_other_technicians_bookings_through(business):
-    book(business, employee=business.alice)  # occupies alice 09:30-12:15
+    book(business, technician=business.alice)  # occupies alice 09:30-12:15
 
     raw_booking(business, start=at(TUESDAY, "12:15"), end=at(TUESDAY, "13:00"))  # [) ranges touch
     raw_booking(business, start=at(TUESDAY, "08:30"), end=at(TUESDAY, "09:30"))
-    raw_booking(business, start=at(TUESDAY, "10:00"), end=at(TUESDAY, "12:00"), employee=business.bob)
+    raw_booking(business, start=at(TUESDAY, "10:00"), end=at(TUESDAY, "12:00"), technician=business.bob)
 
     assert Booking.objects.count() == 4
 
 
 def test_the_database_rejects_moving_a_cancelled_booking_back_onto_a_taken_time(business):
-    cancelled = book(business, employee=business.alice)
+    cancelled = book(business, technician=business.alice)
     booking_cancel(booking=cancelled, actor=CHAT, now=NOW)
-    book(business, employee=business.alice, customer_phone="+1 416 555 0199")
+    book(business, technician=business.alice, customer_phone="+1 416 555 0199")
 
     cancelled.status = BookingStatus.CONFIRMED
     with pytest.raises(IntegrityError) as error, transaction.atomic():

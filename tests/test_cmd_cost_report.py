@@ -78,7 +78,7 @@ def test_it_sums_per_business_day_with_a_total(november):
 
 def test_it_groups_by_channel(november):
     rows = {r["channel"]: r for r in report("--by", "channel")}
-    assert rows["text"]["conversations"] == "3"
+    assert rows["chat"]["conversations"] == "3"
     assert rows["voice"]["conversations"] == "1"
     assert rows["voice"]["cost_usd"] == "0.021000"
     assert rows["total"]["conversations"] == "4"

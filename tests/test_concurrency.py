@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 
 from bookings.errors import SlotUnavailable
-from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus, Channel, Employee, WorkingHours
+from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus, Channel, Technician, WorkingHours
 from bookings.services import Actor, booking_create
 from tests.conftest import MONDAY_NOON_UTC
 
@@ -117,7 +117,7 @@ def test_racing_bookings_for_one_technician_get_exactly_one_winner_per_round(bus
         requests = [
             {
                 "service": business.repair,
-                "employee": business.alice,
+                "technician": business.alice,
                 "start": at(day, base) if i % 2 else later,
                 "customer_phone": f"+1 416 555 {100 + i:04d}",
             }
@@ -131,7 +131,7 @@ def test_racing_bookings_for_one_technician_get_exactly_one_winner_per_round(bus
         assert len(winners) == 1, f"round {round_number} on {day}: {len(winners)} winners"
         # Losers get the clean domain error, never an IntegrityError, a deadlock or a pool timeout.
         assert all(type(error) is SlotUnavailable for error in losers), [repr(e) for e in losers]
-        assert winners[0].employee_id == business.alice.pk
+        assert winners[0].technician_id == business.alice.pk
 
     assert Booking.objects.filter(status__in=ACTIVE_STATUSES).count() == ROUNDS
     assert overlapping_active_pairs() == []
@@ -149,7 +149,7 @@ def test_racing_bookings_without_a_technician_fill_each_free_technician_once(bus
 
         winners = [value for outcome, value in results if outcome == "ok"]
         losers = [value for outcome, value in results if outcome != "ok"]
-        assert sorted(b.employee_id for b in winners) == sorted([business.alice.pk, business.bob.pk])
+        assert sorted(b.technician_id for b in winners) == sorted([business.alice.pk, business.bob.pk])
         assert all(type(error) is SlotUnavailable for error in losers), [repr(e) for e in losers]
 
     assert overlapping_active_pairs() == []
@@ -159,23 +159,23 @@ def test_fifty_concurrent_bookings_on_free_slots_all_succeed_with_distinct_numbe
     # 10 HVAC technicians x 5 days = 50 disjoint (technician, day) slots.
     technicians = [business.alice, business.bob]
     for n in range(8):
-        employee = Employee.objects.create(first_name=f"Extra{n}", last_name="Tech")
-        employee.trades.add(business.hvac)
+        technician = Technician.objects.create(first_name=f"Extra{n}", last_name="Tech")
+        technician.trades.add(business.hvac)
         WorkingHours.objects.bulk_create(
-            [WorkingHours(employee=employee, weekday=d, start_time=time(8), end_time=time(17)) for d in range(5)]
+            [WorkingHours(technician=technician, weekday=d, start_time=time(8), end_time=time(17)) for d in range(5)]
         )
-        technicians.append(employee)
+        technicians.append(technician)
     days = weekdays(date(2026, 11, 23), 5)
     requests = [
         {
             "service": business.repair,
-            "employee": employee,
+            "technician": technician,
             "start": at(day, "10:00"),
             # Five customers share the 50 bookings, so customers are created and updated concurrently too.
             "customer_phone": f"+1 416 555 {300 + (i % 5):04d}",
             "customer_email": f"customer{i % 5}@example.com",
         }
-        for i, (employee, day) in enumerate((e, d) for e in technicians for d in days)
+        for i, (technician, day) in enumerate((e, d) for e in technicians for d in days)
     ]
     assert len(requests) == 50
 

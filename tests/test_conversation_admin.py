@@ -74,7 +74,7 @@ def converse(
     tool_error: bool = False,
     handoff: bool = False,
     urgent: bool = False,
-    channel: str = Interaction.ChannelKind.TEXT,
+    channel: str = Interaction.ChannelKind.CHAT,
     tick=lambda: None,
 ) -> Interaction:
     """A whole conversation: greeting, question, slots, (a refused booking,) booking, close.
@@ -146,7 +146,7 @@ def bulk_conversations(count: int, *, with_messages: int = 4) -> list[Interactio
     made = Interaction.objects.bulk_create(
         Interaction(
             number=f"INT-2026-{next(BULK_NUMBERS)}",
-            channel=Interaction.ChannelKind.TEXT if i % 3 else Interaction.ChannelKind.VOICE,
+            channel=Interaction.ChannelKind.CHAT if i % 3 else Interaction.ChannelKind.VOICE,
             status=Interaction.Status.CLOSED,
             resolution=Interaction.Resolution.ANSWERED,
             message_count=with_messages,

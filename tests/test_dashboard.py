@@ -16,7 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from bookings.models import Booking, BookingStatus, Employee
+from bookings.models import Booking, BookingStatus, Technician
 from bookings.selectors import available_slots, business_tz, local_today
 from bookings.services import Actor, booking_cancel, booking_create
 from chatdesk.backoffice.charts import _axis, _nice_ceiling, bar_chart, schedule_chart
@@ -38,7 +38,7 @@ def local(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=business_tz())
 
 
-def conversation(at: datetime, *, channel: str = "text", booked: bool = False, cost: str = "0.01") -> Interaction:
+def conversation(at: datetime, *, channel: str = "chat", booked: bool = False, cost: str = "0.01") -> Interaction:
     interaction = Interaction.objects.create(
         number=f"INT-2026-{next(NUMBERS):05d}",
         channel=channel,
@@ -51,7 +51,7 @@ def conversation(at: datetime, *, channel: str = "text", booked: bool = False, c
     return interaction
 
 
-def reply(interaction: Interaction, at: datetime, latency_ms: int | None, channel: str = "text") -> None:
+def reply(interaction: Interaction, at: datetime, latency_ms: int | None, channel: str = "chat") -> None:
     message = Message.objects.create(
         interaction=interaction, role=Message.Role.ASSISTANT, text="ok", latency_ms=latency_ms, channel=channel
     )
@@ -78,10 +78,10 @@ def booking_made(business, at: datetime, channel: str, *, day_offset: int = 1) -
 
 @pytest.fixture
 def weekend(business, time_machine):
-    """Sat: 4 text conversations (1 booked), Sun: 2 voice (both booked) and 1 text late at night.
+    """Sat: 4 chat conversations (1 booked), Sun: 2 voice (both booked) and 1 chat late at night.
 
-    Bookings made: Sat 1 (chat), Sun 2 (voice) + 1 (staff). Reply latencies: Sat text
-    100, 200, 300, 400, 1000 ms; Sun voice 500 ms. Costs: text 0.01 each but the late one
+    Bookings made: Sat 1 (chat), Sun 2 (voice) + 1 (staff). Reply latencies: Sat chat
+    100, 200, 300, 400, 1000 ms; Sun voice 500 ms. Costs: chat 0.01 each but the late one
     0.02; voice 0.50 each. Handoffs: two waiting (one urgent), one handled.
     """
     time_machine.move_to(MONDAY_NOON_UTC, tick=False)
@@ -126,9 +126,9 @@ def test_conversations_bookings_and_conversion_per_business_day(weekend):
 def test_cost_per_day_by_channel(weekend):
     d = dashboard(since=SAT, until=MON)
     days = days_by_date(d.days)
-    assert days[SAT].cost_by_channel == {"text": Decimal("0.04"), "voice": Decimal("0")}
-    assert days[SUN].cost_by_channel == {"text": Decimal("0.02"), "voice": Decimal("1.00")}
-    assert d.totals.cost_by_channel == {"text": Decimal("0.06"), "voice": Decimal("1.00")}
+    assert days[SAT].cost_by_channel == {"chat": Decimal("0.04"), "voice": Decimal("0")}
+    assert days[SUN].cost_by_channel == {"chat": Decimal("0.02"), "voice": Decimal("1.00")}
+    assert d.totals.cost_by_channel == {"chat": Decimal("0.06"), "voice": Decimal("1.00")}
     assert d.totals.cost_usd == Decimal("1.06")
     assert d.totals.cost_per_booking == Decimal("0.3533")
 
@@ -144,7 +144,7 @@ def test_reply_latency_percentiles_per_day_and_over_the_range(weekend):
     assert (d.totals.latency_p50_ms, d.totals.latency_p95_ms, d.totals.replies) == (350, 875, 6)
 
 
-@pytest.mark.parametrize("channel", [None, "text", "voice"])
+@pytest.mark.parametrize("channel", [None, "chat", "voice"])
 def test_the_sqlite_latency_path_gives_postgresqls_numbers(weekend, channel):
     # make run uses SQLite, which has no percentile_cont: the replies are ranked in Python there.
     window = {"start": local(SAT, 0), "end": local(MON + timedelta(days=1), 0), "channel": channel}
@@ -152,10 +152,10 @@ def test_the_sqlite_latency_path_gives_postgresqls_numbers(weekend, channel):
 
 
 def test_channel_filter(weekend):
-    text = dashboard(since=SAT, until=MON, channel="text")
-    assert (text.totals.conversations, text.totals.booked_conversations, text.totals.bookings) == (5, 1, 1)
-    assert text.totals.cost_by_channel == {"text": Decimal("0.06")}
-    assert text.totals.replies == 5
+    chat = dashboard(since=SAT, until=MON, channel="chat")
+    assert (chat.totals.conversations, chat.totals.booked_conversations, chat.totals.bookings) == (5, 1, 1)
+    assert chat.totals.cost_by_channel == {"chat": Decimal("0.06")}
+    assert chat.totals.replies == 5
     voice = dashboard(since=SAT, until=MON, channel="voice")
     assert (voice.totals.conversations, voice.totals.booked_conversations, voice.totals.bookings) == (2, 2, 2)
     assert (voice.totals.latency_p50_ms, voice.totals.replies) == (500, 1)
@@ -296,7 +296,7 @@ def test_the_admin_index_links_the_dashboard_and_the_handoff_queue(admin_client)
 
 def test_names_in_the_charts_are_escaped(business, time_machine):
     time_machine.move_to(MONDAY_NOON_UTC, tick=False)
-    evil = Employee.objects.create(first_name="<script>alert(1)</script>", last_name="&")
+    evil = Technician.objects.create(first_name="<script>alert(1)</script>", last_name="&")
     today = local_today()
     chart = schedule_chart(schedule_for(today), today)
     assert "<script>" not in chart and "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in chart
@@ -343,7 +343,7 @@ def test_analytics_gives_the_dashboards_numbers(admin_client, weekend):
         "conversion": pytest.approx(3 / 7),
         "bookings": 4,
         "cost_usd": "1.060000",
-        "cost_by_channel": {"text": "0.060000", "voice": "1.000000"},
+        "cost_by_channel": {"chat": "0.060000", "voice": "1.000000"},
         "latency_p50_ms": 350,
         "latency_p95_ms": 875,
         "replies": 6,
@@ -356,7 +356,7 @@ def test_analytics_gives_the_dashboards_numbers(admin_client, weekend):
         "conversion": 0.25,
         "bookings": 1,
         "cost_usd": "0.040000",
-        "cost_by_channel": {"text": "0.040000", "voice": "0.000000"},
+        "cost_by_channel": {"chat": "0.040000", "voice": "0.000000"},
         "latency_p50_ms": 300,
         "latency_p95_ms": 880,
     }

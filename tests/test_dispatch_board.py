@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from bookings.models import ActorKind, Booking, BookingEvent, BookingStatus, CalendarEvent, ClosedDay, Employee
+from bookings.models import ActorKind, Booking, BookingEvent, BookingStatus, CalendarEvent, ClosedDay, Technician
 from bookings.selectors import available_slots, board_data, business_tz
 from bookings.services import Actor, booking_create
 from chatdesk.backoffice.booking_admin import slot_value
@@ -40,11 +40,11 @@ def at(day: date, hhmm: str) -> datetime:
     return datetime.combine(day, time.fromisoformat(hhmm), tzinfo=business_tz())
 
 
-def book(business, start: datetime, *, employee=None, service=None, phone: str = "416-555-0101") -> Booking:
+def book(business, start: datetime, *, technician=None, service=None, phone: str = "416-555-0101") -> Booking:
     return booking_create(
         service=service or business.repair,
         start=start,
-        employee=employee or business.alice,
+        technician=technician or business.alice,
         customer_name="Dana Lee",
         customer_phone=phone,
         address="9 Bay St",
@@ -70,7 +70,7 @@ def cells(response, technician: str) -> list:
 def test_day_view_shows_technicians_bookings_buffers_time_off_and_hours(admin_client, business):
     visit = book(business, at(TUESDAY, "10:00"))
     CalendarEvent.objects.create(
-        employee=business.bob, kind="time_off", title="Dentist", start=at(TUESDAY, "13:00"), end=at(TUESDAY, "15:00")
+        technician=business.bob, kind="time_off", title="Dentist", start=at(TUESDAY, "13:00"), end=at(TUESDAY, "15:00")
     )
     response = board(admin_client, day="2026-11-17")
     assert response.status_code == 200
@@ -111,7 +111,7 @@ def test_states_have_their_colour(admin_client, business):
     pending = booking_create(
         service=business.repair,
         start=at(TUESDAY, "13:00"),
-        employee=business.alice,
+        technician=business.alice,
         customer_name="Sam",
         customer_phone="416-555-0103",
         address="1 King St",
@@ -195,13 +195,13 @@ def test_free_slots_come_from_the_availability_engine_and_start_a_booking(admin_
     book(business, at(TUESDAY, "10:00"))
     response = board(admin_client, day="2026-11-17", service=business.repair.pk)
     slot_cells = [c for c in cells(response, "Alice Tech") if c.kind == "slot"]
-    engine = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk)
+    engine = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk)
     assert len(slot_cells) == len(engine) > 0
     first = slot_cells[0]
     query = parse_qs(urlsplit(first.url).query)
     assert query == {
         "service": [str(business.repair.pk)],
-        "employee": [str(business.alice.pk)],
+        "technician": [str(business.alice.pk)],
         "day": ["2026-11-17"],
         "slot": [slot_value(engine[0].start)],
     }
@@ -219,7 +219,7 @@ def test_the_board_reads_in_a_fixed_number_of_queries(business, django_assert_nu
     with django_assert_num_queries(11):
         board_data(first_day=MONDAY, last_day=MONDAY + timedelta(days=6), service=business.repair)
     for i in range(5):
-        extra = Employee.objects.create(first_name=f"Extra{i}", last_name="Tech")
+        extra = Technician.objects.create(first_name=f"Extra{i}", last_name="Tech")
         extra.trades.add(business.hvac)
     with django_assert_num_queries(11):
         data = board_data(first_day=MONDAY, last_day=MONDAY + timedelta(days=6), service=business.repair)
@@ -240,8 +240,8 @@ def test_the_board_page_takes_a_fixed_number_of_queries(admin_client, business):
     book(business, at(TUESDAY, "10:00"))
     before = queries()
     for i in range(4):
-        book(business, at(TUESDAY + timedelta(days=1 + i), "10:00"), employee=business.bob, phone=f"416-555-02{i}0")
-        extra = Employee.objects.create(first_name=f"Extra{i}", last_name="Tech")
+        book(business, at(TUESDAY + timedelta(days=1 + i), "10:00"), technician=business.bob, phone=f"416-555-02{i}0")
+        extra = Technician.objects.create(first_name=f"Extra{i}", last_name="Tech")
         extra.trades.add(business.hvac)
     assert queries() == before
 
@@ -262,12 +262,12 @@ def customer_fields(**fields) -> dict:
 
 
 def test_show_free_slots_offers_the_engines_slots_and_books_nothing(admin_client, business):
-    data = customer_fields(service=business.repair.pk, day="2026-11-17", employee=business.bob.pk, _slots="1")
+    data = customer_fields(service=business.repair.pk, day="2026-11-17", technician=business.bob.pk, _slots="1")
     response = admin_client.post(reverse("admin:bookings_booking_add"), data)
     assert response.status_code == 200
     form = response.context["adminform"].form
     assert not form.is_bound and not form.errors
-    engine = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.bob.pk)
+    engine = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.bob.pk)
     assert [value for value, _ in form.fields["slot"].choices] == [slot_value(s.start) for s in engine]
     assert form.fields["slot"].choices[0][1] == "09:30–11:30 (Bob T.)"
     # What was typed is kept for step two.
@@ -277,7 +277,7 @@ def test_show_free_slots_offers_the_engines_slots_and_books_nothing(admin_client
 
 def test_booking_a_chosen_slot(admin_client, admin_user, business):
     slot = available_slots(service=business.repair, start_date=TUESDAY)[0]
-    data = customer_fields(service=business.repair.pk, day="2026-11-17", employee="", slot=slot_value(slot.start))
+    data = customer_fields(service=business.repair.pk, day="2026-11-17", technician="", slot=slot_value(slot.start))
     response = admin_client.post(reverse("admin:bookings_booking_add"), data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     booking = Booking.objects.get()
@@ -286,11 +286,11 @@ def test_booking_a_chosen_slot(admin_client, admin_user, business):
 
 
 def test_a_chosen_slot_needs_no_override(admin_client, business):
-    slot = available_slots(service=business.repair, start_date=TUESDAY, employee_id=business.alice.pk)[0]
+    slot = available_slots(service=business.repair, start_date=TUESDAY, technician_id=business.alice.pk)[0]
     data = customer_fields(
         service=business.repair.pk,
         day="2026-11-17",
-        employee=business.alice.pk,
+        technician=business.alice.pk,
         slot=slot_value(slot.start),
         override_reason="not needed",
     )
@@ -302,9 +302,9 @@ def test_a_chosen_slot_needs_no_override(admin_client, business):
 def test_a_slot_taken_meanwhile_is_refused(admin_client, business):
     start = at(TUESDAY, "10:00")
     value = slot_value(start)
-    book(business, start, employee=business.alice)
-    book(business, start, employee=business.bob, phone="416-555-0199")
-    data = customer_fields(service=business.repair.pk, day="2026-11-17", employee="", slot=value)
+    book(business, start, technician=business.alice)
+    book(business, start, technician=business.bob, phone="416-555-0199")
+    data = customer_fields(service=business.repair.pk, day="2026-11-17", technician="", slot=value)
     response = admin_client.post(reverse("admin:bookings_booking_add"), data)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
@@ -325,7 +325,7 @@ def test_no_slot_and_no_time_asks_for_one(admin_client, business):
 def test_an_override_books_outside_the_slots_and_is_recorded(admin_client, admin_user, business):
     data = customer_fields(
         service=business.repair.pk,
-        employee=business.alice.pk,
+        technician=business.alice.pk,
         start_0="2026-11-17",
         start_1="18:30",  # after the business closes and after Alice's shift
         override_reason="Burst pipe, customer's heating is off",
@@ -333,7 +333,7 @@ def test_an_override_books_outside_the_slots_and_is_recorded(admin_client, admin
     response = admin_client.post(reverse("admin:bookings_booking_add"), data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     booking = Booking.objects.get()
-    assert (booking.start, booking.employee) == (at(TUESDAY, "18:30"), business.alice)
+    assert (booking.start, booking.technician) == (at(TUESDAY, "18:30"), business.alice)
     event = booking.events.get()
     assert (event.kind, event.actor_kind, event.actor_user) == ("created", ActorKind.STAFF, admin_user)
     assert event.changes["override"] is True
@@ -342,7 +342,7 @@ def test_an_override_books_outside_the_slots_and_is_recorded(admin_client, admin
 
 def test_without_a_reason_the_same_time_is_refused(admin_client, business):
     data = customer_fields(
-        service=business.repair.pk, employee=business.alice.pk, start_0="2026-11-17", start_1="18:30"
+        service=business.repair.pk, technician=business.alice.pk, start_0="2026-11-17", start_1="18:30"
     )
     response = admin_client.post(reverse("admin:bookings_booking_add"), data)
     assert response.context["adminform"].form.errors["__all__"] == [
@@ -355,7 +355,7 @@ def test_an_override_still_refuses_a_busy_technician_and_needs_one(admin_client,
     book(business, at(TUESDAY, "10:00"))
     data = customer_fields(
         service=business.repair.pk,
-        employee=business.alice.pk,
+        technician=business.alice.pk,
         start_0="2026-11-17",
         start_1="11:00",
         override_reason="Squeeze in",
@@ -365,8 +365,8 @@ def test_an_override_still_refuses_a_busy_technician_and_needs_one(admin_client,
     assert response.context["adminform"].form.errors["__all__"] == [
         "That technician is busy then (another visit or time off), even with an override."
     ]
-    response = admin_client.post(reverse("admin:bookings_booking_add"), {**data, "employee": "", "start_1": "19:00"})
-    assert response.context["adminform"].form.errors["employee"] == ["An override needs a technician."]
+    response = admin_client.post(reverse("admin:bookings_booking_add"), {**data, "technician": "", "start_1": "19:00"})
+    assert response.context["adminform"].form.errors["technician"] == ["An override needs a technician."]
     assert Booking.objects.count() == 1
 
 
@@ -377,7 +377,7 @@ def test_only_staff_may_override(business):
         booking_create(
             service=business.repair,
             start=at(TUESDAY, "18:30"),
-            employee=business.alice,
+            technician=business.alice,
             customer_name="Dana",
             customer_phone="416-555-0101",
             address="1 King St",
@@ -396,24 +396,24 @@ def move_url(booking: Booking) -> str:
 
 def test_move_page_offers_slots_and_moves_through_the_reschedule_service(admin_client, admin_user, business):
     visit = book(business, at(TUESDAY, "10:00"))
-    page = admin_client.get(move_url(visit), {"day": "2026-11-18", "employee": business.alice.pk})
+    page = admin_client.get(move_url(visit), {"day": "2026-11-18", "technician": business.alice.pk})
     assert page.status_code == 200
     engine = available_slots(
         service=business.repair,
         start_date=date(2026, 11, 18),
-        employee_id=business.alice.pk,
+        technician_id=business.alice.pk,
         exclude_booking_id=visit.pk,
     )
     form = page.context["form"]
     assert [value for value, _ in form.fields["slot"].choices] == [slot_value(s.start) for s in engine]
     # Its own time is free for it (the booking does not block itself).
-    same_day = admin_client.get(move_url(visit), {"day": "2026-11-17", "employee": business.alice.pk})
+    same_day = admin_client.get(move_url(visit), {"day": "2026-11-17", "technician": business.alice.pk})
     assert slot_value(visit.start) in [v for v, _ in same_day.context["form"].fields["slot"].choices]
 
     target = engine[2].start
     response = admin_client.post(
         move_url(visit),
-        {"day": "2026-11-18", "employee": business.alice.pk, "slot": slot_value(target), "reason": "Asked"},
+        {"day": "2026-11-18", "technician": business.alice.pk, "slot": slot_value(target), "reason": "Asked"},
     )
     assert response.status_code == 302
     visit.refresh_from_db()
@@ -425,7 +425,7 @@ def test_move_page_offers_slots_and_moves_through_the_reschedule_service(admin_c
 
 def test_show_free_slots_on_the_move_page_moves_nothing(admin_client, business):
     visit = book(business, at(TUESDAY, "10:00"))
-    response = admin_client.post(move_url(visit), {"day": "2026-11-18", "employee": "", "_slots": "1"})
+    response = admin_client.post(move_url(visit), {"day": "2026-11-18", "technician": "", "_slots": "1"})
     assert response.status_code == 200
     assert not response.context["form"].is_bound
     assert response.context["form"].fields["slot"].choices
@@ -438,14 +438,14 @@ def test_moving_onto_a_taken_slot_is_refused_clearly(admin_client, business):
     other = book(business, at(date(2026, 11, 18), "10:00"), phone="416-555-0190")
     response = admin_client.post(
         move_url(visit),
-        {"day": "2026-11-18", "employee": business.alice.pk, "start_0": "2026-11-18", "start_1": "10:00"},
+        {"day": "2026-11-18", "technician": business.alice.pk, "start_0": "2026-11-18", "start_1": "10:00"},
     )
     assert response.status_code == 200
     assert response.context["form"].errors["__all__"] == [
         "That time is not available. Please pick one of the offered slots."
     ]
     taken = admin_client.post(
-        move_url(visit), {"day": "2026-11-18", "employee": business.alice.pk, "slot": slot_value(other.start)}
+        move_url(visit), {"day": "2026-11-18", "technician": business.alice.pk, "slot": slot_value(other.start)}
     )
     assert "slot" in taken.context["form"].errors
     visit.refresh_from_db()
@@ -458,7 +458,7 @@ def test_a_move_override_is_recorded(admin_client, business):
         move_url(visit),
         {
             "day": "2026-11-18",
-            "employee": business.alice.pk,
+            "technician": business.alice.pk,
             "start_0": "2026-11-18",
             "start_1": "07:00",
             "override_reason": "Only time the customer is home",
@@ -508,7 +508,7 @@ def test_board_add_and_move_pages_on_sqlite(tmp_path):
         from django.contrib.auth.models import User
         from django.test import Client
         from django.test.utils import setup_test_environment
-        from bookings.models import BusinessHours, CalendarEvent, Employee, Service, Trade, WorkingHours
+        from bookings.models import BusinessHours, CalendarEvent, Technician, Service, Trade, WorkingHours
         from bookings.selectors import available_slots, local_today
         from bookings.services import Actor, booking_create
 
@@ -518,18 +518,18 @@ def test_board_add_and_move_pages_on_sqlite(tmp_path):
             trade=trade, name="Repair", slug="repair", duration_minutes=60, price_min=Decimal("100"),
             buffer_before_minutes=30, min_notice_minutes=0,
         )
-        tech = Employee.objects.create(first_name="Alice", last_name="Tech")
+        tech = Technician.objects.create(first_name="Alice", last_name="Tech")
         tech.trades.add(trade)
         for weekday in range(7):
             BusinessHours.objects.create(weekday=weekday, opens=time(8), closes=time(18))
-            WorkingHours.objects.create(employee=tech, weekday=weekday, start_time=time(8), end_time=time(17))
+            WorkingHours.objects.create(technician=tech, weekday=weekday, start_time=time(8), end_time=time(17))
         day = local_today() + timedelta(days=1)
         slots = available_slots(service=service, start_date=day)
         visit = booking_create(
             service=service, start=slots[0].start, customer_name="Dana", customer_phone="416-555-0101",
             address="1 King St", channel="chat", actor=Actor.system(),
         )
-        CalendarEvent.objects.create(employee=tech, start=slots[4].start, end=slots[6].start)
+        CalendarEvent.objects.create(technician=tech, start=slots[4].start, end=slots[6].start)
         boss = User.objects.create_superuser("boss", "boss@example.com", "pw-for-tests-only")
         c = Client()
         c.force_login(boss)  # Client.login() gives no request, which the login throttle (django-axes) needs

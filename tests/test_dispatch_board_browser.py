@@ -25,14 +25,14 @@ def busy_day(business) -> dict:
     """Next Tuesday: two visits for Alice, one for Bob, and Bob's afternoon off."""
     today = local_today()
     day = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
-    slots = available_slots(service=business.repair, start_date=day, employee_id=business.alice.pk)
+    slots = available_slots(service=business.repair, start_date=day, technician_id=business.alice.pk)
     made = []
     for i, slot in enumerate((slots[0], slots[-1])):
         made.append(
             booking_create(
                 service=business.repair,
                 start=slot.start,
-                employee=business.alice,
+                technician=business.alice,
                 customer_name=f"Customer {i}",
                 customer_phone=f"416-555-01{i}0",
                 address="1 King St",
@@ -40,12 +40,12 @@ def busy_day(business) -> dict:
                 actor=Actor.system(),
             )
         )
-    bob = available_slots(service=business.repair, start_date=day, employee_id=business.bob.pk)[0]
+    bob = available_slots(service=business.repair, start_date=day, technician_id=business.bob.pk)[0]
     made.append(
         booking_create(
             service=business.repair,
             start=bob.start,
-            employee=business.bob,
+            technician=business.bob,
             customer_name="Customer B",
             customer_phone="416-555-0190",
             address="2 King St",
@@ -54,7 +54,10 @@ def busy_day(business) -> dict:
         )
     )
     CalendarEvent.objects.create(
-        employee=business.bob, title="Dentist", start=bob.start + timedelta(hours=4), end=bob.start + timedelta(hours=6)
+        technician=business.bob,
+        title="Dentist",
+        start=bob.start + timedelta(hours=4),
+        end=bob.start + timedelta(hours=6),
     )
     return {"day": day, "bookings": made, "service": business.repair.pk}
 

@@ -84,11 +84,11 @@ def at(day: str, hhmm: str) -> datetime:
     return datetime.fromisoformat(f"{day}T{hhmm}").replace(tzinfo=business_tz())
 
 
-def a_booking(shop, *, start: datetime, employee=None) -> Booking:
+def a_booking(shop, *, start: datetime, technician=None) -> Booking:
     return booking_create(
         service=shop.repair,
         start=start,
-        employee=employee or shop.alice,
+        technician=technician or shop.alice,
         customer_name="Dana Whitfield",
         customer_phone="416-555-0123",
         customer_email="",
@@ -334,7 +334,7 @@ def test_a_slot_taken_meanwhile_is_offered_again_without_asking_the_details_twic
     door.send("furnace wednesday")
     door.send("1")  # 8:30 AM with Alice
     give_details(door)
-    a_booking(shop, start=at("2026-11-18", "08:30"), employee=shop.alice)  # someone else was quicker
+    a_booking(shop, start=at("2026-11-18", "08:30"), technician=shop.alice)  # someone else was quicker
     reply = door.send("yes")
     assert reply.startswith("Sorry, that time was just taken. Free times on Wednesday, November 18, 2026")
     assert "Shall I book it?" in door.send("1")  # straight to the read-back

@@ -88,7 +88,9 @@ def test_confirmation_and_reminder_emails(business, mailoutbox, django_capture_o
     with django_capture_on_commit_callbacks(execute=True):
         booking = book(business)
     time_machine.move_to(TUESDAY_10 - timedelta(hours=20), tick=False)
-    booking_send_reminder(booking=Booking.objects.select_related("service", "employee", "customer").get(pk=booking.pk))
+    booking_send_reminder(
+        booking=Booking.objects.select_related("service", "technician", "customer").get(pk=booking.pk)
+    )
     assert [email.subject.split()[0] for email in mailoutbox] == ["Booking", "Reminder:"]
     for email in mailoutbox:
         assert "We will call you at (416) 555-0142 if we need to." in email.body
@@ -111,7 +113,7 @@ def test_admin_lists_and_pages_show_national_numbers(admin_client, booked, busin
         "bookings": reverse("admin:bookings_booking_changelist"),
         "booking": reverse("admin:bookings_booking_change", args=[booked.pk]),
         "customers": reverse("admin:bookings_customer_changelist"),
-        "technicians": reverse("admin:bookings_employee_changelist"),
+        "technicians": reverse("admin:bookings_technician_changelist"),
         "conversation": reverse("admin:chatdesk_interaction_change", args=[interaction.pk]),
         "handoffs": reverse("admin:chatdesk_handoffrequest_changelist"),
     }

@@ -20,8 +20,8 @@ from bookings.models import (
     CalendarEvent,
     ClosedDay,
     Customer,
-    Employee,
     Service,
+    Technician,
     Trade,
     WorkingHours,
     YearlyCounter,
@@ -40,7 +40,7 @@ SEEDED = [
     HandoffRequest,
     Trade,
     Service,
-    Employee,
+    Technician,
     WorkingHours,
     BusinessHours,
     ClosedDay,
@@ -77,7 +77,7 @@ def test_seeding_twice_gives_the_same_data():
     assert "(0 new)" in output
     assert first["Trade"] == 3
     assert first["Service"] == 12
-    assert first["Employee"] == 6
+    assert first["Technician"] == 6
     assert first["Booking"] == 3
 
 
@@ -100,9 +100,9 @@ def test_seeding_again_keeps_what_staff_changed():
 
 def test_every_technician_has_a_trade_and_working_hours():
     seed()
-    for employee in Employee.objects.all():
-        assert employee.trades.exists(), employee
-        assert employee.working_hours.exists(), employee
+    for technician in Technician.objects.all():
+        assert technician.trades.exists(), technician
+        assert technician.working_hours.exists(), technician
     assert BusinessHours.objects.exists()
 
 

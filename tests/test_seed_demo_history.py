@@ -62,7 +62,7 @@ def test_the_history_covers_60_days_of_text_chats_and_voice_calls(seeded):
     days = {moment.astimezone(timezone.get_current_timezone()).date() for moment in started}
     assert len(days) > 55
     assert conversations.filter(channel="voice", has_call=True).count() > 20
-    assert conversations.filter(channel="text").count() > 80
+    assert conversations.filter(channel="chat").count() > 80
     assert set(conversations.values_list("resolution", flat=True)) == {"booked", "answered", "escalated", "abandoned"}
     # Each transcript reads in order, inside its conversation's time, and its counters match.
     for interaction in conversations.prefetch_related("messages"):
@@ -73,7 +73,7 @@ def test_the_history_covers_60_days_of_text_chats_and_voice_calls(seeded):
 
 
 def test_model_usage_is_priced_by_the_price_table(seeded, settings):
-    text = Interaction.objects.filter(channel="text", mode="model")
+    text = Interaction.objects.filter(channel="chat", mode="model")
     assert text.exists()
     for interaction in text:
         replies = interaction.messages.filter(role="assistant", cost_usd__isnull=False)

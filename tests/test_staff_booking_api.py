@@ -133,7 +133,7 @@ def test_staff_never_see_a_technician_s_private_details(business, staff):
 
 
 def test_a_taken_slot_is_a_conflict(business, staff):
-    book(business, employee=business.alice)
+    book(business, technician=business.alice)
     response = staff.post(URL, new_booking(technician=business.alice.id), format="json")
     assert response.status_code == 409
     assert response.json()["error"] == "slot_unavailable"
@@ -188,8 +188,8 @@ def week(business):
     made = {
         "tue_repair": book(business),
         "tue_drain": book(business, service=business.drain, start=at(TUESDAY, "13:00"), status="pending"),
-        "wed_repair": book(business, start=at(WEDNESDAY, "10:00"), employee=business.bob),
-        "wed_cancelled": book(business, start=at(WEDNESDAY, "13:00"), employee=business.alice),
+        "wed_repair": book(business, start=at(WEDNESDAY, "10:00"), technician=business.bob),
+        "wed_cancelled": book(business, start=at(WEDNESDAY, "13:00"), technician=business.alice),
     }
     from bookings.services import Actor, booking_cancel
 
@@ -224,7 +224,7 @@ def test_the_list_filters_by_day_status_technician_and_service(week, staff):
         week["tue_drain"].number,
         week["wed_cancelled"].number,
     ]
-    assert numbers(staff.get(URL, {"technician": week["wed_repair"].employee_id})) == [week["wed_repair"].number]
+    assert numbers(staff.get(URL, {"technician": week["wed_repair"].technician_id})) == [week["wed_repair"].number]
     assert numbers(staff.get(URL, {"service": "drain-cleaning"})) == [week["tue_drain"].number]
     assert numbers(staff.get(URL, {"date_from": "2026-11-18", "status": "confirmed"})) == [week["wed_repair"].number]
 
@@ -275,9 +275,9 @@ def test_staff_reschedule_through_the_service(business, staff, sam):
 
 
 def test_rescheduling_onto_a_taken_slot_is_a_conflict(business, staff):
-    booking = book(business, employee=business.alice)
-    book(business, start=at(WEDNESDAY, "10:00"), employee=business.bob)
-    book(business, start=at(WEDNESDAY, "10:00"), employee=business.alice)
+    booking = book(business, technician=business.alice)
+    book(business, start=at(WEDNESDAY, "10:00"), technician=business.bob)
+    book(business, start=at(WEDNESDAY, "10:00"), technician=business.alice)
     response = staff.post(f"{URL}{booking.number}/reschedule", {"start": "2026-11-18T10:00:00-05:00"}, format="json")
     assert response.status_code == 409
     assert response.json()["error"] == "slot_unavailable"
@@ -310,7 +310,7 @@ def test_staff_confirm_a_pending_booking(business, staff, sam):
 
 def test_complete_and_no_show_only_once_the_visit_started(business, staff, time_machine):
     done = book(business)
-    missed = book(business, start=at(TUESDAY, "10:00"), employee=business.bob)
+    missed = book(business, start=at(TUESDAY, "10:00"), technician=business.bob)
     assert staff.post(f"{URL}{done.number}/complete").status_code == 409
     time_machine.move_to(at(TUESDAY, "12:30"), tick=False)
     assert staff.post(f"{URL}{done.number}/complete").json()["status"] == "completed"

@@ -210,7 +210,7 @@ def test_an_unqualified_technician_cannot_be_booked(chat, business):
     assert result == {
         "error": "invalid_input",
         "message": "That technician does not do HVAC work.",
-        "field": "employee",
+        "field": "technician",
     }
 
 
@@ -241,7 +241,7 @@ def test_it_caps_bookings_per_conversation(chat, settings):
 
 def test_no_tool_result_carries_internal_technician_data(chat, business):
     results = [
-        call(chat, "get_employee_availability", trade="HVAC", date="2026-11-18", service_id=None),
+        call(chat, "get_technician_availability", trade="HVAC", date="2026-11-18", service_id=None),
         call(
             chat,
             "get_available_time_slots",
@@ -258,6 +258,20 @@ def test_no_tool_result_carries_internal_technician_data(chat, business):
     for value in INTERNAL_VALUES:
         assert value not in text
     assert "Tech" not in text.replace("Technician", "")  # last names are reduced to an initial
+
+
+def test_the_old_availability_tool_name_still_answers_for_stored_conversations(chat):
+    # Conversations from before the Employee -> Technician rename hold get_employee_availability;
+    # replaying them (or a model primed by them) must get the same answer, not "unknown tool".
+    assert "get_employee_availability" not in TOOLS
+    assert "get_employee_availability" not in json.dumps(tool_definitions())
+    new = call(chat, "get_technician_availability", trade="HVAC", date="2026-11-18", service_id=None)
+    old = call(chat, "get_employee_availability", "call_old", trade="HVAC", date="2026-11-18", service_id=None)
+    assert "error" not in old
+    assert old == new
+    row = ToolCall.objects.get(call_id="call_old")
+    assert row.name == "get_employee_availability"
+    assert row.error == ""
 
 
 def test_resolve_date_answers_in_the_business_time_zone(chat):

@@ -469,7 +469,7 @@ def test_server_error_offers_text_and_focuses_the_text_box(live_server, settings
         server.send(type="ready", interaction_number="INT-2026-000001", session_id=session_id)
         expect(page.locator("#chat")).to_have_attribute("data-session", session_id)
         message = "The voice line dropped. <b>Please</b> keep typing: your conversation is saved."
-        server.send(type="error", code="upstream_error", message=message, fallback="text")
+        server.send(type="error", code="upstream_error", message=message, fallback="chat")
         server.send(type="ended", reason="upstream_error")
         server.ws.close(code=4503)
         note = page.locator("#call-note")
@@ -820,8 +820,8 @@ def test_voice_call_books_a_visit_end_to_end(asgi_server: str, business, fake_op
     interactions = orm(lambda: list(Interaction.objects.all()))
     assert len(interactions) == 1
     assert interactions[0].session_id == session_before
-    # Typed first, then called: started in text, with a call in it (counted in both channels).
-    assert interactions[0].channel == "text" and interactions[0].has_call
+    # Typed first, then called: started in chat, with a call in it (counted in both channels).
+    assert interactions[0].channel == "chat" and interactions[0].has_call
 
 
 def test_call_first_on_the_voice_page_then_type_in_the_same_conversation(

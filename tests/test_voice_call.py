@@ -406,7 +406,7 @@ async def test_an_upstream_drop_mid_answer_keeps_the_transcript_and_offers_text(
     await fay.expect("transcript", role="assistant", final=True)
     await fay.say()
     error = await fay.expect("error")
-    assert error["code"] == "upstream_error" and error["fallback"] == "text"
+    assert error["code"] == "upstream_error" and error["fallback"] == "chat"
     assert (await fay.expect("ended"))["reason"] == "upstream_error"
     assert await fay.closed() == 4503
     await fay.leave()
@@ -430,7 +430,7 @@ async def test_an_unreachable_upstream_is_reported_and_the_call_is_closed(busine
     gil = Caller()
     await gil.ws.connect()
     error = await gil.expect("error")
-    assert error["code"] == "upstream_error" and error["fallback"] == "text"
+    assert error["code"] == "upstream_error" and error["fallback"] == "chat"
     assert await gil.closed() == 4503
     assert gil.of("ended") == [{"type": "ended", "reason": "upstream_error"}]
     await gil.leave()
@@ -474,11 +474,11 @@ async def test_a_call_continues_the_text_conversation(business, voice, fake_open
     assert "switching to this call" in voice.connections[0].session["instructions"]
 
     interaction = await interaction_of(session_id)
-    assert interaction.channel == "text" and interaction.end_reason == "customer_hung_up"
+    assert interaction.channel == "chat" and interaction.end_reason == "customer_hung_up"
     assert await Interaction.objects.acount() == 1
     messages = await messages_of(session_id)
     assert [(m.channel, m.role, m.text) for m in messages if m.role != Message.Role.EVENT][-4:] == [
-        ("text", "assistant", "Yes, we repair furnaces. When would suit you?"),
+        ("chat", "assistant", "Yes, we repair furnaces. When would suit you?"),
         ("voice", "assistant", "Hi again! Shall we find a time for the furnace?"),
         ("voice", "customer", "Yes, Wednesday morning please."),
         ("voice", "assistant", "Let me check Wednesday."),

@@ -22,9 +22,11 @@ from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import silence_pcm16, sine_pcm16
 from tests.servers import free_port, wait_for_port
 from tests.test_voice_call import ORIGIN, Caller, fresh_limits, interaction_of, messages_of  # noqa: F401
+from voice.wire import BadFrame, Frame, read_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parent.parent
+PLAYBACK_NEEDS = "playback needs item_id (string) and played_ms (integer >= 0)."
 
 
 @pytest.fixture
@@ -75,6 +77,27 @@ async def test_bad_frames_close_the_call_with_a_clear_code(voice, frame, code, e
     assert voice.connections[0].closed
 
 
+@pytest.mark.parametrize(
+    ("frame", "read"),
+    [
+        ({"data": bytes(4)}, Frame("audio", audio=bytes(4))),
+        ({"data": b""}, Frame("audio")),
+        (
+            {"text": '{"type": "playback", "item_id": "item_1", "played_ms": 250}'},
+            Frame("playback", item_id="item_1", played_ms=250),
+        ),
+        ({"text": '{"type": "hangup"}'}, Frame("hangup")),
+        ({"text": '{"type": "ping"}'}, Frame("ping")),
+        ({}, None),
+        ({"data": bytes(3)}, BadFrame(4400, "Audio frames must hold whole 16-bit samples (an even length).")),
+        ({"text": '{"type": "playback", "item_id": "i", "played_ms": true}'}, BadFrame(4400, PLAYBACK_NEEDS)),
+    ],
+)
+def test_the_wire_reads_each_frame_the_protocol_allows(frame, read):
+    # voice/wire.py alone, without a socket: what VoiceCall.receive acts on.
+    assert read_frame(text=frame.get("text"), data=frame.get("data"), max_bytes=64, max_chars=200) == read
+
+
 async def test_ping_is_answered_and_audio_is_relayed(voice):
     caller = Caller()
     await caller.connect()
@@ -109,7 +132,7 @@ async def test_without_an_api_key_voice_is_unavailable(settings):
     assert connected
     error = await caller.expect("error")
     assert error["code"] == "voice_unavailable" and "OPENAI_API_KEY" in error["message"]
-    assert error["fallback"] == "text"
+    assert error["fallback"] == "chat"
     assert await caller.closed() == 4503
     await caller.leave()
     assert not await Interaction.objects.aexists()

@@ -23,7 +23,7 @@ from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import sine_pcm16
 from tests.test_voice_call import Caller, interaction_of, messages_of
 from voice.apps import unpriced_call_models
-from voice.calls import heard_part
+from voice.heard import heard_part
 from voice.realtime import GREETING_NEW
 from voice.records import realtime_failure_kind
 
@@ -141,7 +141,7 @@ async def test_two_failed_replies_in_a_row_end_the_call_and_offer_text(voice, se
     await caller.expect("notice")
     await caller.say()
     error = await caller.expect("error")
-    assert error["code"] == "upstream_error" and error["fallback"] == "text"
+    assert error["code"] == "upstream_error" and error["fallback"] == "chat"
     assert await caller.closed() == 4503
     await caller.leave()
     assert (await interaction_of(ready["session_id"])).end_reason == "upstream_error"
@@ -221,7 +221,7 @@ async def test_a_conversation_with_text_and_a_call_counts_in_both_channels(busin
         "Yes, we repair furnaces. When would suit you?"
     )
     both = await interaction_of(typed)
-    assert both.channel == Interaction.ChannelKind.TEXT and both.has_call
+    assert both.channel == Interaction.ChannelKind.CHAT and both.has_call
 
     # A call-only conversation, and one started by a call and then typed in.
     voice.queue_reply("Maple Home Services, how can I help?", audio_ms=200)
@@ -250,11 +250,11 @@ async def test_a_conversation_with_text_and_a_call_counts_in_both_channels(busin
         today = timezone.localdate()
         return {
             channel: dashboard(since=today - timedelta(days=1), until=today, channel=channel).totals.conversations
-            for channel in (None, "text", "voice")
+            for channel in (None, "chat", "voice")
         }
 
-    # Three conversations; two used text, all three had a call.
-    assert await sync_to_async(counts)() == {None: 3, "text": 2, "voice": 3}
+    # Three conversations; two used chat, all three had a call.
+    assert await sync_to_async(counts)() == {None: 3, "chat": 2, "voice": 3}
 
 
 # --- what the caller heard ------------------------------------------------------------------
@@ -361,7 +361,7 @@ async def test_a_model_without_a_price_is_loud(voice, settings, caplog, admin_cl
 
 def test_the_page_gets_the_cookie_of_the_conversation_its_call_started(business, client):
     call = Interaction.objects.create(number="INT-2026-000077", channel="voice", has_call=True)
-    typed_only = Interaction.objects.create(number="INT-2026-000078", channel="text")
+    typed_only = Interaction.objects.create(number="INT-2026-000078", channel="chat")
     url = reverse("voice-session")
 
     def post(body: object):

@@ -1,7 +1,9 @@
 """Voice calls: one customer's call, relayed between the browser and the Realtime API, and recorded.
 
-`VoiceCall` is everything a call does; the Channels consumer only feeds it frames. The
-browser side of the wire is voice/PROTOCOL.md, the OpenAI side is voice/realtime.py.
+`VoiceCall` is the call's state machine; the Channels consumer only feeds it frames. The
+browser side of the wire is voice/PROTOCOL.md (close codes and frame checks in voice/wire.py),
+the OpenAI side is voice/realtime.py. What the caller heard of a line they cut off, and the
+transcript's spoken order, are voice/heard.py.
 
 Three rules shape this module:
 - The audio path never waits on the database. Transcripts, usage and the call's end are
@@ -23,13 +25,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
-from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -43,6 +42,7 @@ from chatdesk.conversations.models import Interaction, Message
 from chatdesk.conversations.services import db, hash_ip
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 from voice import realtime
+from voice.heard import BYTES_PER_MS, AssistantAudio, Transcript, cut_audio
 from voice.limits import FrameBudget, call_admit, call_release
 from voice.records import (
     CallRefused,
@@ -54,138 +54,33 @@ from voice.records import (
     publish,
     realtime_failure_kind,
     reply_failed,
-    save_utterance,
-    trim_utterance,
-    update_utterance,
+)
+from voice.wire import (
+    FRAME_TOO_LARGE,
+    IDLE,
+    MAX_DURATION,
+    NORMAL,
+    RATE_LIMITED,
+    REPLY_FAILED,
+    SERVER_ERROR,
+    SERVICE_RESTART,
+    UNAVAILABLE,
+    UPSTREAM_LOST,
+    BadFrame,
+    Browser,
+    read_frame,
 )
 
 logger = logging.getLogger(__name__)
 
-# Close codes (voice/PROTOCOL.md).
-NORMAL = 1000
-SERVER_ERROR = 1011
-SERVICE_RESTART = 1012
-BAD_FRAME = 4400
-IDLE = 4408
-MAX_DURATION = 4409
-FRAME_TOO_LARGE = 4413
-RATE_LIMITED = 4429
-UNAVAILABLE = 4503
-
-# PCM16 mono 24 kHz: played_ms = bytes / 48.
-BYTES_PER_MS = 48
 # After a barge-in the browser reports what it played "at once"; don't wait longer than this.
 PLAYBACK_REPORT_WAIT_SECONDS = 0.5
-# An assistant utterance waits this long for the transcript of the customer's words before
-# it (transcription is asynchronous), so the stored transcript stays in spoken order.
-TRANSCRIPT_WAIT_SECONDS = 5.0
 # daphne kills an application 10 s after its client left: finish writing well before.
 WRITER_DRAIN_SECONDS = 5.0
 # Failed model responses in a row before the call gives up and offers the text chat.
 MAX_FAILED_RESPONSES = 2
 
-REPLY_FAILED = "Sorry, I missed that because of a problem on our side. Could you say it again?"
-UPSTREAM_LOST = (
-    "upstream_error",
-    "The voice service stopped responding. Everything said so far is saved: you can continue by typing.",
-)
-
-
-class Browser(Protocol):
-    """The customer's end of the call (the Channels consumer)."""
-
-    async def send_json(self, message: dict[str, Any]) -> None: ...
-
-    async def send_audio(self, pcm: bytes) -> None: ...
-
-    async def close(self, code: int) -> None: ...
-
-
-# --- what the caller heard -------------------------------------------------------------
-
-
-def heard_part(text: str, fraction: float) -> str:
-    """The start of `text` the caller heard when `fraction` of its audio had played.
-
-    The Realtime API gives no word timings for its audio, only the transcript and the audio
-    itself, so the transcript is taken to be spread evenly over the audio (speech runs at a
-    fairly steady rate) and cut at that share of its characters. The cut goes back to the last
-    whole word: a word the caller heard only half of is not claimed as heard.
-    """
-    if fraction >= 1:
-        return text
-    if fraction <= 0:
-        return ""
-    cut = int(len(text) * fraction)
-    if cut < len(text) and not text[cut].isspace():
-        cut = text.rfind(" ", 0, cut + 1)
-    return text[: max(cut, 0)].rstrip()
-
-
-def cut_audio(audio: AssistantAudio) -> tuple[int, float]:
-    """(audio_end_ms for the truncate, share of the item's audio heard) after a barge-in.
-
-    The browser's playback report is the truth. Without one (a browser that never reports),
-    the best server-side estimate is the time between the item's first audio leaving for the
-    browser and the barge-in, since the browser plays in real time from about when it arrives.
-    Clamped to the audio sent: the API refuses a truncation past the audio it produced.
-    """
-    sent_ms = audio.sent_bytes // BYTES_PER_MS
-    if audio.ever_reported:
-        played = audio.played_ms
-    elif audio.first_sent_at is not None and audio.flushed_at is not None:
-        played = int((audio.flushed_at - audio.first_sent_at) * 1000)
-    else:
-        played = 0
-    played_ms = max(0, min(played, sent_ms))
-    generated_ms = audio.generated_bytes / BYTES_PER_MS
-    return played_ms, (min(played_ms / generated_ms, 1.0) if generated_ms else 0.0)
-
-
 # --- the call -------------------------------------------------------------------------
-
-
-@dataclass
-class Utterance:
-    """A customer or assistant utterance, from its Realtime item until it is stored."""
-
-    item_id: str
-    role: str
-    since: float
-    text: str | None = None  # None until its final transcript arrives
-    partial: str = ""
-    latency_ms: int | None = None
-    cost: Decimal | None = None
-    interrupted: bool = False
-    # Barge-in: the share of the item's audio the caller heard (None: all of it, or not known).
-    heard: float | None = None
-    settled: bool = False  # left the ordering queue
-    saved: bool = False  # a Message row exists (or is queued)
-
-    def spoken(self) -> str:
-        """What the caller heard of it (the whole text unless they cut in)."""
-        text = self.text or ""
-        return text if self.heard is None else heard_part(text, self.heard)
-
-
-@dataclass
-class AssistantAudio:
-    """The assistant audio item being played in the browser."""
-
-    item_id: str
-    sent_bytes: int = 0
-    # All the audio the model generated for the item, including what arrived after a flush.
-    generated_bytes: int = 0
-    first_sent_at: float | None = None
-    flushed_at: float | None = None
-    played_ms: int = 0
-    ever_reported: bool = False  # the browser sent a playback report for it
-    done: bool = False  # its stream is over (response.output_audio.done or response.done)
-    flushed: bool = False  # barge-in: the browser dropped it, later deltas are dropped too
-    complete_at_flush: bool = False
-    reported: bool = False  # the browser said what it played after the flush (or we stopped waiting)
-    decided: bool = False  # truncated (or found fully heard) after the barge-in
-    timer: asyncio.TimerHandle | None = None  # stops waiting for the playback report
 
 
 class VoiceCall:
@@ -227,8 +122,7 @@ class VoiceCall:
         self.carried_cost = Decimal("0")
         self.turn_ended_at: float | None = None
         self.audio: AssistantAudio | None = None
-        self.ledger: deque[Utterance] = deque()
-        self.utterances: dict[str, Utterance] = {}
+        self.transcript = Transcript(self.loop.time, self._sink)
         self.handlers: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, None]]] = {
             "response.output_audio.delta": self._on_audio_delta,
             "response.output_audio.done": self._on_audio_done,
@@ -317,7 +211,7 @@ class VoiceCall:
             await self.end("server_error", SERVER_ERROR, error=("server_error", message), failure="server error")
         finally:
             if connecting is not None:
-                await _discard_connection(connecting)
+                await realtime.discard_connection(connecting)
 
     async def _relay_upstream(self) -> None:
         assert self.upstream is not None
@@ -374,7 +268,14 @@ class VoiceCall:
             self.audio.timer.cancel()
         try:
             if error is not None:
-                await self._send({"type": "error", "code": error[0], "message": error[1], "fallback": "text"})
+                await self._send(
+                    {
+                        "type": "error",
+                        "code": error[0],
+                        "message": error[1],
+                        "fallback": Interaction.ChannelKind.CHAT.value,
+                    }
+                )
             await self._send({"type": "ended", "reason": reason})
             if self.browser_open:
                 self.browser_open = False
@@ -383,7 +284,7 @@ class VoiceCall:
             await self._release()
             closing = []
             if self.start_info is not None and self.writer is not None:
-                self._settle(final=True)
+                self.transcript.settle(final=True)
                 seconds = int(self.loop.time() - self.started_at)
                 self.writer.put(
                     call_end,
@@ -438,45 +339,22 @@ class VoiceCall:
         if not self.budget.take():
             await self.end("limit_reached", RATE_LIMITED, error=("rate_limited", "Too many frames per second."))
             return
-        if data is not None:
-            if len(data) > self.max_frame_bytes:
-                await self._bad_frame(FRAME_TOO_LARGE, f"Audio frames must be at most {self.max_frame_bytes} bytes.")
-            elif len(data) % 2:
-                await self._bad_frame(BAD_FRAME, "Audio frames must hold whole 16-bit samples (an even length).")
-            elif self.ready and data and self.upstream is not None:
+        frame = read_frame(text=text, data=data, max_bytes=self.max_frame_bytes, max_chars=self.max_text_chars)
+        if isinstance(frame, BadFrame):
+            await self._bad_frame(frame.code, frame.message)
+        elif frame is None:
+            return
+        elif frame.kind == "audio":
+            if self.ready and frame.audio and self.upstream is not None:
                 # Frames before `ready` are dropped: the browser starts the microphone on `ready`.
                 with contextlib.suppress(realtime.RealtimeUnavailable):  # the relay task sees it too and ends the call
-                    await self.upstream.append_audio(data)
-            return
-        if text is None:
-            return
-        if len(text) > self.max_text_chars:
-            await self._bad_frame(FRAME_TOO_LARGE, f"Text frames must be at most {self.max_text_chars} characters.")
-            return
-        try:
-            message = json.loads(text)
-        except ValueError:
-            await self._bad_frame(BAD_FRAME, "Text frames must be JSON objects.")
-            return
-        kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "playback":
-            item_id, played_ms = message.get("item_id"), message.get("played_ms")
-            if (
-                not isinstance(item_id, str)
-                or len(item_id) > 100
-                or not isinstance(played_ms, int)
-                or isinstance(played_ms, bool)
-                or played_ms < 0
-            ):
-                await self._bad_frame(BAD_FRAME, "playback needs item_id (string) and played_ms (integer >= 0).")
-                return
-            await self._on_playback(item_id, played_ms)
-        elif kind == "hangup":
+                    await self.upstream.append_audio(frame.audio)
+        elif frame.kind == "playback":
+            await self._on_playback(frame.item_id, frame.played_ms)
+        elif frame.kind == "hangup":
             await self.end("customer_hung_up")
-        elif kind == "ping":
+        elif frame.kind == "ping":
             await self._send({"type": "pong"})
-        else:
-            await self._bad_frame(BAD_FRAME, "Unknown message type.")
 
     async def _bad_frame(self, code: int, message: str) -> None:
         kind = "frame_too_large" if code == FRAME_TOO_LARGE else "bad_frame"
@@ -506,7 +384,7 @@ class VoiceCall:
                 # Voice-to-voice latency as we can see it: caller stopped -> first audio out.
                 latency = int((self.loop.time() - self.turn_ended_at) * 1000)
                 self.turn_ended_at = None
-                self._utterance(item_id, Message.Role.ASSISTANT).latency_ms = latency
+                self.transcript.utterance(item_id, Message.Role.ASSISTANT).latency_ms = latency
             await self._set_state("speaking")
         pcm = base64.b64decode(event.get("delta") or "")
         audio.generated_bytes += len(pcm)
@@ -531,50 +409,50 @@ class VoiceCall:
     async def _on_output_item_added(self, event: dict[str, Any]) -> None:
         item = event.get("item") or {}
         if item.get("type") == "message" and item.get("role") == "assistant" and item.get("id"):
-            self._utterance(item["id"], Message.Role.ASSISTANT)
+            self.transcript.utterance(item["id"], Message.Role.ASSISTANT)
 
     async def _on_assistant_transcript_delta(self, event: dict[str, Any]) -> None:
         item_id = event.get("item_id", "")
         delta = event.get("delta") or ""
-        self._utterance(item_id, Message.Role.ASSISTANT).partial += delta
+        self.transcript.utterance(item_id, Message.Role.ASSISTANT).partial += delta
         if not (self.audio is not None and self.audio.item_id == item_id and self.audio.flushed):
             await self._send_transcript("assistant", item_id, delta, final=False)
 
     async def _on_assistant_transcript_done(self, event: dict[str, Any]) -> None:
         item_id = event.get("item_id", "")
-        utterance = self._utterance(item_id, Message.Role.ASSISTANT)
+        utterance = self.transcript.utterance(item_id, Message.Role.ASSISTANT)
         utterance.text = event.get("transcript") or utterance.partial
         await self._send_transcript(
             "assistant", item_id, utterance.spoken(), final=True, interrupted=utterance.interrupted
         )
-        self._settle()
+        self.transcript.settle()
 
     async def _on_committed(self, event: dict[str, Any]) -> None:
         if event.get("item_id"):
-            self._utterance(event["item_id"], Message.Role.CUSTOMER)
+            self.transcript.utterance(event["item_id"], Message.Role.CUSTOMER)
 
     async def _on_customer_transcript_delta(self, event: dict[str, Any]) -> None:
         item_id = event.get("item_id", "")
         delta = event.get("delta") or ""
-        self._utterance(item_id, Message.Role.CUSTOMER).partial += delta
+        self.transcript.utterance(item_id, Message.Role.CUSTOMER).partial += delta
         await self._send_transcript("customer", item_id, delta, final=False)
 
     async def _on_customer_transcript_done(self, event: dict[str, Any]) -> None:
         item_id = event.get("item_id", "")
-        utterance = self._utterance(item_id, Message.Role.CUSTOMER)
+        utterance = self.transcript.utterance(item_id, Message.Role.CUSTOMER)
         utterance.text = (event.get("transcript") or "").strip()
         await self._send_transcript("customer", item_id, utterance.text, final=True)
-        self._settle()
+        self.transcript.settle()
         usage = transcription_usage(settings.OPENAI_REALTIME_TRANSCRIPTION_MODEL, event.get("usage"))
         if (usage.cost or usage.price_missing) and self.start_info is not None and self.writer is not None:
             self.spent += usage.cost
             self.writer.put(add_usage, interaction_id=self.start_info.interaction_id, usage=usage)
 
     async def _on_customer_transcript_failed(self, event: dict[str, Any]) -> None:
-        utterance = self._utterance(event.get("item_id", ""), Message.Role.CUSTOMER)
+        utterance = self.transcript.utterance(event.get("item_id", ""), Message.Role.CUSTOMER)
         utterance.text = utterance.partial.strip()
         logger.info("Input transcription failed: %s", (event.get("error") or {}).get("message"))
-        self._settle()
+        self.transcript.settle()
 
     async def _on_speech_started(self, event: dict[str, Any]) -> None:
         """Barge-in: the browser drops queued audio at once; the model is told what was heard."""
@@ -647,9 +525,9 @@ class VoiceCall:
             self.writer.put(add_usage, interaction_id=self.start_info.interaction_id, usage=usage)
         self.spent += usage.cost
         # A response's cost goes on what it said; a tool-calling response's on the next answer.
-        spoken = [item for item in output if item.get("type") == "message" and item.get("id") in self.utterances]
+        spoken = [item for item in output if item.get("type") == "message" and item.get("id") in self.transcript]
         if spoken:
-            self._update_utterance(self.utterances[spoken[-1]["id"]], cost=self.carried_cost + usage.cost)
+            self.transcript.update(self.transcript.get(spoken[-1]["id"]), cost=self.carried_cost + usage.cost)
             self.carried_cost = Decimal("0")
         else:
             self.carried_cost += usage.cost
@@ -769,85 +647,15 @@ class VoiceCall:
 
     # -- transcript --------------------------------------------------------------------------
 
-    def _utterance(self, item_id: str, role: str) -> Utterance:
-        utterance = self.utterances.get(item_id)
-        if utterance is None:
-            utterance = Utterance(item_id=item_id, role=role, since=self.loop.time())
-            self.utterances[item_id] = utterance
-            self.ledger.append(utterance)
-        return utterance
-
-    def _settle(self, *, final: bool = False) -> None:
-        """Store finished utterances in spoken order.
-
-        An utterance whose transcript is still pending holds back the ones after it for up to
-        TRANSCRIPT_WAIT_SECONDS; at the end of the call everything is stored, partial
-        transcripts included (an assistant sentence cut off by a drop is marked interrupted).
-        """
-        now = self.loop.time()
-        while self.ledger:
-            head = self.ledger[0]
-            if head.text is None and not final and now - head.since < TRANSCRIPT_WAIT_SECONDS:
-                break
-            self.ledger.popleft()
-            head.settled = True
-            if head.text is None and final:
-                head.text = head.partial.strip()
-                if head.role == Message.Role.ASSISTANT and head.text:
-                    head.interrupted = True
-            if head.text is not None:
-                self._save(head)
-        for utterance in self.utterances.values():
-            # Gave up waiting for it earlier; store it now, out of order, rather than never.
-            if utterance.settled and not utterance.saved and utterance.text is not None:
-                self._save(utterance)
-
-    def _save(self, utterance: Utterance) -> None:
-        utterance.saved = True
-        if not utterance.text or self.start_info is None or self.writer is None:
-            return
-        spoken = utterance.spoken()
-        self.writer.put(
-            save_utterance,
-            interaction_id=self.start_info.interaction_id,
-            role=utterance.role,
-            text=spoken,
-            item_id=utterance.item_id,
-            latency_ms=utterance.latency_ms,
-            cost=utterance.cost,
-            interrupted=utterance.interrupted,
-            generated=utterance.text if spoken != utterance.text else "",
-        )
-
-    def _update_utterance(self, utterance: Utterance, **fields: Any) -> None:
-        for name, value in fields.items():
-            setattr(utterance, name, value)
-        if utterance.saved and utterance.text and self.start_info is not None and self.writer is not None:
-            column = {"cost": "cost_usd"}
-            self.writer.put(
-                update_utterance,
-                interaction_id=self.start_info.interaction_id,
-                item_id=utterance.item_id,
-                **{column.get(name, name): value for name, value in fields.items()},
-            )
+    def _sink(self) -> tuple[CallWriter, int] | None:
+        """Where the transcript's rows go: the call's writer, once the call has a conversation."""
+        if self.writer is None or self.start_info is None:
+            return None
+        return self.writer, self.start_info.interaction_id
 
     async def _mark_interrupted(self, item_id: str, heard: float) -> None:
-        utterance = self.utterances.get(item_id)
-        if utterance is None or utterance.interrupted:
-            return
-        utterance.heard = heard
-        if utterance.saved and utterance.text and self.start_info is not None and self.writer is not None:
-            utterance.interrupted = True
-            self.writer.put(
-                trim_utterance,
-                interaction_id=self.start_info.interaction_id,
-                item_id=item_id,
-                heard=utterance.spoken(),
-                generated=utterance.text,
-            )
-        else:
-            self._update_utterance(utterance, interrupted=True)
-        if utterance.text is not None:
+        utterance = self.transcript.interrupt(item_id, heard)
+        if utterance is not None and utterance.text is not None:
             # Its final transcript already went out: send it again, cut to what was heard.
             await self._send_transcript("assistant", item_id, utterance.spoken(), final=True, interrupted=True)
 
@@ -889,12 +697,3 @@ class VoiceCall:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("Voice call task failed", exc_info=task.exception())
-
-
-async def _discard_connection(connecting: asyncio.Task[realtime.RealtimeLink]) -> None:
-    """Cancel a connection attempt; close the socket if it opened anyway."""
-    if not connecting.done():
-        connecting.cancel()
-    await asyncio.wait([connecting])
-    if not connecting.cancelled() and connecting.exception() is None:
-        await connecting.result().close()

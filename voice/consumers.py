@@ -10,7 +10,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chatdesk.conversations.client_ip import scope_client_ip
-from voice.calls import SERVICE_RESTART, VoiceCall
+from voice.calls import VoiceCall
+from voice.wire import SERVICE_RESTART
 
 
 class VoiceCallConsumer(AsyncWebsocketConsumer):
@@ -70,7 +71,7 @@ class VoiceCallConsumer(AsyncWebsocketConsumer):
         if self.call is not None:
             await self.call.browser_gone(code)
 
-    # voice.calls.Browser
+    # voice.wire.Browser
     async def send_json(self, message: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(message))
 

@@ -269,3 +269,12 @@ async def connect() -> RealtimeLink:
     except Exception as error:  # refused, DNS, TLS, HTTP 401/403/5xx on the upgrade, timeout
         raise RealtimeUnavailable("unreachable", f"{type(error).__name__}: {error}") from error
     return RealtimeLink(connection)
+
+
+async def discard_connection(connecting: asyncio.Task[RealtimeLink]) -> None:
+    """Cancel a connection attempt; close the socket if it opened anyway."""
+    if not connecting.done():
+        connecting.cancel()
+    await asyncio.wait([connecting])
+    if not connecting.cancelled() and connecting.exception() is None:
+        await connecting.result().close()

@@ -58,7 +58,7 @@ def _what_came_before(interaction: Interaction) -> str:
         .values_list("channel", flat=True)
         .distinct()
     )
-    if Interaction.ChannelKind.TEXT in spoke:
+    if Interaction.ChannelKind.CHAT in spoke:
         return realtime.AFTER_CHAT
     return realtime.AFTER_CALL if spoke else realtime.NEW
 

@@ -97,7 +97,7 @@ def replayable_interactions(*, start: datetime, end: datetime | None = None) -> 
     """
     spoken = Message.objects.filter(interaction=OuterRef("pk"), role=Message.Role.CUSTOMER).exclude(text=REDACTED)
     conversations = Interaction.objects.filter(
-        channel=Interaction.ChannelKind.TEXT, started_at__gte=start, model__gt=""
+        channel=Interaction.ChannelKind.CHAT, started_at__gte=start, model__gt=""
     ).filter(Exists(spoken))
     if end is not None:
         conversations = conversations.filter(started_at__lt=end)
@@ -109,7 +109,7 @@ def _scratch_copy(interaction: Interaction) -> Interaction:
     # it): a fresh one per replay, so the original's call ids and limits do not interfere.
     return interaction_create(
         number=f"RPL-{interaction.number}"[:20],
-        channel=Interaction.ChannelKind.TEXT,
+        channel=Interaction.ChannelKind.CHAT,
         mode=Interaction.Mode.MODEL,
         model=settings.OPENAI_MODEL,
     )
@@ -147,7 +147,7 @@ def interaction_replay(interaction: Interaction, *, run: Runner) -> ReplayResult
                     results = run_tool_round_here(
                         scratch,
                         answer.function_calls,
-                        channel=Interaction.ChannelKind.TEXT,
+                        channel=Interaction.ChannelKind.CHAT,
                         ran_this_turn=calls_run(outcomes[turn_start:]),
                     )
                     outcomes.extend(results)

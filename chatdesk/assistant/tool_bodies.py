@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from bookings import limits
 from bookings.errors import BookingNotFound, DomainError, InvalidInput, NotFound
-from bookings.models import Booking, Employee, Service, Trade
+from bookings.models import Booking, Channel, Service, Technician, Trade
 from bookings.phones import business_phone, normalize_phone
 from bookings.selectors import (
     available_slots,
@@ -47,12 +47,13 @@ class ToolContext:
     interaction: Interaction
     now: datetime
     # The door the call came through (Interaction.ChannelKind), set by the caller: a voice call
-    # continuing a text conversation books for the voice channel.
-    channel: str = Interaction.ChannelKind.TEXT
+    # continuing a chat conversation books for the voice channel.
+    channel: str = Interaction.ChannelKind.CHAT
 
     @property
     def booking_channel(self) -> str:
-        return "voice" if self.channel == Interaction.ChannelKind.VOICE else "chat"
+        # One vocabulary: a conversation's channel is the booking channel of the same name.
+        return Channel(self.channel)
 
     def actor(self, call_id: str) -> Actor:
         return Actor.customer(self.booking_channel, reference=f"{self.interaction.number} {call_id}")
@@ -93,13 +94,13 @@ def _start(value: str) -> datetime:
     return start
 
 
-def _technician(technician_id: int | None) -> Employee | None:
+def _technician(technician_id: int | None) -> Technician | None:
     if technician_id is None:
         return None
-    employee = Employee.objects.filter(pk=technician_id, active=True).first()
-    if employee is None:
+    technician = Technician.objects.filter(pk=technician_id, active=True).first()
+    if technician is None:
         raise NotFound("No such technician.", field="technician_id")
-    return employee
+    return technician
 
 
 def _local(moment: datetime) -> datetime:
@@ -167,7 +168,7 @@ def get_service_details(ctx: ToolContext, args: dict, call_id: str) -> dict:
     return {"service": _service_dict(_service(args["service_id"]), detailed=True)}
 
 
-def get_employee_availability(ctx: ToolContext, args: dict, call_id: str) -> dict:
+def get_technician_availability(ctx: ToolContext, args: dict, call_id: str) -> dict:
     day = _day(args["date"])
     service = _service(args["service_id"]) if args.get("service_id") else None
     trade = service.trade if service else _trade(args["trade"])
@@ -197,7 +198,7 @@ def get_available_time_slots(ctx: ToolContext, args: dict, call_id: str) -> dict
         service=service,
         start_date=first,
         end_date=last,
-        employee_id=args.get("technician_id"),
+        technician_id=args.get("technician_id"),
         now=ctx.now,
     )
     listed = [
@@ -222,7 +223,7 @@ def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     booking = booking_create(
         service=_service(args["service_id"]),
         start=_start(args["start"]),
-        employee=_technician(args.get("technician_id")),
+        technician=_technician(args.get("technician_id")),
         customer_name=args["customer_name"],
         customer_phone=args["customer_phone"],
         customer_email=args.get("customer_email") or "",
@@ -255,7 +256,7 @@ def reschedule_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     booking = booking_reschedule(
         booking=booking,
         new_start=_start(args["new_start"]),
-        employee=_technician(args.get("technician_id")),
+        technician=_technician(args.get("technician_id")),
         actor=ctx.actor(call_id),
         now=ctx.now,
     )

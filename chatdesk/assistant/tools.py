@@ -51,8 +51,8 @@ from chatdesk.assistant.tool_bodies import (
     get_available_services,
     get_available_time_slots,
     get_booking_info,
-    get_employee_availability,
     get_service_details,
+    get_technician_availability,
     request_human,
     reschedule_booking,
     resolve_date_tool,
@@ -160,7 +160,7 @@ TOOLS: dict[str, Tool] = {
             get_service_details,
         ),
         Tool(
-            "get_employee_availability",
+            "get_technician_availability",
             "Which technicians of a trade (or qualified for a service) are free on a date, with their free times.",
             _schema(
                 {
@@ -169,7 +169,7 @@ TOOLS: dict[str, Tool] = {
                     "service_id": _str("Optional service_id to size the slots.", 120, nullable=True),
                 }
             ),
-            get_employee_availability,
+            get_technician_availability,
         ),
         Tool(
             "get_available_time_slots",
@@ -302,6 +302,16 @@ class ToolOutcome:
         return {"name": self.name, "ok": not self.error, "error": self.error or None}
 
 
+# Old tool names still answered: conversations stored before a rename hold the old name, and
+# replay_conversations (or a model primed by such a transcript) may call it again.
+TOOL_ALIASES: dict[str, str] = {"get_employee_availability": "get_technician_availability"}
+
+
+def tool_named(name: str) -> Tool | None:
+    """The tool a call names, by its current name or an old one (TOOL_ALIASES)."""
+    return TOOLS.get(TOOL_ALIASES.get(name, name))
+
+
 def _parse_arguments(tool: Tool | None, raw: str) -> dict:
     if tool is None:
         raise InvalidInput(f"Unknown tool. Available tools: {', '.join(TOOLS)}.")
@@ -394,7 +404,7 @@ def execute_tool_call(
     call_id: str,
     name: str,
     raw_arguments: str,
-    channel: str = Interaction.ChannelKind.TEXT,
+    channel: str = Interaction.ChannelKind.CHAT,
 ) -> ToolOutcome:
     """Run one tool call for `interaction`, which came through `channel`, and record it.
     Never raises for bad input.
@@ -409,7 +419,7 @@ def execute_tool_call(
         return _replayed(interaction.pk, call_id)
 
     started = clock.perf_counter()
-    tool = TOOLS.get(name)
+    tool = tool_named(name)
     args: dict = {}
     error = ""
     try:

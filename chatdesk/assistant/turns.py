@@ -96,7 +96,7 @@ def greeting(mode: str) -> str:
 
 
 def interaction_start(
-    *, channel: str = Interaction.ChannelKind.TEXT, ip: str = "", user_agent: str = ""
+    *, channel: str = Interaction.ChannelKind.CHAT, ip: str = "", user_agent: str = ""
 ) -> Interaction:
     mode = Interaction.Mode.MODEL if openai_client.is_configured() else Interaction.Mode.GUIDED
     with transaction.atomic():
@@ -336,7 +336,7 @@ async def _model_turn(
             results = await run_tool_round(
                 interaction,
                 answer.function_calls,
-                channel=Interaction.ChannelKind.TEXT,
+                channel=Interaction.ChannelKind.CHAT,
                 ran_this_turn=calls_run(outcomes),
             )
             outcomes.extend(results)
@@ -431,7 +431,13 @@ async def _answer(begun: _Begun, text: str, started: float, message_id: str | No
     # A resumed message is in the transcript already: publishing it again would show it twice.
     if not begun.resumed:
         await live.apublish(
-            interaction, {"kind": "message", "role": Message.Role.CUSTOMER, "text": text, "channel": "text"}
+            interaction,
+            {
+                "kind": "message",
+                "role": Message.Role.CUSTOMER,
+                "text": text,
+                "channel": Interaction.ChannelKind.CHAT.value,
+            },
         )
     if interaction.taken_over_by_id:
         return TurnResult(interaction, "", paused=True)

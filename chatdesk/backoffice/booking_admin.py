@@ -41,8 +41,8 @@ from bookings.models import (
     Channel,
     ClosedDay,
     Customer,
-    Employee,
     Service,
+    Technician,
     Trade,
     WorkingHours,
     YearlyCounter,
@@ -97,7 +97,7 @@ class TradeAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 service_total=Count("services", distinct=True),
-                technician_total=Count("employees", distinct=True),
+                technician_total=Count("technicians", distinct=True),
             )
         )
 
@@ -155,8 +155,8 @@ class WorkingHoursInline(admin.TabularInline):
     extra = 0
 
 
-@admin.register(Employee)
-class EmployeeAdmin(admin.ModelAdmin):
+@admin.register(Technician)
+class TechnicianAdmin(admin.ModelAdmin):
     list_display = ["__str__", "title", "trade_names", "active", "phone_number", "email"]
     list_filter = ["active", "trades"]
     search_fields = ["first_name", "last_name", "title", "phone", "email"]
@@ -173,24 +173,24 @@ class EmployeeAdmin(admin.ModelAdmin):
         ),
     ]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Employee]:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Technician]:
         return super().get_queryset(request).prefetch_related("trades")
 
     @admin.display(description="trades")
-    def trade_names(self, employee: Employee) -> str:
-        return ", ".join(trade.name for trade in employee.trades.all())
+    def trade_names(self, technician: Technician) -> str:
+        return ", ".join(trade.name for trade in technician.trades.all())
 
     @admin.display(description="phone", ordering="phone")
-    def phone_number(self, employee: Employee) -> str:
-        return phone_display(employee.phone)
+    def phone_number(self, technician: Technician) -> str:
+        return phone_display(technician.phone)
 
 
 @admin.register(WorkingHours)
 class WorkingHoursAdmin(admin.ModelAdmin):
-    list_display = ["employee", "weekday", "start_time", "end_time"]
-    list_filter = ["weekday", "employee"]
-    list_select_related = ["employee"]
-    search_fields = ["employee__first_name", "employee__last_name"]
+    list_display = ["technician", "weekday", "start_time", "end_time"]
+    list_filter = ["weekday", "technician"]
+    list_select_related = ["technician"]
+    search_fields = ["technician__first_name", "technician__last_name"]
 
 
 @admin.register(BusinessHours)
@@ -208,10 +208,10 @@ class ClosedDayAdmin(admin.ModelAdmin):
 
 @admin.register(CalendarEvent)
 class CalendarEventAdmin(admin.ModelAdmin):
-    list_display = ["employee", "kind", "title", "starts", "ends"]
-    list_filter = ["kind", "employee"]
-    list_select_related = ["employee"]
-    search_fields = ["title", "employee__first_name", "employee__last_name"]
+    list_display = ["technician", "kind", "title", "starts", "ends"]
+    list_filter = ["kind", "technician"]
+    list_select_related = ["technician"]
+    search_fields = ["title", "technician__first_name", "technician__last_name"]
     date_hierarchy = "start"
 
     @admin.display(description="start", ordering="start")
@@ -227,12 +227,14 @@ class CalendarEventAdmin(admin.ModelAdmin):
         # Time off blocks new bookings but cannot move existing ones: tell staff which
         # visits they still have to reschedule or cancel.
         clashes = list(
-            active_bookings_in([obj.employee_id], obj.start, obj.end).order_by("start").values_list("number", flat=True)
+            active_bookings_in([obj.technician_id], obj.start, obj.end)
+            .order_by("start")
+            .values_list("number", flat=True)
         )
         if clashes:
             self.message_user(
                 request,
-                f"{obj.employee} still has {len(clashes)} active booking(s) in this period: {', '.join(clashes)}. "
+                f"{obj.technician} still has {len(clashes)} active booking(s) in this period: {', '.join(clashes)}. "
                 "Reschedule or cancel them.",
                 messages.WARNING,
             )
@@ -410,13 +412,13 @@ class OfferedSlotsMixin:
         source = self.data if self.is_bound else self.initial
         service = self._slot_service(source)
         day = self._raw_clean("day", source)
-        employee = self._raw_clean("employee", source)
+        technician = self._raw_clean("technician", source)
         self.offered: list[Slot] = []
         if service is not None and day is not None:
             self.offered = available_slots(
                 service=service,
                 start_date=day,
-                employee_id=employee.pk if employee else None,
+                technician_id=technician.pk if technician else None,
                 exclude_booking_id=self.exclude_booking_id,
             )
         field = self.fields["slot"]
@@ -463,8 +465,8 @@ class BookingAddForm(OfferedSlotsMixin, forms.ModelForm):
     """
 
     service = forms.ModelChoiceField(queryset=Service.objects.filter(active=True).select_related("trade"))
-    employee = forms.ModelChoiceField(
-        queryset=Employee.objects.filter(active=True),
+    technician = forms.ModelChoiceField(
+        queryset=Technician.objects.filter(active=True),
         required=False,
         label="Technician",
         help_text="Leave empty to give the visit to the first qualified technician who is free.",
@@ -490,7 +492,7 @@ class BookingAddForm(OfferedSlotsMixin, forms.ModelForm):
     ERROR_FIELDS = {
         "service": "service",
         "start": "start",
-        "employee": "employee",
+        "technician": "technician",
         "name": "customer_name",
         "phone": "customer_phone",
         "email": "customer_email",
@@ -502,7 +504,7 @@ class BookingAddForm(OfferedSlotsMixin, forms.ModelForm):
 
     class Meta:
         model = Booking
-        fields = ["service", "start", "employee", "address", "notes", "status"]
+        fields = ["service", "start", "technician", "address", "notes", "status"]
         labels = {"start": "Other time"}
 
     def __init__(self, *args, **kwargs) -> None:
@@ -533,7 +535,7 @@ class BookingAddForm(OfferedSlotsMixin, forms.ModelForm):
                 service=data["service"],
                 start=data["start"],
                 override_reason=data["override_reason"],
-                employee=data["employee"],
+                technician=data["technician"],
                 customer_name=data["customer_name"],
                 customer_phone=data["customer_phone"],
                 customer_email=data["customer_email"],
@@ -554,8 +556,8 @@ class BookingMoveForm(OfferedSlotsMixin, forms.Form):
     rules hold; a typed time with an override reason squeezes the visit in.
     """
 
-    employee = forms.ModelChoiceField(
-        queryset=Employee.objects.none(),
+    technician = forms.ModelChoiceField(
+        queryset=Technician.objects.none(),
         required=False,
         label="Technician",
         help_text="Leave empty for any qualified technician (the current one first).",
@@ -570,13 +572,18 @@ class BookingMoveForm(OfferedSlotsMixin, forms.Form):
         required=False, max_length=limits.MAX_REASON, label="Why it moves", help_text="Kept in the booking's history."
     )
 
-    ERROR_FIELDS = {"start": "start", "employee": "employee", "reason": "reason", "override_reason": "override_reason"}
+    ERROR_FIELDS = {
+        "start": "start",
+        "technician": "technician",
+        "reason": "reason",
+        "override_reason": "override_reason",
+    }
 
     def __init__(self, *args, booking: Booking, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.booking = booking
         self.exclude_booking_id = booking.pk
-        self.fields["employee"].queryset = Employee.objects.filter(active=True, trades=booking.service.trade_id)
+        self.fields["technician"].queryset = Technician.objects.filter(active=True, trades=booking.service.trade_id)
         self.offer_slots()
 
     def _slot_service(self, source: object) -> Service | None:
@@ -625,12 +632,12 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
     list_filter = [
         "status",
         VisitDayFilter,
-        ("employee", TechnicianFilter),
+        ("technician", TechnicianFilter),
         "service__trade",
         "service",
         "channel",
     ]
-    list_select_related = ["service", "employee", "customer"]
+    list_select_related = ["service", "technician", "customer"]
     search_fields = ["number", "customer__name", "customer__phone"]
     phone_search_field = "customer__phone"
     date_hierarchy = "start"
@@ -639,12 +646,12 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
     STAFF_EDITABLE = ("address", "notes")
     add_fieldsets = [
-        (None, {"fields": ["service", "employee", "day", "slot", "status"]}),
+        (None, {"fields": ["service", "technician", "day", "slot", "status"]}),
         ("Outside the free slots", {"fields": ["start", "override_reason"]}),
         ("Customer", {"fields": ["customer_name", "customer_phone", "customer_email", "address", "notes"]}),
     ]
     fieldsets = [
-        (None, {"fields": ["number", "status", "service", "visit", "employee", "customer", "price"]}),
+        (None, {"fields": ["number", "status", "service", "visit", "technician", "customer", "price"]}),
         ("Editable by staff", {"fields": list(STAFF_EDITABLE)}),
         # Added with the conversations admin (chatdesk/backoffice/conversation_admin.py): the conversation turn and
         # tool call, or the staff user, behind every change of this booking.
@@ -670,7 +677,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
         "status",
         "service",
         "visit",
-        "employee",
+        "technician",
         "customer",
         "price",
         "channel",
@@ -731,7 +738,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
                     booking_reschedule(
                         booking=booking,
                         new_start=data["new_start"],
-                        employee=data["employee"],
+                        technician=data["technician"],
                         reason=data["reason"],
                         override_reason=data["override_reason"],
                         actor=Actor.staff(request.user),
@@ -741,7 +748,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
                 else:
                     self.message_user(
                         request,
-                        f"Moved {booking.number} to {local_time(booking.start)} with {booking.employee}.",
+                        f"Moved {booking.number} to {local_time(booking.start)} with {booking.technician}.",
                         messages.SUCCESS,
                     )
                     return HttpResponseRedirect(reverse("admin:bookings_booking_change", args=[booking.pk]))
@@ -770,7 +777,7 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Booking]:
         # The change page shows the service, technician and customer too.
-        return super().get_queryset(request).select_related("service__trade", "employee", "customer")
+        return super().get_queryset(request).select_related("service__trade", "technician", "customer")
 
     # Without PII, what the change page shows instead of a field with contact details.
     MASKED_FIELDS = {"customer": "customer_name", "address": "address_masked"}
@@ -833,9 +840,9 @@ class BookingAdmin(PhoneSearchMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
         return False
 
-    @admin.display(description="technician", ordering="employee__first_name")
+    @admin.display(description="technician", ordering="technician__first_name")
     def technician(self, booking: Booking) -> str:
-        return str(booking.employee)
+        return str(booking.technician)
 
     @admin.display(description="phone", ordering="customer__phone")
     def customer_phone(self, booking: Booking) -> str:

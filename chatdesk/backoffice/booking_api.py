@@ -65,7 +65,7 @@ CONFLICT = {409: OpenApiResponse(ErrorOut, description="The slot is taken, or th
 
 def booking_list(*, filters: dict) -> QuerySet[Booking]:
     """Bookings for the staff list, soonest first, with what the list shows in one query."""
-    bookings = Booking.objects.select_related("service", "employee", "customer").order_by("start", "pk")
+    bookings = Booking.objects.select_related("service", "technician", "customer").order_by("start", "pk")
     tz = business_tz()
     if filters.get("date_from"):
         bookings = bookings.filter(start__gte=datetime.combine(filters["date_from"], time.min, tzinfo=tz))
@@ -75,7 +75,7 @@ def booking_list(*, filters: dict) -> QuerySet[Booking]:
     if filters.get("status"):
         bookings = bookings.filter(status__in=filters["status"])
     if filters.get("technician"):
-        bookings = bookings.filter(employee_id=filters["technician"])
+        bookings = bookings.filter(technician_id=filters["technician"])
     if filters.get("service"):
         bookings = bookings.filter(service__slug=filters["service"])
     return bookings
@@ -83,7 +83,7 @@ def booking_list(*, filters: dict) -> QuerySet[Booking]:
 
 def booking_by_number(number: str) -> Booking:
     booking = (
-        Booking.objects.select_related("service", "employee", "customer")
+        Booking.objects.select_related("service", "technician", "customer")
         .prefetch_related(Prefetch("events", queryset=BookingEvent.objects.select_related("actor_user")))
         .filter(number=number.strip().upper())
         .first()
@@ -145,7 +145,7 @@ class BookingListCreateAPI(StaffBookingAPI):
         booking = booking_create(
             service=values["service"],
             start=values["start"],
-            employee=values.get("technician"),
+            technician=values.get("technician"),
             customer_name=values["customer_name"],
             customer_phone=values["customer_phone"],
             customer_email=values["customer_email"],
@@ -183,7 +183,7 @@ class BookingRescheduleAPI(StaffBookingAPI):
         booking = booking_reschedule(
             booking=booking,
             new_start=data.validated_data["start"],
-            employee=data.validated_data.get("technician"),
+            technician=data.validated_data.get("technician"),
             reason=data.validated_data["reason"],
             actor=Actor.staff(request.user),
         )

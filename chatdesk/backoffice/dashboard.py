@@ -19,13 +19,12 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
 
-from bookings.models import Booking, BookingStatus, Channel, Employee
+from bookings.models import Booking, BookingStatus, Technician
 from bookings.selectors import business_tz, local_today
 from chatdesk.conversations.models import HandoffRequest, Interaction, Message
 
+# A conversation's channel names the booking channel it books on (one vocabulary: chat, voice).
 CHANNELS = tuple(Interaction.ChannelKind.values)
-# Bookings record where they came from in the booking domain's words.
-BOOKING_CHANNEL = {Interaction.ChannelKind.TEXT: Channel.CHAT, Interaction.ChannelKind.VOICE: Channel.VOICE}
 # A year and a day: enough for "this time last year", small enough to stay fast.
 MAX_RANGE_DAYS = 367
 DEFAULT_RANGE_DAYS = 30
@@ -119,7 +118,7 @@ class Visit:
 
 @dataclass(frozen=True)
 class TechnicianDay:
-    employee_id: int
+    technician_id: int
     technician: str
     visits: list[Visit]
 
@@ -166,7 +165,7 @@ def in_channel(channel: str) -> Q:
     """Conversations that used `channel`: a conversation counts in every channel it used.
 
     `channel` on a conversation is where it started; a call in a typed conversation sets
-    has_call, and a voice conversation the customer later typed in has customer text messages.
+    has_call, and a voice conversation the customer later typed in has customer chat messages.
     """
     if channel == Interaction.ChannelKind.VOICE:
         return Q(channel=channel) | Q(has_call=True)
@@ -246,7 +245,7 @@ def model_failures(*, start: datetime, end: datetime, channel: str | None) -> Mo
     message_model_failure (migration 0006), plain SQL on PostgreSQL and SQLite alike."""
     events = Message.objects.filter(created_at__gte=start, created_at__lt=end).exclude(failure_kind="")
     if channel:
-        # Where the failure happened: a text turn's failure in a conversation with a call is text.
+        # Where the failure happened: a chat turn's failure in a conversation with a call is chat.
         events = events.filter(channel=channel)
     return ModelFailures(
         dict(events.values("failure_kind").annotate(n=Count("id")).order_by().values_list("failure_kind", "n"))
@@ -273,7 +272,7 @@ def dashboard(*, since: date, until: date, channel: str | None = None, today: da
     handoffs = HandoffRequest.objects.filter(handled_at__isnull=True)
     if channel:
         conversations = conversations.filter(in_channel(channel))
-        bookings = bookings.filter(channel=BOOKING_CHANNEL[channel])
+        bookings = bookings.filter(channel=channel)
         handoffs = handoffs.filter(interaction__in=Interaction.objects.filter(in_channel(channel)).values("pk"))
 
     with _room_to_sort():
@@ -288,7 +287,7 @@ def dashboard(*, since: date, until: date, channel: str | None = None, today: da
             entry["conversations"] += row["n"]
             entry["booked"] += row["booked"]
             # Filtered to one channel, a conversation that used it counts whole in it (a call's
-            # conversation may have started in text); unfiltered, by where it started.
+            # conversation may have started in chat); unfiltered, by where it started.
             kind = channel or row["channel"]
             entry["cost"][kind] = entry["cost"].get(kind, ZERO) + (row["cost"] or ZERO)
 
@@ -299,7 +298,7 @@ def dashboard(*, since: date, until: date, channel: str | None = None, today: da
             .order_by()
             .values_list("day", "n")
         )
-        # A message says how it came in: a voice reply in a conversation started in text is voice.
+        # A message says how it came in: a voice reply in a conversation started in chat is voice.
         latency_per_day, overall_latency = reply_latency(start=start, end=end, channel=channel)
 
     channels = [channel] if channel else list(CHANNELS)
@@ -358,14 +357,14 @@ def schedule_for(day: date) -> list[TechnicianDay]:
     visits = (
         Booking.objects.filter(start__gte=_midnight(day), start__lt=_midnight(day + timedelta(days=1)))
         .exclude(status=BookingStatus.CANCELLED)
-        .select_related("employee", "service", "customer")
+        .select_related("technician", "service", "customer")
         .order_by("start", "id")
     )
     by_technician: dict[int, list[Visit]] = defaultdict(list)
     names: dict[int, str] = {}
     for booking in visits:
-        names[booking.employee_id] = str(booking.employee)
-        by_technician[booking.employee_id].append(
+        names[booking.technician_id] = str(booking.technician)
+        by_technician[booking.technician_id].append(
             Visit(
                 booking_id=booking.pk,
                 number=booking.number,
@@ -379,12 +378,12 @@ def schedule_for(day: date) -> list[TechnicianDay]:
             )
         )
     busy = sorted(
-        (TechnicianDay(employee_id=pk, technician=names[pk], visits=v) for pk, v in by_technician.items()),
+        (TechnicianDay(technician_id=pk, technician=names[pk], visits=v) for pk, v in by_technician.items()),
         key=lambda t: t.technician,
     )
     free = [
-        TechnicianDay(employee_id=e.pk, technician=str(e), visits=[])
-        for e in Employee.objects.filter(active=True)
+        TechnicianDay(technician_id=e.pk, technician=str(e), visits=[])
+        for e in Technician.objects.filter(active=True)
         .exclude(pk__in=by_technician.keys())
         .only("first_name", "last_name")
     ]

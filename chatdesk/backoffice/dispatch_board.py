@@ -161,7 +161,7 @@ class Links:
             return ""
         query = {
             "service": self.service.pk,
-            "employee": technician_id,
+            "technician": technician_id,
             "day": f"{start.astimezone(business_tz()):%Y-%m-%d}",
             # The same value the add form's slot choices carry (booking_admin.slot_value).
             "slot": start.astimezone(UTC).isoformat(),

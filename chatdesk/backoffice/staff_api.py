@@ -48,7 +48,7 @@ class AnalyticsQuery(serializers.Serializer):
 
 
 class CostByChannel(serializers.Serializer):
-    text = serializers.DecimalField(**MONEY, required=False)
+    chat = serializers.DecimalField(**MONEY, required=False)
     voice = serializers.DecimalField(**MONEY, required=False)
 
 

@@ -97,7 +97,7 @@ def _cards_by_id(booking_ids: list[int]) -> dict[int, dict]:
     ids = list({i for i in booking_ids if i})
     if not ids:
         return {}
-    bookings = Booking.objects.select_related("service", "employee", "customer").in_bulk(ids)
+    bookings = Booking.objects.select_related("service", "technician", "customer").in_bulk(ids)
     moved_from: dict[int, datetime] = {}
     # Oldest first, so the latest reschedule of each booking is the one kept.
     for booking_id, changes in (

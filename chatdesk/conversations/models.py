@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 
 from bookings import limits
+from bookings.models import Channel
 
 
 def new_session_id() -> str:
@@ -22,9 +23,21 @@ def new_session_id() -> str:
 
 
 class Interaction(models.Model):
+    """A conversation: what staff, the admin and the APIs call it (INT- numbers).
+
+    The code's name stays Interaction for now; every label a person reads says
+    "conversation" (verbose_name), so the word staff see is one.
+    """
+
     class ChannelKind(models.TextChoices):
-        TEXT = "text", "Text"
-        VOICE = "voice", "Voice"
+        """The doors a conversation comes through: the chat and voice members of bookings' Channel.
+
+        One vocabulary: a conversation on "chat" books on Channel.CHAT, and reports, filters and
+        CSVs say "chat" for both (this was "text" until chatdesk 0007 converted the rows).
+        """
+
+        CHAT = Channel.CHAT.value, Channel.CHAT.label
+        VOICE = Channel.VOICE.value, Channel.VOICE.label
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -46,7 +59,7 @@ class Interaction(models.Model):
     # Where the conversation started. A call in a typed conversation sets has_call (and a voice
     # conversation the customer then types in keeps channel=voice): analytics count a conversation
     # in every channel it used (chatdesk.backoffice.dashboard.in_channel).
-    channel = models.CharField(max_length=10, choices=ChannelKind.choices, default=ChannelKind.TEXT)
+    channel = models.CharField(max_length=10, choices=ChannelKind.choices, default=ChannelKind.CHAT)
     has_call = models.BooleanField(default=False, help_text="A voice call took place in this conversation.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
@@ -89,6 +102,8 @@ class Interaction(models.Model):
     guided_state = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = "conversation"
+        verbose_name_plural = "conversations"
         ordering = ["-started_at"]
         # Checked at every staff door through the staff policy (chatdesk/conversations/access.py).
         # The Owner group has all three; the Dispatcher group only take_over_interaction
@@ -132,7 +147,9 @@ class Message(models.Model):
         # Not a failure the customer saw: the reply was cut off, and the retry answered.
         INCOMPLETE_RETRIED = "incomplete_retried", "Cut off, answered on retry"
 
-    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="messages")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="messages", verbose_name="conversation"
+    )
     role = models.CharField(max_length=10, choices=Role.choices)
     text = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -143,10 +160,12 @@ class Message(models.Model):
     # For a system event recording a model failure: its kind (admin filter, dashboard).
     failure_kind = models.CharField(max_length=20, choices=FailureKind.choices, blank=True)
     # For an assistant voice line cut off by the caller: everything the model generated, kept for
-    # audit, while `text` holds only the part the caller heard (voice.calls.heard_part).
+    # audit, while `text` holds only the part the caller heard (voice.heard.heard_part).
     generated_text = models.TextField(blank=True)
-    # Text and voice share one conversation; this says how each message came in.
-    channel = models.CharField(max_length=10, choices=Interaction.ChannelKind.choices, default="text")
+    # Chat and voice share one conversation; this says how each message came in.
+    channel = models.CharField(
+        max_length=10, choices=Interaction.ChannelKind.choices, default=Interaction.ChannelKind.CHAT
+    )
     # The Realtime item id of a voice utterance (for truncation and deduplication).
     item_id = models.CharField(max_length=100, blank=True)
     staff_user = models.ForeignKey(
@@ -183,7 +202,9 @@ class Message(models.Model):
 
 
 class ToolCall(models.Model):
-    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="tool_calls")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="tool_calls", verbose_name="conversation"
+    )
     # The model's call id. Unique per interaction so a replayed call returns the first
     # result instead of acting twice.
     call_id = models.CharField(max_length=100)
@@ -215,7 +236,9 @@ class ToolCall(models.Model):
 class HandoffRequest(models.Model):
     """A customer asked for a person (request_human): staff call back."""
 
-    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="handoffs")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="handoffs", verbose_name="conversation"
+    )
     reason = models.CharField(max_length=500)
     contact_name = models.CharField(max_length=limits.MAX_NAME, blank=True)
     contact_phone = models.CharField(max_length=20, blank=True)

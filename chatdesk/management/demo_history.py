@@ -168,7 +168,7 @@ class History:
         model = "" if guided else settings.OPENAI_REALTIME_MODEL if voice else settings.OPENAI_MODEL
         interaction = interaction_create(
             number=next_number("INT", at.year, 5),
-            channel=Interaction.ChannelKind.VOICE if voice else Interaction.ChannelKind.TEXT,
+            channel=Interaction.ChannelKind.VOICE if voice else Interaction.ChannelKind.CHAT,
             has_call=voice,
             mode=Interaction.Mode.GUIDED if guided else Interaction.Mode.MODEL,
             model=model,
@@ -344,7 +344,7 @@ class History:
 
     def _add(self, talk: Talk, message: Message, *, seconds: int) -> None:
         talk.at += timedelta(seconds=seconds)
-        message.channel = Interaction.ChannelKind.VOICE if talk.voice else Interaction.ChannelKind.TEXT
+        message.channel = Interaction.ChannelKind.VOICE if talk.voice else Interaction.ChannelKind.CHAT
         message.created_at = talk.at
         talk.messages.append(message)
 

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from bookings.demo import seed_catalogue, seed_upcoming_bookings
 from bookings.management.base import Progress, plural
-from bookings.models import Booking, Employee, Service, Trade
+from bookings.models import Booking, Service, Technician, Trade
 from chatdesk.conversations.models import Interaction
 from chatdesk.management.demo_history import DAYS, seed_history
 
@@ -79,7 +79,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Demo data ready: {plural(Trade.objects.count(), 'trade')}, "
                 f"{plural(Service.objects.count(), 'service')}, "
-                f"{plural(Employee.objects.count(), 'technician')}, "
+                f"{plural(Technician.objects.count(), 'technician')}, "
                 f"{plural(Booking.objects.count(), 'booking')} ({made} new)."
             )
         )
