@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 from icalendar import Calendar, Event, vDuration
 
-from bookings.models import Booking, BookingStatus, CalendarFeed, Employee, new_feed_token
+from bookings.models import Booking, BookingStatus, CalendarFeed, Technician, new_feed_token
 from bookings.selectors import business_tz, local_today
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class FeedWindow:
 # --- writes -----------------------------------------------------------------------------
 
 
-def feed_rotate(*, technician: Employee | None) -> CalendarFeed:
+def feed_rotate(*, technician: Technician | None) -> CalendarFeed:
     """Issue a new secret URL for a technician's feed (or the business's, with None).
 
     Creates the feed on first use. Rotating replaces the token, so the previous URL stops
@@ -135,8 +135,8 @@ def address_area(address: str) -> str:
 def feed_bookings(feed: CalendarFeed, window: FeedWindow) -> list[Booking]:
     bookings = Booking.objects.filter(start__gte=window.start, start__lt=window.end)
     if feed.technician_id is not None:
-        bookings = bookings.filter(employee_id=feed.technician_id)
-    return list(bookings.select_related("service", "employee", "customer").order_by("start", "id"))
+        bookings = bookings.filter(technician_id=feed.technician_id)
+    return list(bookings.select_related("service", "technician", "customer").order_by("start", "id"))
 
 
 def feed_name(feed: CalendarFeed) -> str:
@@ -162,8 +162,8 @@ def _event(booking: Booking, *, own: bool) -> Event:
         if first_name:
             details.append(f"Customer: {first_name}")
     else:
-        summary = f"{summary} ({booking.employee.public_name})"
-        details.append(f"Technician: {booking.employee.public_name}")
+        summary = f"{summary} ({booking.technician.public_name})"
+        details.append(f"Technician: {booking.technician.public_name}")
     event = Event()
     event.add("uid", booking_uid(booking))
     # Without METHOD, DTSTAMP is when the event's information last changed (RFC 5545

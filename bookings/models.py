@@ -386,7 +386,7 @@ class CalendarFeed(models.Model):
 
     kind = models.CharField(max_length=12, choices=Kind.choices)
     technician = models.OneToOneField(
-        Employee, null=True, blank=True, on_delete=models.CASCADE, related_name="calendar_feed"
+        Technician, null=True, blank=True, on_delete=models.CASCADE, related_name="calendar_feed"
     )
     token = models.CharField(max_length=64, unique=True, default=new_feed_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -39,12 +39,12 @@ def book(service, *, technician=None, day_offset: int = 1, name: str = "Dana Lop
         service=service,
         start_date=day,
         end_date=day + timedelta(days=7),
-        employee_id=technician.pk if technician else None,
+        technician_id=technician.pk if technician else None,
     )[0]
     return booking_create(
         service=service,
         start=slot.start,
-        employee=technician,
+        technician=technician,
         customer_name=name,
         customer_phone=phone,
         customer_email="dana@example.com",
@@ -132,7 +132,7 @@ def test_a_moved_visit_keeps_its_uid_and_moves(client, business):
     before = events(fetch(client, feed))
     later_day = local_today() + timedelta(days=3)
     slot = available_slots(
-        service=business.repair, start_date=later_day, end_date=later_day, employee_id=business.alice.pk
+        service=business.repair, start_date=later_day, end_date=later_day, technician_id=business.alice.pk
     )[0]
     booking_reschedule(booking=booking, new_start=slot.start, actor=Actor.system())
     after = events(fetch(client, feed))
@@ -312,8 +312,8 @@ SQLITE_SCRIPT = """
 from django.test import Client
 from icalendar import Calendar
 from bookings.calendar_feeds import feed_rotate
-from bookings.models import CalendarFeed, Employee
-technician = Employee.objects.filter(bookings__isnull=False).first()
+from bookings.models import CalendarFeed, Technician
+technician = Technician.objects.filter(bookings__isnull=False).first()
 for feed in (feed_rotate(technician=None), feed_rotate(technician=technician)):
     response = Client().get(f"/calendar/{feed.token}.ics")
     assert response.status_code == 200, response.status_code

@@ -21,7 +21,7 @@ from django.utils.cache import get_conditional_response
 from django.views.decorators.http import require_POST, require_safe
 
 from bookings.calendar_feeds import REFRESH_INTERVAL, feed_by_token, feed_ical, feed_name, feed_rotate, feeds_by_owner
-from bookings.models import CalendarFeed, Employee
+from bookings.models import CalendarFeed, Technician
 from chatdesk.backoffice.common import Users
 from chatdesk.conversations import access
 
@@ -88,7 +88,7 @@ class CalendarFeedAdmin(admin.ModelAdmin):
             raise PermissionDenied
         business, by_technician = feeds_by_owner()
         rows = [{"label": "Whole business (all technicians)", "owner": "business", "feed": business}]
-        for technician in Employee.objects.filter(active=True).order_by("first_name", "last_name"):
+        for technician in Technician.objects.filter(active=True).order_by("first_name", "last_name"):
             rows.append(
                 {"label": str(technician), "owner": str(technician.pk), "feed": by_technician.get(technician.pk)}
             )
@@ -114,7 +114,7 @@ def _rotate(request: HttpRequest, model_admin: CalendarFeedAdmin) -> HttpRespons
     if owner == "business":
         technician = None
     elif owner.isdigit():
-        technician = get_object_or_404(Employee, pk=int(owner), active=True)
+        technician = get_object_or_404(Technician, pk=int(owner), active=True)
     else:
         raise Http404("No such calendar feed.")
     feed = feed_rotate(technician=technician)

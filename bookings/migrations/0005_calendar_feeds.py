@@ -8,7 +8,7 @@ import bookings.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("bookings", "0003_service_keywords"),
+        ("bookings", "0004_employee_becomes_technician"),
     ]
 
     operations = [
@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
                         null=True,
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="calendar_feed",
-                        to="bookings.employee",
+                        to="bookings.technician",
                     ),
                 ),
             ],
