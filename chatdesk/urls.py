@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 import voice.views
 from bookings import identifiers  # noqa: F401 (registers the `ident` path converter)
-from chatdesk.backoffice import staff_api, staff_live
+from chatdesk.backoffice import calendar_feeds, staff_api, staff_live
 from chatdesk.openapi import DocsView
 from chatdesk.web import api, views
 
@@ -25,6 +25,8 @@ urlpatterns = [
     path("api/v1/chat/message", api.ChatMessageAPI.as_view(), name="chat-message"),
     path("api/v1/chat/session/<ident:session_id>/history", api.HistoryAPI.as_view(), name="chat-history"),
     path("api/v1/chat/session/<ident:session_id>/close", api.CloseAPI.as_view(), name="chat-close"),
+    # A calendar app's subscription: the token is the credential (chatdesk/backoffice/calendar_feeds.py).
+    path("calendar/<str:token>.ics", calendar_feeds.feed_view, name="calendar-feed"),
     path("staff/live/", staff_live.live_page, name="staff-live"),
     path("api/v1/staff/conversations/open", staff_live.OpenConversationsAPI.as_view(), name="staff-open"),
     path("api/v1/staff/conversations/<ident:number>", staff_live.ConversationAPI.as_view(), name="staff-conversation"),

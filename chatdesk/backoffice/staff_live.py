@@ -13,8 +13,10 @@ chatdesk.view_costs.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -26,18 +28,56 @@ from rest_framework.response import Response
 
 from bookings import identifiers
 from bookings.api_base import MethodFirstAPIView
-from bookings.serializers import ErrorOut
+from bookings.selectors import business_tz, local_today
+from bookings.serializers import ErrorOut, QueryIn
+from chatdesk.backoffice.common import local_time
 from chatdesk.backoffice.permissions import StaffPolicy, staff_page
 from chatdesk.conversations import access, live, services
 from chatdesk.conversations.limits import MessageText
 from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.pii import MASK
+from chatdesk.conversations.selectors import MONITOR_LIMIT, QUIET_AFTER, monitor_conversations
 
-OPEN_LIMIT = 100
+# ?quiet=1 lists the quiet greeting-only conversations too (hidden by default).
+_QUIET_VALUES = {"": False, "0": False, "1": True}
+QUIET_ERROR = "quiet must be 0 or 1."
 
 
-def open_conversations(seen: access.Visibility) -> list[dict]:
-    rows = Interaction.objects.filter(status=Interaction.Status.OPEN).order_by("-last_activity_at")[:OPEN_LIMIT]
-    return seen.present([{**live.summary(i), "last_activity_at": i.last_activity_at.isoformat()} for i in rows])
+def monitor_row(interaction: Interaction, seen: access.Visibility) -> dict:
+    """One row of the monitor, from monitor_conversations: the live summary, plus who and
+    whether they wait for a person, as this staff member may see it.
+
+    The name is shown only to staff who may see customers' details (issue 12's monitor),
+    stricter than the admin, which names customers to every staff member: the monitor is
+    often on a shared screen.
+    """
+    name = interaction.customer.name if interaction.customer else (interaction.handoff_name or "")  # type: ignore[attr-defined]
+    row = {
+        **live.summary(interaction),
+        "customer_name": (name if seen.pii else MASK) if name else "",
+        "wants_person": interaction.wants_person,  # type: ignore[attr-defined]
+        "last_activity_at": interaction.last_activity_at.isoformat(),
+        "last_activity_local": local_time(interaction.last_activity_at),
+        "last_activity_short": short_time(interaction.last_activity_at),
+    }
+    return seen.present(row)  # type: ignore[return-value]
+
+
+def short_time(value: datetime) -> str:
+    """Wall-clock time at the business, short enough for a narrow column: '14:05' today,
+    'Thu 3 Dec 14:05' before."""
+    local = value.astimezone(business_tz())
+    return f"{local:%H:%M}" if local.date() == local_today() else f"{local:%a} {local.day} {local:%b %H:%M}"
+
+
+def monitor_rows(seen: access.Visibility, *, include_quiet: bool = False) -> dict:
+    """What both doors (the page and the open-conversations API) list for this staff member."""
+    listing = monitor_conversations(include_quiet=include_quiet)
+    return {
+        "conversations": [monitor_row(i, seen) for i in listing.conversations],
+        "hidden_quiet": listing.hidden_quiet,
+        "include_quiet": include_quiet,
+    }
 
 
 def transcript(interaction: Interaction) -> list[dict]:
@@ -65,10 +105,13 @@ def _interaction(number: str) -> Interaction:
 
 @staff_page(access.VIEW_CONVERSATIONS)
 def live_page(request: HttpRequest) -> HttpResponse:
-    seen = access.Visibility.of(request.user)
-    # The reply box stops where staff_message_send would refuse (conversations.limits).
+    include_quiet = _QUIET_VALUES.get(request.GET.get("quiet", ""))
+    if include_quiet is None:
+        return HttpResponseBadRequest(QUIET_ERROR)
     context = {
-        "conversations": open_conversations(seen),
+        **monitor_rows(access.Visibility.of(request.user), include_quiet=include_quiet),
+        "quiet_minutes": int(QUIET_AFTER.total_seconds()) // 60,
+        # The reply box stops where staff_message_send would refuse (conversations.limits).
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         "may_take_over": access.may(request.user, access.TAKE_OVER),
     }
@@ -90,12 +133,33 @@ class SummaryOut(serializers.Serializer):
     taken_over = serializers.BooleanField(help_text="True while a staff member answers instead of the assistant.")
 
 
-class OpenSummaryOut(SummaryOut):
+class MonitorRowOut(SummaryOut):
+    """monitor_row(): a conversation as the live monitor lists it."""
+
+    customer_name = serializers.CharField(
+        help_text="Who it is, when known (empty if not); masked without chatdesk.view_customer_pii."
+    )
+    wants_person = serializers.BooleanField(help_text="True while a request for a person is not dealt with.")
     last_activity_at = serializers.DateTimeField(help_text="The last message or change.")
+    last_activity_local = serializers.CharField(help_text="The same, as wall-clock time at the business.")
+    last_activity_short = serializers.CharField(help_text="The same, short: '14:05' today, 'Thu 3 Dec 14:05' before.")
 
 
 class OpenConversationsOut(serializers.Serializer):
-    conversations = OpenSummaryOut(many=True, help_text=f"At most {OPEN_LIMIT}, most recently active first.")
+    conversations = MonitorRowOut(
+        many=True, help_text=f"Waiting for a person first, then most recently active; at most {MONITOR_LIMIT}."
+    )
+    hidden_quiet = serializers.IntegerField(help_text="Quiet greeting-only conversations left out (0 with quiet=1).")
+    include_quiet = serializers.BooleanField(help_text="Whether quiet conversations are listed (quiet=1).")
+
+
+class MonitorQuery(QueryIn):
+    quiet = serializers.ChoiceField(
+        choices=["0", "1"],
+        required=False,
+        error_messages={"invalid_choice": QUIET_ERROR},
+        help_text="1: list the quiet greeting-only conversations too (hidden by default).",
+    )
 
 
 class MessageEventOut(serializers.Serializer):
@@ -166,13 +230,23 @@ class StaffAPI(MethodFirstAPIView):
 
 class OpenConversationsAPI(StaffAPI):
     @extend_schema(
-        summary="Open conversations, most recently active first",
-        description="What the live monitor lists; the staff socket then pushes changes (docs: WebSockets).",
-        responses={200: OpenConversationsOut, 403: FORBIDDEN},
+        summary="Open conversations: waiting for a person first, then most recently active",
+        description="What the live monitor lists; the staff socket then pushes changes (docs: WebSockets). Quiet "
+        "greeting-only conversations are left out (counted in hidden_quiet) unless quiet=1.",
+        parameters=[MonitorQuery],
+        responses={
+            200: OpenConversationsOut,
+            400: OpenApiResponse(ErrorOut, description="invalid_input: quiet is not 0 or 1."),
+            403: FORBIDDEN,
+        },
         tags=[TAG],
     )
     def get(self, request: Request) -> Response:
-        return Response({"conversations": open_conversations(access.Visibility.of(request.user))})
+        # A serializer rather than the page's lenient table: `?quiet=` is a 400, as the schema says.
+        query = MonitorQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        include_quiet = query.validated_data.get("quiet") == "1"
+        return Response(monitor_rows(access.Visibility.of(request.user), include_quiet=include_quiet))
 
 
 class ConversationAPI(StaffAPI):
