@@ -35,7 +35,6 @@ from chatdesk.backoffice.permissions import StaffPolicy, staff_page
 from chatdesk.conversations import access, live, services
 from chatdesk.conversations.limits import MessageText
 from chatdesk.conversations.models import Interaction, Message
-from chatdesk.conversations.pii import MASK
 from chatdesk.conversations.selectors import MONITOR_LIMIT, QUIET_AFTER, monitor_conversations
 
 # ?quiet=1 lists the quiet greeting-only conversations too (hidden by default).
@@ -47,14 +46,14 @@ def monitor_row(interaction: Interaction, seen: access.Visibility) -> dict:
     """One row of the monitor, from monitor_conversations: the live summary, plus who and
     whether they wait for a person, as this staff member may see it.
 
-    The name is shown only to staff who may see customers' details (issue 12's monitor),
-    stricter than the admin, which names customers to every staff member: the monitor is
-    often on a shared screen.
+    The name follows the one policy (chatdesk.conversations.access): whoever may view
+    conversations sees who they are with, as in the admin and the staff API; contact details
+    (phones, emails, addresses, also inside the summary's text) need view_customer_pii.
     """
     name = interaction.customer.name if interaction.customer else (interaction.handoff_name or "")  # type: ignore[attr-defined]
     row = {
         **live.summary(interaction),
-        "customer_name": (name if seen.pii else MASK) if name else "",
+        "customer_name": name,
         "wants_person": interaction.wants_person,  # type: ignore[attr-defined]
         "last_activity_at": interaction.last_activity_at.isoformat(),
         "last_activity_local": local_time(interaction.last_activity_at),
@@ -136,9 +135,7 @@ class SummaryOut(serializers.Serializer):
 class MonitorRowOut(SummaryOut):
     """monitor_row(): a conversation as the live monitor lists it."""
 
-    customer_name = serializers.CharField(
-        help_text="Who it is, when known (empty if not); masked without chatdesk.view_customer_pii."
-    )
+    customer_name = serializers.CharField(help_text="Who it is, when known; empty if not.")
     wants_person = serializers.BooleanField(help_text="True while a request for a person is not dealt with.")
     last_activity_at = serializers.DateTimeField(help_text="The last message or change.")
     last_activity_local = serializers.CharField(help_text="The same, as wall-clock time at the business.")
