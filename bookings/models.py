@@ -7,6 +7,7 @@ bookings.selectors, which decide what a customer (or the model) may see.
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 from django.conf import settings
@@ -364,3 +365,43 @@ class YearlyCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}-{self.year}: {self.last_value}"
+
+
+def new_feed_token() -> str:
+    # 256 bits from the OS's CSPRNG, URL-safe: the token is the feed's only credential.
+    return secrets.token_urlsafe(32)
+
+
+class CalendarFeed(models.Model):
+    """A secret iCalendar feed URL (bookings.calendar_feeds): one per technician, one for the business.
+
+    The token is kept as issued, not hashed, so the admin can show the URL again to staff who
+    may change bookings; it grants read access to one calendar only, and rotating it
+    (calendar_feeds.feed_rotate) replaces it, so the old URL answers 404 from then on.
+    """
+
+    class Kind(models.TextChoices):
+        BUSINESS = "business", "Whole business"
+        TECHNICIAN = "technician", "Technician"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    technician = models.OneToOneField(
+        Technician, null=True, blank=True, on_delete=models.CASCADE, related_name="calendar_feed"
+    )
+    token = models.CharField(max_length=64, unique=True, default=new_feed_token, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="business") & Q(technician__isnull=True))
+                | (Q(kind="technician") & Q(technician__isnull=False)),
+                name="calendar_feed_kind_matches_technician",
+            ),
+            # One business feed, even when two staff members create it at once.
+            models.UniqueConstraint(fields=["kind"], condition=Q(kind="business"), name="calendar_feed_one_business"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Calendar feed: {self.technician or 'whole business'}"

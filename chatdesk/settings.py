@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -259,10 +260,12 @@ if os.environ.get("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# CSP.NONCE is replaced by the request's nonce only on pages that use it (the API docs'
+# inline start-up script and style); elsewhere it is left out, so those stay 'self' only.
 SECURE_CSP = {
     "default-src": ["'self'"],
-    "script-src": ["'self'"],
-    "style-src": ["'self'"],
+    "script-src": ["'self'", CSP.NONCE],
+    "style-src": ["'self'", CSP.NONCE],
     "img-src": ["'self'", "data:"],
     "connect-src": ["'self'"],
     "media-src": ["'self'", "blob:"],
@@ -295,8 +298,26 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chatdesk API",
+    # The description (with the WebSocket protocols) is set by chatdesk.openapi.postprocess.
     "DESCRIPTION": "AI receptionist for home-services businesses.",
     "VERSION": "1.0.0",
+    # The schema documents the API, not itself (nor /api/docs/).
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get components of their own, so a required string says minLength 1 there only.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "TAGS": [
+        {"name": "chat", "description": "The customer's chat: start, send messages, read the transcript, close."},
+        {"name": "staff", "description": "Staff: live conversations (take over, reply, hand back) and analytics."},
+        {"name": "bookings", "description": "Staff: list, book, move, cancel and change the status of visits."},
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "BookingStatusEnum": "bookings.models.BookingStatus",
+        "ConversationStatusEnum": "chatdesk.openapi.CONVERSATION_STATUSES",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chatdesk.openapi.postprocess",
+    ],
     # Identifiers in paths (bookings.identifiers): a string of this shape.
     "PATH_CONVERTER_OVERRIDES": {"ident": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}},
 }

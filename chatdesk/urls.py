@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 import voice.views
 from bookings import identifiers  # noqa: F401 (registers the `ident` path converter)
-from chatdesk.backoffice import staff_api, staff_live
+from chatdesk.backoffice import calendar_feeds, staff_api, staff_live
+from chatdesk.openapi import DocsView
 from chatdesk.web import api, views
 
 # The API answers these in JSON, and a 503 when a service is down (chatdesk.api_errors).
@@ -19,11 +20,13 @@ urlpatterns = [
     path("send", views.chat_page_send, name="chat-send"),
     path("restart", views.chat_page_restart, name="chat-restart"),
     path("voice/", voice.views.voice_page, name="voice"),
-    path("api/v1/chat/voice/session", voice.views.call_session, name="voice-session"),
+    path("api/v1/chat/voice/session", voice.views.CallSessionAPI.as_view(), name="voice-session"),
     path("api/v1/chat/session/new", api.SessionNewAPI.as_view(), name="chat-session-new"),
     path("api/v1/chat/message", api.ChatMessageAPI.as_view(), name="chat-message"),
     path("api/v1/chat/session/<ident:session_id>/history", api.HistoryAPI.as_view(), name="chat-history"),
     path("api/v1/chat/session/<ident:session_id>/close", api.CloseAPI.as_view(), name="chat-close"),
+    # A calendar app's subscription: the token is the credential (chatdesk/backoffice/calendar_feeds.py).
+    path("calendar/<str:token>.ics", calendar_feeds.feed_view, name="calendar-feed"),
     path("staff/live/", staff_live.live_page, name="staff-live"),
     path("api/v1/staff/conversations/open", staff_live.OpenConversationsAPI.as_view(), name="staff-open"),
     path("api/v1/staff/conversations/<ident:number>", staff_live.ConversationAPI.as_view(), name="staff-conversation"),
@@ -33,6 +36,6 @@ urlpatterns = [
     path("api/v1/bookings/", include("chatdesk.backoffice.booking_urls")),
     path("api/v1/chat/analytics", staff_api.AnalyticsAPI.as_view(), name="chat-analytics"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
+    path("api/docs/", DocsView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("admin/", admin.site.urls),
 ]

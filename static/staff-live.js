@@ -28,25 +28,123 @@
     return td;
   }
 
-  function upsertRow(s) {
-    let row = rows.querySelector('tr[data-number="' + CSS.escape(s.number) + '"]');
-    const empty = rows.querySelector("tr.empty");
-    if (empty) empty.remove();
-    if (!row) {
-      row = document.createElement("tr");
-      row.dataset.number = s.number;
-      row.tabIndex = 0;
-      rows.prepend(row);
+  function customerCell(c) {
+    const td = document.createElement("td");
+    td.className = "customer";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = c.customer_name || "–";
+    td.append(name);
+    if (c.wants_person) {
+      const flag = document.createElement("span");
+      flag.className = "flag";
+      flag.textContent = "Wants a person";
+      td.append(flag);
     }
-    row.replaceChildren(
-      cell(s.number, "number"), cell(s.channel), cell(String(s.message_count), "count"),
-      cell(String(s.booking_count), "bookings"), cell(s.cost_usd === null ? "–" : "$" + s.cost_usd, "cost"),
-      cell(s.taken_over ? "staff" : s.mode, "state"));
-    if (s.status && s.status !== "open") row.remove();
-    row.classList.remove("flash");
-    void row.offsetWidth;
-    row.classList.add("flash");
+    return td;
+  }
+
+  // Null for staff who may not see costs (chatdesk.conversations.access).
+  function costText(cost) {
+    return cost === null || cost === undefined ? "–" : "$" + cost;
+  }
+
+  // A pushed summary (already shaped for this staff member by the server) shows at once in
+  // its row; the refresh that follows brings what a summary does not carry.
+  function applySummary(s) {
+    const tr = rows.querySelector('tr[data-number="' + CSS.escape(s.number) + '"]');
+    if (!tr) return;
+    const set = function (selector, text) { const td = tr.querySelector(selector); if (td) td.textContent = text; };
+    set("td.count", String(s.message_count));
+    set("td.bookings", String(s.booking_count));
+    set("td.cost", costText(s.cost_usd));
+    set("td.state", s.taken_over ? "staff" : s.mode);
+    tr.classList.remove("flash");
+    void tr.offsetWidth;
+    tr.classList.add("flash");
     if (watching === s.number) setTakenOver(s.taken_over);
+  }
+
+  function row(c) {
+    const tr = document.createElement("tr");
+    tr.dataset.number = c.number;
+    tr.tabIndex = 0;
+    if (c.wants_person) tr.classList.add("wants-person");
+    if (c.number === watching) tr.classList.add("selected");
+    const number = cell(c.number, "number");
+    const channel = document.createElement("span");
+    channel.className = "sub";
+    channel.textContent = c.channel;
+    number.append(channel);
+    const activity = document.createElement("td");
+    activity.className = "activity";
+    const when = document.createElement("time");
+    when.dateTime = c.last_activity_at;
+    when.title = c.last_activity_local;
+    when.textContent = c.last_activity_short;
+    activity.append(when);
+    tr.append(
+      number, customerCell(c), activity, cell(String(c.message_count), "count"),
+      cell(String(c.booking_count), "bookings"), cell(costText(c.cost_usd), "cost"),
+      cell(c.taken_over ? "staff" : c.mode, "state"));
+    return tr;
+  }
+
+  // The socket says that a conversation changed; the list itself comes from the staff API,
+  // which decides what this staff member may see (names), who waits for a person, and which
+  // quiet conversations stay hidden. Bursts of changes cost one request.
+  const quiet = root.dataset.quiet === "1";
+  let refreshTimer = null;
+  let refreshing = false;
+  let refreshAgain = false;
+
+  function scheduleRefresh() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(function () { refreshTimer = null; refresh(); }, 300);
+  }
+
+  async function refresh() {
+    if (refreshing) { refreshAgain = true; return; }
+    refreshing = true;
+    try {
+      const data = await api("GET", "/api/v1/staff/conversations/open?quiet=" + (quiet ? "1" : "0"));
+      const changed = new Set();
+      rows.querySelectorAll("tr[data-number]").forEach(function (r) { changed.add(r.dataset.number + "|" + r.textContent); });
+      const fresh = data.conversations.map(row);
+      if (fresh.length === 0) {
+        const tr = document.createElement("tr");
+        tr.className = "empty";
+        const td = cell("No open conversations.");
+        td.colSpan = 7;
+        tr.append(td);
+        fresh.push(tr);
+      }
+      rows.replaceChildren.apply(rows, fresh);
+      fresh.forEach(function (r) {
+        if (r.dataset.number && !changed.has(r.dataset.number + "|" + r.textContent)) r.classList.add("flash");
+      });
+      updateQuietToggle(data);
+      const current = data.conversations.find(function (c) { return c.number === watching; });
+      if (current) setTakenOver(current.taken_over);
+    } catch (e) {
+      showError(e.message);
+    } finally {
+      refreshing = false;
+      if (refreshAgain) { refreshAgain = false; scheduleRefresh(); }
+    }
+  }
+
+  function updateQuietToggle(data) {
+    const toggle = document.getElementById("quiet-toggle");
+    if (!toggle || data.include_quiet) return;
+    const link = toggle.querySelector("a");
+    if (!data.hidden_quiet) { toggle.replaceChildren(); return; }
+    const text = "Show " + data.hidden_quiet + " quiet conversation" + (data.hidden_quiet === 1 ? "" : "s");
+    if (link) { link.textContent = text; return; }
+    const a = document.createElement("a");
+    a.href = "?quiet=1";
+    a.textContent = text;
+    toggle.replaceChildren(a);
   }
 
   function addEntry(e) {
@@ -136,11 +234,13 @@
     socket = new WebSocket(scheme + location.host + "/api/v1/staff/live");
     socket.addEventListener("open", function () {
       status.textContent = "Live";
+      // What changed while the socket was down (or before it first opened).
+      scheduleRefresh();
       if (watching) socket.send(JSON.stringify({ type: "watch", interaction: watching }));
     });
     socket.addEventListener("message", function (ev) {
       const data = JSON.parse(ev.data);
-      if (data.type === "summary") upsertRow(data);
+      if (data.type === "summary") { applySummary(data); scheduleRefresh(); }
       else if (data.type === "event" && data.interaction === watching) addEntry(data.event);
     });
     socket.addEventListener("close", function (ev) {

@@ -347,10 +347,11 @@ def test_unknown_sessions_are_404_and_closed_ones_409(business):
     )
     assert response.status_code == 404
     assert response.json()["error"] == "session_not_found"
-    closed = dana.client.post(f"/api/v1/chat/session/{dana.session_id}/close", {"resolution": "answered"})
+    close = f"/api/v1/chat/session/{dana.session_id}/close"
+    closed = dana.client.post(close, {"resolution": "answered"}, content_type="application/json")
     assert closed.status_code == 200
     assert dana.send("hello again", expect=409)["error"] == "conversation_closed"
-    assert dana.client.post(f"/api/v1/chat/session/{dana.session_id}/close").status_code == 409
+    assert dana.client.post(close, {}, content_type="application/json").status_code == 409
     assert dana.interaction.resolution == "answered"
 
 

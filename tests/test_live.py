@@ -172,7 +172,7 @@ def test_the_staff_api_and_page_are_staff_only(business):
 
 def test_a_closed_conversation_cannot_be_taken_over(business):
     client, session_id = start_chat()
-    client.post(f"/api/v1/chat/session/{session_id}/close")
+    client.post(f"/api/v1/chat/session/{session_id}/close", {}, content_type="application/json")
     staff, _ = staff_client()
     number = Interaction.objects.get(session_id=session_id).number
     assert staff.post(f"/api/v1/staff/conversations/{number}/takeover").status_code == 409

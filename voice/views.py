@@ -15,8 +15,16 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from bookings.errors import json_error
+from bookings.serializers import ErrorOut, Text
 from chatdesk.assistant import openai_client
 from chatdesk.conversations.selectors import open_interaction_for
 from chatdesk.conversations.session_cookie import session_id_from_request, set_session_cookie
@@ -48,6 +56,14 @@ def voice_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+class CallSessionIn(serializers.Serializer):
+    session_id = Text(max_length=64, help_text="The session id the call's `ready` message gave.")
+
+
+class CallSessionOut(serializers.Serializer):
+    session_id = serializers.CharField(help_text="The same session id, now also in the signed session cookie.")
+
+
 @require_POST
 def call_session(request: HttpRequest) -> JsonResponse:
     """Tie the browser to the conversation a call started: set its signed session cookie.
@@ -61,11 +77,45 @@ def call_session(request: HttpRequest) -> JsonResponse:
         body = json.loads(request.body or b"{}")
     except ValueError:
         return json_error("bad_request", "The body must be JSON.", 400)
-    session_id = body.get("session_id") if isinstance(body, dict) else None
-    if not isinstance(session_id, str) or not session_id or len(session_id) > 64:
-        return json_error("bad_request", "session_id (the id the call's ready message gave) is required.", 400)
+    # The schema's rules (CallSessionIn): a string, not blank, no NUL (which PostgreSQL refuses), 64 at most.
+    data = CallSessionIn(data=body if isinstance(body, dict) else {})
+    if not data.is_valid():
+        message = "session_id (the id the call's ready message gave) is required."
+        return json_error("bad_request", message, 400, fields=data.errors)
+    session_id = data.validated_data["session_id"]
     if not open_interaction_for(session_id).filter(has_call=True).exists():
         return json_error("session_not_found", "No open conversation with a call has that session id.", 404)
     response = JsonResponse({"session_id": session_id})
     set_session_cookie(response, session_id)
     return response
+
+
+class CallSessionAPI(APIView):
+    """Schema for `call_session` (a plain Django view); `as_view()` returns it."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=CallSessionIn,
+        responses={
+            200: CallSessionOut,
+            400: OpenApiResponse(ErrorOut, description="bad_request: not JSON, or no session_id."),
+            403: OpenApiResponse(ErrorOut, description="csrf_failed: the CSRF token is missing."),
+            404: OpenApiResponse(ErrorOut, description="session_not_found: no open conversation with a call has it."),
+        },
+        summary="Tie the browser to a call's conversation",
+        description="After a call's `ready` (voice WebSocket, below), sets the session cookie so typing after the "
+        "call continues the same conversation. CSRF-checked.",
+        tags=["chat"],
+    )
+    def post(self, request: Request) -> Response:  # pragma: no cover - never routed
+        raise NotImplementedError
+
+    @classmethod
+    def as_view(cls, **initkwargs):  # type: ignore[override]
+        view = call_session
+        view.cls = cls  # type: ignore[attr-defined]  # drf-spectacular finds the schema here
+        view.initkwargs = initkwargs  # type: ignore[attr-defined]
+        return view

@@ -21,12 +21,17 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
 from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from bookings import identifiers
+from bookings.api_base import MethodFirstAPIView
 from bookings.errors import BookingNotFound
 from bookings.models import Booking, BookingEvent, Channel
 from bookings.selectors import business_tz
@@ -51,7 +56,7 @@ from bookings.services import (
 from chatdesk.backoffice.permissions import StaffPolicy
 from chatdesk.conversations import access
 
-TAG = "Staff bookings"
+TAG = "bookings"
 ERRORS = {
     400: OpenApiResponse(ErrorOut, description="Invalid input; `fields` names each field's problems."),
     403: OpenApiResponse(
@@ -60,7 +65,25 @@ ERRORS = {
     ),
 }
 NOT_FOUND = {404: OpenApiResponse(ErrorOut, description="No booking with that number.")}
+# The `ident` path converter's shape (bookings.identifiers): anything else matches no route, a 404.
+NUMBER = OpenApiParameter(
+    "number",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    pattern=f"^{identifiers.PATTERN}$",
+    description="The booking number, e.g. BK-2026-000123.",
+)
 CONFLICT = {409: OpenApiResponse(ErrorOut, description="The slot is taken, or the booking's status forbids it.")}
+# Rules a schema cannot state, answered 400 with `field`: the start in the past, inside the
+# service's notice or beyond the booking horizon, a technician who does not do that trade...
+BOOKING_RULES = {
+    400: OpenApiResponse(
+        ErrorOut,
+        description="Invalid input (`fields` names each field's problems), or a booking rule the schema cannot "
+        "state (`field` names it): a start in the past, inside the service's notice or beyond the booking horizon; "
+        "an unknown or inactive service; a technician who is unknown or does not do that trade.",
+    )
+}
 
 
 def booking_list(*, filters: dict) -> QuerySet[Booking]:
@@ -93,16 +116,68 @@ def booking_by_number(number: str) -> Booking:
     return booking
 
 
+class PageIn(serializers.Serializer):
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
+
+
 class BookingPagination(PageNumberPagination):
+    """Pages of bookings; a page or page_size that is not a number in range is a 400.
+
+    DRF answers ?page=0 with 404 and quietly replaces a bad page_size by the default: the
+    schema gives both as integers with their ranges, so anything else is invalid input.
+    A page past the last one is still a 404: the request is well formed, the page is not there.
+    """
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def paginate_queryset(self, queryset, request, view=None):  # type: ignore[override]
+        params = request.query_params
+        values = {name: params[name] for name in ("page", "page_size") if name in params}
+        page = PageIn(data=values)
+        if not page.is_valid():
+            raise ValidationError(page.errors)
+        return super().paginate_queryset(queryset, request, view)
 
-class StaffBookingAPI(APIView):
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        paginated = super().get_paginated_response_schema(schema)
+        described = {
+            "count": "Bookings matching the filters, on all pages.",
+            "next": "The next page's URL; null on the last page.",
+            "previous": "The previous page's URL; null on the first page.",
+            "results": "This page's bookings, soonest first.",
+        }
+        for name, text in described.items():
+            paginated["properties"][name]["description"] = text
+        return paginated
+
+    def get_schema_operation_parameters(self, view):  # type: ignore[override]
+        return [
+            {
+                "name": "page",
+                "required": False,
+                "in": "query",
+                "description": "Page number, from 1. A page past the last one answers 404.",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+            {
+                "name": "page_size",
+                "required": False,
+                "in": "query",
+                "description": f"Bookings per page, 1 to {self.max_page_size} (default {self.page_size}).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+            },
+        ]
+
+
+class StaffBookingAPI(MethodFirstAPIView):
     permission_classes = [StaffPolicy]
     # Reading a booking needs view; every action on one is a change (cancel included).
     required_permissions = {"GET": access.VIEW_BOOKINGS, "POST": access.CHANGE_BOOKINGS}
+    # JSON only, as the schema says: a form or multipart body is a 415, not a second format to support.
+    parser_classes = [JSONParser]
 
     def shown(self, data: object) -> object:
         """`data` as the signed-in staff member may see it (contact details masked without PII)."""
@@ -122,7 +197,14 @@ class BookingListCreateAPI(StaffBookingAPI):
         summary="List bookings",
         description="Soonest first, paginated (`page`, `page_size` up to 200). Days are in the business time zone.",
         parameters=[BookingFilterIn],
-        responses={200: BookingOut(many=True), **ERRORS},
+        responses={
+            200: BookingOut(many=True),
+            **ERRORS,
+            400: OpenApiResponse(
+                ErrorOut, description="Invalid filters (`fields` says which), or date_to before date_from."
+            ),
+            404: OpenApiResponse(ErrorOut, description="A page past the last one."),
+        },
     )
     def get(self, request: Request) -> Response:
         filters = BookingFilterIn(data=request.query_params)
@@ -136,7 +218,7 @@ class BookingListCreateAPI(StaffBookingAPI):
         summary="Book a visit",
         description="The start must be a slot the availability engine offers for the service.",
         request=BookingCreateIn,
-        responses={201: BookingDetailOut, **ERRORS, **CONFLICT},
+        responses={201: BookingDetailOut, **ERRORS, **BOOKING_RULES, **CONFLICT},
     )
     def post(self, request: Request) -> Response:
         data = BookingCreateIn(data=request.data)
@@ -162,6 +244,8 @@ class BookingDetailAPI(StaffBookingAPI):
     @extend_schema(
         tags=[TAG],
         summary="A booking with its audit trail",
+        description="The booking whole, customer contact details included, and every change made to it.",
+        parameters=[NUMBER],
         responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request, number: str) -> Response:
@@ -173,8 +257,9 @@ class BookingRescheduleAPI(StaffBookingAPI):
         tags=[TAG],
         summary="Move a booking to another slot",
         description="Keeps the booking number; the customer is emailed the new time.",
+        parameters=[NUMBER],
         request=BookingRescheduleIn,
-        responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND, **CONFLICT},
+        responses={200: BookingDetailOut, **ERRORS, **BOOKING_RULES, **NOT_FOUND, **CONFLICT},
     )
     def post(self, request: Request, number: str) -> Response:
         booking = booking_by_number(number)
@@ -195,6 +280,7 @@ class BookingCancelAPI(StaffBookingAPI):
         tags=[TAG],
         summary="Cancel a booking",
         description="Frees the technician's time; the customer is emailed.",
+        parameters=[NUMBER],
         request=BookingCancelIn,
         responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND, **CONFLICT},
     )
@@ -222,6 +308,7 @@ def _transition_schema(summary: str, description: str) -> Callable:
             tags=[TAG],
             summary=summary,
             description=description,
+            parameters=[NUMBER],
             request=None,
             responses={200: BookingDetailOut, **ERRORS, **NOT_FOUND, **CONFLICT},
         )

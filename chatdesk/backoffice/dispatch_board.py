@@ -13,6 +13,7 @@ The data is read by bookings.selectors.board_data in one query per kind of row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from html import escape as esc
@@ -307,7 +308,9 @@ def _cell(kind: str, what: object, technician_id: int, links: Links) -> Cell:
     return Cell(kind, title="Not working")
 
 
-def week_rows(data: BoardData, days: list[date], links: Links, day_url) -> list[tuple[str, str, list[WeekCell]]]:
+def week_rows(
+    data: BoardData, days: list[date], links: Links, day_url: Callable[[date], str]
+) -> list[tuple[str, str, list[WeekCell]]]:
     tz = business_tz()
     rows = []
     for technician in data.technicians:

@@ -9,13 +9,13 @@ no customer contact details are ever included.
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from bookings.serializers import ErrorOut
+from bookings.api_base import MethodFirstAPIView
+from bookings.serializers import ErrorOut, QueryIn
 from chatdesk.backoffice import dashboard as stats
 from chatdesk.backoffice.permissions import StaffPolicy
 from chatdesk.conversations import access
@@ -24,7 +24,7 @@ from chatdesk.conversations.models import Interaction
 MONEY = {"max_digits": 16, "decimal_places": 6}
 
 
-class AnalyticsQuery(serializers.Serializer):
+class AnalyticsQuery(QueryIn):
     since = serializers.DateField(
         required=False,
         help_text=f"First day, ISO (YYYY-MM-DD), business time. Default: {stats.DEFAULT_RANGE_DAYS} days ago.",
@@ -48,25 +48,27 @@ class AnalyticsQuery(serializers.Serializer):
 
 
 class CostByChannel(serializers.Serializer):
-    chat = serializers.DecimalField(**MONEY, required=False)
-    voice = serializers.DecimalField(**MONEY, required=False)
+    chat = serializers.DecimalField(**MONEY, required=False, help_text="Cost of typed conversations, USD.")
+    voice = serializers.DecimalField(**MONEY, required=False, help_text="Cost of calls, USD.")
 
 
 class NumbersOut(serializers.Serializer):
-    conversations = serializers.IntegerField()
+    conversations = serializers.IntegerField(help_text="Conversations started.")
     booked_conversations = serializers.IntegerField(help_text="Conversations in which a booking was made.")
     conversion = serializers.FloatField(
         allow_null=True, help_text="booked_conversations / conversations, 0 to 1; null without conversations."
     )
     bookings = serializers.IntegerField(help_text="Bookings made, on any channel unless one is asked for.")
     cost_usd = serializers.DecimalField(**MONEY, allow_null=True, help_text="Null without chatdesk.view_costs.")
-    cost_by_channel = CostByChannel(allow_null=True)
+    cost_by_channel = CostByChannel(
+        allow_null=True, help_text="cost_usd split by channel; null without chatdesk.view_costs."
+    )
     latency_p50_ms = serializers.IntegerField(allow_null=True, help_text="Median assistant reply time.")
-    latency_p95_ms = serializers.IntegerField(allow_null=True)
+    latency_p95_ms = serializers.IntegerField(allow_null=True, help_text="95th percentile assistant reply time.")
 
 
 class DayOut(NumbersOut):
-    date = serializers.DateField()
+    date = serializers.DateField(help_text="The day, in the business time zone.")
 
 
 class TotalsOut(NumbersOut):
@@ -74,22 +76,24 @@ class TotalsOut(NumbersOut):
 
 
 class HandoffsOut(serializers.Serializer):
-    open = serializers.IntegerField()
-    urgent = serializers.IntegerField()
-    oldest_open_at = serializers.DateTimeField(allow_null=True)
+    open = serializers.IntegerField(help_text="Requests for a person not yet dealt with.")
+    urgent = serializers.IntegerField(help_text="Of those, the urgent ones.")
+    oldest_open_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the oldest open one came in; null if none."
+    )
 
 
 class VisitOut(serializers.Serializer):
-    booking_number = serializers.CharField()
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
-    service = serializers.CharField()
-    status = serializers.CharField()
+    booking_number = serializers.CharField(help_text="The booking number.")
+    start = serializers.DateTimeField(help_text="When the visit starts.")
+    end = serializers.DateTimeField(help_text="When it ends.")
+    service = serializers.CharField(help_text="The service's name.")
+    status = serializers.CharField(help_text="The booking's status.")
 
 
 class TechnicianOut(serializers.Serializer):
-    technician = serializers.CharField()
-    visits = VisitOut(many=True)
+    technician = serializers.CharField(help_text="The technician's full name.")
+    visits = VisitOut(many=True, help_text="Their visits today, in time order.")
 
 
 class ModelFailuresOut(serializers.Serializer):
@@ -102,15 +106,15 @@ class ModelFailuresOut(serializers.Serializer):
 
 
 class AnalyticsOut(serializers.Serializer):
-    since = serializers.DateField()
-    until = serializers.DateField()
-    channel = serializers.CharField(allow_null=True)
+    since = serializers.DateField(help_text="First day counted.")
+    until = serializers.DateField(help_text="Last day counted (included).")
+    channel = serializers.CharField(allow_null=True, help_text="The channel asked for; null for all.")
     timezone = serializers.CharField(help_text="Days are calendar days in this time zone.")
-    totals = TotalsOut()
-    days = DayOut(many=True)
-    open_handoffs = HandoffsOut()
-    model_failures = ModelFailuresOut()
-    today = serializers.DateField()
+    totals = TotalsOut(help_text="The whole range.")
+    days = DayOut(many=True, help_text="Each day of the range, oldest first.")
+    open_handoffs = HandoffsOut(help_text="Requests for a person, now (not limited to the range).")
+    model_failures = ModelFailuresOut(help_text="Turns in the range the model failed to answer.")
+    today = serializers.DateField(help_text="Today in the business time zone (the day of schedule_today).")
     schedule_today = TechnicianOut(many=True, help_text="Today's visits per technician, cancelled ones left out.")
 
 
@@ -127,14 +131,24 @@ def _numbers(item: stats.DayStats | stats.Totals) -> dict:
     }
 
 
-class AnalyticsAPI(APIView):
+class AnalyticsAPI(MethodFirstAPIView):
     permission_classes = [StaffPolicy]
     required_permissions = {"GET": access.VIEW_CONVERSATIONS}
 
     @extend_schema(
         summary="Dashboard numbers: conversations, bookings, conversion, cost and reply latency per day",
         parameters=[AnalyticsQuery],
-        responses={200: AnalyticsOut, 400: ErrorOut, 403: ErrorOut},
+        description="The admin dashboard's numbers as JSON, from the same selector. Needs permission to view "
+        "conversations; costs are null without chatdesk.view_costs; no customer contact details.",
+        responses={
+            200: AnalyticsOut,
+            400: OpenApiResponse(
+                ErrorOut,
+                description="invalid_input: a bad date or channel, until before since, or more than "
+                f"{stats.MAX_RANGE_DAYS} days.",
+            ),
+            403: OpenApiResponse(ErrorOut, description="Not staff, or no permission to view conversations."),
+        },
         tags=["staff"],
     )
     def get(self, request: Request) -> Response:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from chatdesk.conversations.models import Interaction
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from chatdesk.conversations.models import HandoffRequest, Interaction, Message
+
+# The live monitor lists at most this many open conversations.
+MONITOR_LIMIT = 100
+# A conversation where the customer never wrote past the greeting, idle this long, is
+# "quiet": somebody opened the page and walked away. The monitor hides those by default
+# (close_stale_sessions closes them later).
+QUIET_AFTER = timedelta(minutes=10)
 
 
 def open_interaction_for(session_id: str) -> QuerySet[Interaction]:
@@ -18,3 +29,32 @@ def open_interaction_for(session_id: str) -> QuerySet[Interaction]:
     if not session_id:
         return Interaction.objects.none()
     return Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN)
+
+
+@dataclass(frozen=True)
+class MonitorList:
+    # Annotated with wants_person (an unhandled HandoffRequest) and handoff_name (the name
+    # given in the newest one), customer selected.
+    conversations: list[Interaction]
+    hidden_quiet: int  # quiet conversations left out (0 when they are included)
+
+
+def monitor_conversations(*, include_quiet: bool = False, now: datetime | None = None) -> MonitorList:
+    """The open conversations for the live monitor: whoever waits for a person first, then the
+    most recently active. Three queries whatever the number of rows."""
+    waiting = HandoffRequest.objects.filter(interaction=OuterRef("pk"), handled_at__isnull=True)
+    spoke = Message.objects.filter(interaction=OuterRef("pk"), role=Message.Role.CUSTOMER)
+    rows = Interaction.objects.filter(status=Interaction.Status.OPEN).annotate(
+        wants_person=Exists(waiting),
+        customer_spoke=Exists(spoke),
+        handoff_name=Subquery(waiting.order_by("-created_at").values("contact_name")[:1]),
+    )
+    cutoff = (now or timezone.now()) - QUIET_AFTER
+    # Never quiet: a customer who wrote, one waiting for a person, one staff have taken over.
+    quiet = Q(customer_spoke=False, wants_person=False, taken_over_by__isnull=True, last_activity_at__lt=cutoff)
+    hidden = 0
+    if not include_quiet:
+        hidden = rows.filter(quiet).count()
+        rows = rows.exclude(quiet)
+    rows = rows.select_related("customer").order_by("-wants_person", "-last_activity_at", "-id")[:MONITOR_LIMIT]
+    return MonitorList(conversations=list(rows), hidden_quiet=hidden)
