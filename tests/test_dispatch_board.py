@@ -19,7 +19,7 @@ from django.urls import reverse
 from bookings.models import ActorKind, Booking, BookingEvent, BookingStatus, CalendarEvent, ClosedDay, Technician
 from bookings.selectors import available_slots, board_data, business_tz
 from bookings.services import Actor, booking_create
-from chatdesk.backoffice.booking_admin import slot_value
+from chatdesk.backoffice.booking_forms import slot_value
 from tests.conftest import MONDAY_NOON_UTC
 from tests.test_conversation_admin import dispatcher_fixture, staff_groups_fixture  # noqa: F401 (fixtures)
 

@@ -25,7 +25,8 @@ from bookings.services import customer_upsert
 from chatdesk.api_errors import exception_handler
 from chatdesk.assistant import guided, openai_client
 from chatdesk.assistant.tools import TOOLS
-from chatdesk.backoffice.booking_admin import BookingAddForm, BookingEventInline
+from chatdesk.backoffice.booking_admin import BookingEventInline
+from chatdesk.backoffice.booking_forms import BookingAddForm
 from chatdesk.backoffice.handoffs import handoff_mark_handled
 from chatdesk.backoffice.pii import MASK, mask_text
 from chatdesk.conversations.models import HandoffRequest, Interaction, Message
