@@ -527,3 +527,52 @@ def test_technician_changelist_lists_trades(admin_client, business):
 def test_service_changelist_shows_price_ranges(admin_client, business):
     content = admin_client.get(changelist(Service)).content.decode()
     assert Service.objects.get(slug="hvac-repair").price_display in content
+
+
+# --- Contact details: searching and the history follow the one policy -------------------------
+
+
+def _staff_client(*permissions: str, username: str = "desk"):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from tests.staff import grant
+
+    user = get_user_model().objects.create_user(username, password="pw-desk-123!", is_staff=True)
+    client = Client()
+    client.force_login(grant(user, *permissions))
+    return client
+
+
+def test_staff_without_contact_details_cannot_find_a_booking_or_customer_by_phone_or_email(bookings):
+    # A hit would confirm whose number it is, which the masked columns hide.
+    target = bookings[3]
+    Customer.objects.filter(pk=target.customer_id).update(email="dana@example.com")
+    staff = _staff_client("bookings.view_booking", "bookings.view_customer")
+    for typed in ["(416) 555-0103", "+14165550103", "5550103"]:
+        assert listed(staff.get(changelist(Booking), {"q": typed})) == [], typed
+        assert listed(staff.get(changelist(Customer), {"q": typed})) == [], typed
+    assert listed(staff.get(changelist(Customer), {"q": "dana@example"})) == []
+    # Names and booking numbers still find them.
+    assert listed(staff.get(changelist(Booking), {"q": "customer 103"})) == [target]
+    assert listed(staff.get(changelist(Booking), {"q": target.number})) == [target]
+
+
+def test_staff_with_contact_details_find_them_by_phone_and_email(bookings):
+    target = bookings[3]
+    Customer.objects.filter(pk=target.customer_id).update(email="dana@example.com")
+    staff = _staff_client("bookings.view_booking", "bookings.view_customer", "chatdesk.view_customer_pii")
+    assert listed(staff.get(changelist(Booking), {"q": "(416) 555-0103"})) == [target]
+    assert [c.pk for c in listed(staff.get(changelist(Customer), {"q": "dana@example"}))] == [target.customer_id]
+
+
+def test_a_bookings_history_masks_contact_details_typed_in_notes_for_staff_without_them(bookings):
+    target = bookings[0]
+    booking_cancel(booking=target, actor=Actor.customer(Channel.CHAT), reason="Call me back on 416 555 0177 instead")
+    assert "0177" in BookingEvent.objects.filter(booking=target).latest("pk").note
+    masked = _staff_client("bookings.view_booking").get(change_url(target)).content.decode()
+    # Nowhere on the page: not the booking's cancellation reason, its history, its provenance.
+    assert "0177" not in masked
+    assert "Call me back on" in masked
+    clear = _staff_client("bookings.view_booking", "chatdesk.view_customer_pii", username="owner")
+    assert "416 555 0177" in clear.get(change_url(target)).content.decode()

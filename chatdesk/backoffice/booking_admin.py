@@ -64,8 +64,9 @@ from chatdesk.backoffice.common import (
     local_time,
 )
 from chatdesk.backoffice.dispatch_board import dispatch_board_view
-from chatdesk.backoffice.pii import MASK
+from chatdesk.backoffice.pii import MASK, mask_text
 from chatdesk.backoffice.provenance import booking_provenance_html
+from chatdesk.conversations.access import Visibility
 
 
 class PhoneSearchMixin:
@@ -73,13 +74,22 @@ class PhoneSearchMixin:
 
     Phones are stored in E.164, so the default icontains search misses most ways people
     type them; the term is normalized and matched exactly, on the unique phone index.
+
+    Searching by contact details is for staff who may see them (view_customer_pii):
+    otherwise a search would confirm whose a phone number or email is, which the masked
+    columns hide. `contact_search_fields` join `search_fields` only for them.
     """
 
     phone_search_field: str
+    contact_search_fields: tuple[str, ...] = ()
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        fields = list(super().get_search_fields(request))
+        return fields + list(self.contact_search_fields) if can_see_pii(request.user) else fields
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        phone = phone_from_search(search_term)
+        phone = phone_from_search(search_term) if can_see_pii(request.user) else None
         if phone:
             results |= queryset.filter(**{self.phone_search_field: phone})
         return results, may_have_duplicates
@@ -270,7 +280,8 @@ class CustomerForm(forms.ModelForm):
 class CustomerAdmin(PhoneSearchMixin, admin.ModelAdmin):
     form = CustomerForm
     list_display = ["name", "phone_number", "email", "booking_count", "created_at"]
-    search_fields = ["name", "phone", "email"]
+    search_fields = ["name"]
+    contact_search_fields = ("phone", "email")
     phone_search_field = "phone"
     readonly_fields = ["created_at", "bookings_link"]
 
@@ -353,11 +364,34 @@ class BookingEventInline(ReadOnlyMixin, admin.TabularInline):
     model = BookingEvent
     extra = 0
     can_delete = False
-    fields = ["at", "kind", "actor_kind", "actor_channel", "actor_user", "actor_reference", "changes", "note"]
+    fields = [
+        "at",
+        "kind",
+        "actor_kind",
+        "actor_channel",
+        "actor_user",
+        "actor_reference",
+        "shown_changes",
+        "shown_note",
+    ]
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BookingEvent]:
         return super().get_queryset(request).select_related("actor_user")
+
+    def get_fields(self, request: HttpRequest, obj: Booking | None = None) -> list[str]:
+        # What staff may see of the notes and changes (a phone typed in a note, a changed
+        # address) is decided per request by the one policy, as at every other door.
+        self.seen = Visibility.of(request.user)
+        return super().get_fields(request, obj)
+
+    @admin.display(description="changes")
+    def shown_changes(self, event: BookingEvent) -> object:
+        return self.seen.present({"changes": event.changes})["changes"]
+
+    @admin.display(description="note")
+    def shown_note(self, event: BookingEvent) -> str:
+        return self.seen.present({"note": event.note})["note"]
 
     @admin.display(description="when")
     def at(self, event: BookingEvent) -> str:
@@ -395,7 +429,8 @@ class BookingAdmin(WideListMixin, PhoneSearchMixin, admin.ModelAdmin):
         "channel",
     ]
     list_select_related = ["service", "technician", "customer"]
-    search_fields = ["number", "customer__name", "customer__phone"]
+    search_fields = ["number", "customer__name"]
+    contact_search_fields = ("customer__phone",)
     phone_search_field = "customer__phone"
     date_hierarchy = "start"
     actions = ["confirm", "cancel", "mark_completed", "mark_no_show"]
@@ -541,7 +576,14 @@ class BookingAdmin(WideListMixin, PhoneSearchMixin, admin.ModelAdmin):
         return upcoming_first()
 
     # Without PII, what the change page shows instead of a field with contact details.
-    MASKED_FIELDS = {"customer": "customer_name", "address": "address_masked"}
+    # Notes and the cancellation reason are free text a customer or staff typed, so a phone
+    # number in them is masked by pattern, as in transcripts (read-only then, as the address).
+    MASKED_FIELDS = {
+        "customer": "customer_name",
+        "address": "address_masked",
+        "notes": "notes_masked",
+        "cancellation_reason": "cancellation_reason_masked",
+    }
 
     def get_list_display(self, request: HttpRequest) -> list[str]:
         columns = super().get_list_display(request)
@@ -581,6 +623,14 @@ class BookingAdmin(WideListMixin, PhoneSearchMixin, admin.ModelAdmin):
     @admin.display(description="address")
     def address_masked(self, booking: Booking) -> str:
         return MASK if booking.address else "-"
+
+    @admin.display(description="notes")
+    def notes_masked(self, booking: Booking) -> str:
+        return mask_text(booking.notes) or "-"
+
+    @admin.display(description="cancellation reason")
+    def cancellation_reason_masked(self, booking: Booking) -> str:
+        return mask_text(booking.cancellation_reason) or "-"
 
     def get_inlines(self, request: HttpRequest, obj: Booking | None) -> list:
         return [] if obj is None else super().get_inlines(request, obj)
@@ -639,9 +689,17 @@ class BookingAdmin(WideListMixin, PhoneSearchMixin, admin.ModelAdmin):
         # The list's name for the price: "estimated price" made the column too wide at 1280 px.
         return booking.price_display
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Booking | None:
+        booking = super().get_object(request, object_id, from_field)
+        if booking is not None:
+            # The display methods see only the booking; what this staff member may see
+            # travels with it (this admin instance is shared by every request).
+            booking.shown_to_pii = can_see_pii(request.user)  # type: ignore[attr-defined]
+        return booking
+
     @admin.display(description="provenance")
     def provenance(self, booking: Booking) -> str:
-        return booking_provenance_html(booking)
+        return booking_provenance_html(booking, pii=getattr(booking, "shown_to_pii", False))
 
     def _apply(
         self,

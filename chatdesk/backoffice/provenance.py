@@ -18,12 +18,14 @@ REFERENCE = re.compile(r"^(?P<number>INT-\d{4}-\d+) (?P<call_id>\S+)$")
 QUOTE_CHARS = 200
 
 
-def booking_provenance(booking: Booking) -> list[dict]:
+def booking_provenance(booking: Booking, *, pii: bool = False) -> list[dict]:
     """Who or what is behind every change of `booking`, oldest first, in two queries.
 
     Chat and voice changes carry "INT-2026-00012 call_abc" in BookingEvent.actor_reference:
     that finds the tool call, its conversation, and the customer's words just before it.
-    Tool calls that only looked the booking up are listed after the changes.
+    Tool calls that only looked the booking up are listed after the changes. Notes (a
+    cancellation reason may hold a phone number) are masked unless `pii`: the staff member
+    may see customers' contact details (chatdesk.conversations.access).
     """
     events = list(booking.events.select_related("actor_user").order_by("created_at", "id"))
     references = {}
@@ -62,7 +64,7 @@ def booking_provenance(booking: Booking) -> list[dict]:
             "when": local_time(event.created_at),
             "kind": event.get_kind_display(),
             "channel": event.get_actor_channel_display() if event.actor_channel else "",
-            "note": event.note,
+            "note": event.note if pii else mask_text(event.note),
             "call": None,
             "staff": "",
             "actor": event.get_actor_kind_display(),
@@ -79,7 +81,7 @@ def booking_provenance(booking: Booking) -> list[dict]:
     return [*rows, *({"kind": "Looked up", "call": c, "actor": "Customer", "lookup": True} for c in lookups)]
 
 
-def booking_provenance_html(booking: Booking) -> SafeString:
+def booking_provenance_html(booking: Booking, *, pii: bool = False) -> SafeString:
     if booking.pk is None:
         return mark_safe("-")
-    return render_to_string("admin/chatdesk/provenance.html", {"rows": booking_provenance(booking)})
+    return render_to_string("admin/chatdesk/provenance.html", {"rows": booking_provenance(booking, pii=pii)})
