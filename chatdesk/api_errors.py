@@ -16,6 +16,7 @@ API as JSON, elsewhere (the no-JavaScript chat page) as a short HTML page.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable
 from http import HTTPStatus
@@ -49,6 +50,9 @@ UNAVAILABLE_RETRY_AFTER = 5
 # Exceptions that say a backing service is down, not that the request was wrong. Django
 # wraps psycopg's (PoolTimeout included) in its own OperationalError/InterfaceError.
 _DATABASE_DOWN = (OperationalError, InterfaceError)
+# SQLite reports a bad query as an OperationalError too ('unrecognized token: ":"'): that is a
+# bug to see as a 500, not an outage to hide behind a 503. Only these mean it is unavailable.
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "out of memory")
 _CACHE_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 # The envelope's code for an error response that carries none (Django's or a decorator's).
@@ -77,6 +81,9 @@ def unavailable(exc: BaseException) -> str | None:
         if seen is None:
             return None
         if isinstance(seen, _DATABASE_DOWN):
+            driver = seen.__cause__
+            if isinstance(driver, sqlite3.Error) and not any(w in str(driver).lower() for w in _SQLITE_UNAVAILABLE):
+                return None
             return "database"
         if isinstance(seen, _CACHE_DOWN):
             return "cache"

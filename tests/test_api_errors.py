@@ -326,3 +326,23 @@ def test_what_django_renders_outside_a_view_follows_the_contract_too(rf):
     too_big = api_errors.bad_request(rf.post("/api/v1/bookings/"), RequestDataTooBig("10 MB"))
     assert_envelope(too_big, 413, "too_large")
     assert api_errors.bad_request(rf.post("/send"), RequestDataTooBig("10 MB")).status_code == 400
+
+
+def test_a_bad_query_on_sqlite_is_a_bug_not_an_outage():
+    # SQLite reports a syntax error as an OperationalError: it must surface as a 500 to fix,
+    # not hide behind "briefly unavailable"; a locked database is an outage.
+    import sqlite3
+
+    from django.db import OperationalError
+
+    from chatdesk.api_errors import unavailable
+
+    def wrapped(message: str) -> OperationalError:
+        error = OperationalError(message)
+        error.__cause__ = sqlite3.OperationalError(message)
+        return error
+
+    assert unavailable(wrapped('unrecognized token: ":"')) is None
+    assert unavailable(wrapped("no such table: x")) is None
+    assert unavailable(wrapped("database is locked")) == "database"
+    assert unavailable(OperationalError("connection refused")) == "database"

@@ -27,7 +27,7 @@ from bookings.selectors import local_today
 from bookings.services import Actor, booking_cancel, booking_create
 from chatdesk.assistant.tools import ToolOutcome, execute_tool_call
 from chatdesk.assistant.turns import interaction_start
-from chatdesk.backoffice.conversation_admin import transcript_matches
+from chatdesk.backoffice.conversation_admin import plain_text_matches, transcript_matches
 from chatdesk.backoffice.pii import mask_text
 from chatdesk.conversations.models import HandoffRequest, Interaction, Message
 from chatdesk.conversations.services import interaction_close
@@ -322,6 +322,33 @@ def test_search_finds_a_callback_phone_typed_any_way(admin_client, business, clo
     # No booking, so no customer: the number is on the handoff.
     escalated = converse(business, name="Eli Novak", phone="416-555-0177", book=False, handoff=True, tick=clock)
     assert listed(admin_client.get(reverse(CHANGELIST), {"q": "(416) 555 0177"})) == [escalated]
+
+
+def test_search_by_phone_is_only_for_staff_who_may_see_contact_details(client, business, clock, dispatcher, owner):
+    # A hit would confirm whose number it is, which the masked columns hide.
+    escalated = converse(business, name="Eli Novak", phone="416-555-0177", book=False, handoff=True, tick=clock)
+    client.force_login(dispatcher)
+    assert listed(client.get(reverse(CHANGELIST), {"q": "(416) 555 0177"})) == []
+    client.force_login(owner)
+    assert listed(client.get(reverse(CHANGELIST), {"q": "(416) 555 0177"})) == [escalated]
+
+
+def test_plain_search_words_phrases_and_exclusions(business, clock):
+    # SQLite's search (no full-text there); the function runs on any database.
+    furnace = converse(business, name="Ann Lee", problem="My furnace is banging loudly", book=False, tick=clock)
+    drain = converse(
+        business, name="Bo Chen", problem="The kitchen drain is slow, not the furnace", book=False, tick=clock
+    )
+
+    def found(term: str) -> set[int]:
+        return set(plain_text_matches(term).values_list("interaction_id", flat=True))
+
+    assert found("FURNACE") == {furnace.pk, drain.pk}
+    assert found("furnace banging") == {furnace.pk}
+    assert found("furnace -drain") == {furnace.pk}
+    assert found('"drain is slow"') == {drain.pk}
+    assert found('"is slow furnace') == {drain.pk}  # an unbalanced quote: the words as typed
+    assert found("chimney") == set()
 
 
 def test_search_finds_a_conversation_by_number(admin_client, three):

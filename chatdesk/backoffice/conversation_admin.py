@@ -21,6 +21,7 @@ EXISTS subqueries on partial indexes (migration 0004).
 from __future__ import annotations
 
 import csv
+import shlex
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -33,6 +34,7 @@ from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -68,9 +70,12 @@ from chatdesk.conversations.models import HandoffRequest, Interaction, Message, 
 def transcript_matches(term: str) -> QuerySet[Message]:
     """Ids of conversations whose messages match `term` (web-search syntax: "quotes", or, -not).
 
-    The SearchVector compiles to the expression of the GIN index message_text_search
-    (migration 0004); change them together.
+    On PostgreSQL, full-text search: the SearchVector compiles to the expression of the GIN
+    index message_text_search (migration 0004); change them together. SQLite (`make run`'s
+    default) has no such search, so it gets a plain correct one: plain_text_matches.
     """
+    if connection.vendor != "postgresql":
+        return plain_text_matches(term)
     query = SearchQuery(term, config="english", search_type="websearch")
     return (
         Message.objects.annotate(document=SearchVector("text", config="english"))
@@ -79,9 +84,28 @@ def transcript_matches(term: str) -> QuerySet[Message]:
     )
 
 
-def conversations_matching(term: str) -> QuerySet:
+def plain_text_matches(term: str) -> QuerySet[Message]:
+    """The same search without full-text support: every word (or "quoted phrase") appears in
+    one message, case-insensitively; a -word must not. No stemming ("repairs" does not find
+    "repair"), and "or" is just a word."""
+    try:
+        parts = shlex.split(term)
+    except ValueError:  # an unbalanced quote: take the words as typed, without it
+        parts = [word.strip('"') for word in term.split()]
+    messages = Message.objects.all()
+    for part in parts:
+        if part.startswith("-") and len(part) > 1:
+            messages = messages.exclude(text__icontains=part[1:])
+        elif part:
+            messages = messages.filter(text__icontains=part)
+    return messages.values("interaction_id")
+
+
+def conversations_matching(term: str, *, contact_details: bool = True) -> QuerySet:
     """Ids of conversations matching a staff search: what was said, the customer's name or
     phone (typed any way), a callback phone, or (with a digit in it) the conversation number.
+    Phones only with `contact_details` (view_customer_pii): otherwise a hit would confirm
+    whose number it is.
 
     One UNION of small index-backed lookups, so the list's queries join a few ids instead of
     testing every conversation against every condition (an OR would scan them all).
@@ -93,7 +117,7 @@ def conversations_matching(term: str) -> QuerySet:
     ]
     if any(ch.isdigit() for ch in term):
         sources.append(Interaction.objects.filter(number__icontains=term).values("pk"))
-    phone = phone_from_search(term)
+    phone = phone_from_search(term) if contact_details else None
     if phone:
         # Phones are stored normalized (E.164) on the customer and on the callback request.
         sources.append(Interaction.objects.filter(customer__phone=phone).values("pk"))
@@ -356,7 +380,8 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        return queryset.filter(pk__in=conversations_matching(term)), False
+        matching = conversations_matching(term, contact_details=can_see_pii(request.user))
+        return queryset.filter(pk__in=matching), False
 
     @admin.display(description="started", ordering="started_at")
     def started(self, interaction: Interaction) -> str:
