@@ -143,11 +143,6 @@
     errorBox.hidden = false;
   }
 
-  function seconds(wait) {
-    if (wait >= 120) return Math.ceil(wait / 60) + " minutes";
-    return wait + (wait === 1 ? " second" : " seconds");
-  }
-
   function callUs() {
     return phone ? " or call us at " + phone : "";
   }
@@ -157,8 +152,8 @@
     if (error.code === "conversation_closed" || error.code === "session_not_found") {
       showError(error.message, { label: "Start a new conversation", run: startOver });
     } else if (status === 429) {
-      var wait = error.retryAfter ? " You can send again in " + seconds(error.retryAfter) + "." : "";
-      showError(error.message + wait);
+      // The server's message says how long, once (rate_limits.wait_phrase).
+      showError(error.message);
     } else if (status === 403) {
       showError(
         error.code === "csrf_failed"

@@ -343,3 +343,24 @@ def test_every_door_keys_its_per_ip_limits_on_the_same_client_address(business, 
     assert scope_client_ip(voice_scope) == expected
     login = RequestFactory().post("/admin/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
     assert get_client_ip_address(login) == expected
+
+
+# --- How long a rate limit lasts: said once, the same way at every door ---------------------------
+
+
+def test_a_rate_limits_wait_is_said_once_in_words_people_read():
+    from chatdesk.assistant.rate_limits import too_many_conversations, wait_phrase
+    from chatdesk.assistant.turns import RateLimited
+
+    assert [wait_phrase(s) for s in (1, 40, 89, 90, 2220, 5400, 7200)] == [
+        "in 1 second",
+        "in 40 seconds",
+        "in 89 seconds",
+        "in 2 minutes",
+        "in 37 minutes",
+        "in 2 hours",
+        "in 2 hours",
+    ]
+    # One wait per message, no "wait a moment ... in 37 minutes".
+    assert RateLimited(2220).message == "Too many messages. You can send again in 37 minutes."
+    assert "moment" not in too_many_conversations(60) and too_many_conversations(60).count(" in ") == 1

@@ -24,6 +24,26 @@ def _client_key(ip: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{mask}", strict=False).network_address)
 
 
+def wait_phrase(seconds: int) -> str:
+    """How long until the limit lets go, said once and the same way at every door:
+    'in 40 seconds', 'in 1 minute', 'in 37 minutes', 'in 2 hours'."""
+    if seconds < 90:
+        count, unit = max(1, seconds), "second"
+    elif seconds < 90 * 60:
+        count, unit = math.ceil(seconds / 60), "minute"
+    else:
+        count, unit = math.ceil(seconds / 3600), "hour"
+    return f"in {count} {unit}{'' if count == 1 else 's'}"
+
+
+def too_many_messages(wait: int) -> str:
+    return f"Too many messages. You can send again {wait_phrase(wait)}."
+
+
+def too_many_conversations(wait: int) -> str:
+    return f"Too many new conversations from your network. You can start one again {wait_phrase(wait)}."
+
+
 def rate_limit_wait(*, group: str, rate: str, key: str) -> int | None:
     """Count one more against `rate` for `key`; the seconds to wait when over it, else None."""
     if not settings.RATELIMIT_ENABLE:

@@ -25,7 +25,7 @@ from chatdesk.assistant import openai_client
 from chatdesk.assistant.costs import TextUsage, has_text_price, text_cost
 from chatdesk.assistant.guided import guided_greeting, guided_reply
 from chatdesk.assistant.prompts import system_prompt
-from chatdesk.assistant.rate_limits import message_wait
+from chatdesk.assistant.rate_limits import message_wait, too_many_messages
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
 from chatdesk.assistant.tools import ToolOutcome, tool_definitions
 from chatdesk.conversations import live, model_items, record
@@ -42,8 +42,8 @@ class RateLimited(DomainError):
     code = "rate_limited"
     http_status = 429
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("Too many messages. Please wait a moment.")
+    def __init__(self, retry_after: int, message: str = "") -> None:
+        super().__init__(message or too_many_messages(retry_after))
         self.retry_after = retry_after
 
 

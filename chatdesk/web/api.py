@@ -19,7 +19,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import Throttled
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -31,7 +30,7 @@ from bookings.api_base import MethodFirstAPIView
 from bookings.errors import DomainError, json_error
 from bookings.serializers import ErrorOut, Text
 from chatdesk.assistant import turns
-from chatdesk.assistant.rate_limits import new_conversation_wait
+from chatdesk.assistant.rate_limits import new_conversation_wait, too_many_conversations
 from chatdesk.conversations import booking_cards, services
 from chatdesk.conversations.client_ip import client_ip
 from chatdesk.conversations.limits import MessageText, message_length_check
@@ -217,7 +216,7 @@ class SessionNewAPI(ChatAPIView):
     def post(self, request: Request) -> Response:
         wait = new_conversation_wait(ip=client_ip(request))
         if wait:
-            raise Throttled(wait=wait)
+            raise turns.RateLimited(wait, too_many_conversations(wait))
         interaction = turns.interaction_start(ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
         response = Response(
             {

@@ -20,7 +20,7 @@ from bookings import identifiers
 from bookings.errors import DomainError, retry_after_header
 from chatdesk.assistant import openai_client, turns
 from chatdesk.assistant.prompts import hours_text
-from chatdesk.assistant.rate_limits import new_conversation_wait
+from chatdesk.assistant.rate_limits import new_conversation_wait, too_many_conversations
 from chatdesk.conversations import services
 from chatdesk.conversations.client_ip import client_ip
 from chatdesk.conversations.limits import MessageTooLong, message_length_check
@@ -98,7 +98,7 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
     if not open_session:
         wait = await sync_to_async(new_conversation_wait)(ip=client_ip(request))
         if wait:
-            return await _page_with_error(request, "", text, "Too many new conversations. Please wait a moment.", wait)
+            return await _page_with_error(request, "", text, too_many_conversations(wait), wait)
         interaction = await services.db(
             turns.interaction_start, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
         )
@@ -113,7 +113,7 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         return response
     except turns.RateLimited as error:
         wait = error.retry_after
-        return await _page_with_error(request, session_id, text, f"Too many messages. Please wait {wait} s.", wait)
+        return await _page_with_error(request, session_id, text, error.message, wait)
     except DomainError as error:
         context = await sync_to_async(_page_context)(session_id)
         context.update(error=error.message, draft=text)
