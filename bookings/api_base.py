@@ -6,11 +6,31 @@ Here, below every door, so the chat API (chatdesk.web) and the staff APIs
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.request import Request
 from rest_framework.views import APIView
+
+
+class SchemaFor(APIView):
+    """The OpenAPI schema of a plain (async) Django view that DRF does not run.
+
+    Subclasses set `routed` (a staticmethod) and document the view's methods with
+    extend_schema on stubs; `as_view()` returns the real view, carrying the class where
+    drf-spectacular looks for the schema.
+    """
+
+    routed: Callable
+
+    @classmethod
+    def as_view(cls, **initkwargs: object) -> Callable:  # type: ignore[override]
+        view = cls.routed
+        view.cls = cls  # type: ignore[attr-defined]  # drf-spectacular finds the schema here
+        view.initkwargs = initkwargs  # type: ignore[attr-defined]
+        return view
 
 
 class MethodFirstAPIView(APIView):

@@ -23,10 +23,9 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from bookings import identifiers
-from bookings.api_base import MethodFirstAPIView
+from bookings.api_base import MethodFirstAPIView, SchemaFor
 from bookings.errors import DomainError, json_error
 from bookings.serializers import ErrorOut, Text
 from chatdesk.assistant import turns
@@ -330,8 +329,10 @@ def turn_payload(result: turns.TurnResult, cards: list[dict]) -> dict:
     }
 
 
-class ChatMessageAPI(APIView):
+class ChatMessageAPI(SchemaFor):
     """Schema for the async message endpoint; `as_view()` returns `chat_message`."""
+
+    routed = staticmethod(chat_message)
 
     authentication_classes = [CsrfEnforced]
     permission_classes = [AllowAny]
@@ -372,13 +373,6 @@ class ChatMessageAPI(APIView):
     )
     def post(self, request: Request) -> Response:  # pragma: no cover - never routed
         raise NotImplementedError
-
-    @classmethod
-    def as_view(cls, **initkwargs):  # type: ignore[override]
-        view = chat_message
-        view.cls = cls  # type: ignore[attr-defined]  # drf-spectacular finds the schema here
-        view.initkwargs = initkwargs  # type: ignore[attr-defined]
-        return view
 
 
 class CsrfEnforcedScheme(SessionScheme):
