@@ -437,7 +437,9 @@ class TextOptOut(models.Model):
         verbose_name = "text opt-out"
 
     def __str__(self) -> str:
-        return phone_display(self.phone)
+        # No number: this string lands in admin messages and LogEntry, which staff without
+        # view_customer_pii read too.
+        return f"Text opt-out {self.pk}"
 
 
 class TextMessage(models.Model):
@@ -519,4 +521,4 @@ class InboundTextMessage(models.Model):
         verbose_name_plural = "texts from customers"
 
     def __str__(self) -> str:
-        return f"{self.get_keyword_display()} from {phone_display(self.from_phone)}"
+        return f"Text {self.pk} from a customer: {self.get_keyword_display()}"

@@ -103,18 +103,21 @@ def booking_send_reminder(*, booking: Booking, now: datetime | None = None) -> s
     return SENT
 
 
-def booking_text_reminder(*, booking: Booking, now: datetime | None = None, backend: SmsBackend | None = None) -> str:
+def booking_text_reminder(
+    *, booking: Booking, now: datetime | None = None, backend: SmsBackend | None = None
+) -> tuple[str, int | None]:
     """Text the reminder about `booking` to a customer who agreed to texts, once per visit time.
 
-    Returns NO_TEXTS (never agreed), ALREADY_SENT (another run has it, or had it), or what
-    bookings.text_messages.text_message_send did: sent, held (quiet hours), failed (retried
-    by the next run), undeliverable or skipped (opted out). Must not run inside a transaction.
+    Returns what happened and the message's id: NO_TEXTS (never agreed), ALREADY_SENT (another
+    run has it, or had it), or what bookings.text_messages.text_message_send did: sent, held
+    (quiet hours), failed (retried by the next run), undeliverable or skipped (opted out).
+    Must not run inside a transaction.
     """
     message = reminder_text_queue(booking=booking, now=now)
     if message is None:
-        return NO_TEXTS
+        return NO_TEXTS, None
     outcome = text_message_send(message.pk, now=now, backend=backend)
     if outcome == NOT_MINE:
         # Sent, being sent, or given up by an earlier run; or held, and quiet hours go on.
-        return message.status if message.status in ("held", "skipped") else ALREADY_SENT
-    return outcome
+        outcome = message.status if message.status in ("held", "skipped") else ALREADY_SENT
+    return outcome, message.pk

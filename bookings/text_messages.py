@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import partial
@@ -306,12 +307,17 @@ def due_text_messages(now: datetime) -> list[int]:
     )
 
 
-def text_messages_send_due(*, now: datetime | None = None, backend: SmsBackend | None = None) -> Counter[str]:
-    """Send every message whose time has come (held ones after quiet hours, failed ones again)."""
+def text_messages_send_due(
+    *, now: datetime | None = None, backend: SmsBackend | None = None, exclude: Collection[int] = ()
+) -> Counter[str]:
+    """Send every message whose time has come (held ones after quiet hours, failed ones again),
+    except `exclude`: what the caller already tried in this run waits for the next one."""
     now = now or timezone.now()
     outcomes: Counter[str] = Counter()
     backend = backend or get_backend()
     for message_id in due_text_messages(now):
+        if message_id in exclude:
+            continue
         outcomes[text_message_send(message_id, now=now, backend=backend)] += 1
     return outcomes
 

@@ -433,7 +433,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # The SDK's HTTP client logs every request at INFO: noise, and a cost per model call.
-    "loggers": {"httpx2": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {
+        "httpx2": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        # Twilio's HTTP client too: each text's request and headers at INFO.
+        "twilio.http_client": {"level": "WARNING"},
+    },
 }
 
 CSRF_FAILURE_VIEW = "chatdesk.web.views.csrf_failure"

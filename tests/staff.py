@@ -19,6 +19,7 @@ GROUP_MIGRATIONS = [
     ("chatdesk", "0003_staff_groups", "create_groups"),
     ("bookings", "0004_employee_becomes_technician", "forwards"),
     ("chatdesk", "0009_take_over_permission", "grant"),
+    ("bookings", "0006_text_messages", "add_to_groups"),
 ]
 _STATES: dict[str, object] = {}
 

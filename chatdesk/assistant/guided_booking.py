@@ -33,6 +33,8 @@ TEXTS_NO = re.compile(
     r"only email|just email|by email|just call|only call|no thanks?|no thank you|not needed|dont need|"
     r"no need|skip|pass)\b"
 )
+YES_WORDS = {"y", "yes", "yeah", "yea", "ya", "yep", "yup", "sure", "ok", "okay", "k", "fine", "please", "alright"}
+NO_WORDS = {"n", "no", "nah", "nope", "never", "dont", "not"}
 TEXTS_YES = re.compile(
     r"\b(text me|texts? (are|is|would be) (fine|ok|okay|good|great)|texting is fine|fine|that works|"
     r"works for me|go for it|why not|sounds good|please do|yes please|sure thing|of course|definitely|"
@@ -348,12 +350,8 @@ class BookingSteps(FlowBase):
         return f"Thanks. {SMS_CONSENT_QUESTION} (yes / no)"
 
     def step_book_texts(self, text: str, heard: Understanding) -> str:
-        said = normalize(text)
-        if TEXTS_NO.search(said) or (NO.match(said) and not TEXTS_YES.search(said)):
-            answer = False
-        elif YES.match(said) or TEXTS_YES.search(said) or text.strip() in ("👍", "👌"):
-            answer = True
-        else:
+        answer = _texts_answer(text)
+        if answer is None:
             return f"Sorry, I didn't catch that. {SMS_CONSENT_QUESTION} Please reply yes or no."
         # The answer itself (and the question it answers) stays in the transcript; the
         # create_booking tool records both from there.
@@ -444,6 +442,24 @@ class BookingSteps(FlowBase):
             f"Sorry, I couldn't do that here. Please call us at {business_phone()}, or reply 5 and our "
             "team will call you back."
         )
+
+
+def _texts_answer(text: str) -> bool | None:
+    """Yes (True), no (False) or unclear (None) to the text-message question, in the customer's
+    words: "yeah sure", "oh ok yes", "no thanks, email only", "sure, but no texts", a thumbs up."""
+    said = normalize(text)
+    if TEXTS_NO.search(said):
+        return False
+    if TEXTS_YES.search(said) or any(mark in text for mark in ("👍", "👌")):
+        return True
+    words = set(said.split())
+    # A short answer with only yes-words or only no-words ("oh ok yes", "nope sorry") is clear;
+    # both ("not sure") or neither ("what for?", an address typed early) is not.
+    if len(words) <= 6:
+        yes, no = bool(words & YES_WORDS), bool(words & NO_WORDS)
+        if yes != no:
+            return yes
+    return None
 
 
 def _slot_row(slot: dict) -> list:

@@ -53,6 +53,7 @@ class Command(BaseCommand):
             return
         outcomes: Counter[str] = Counter()
         texts: Counter[str] = Counter()
+        tried: set[int | None] = set()
         backend = get_backend()
         progress = Progress(self.stdout, self.stderr, total=len(bookings), label="bookings")
         stopped = False
@@ -62,8 +63,9 @@ class Command(BaseCommand):
                 outcomes[outcome] += 1
                 if outcome == FAILED:
                     self.stderr.write(f"Could not email the reminder for {booking.number}; the next run retries.")
-                text = booking_text_reminder(booking=booking, backend=backend)
+                text, message_id = booking_text_reminder(booking=booking, backend=backend)
                 texts[text] += 1
+                tried.add(message_id)
                 if text == FAILED:
                     self.stderr.write(f"Could not text the reminder for {booking.number}; the next run retries.")
                 progress.advance()
@@ -72,7 +74,7 @@ class Command(BaseCommand):
                     break
         progress.finish()
         # Earlier texts whose time has come: failed ones again, held ones after quiet hours.
-        others = text_messages_send_due(backend=backend) if not stopped else Counter()
+        others = text_messages_send_due(backend=backend, exclude=tried) if not stopped else Counter()
         message = (
             f"Reminders for {visit_day}: {outcomes[SENT]} sent, {outcomes[ALREADY_SENT]} already sent, "
             f"{outcomes[NO_EMAIL]} without email, {outcomes[FAILED]} failed. "
