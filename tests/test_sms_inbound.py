@@ -104,7 +104,7 @@ def test_any_other_text_goes_to_the_handoff_queue_once(client, business):
     inbound(client, "Can the tech come after 2pm instead?")
 
     handoff = HandoffRequest.objects.get()
-    assert handoff.interaction == chat
+    assert handoff.conversation == chat
     assert handoff.reason == "Text message: Can the tech come after 2pm instead?"
     assert (handoff.contact_phone, handoff.contact_name) == (DANA, "Dana Smith")
     text = InboundTextMessage.objects.get()

@@ -65,9 +65,9 @@ def test_a_yes_in_the_customer_s_words_is_recorded_with_the_question(business, a
     assert customer.sms_consent_at == MONDAY_NOON_UTC
     assert SMS_CONSENT_ASK in customer.sms_consent_wording
     assert customer.sms_consent_reply == answer
-    assert customer.sms_consent_source == door.interaction.number
+    assert customer.sms_consent_source == door.conversation.number
     # The question is recorded exactly as the customer saw it in the transcript.
-    assert Message.objects.filter(interaction=door.interaction, text=customer.sms_consent_wording).exists()
+    assert Message.objects.filter(conversation=door.conversation, text=customer.sms_consent_wording).exists()
     assert TextMessage.objects.get().kind == TextMessage.Kind.CONFIRMATION
 
 
@@ -123,7 +123,7 @@ def test_the_model_cannot_record_a_yes_that_was_never_asked(business):
     chat = conversation(started=MONDAY_NOON_UTC, messages=[("customer", "book me tuesday 10am, and text me")])
 
     outcome = execute_tool_call(
-        interaction=chat, call_id="call_1", name="create_booking", raw_arguments=create_booking_args(business, True)
+        conversation=chat, call_id="call_1", name="create_booking", raw_arguments=create_booking_args(business, True)
     )
 
     assert outcome.error == "sms_consent_not_asked"
@@ -145,7 +145,7 @@ def test_the_model_s_yes_is_recorded_with_the_transcript_s_question_and_answer(b
     )
 
     outcome = execute_tool_call(
-        interaction=chat, call_id="call_1", name="create_booking", raw_arguments=create_booking_args(business, True)
+        conversation=chat, call_id="call_1", name="create_booking", raw_arguments=create_booking_args(business, True)
     )
 
     assert outcome.booked, outcome.result
@@ -160,7 +160,7 @@ def test_a_model_booking_without_the_question_sends_no_texts(business):
     chat = conversation(started=MONDAY_NOON_UTC, messages=[("customer", "book me tuesday 10am")])
 
     outcome = execute_tool_call(
-        interaction=chat, call_id="call_1", name="create_booking", raw_arguments=create_booking_args(business, None)
+        conversation=chat, call_id="call_1", name="create_booking", raw_arguments=create_booking_args(business, None)
     )
 
     assert outcome.booked

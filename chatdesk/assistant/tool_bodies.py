@@ -29,7 +29,7 @@ from bookings.text_messages import SMS_CONSENT_ASK, SMS_CONSENT_QUESTION, TextCo
 from chatdesk.assistant.dates import day_for_booking
 from chatdesk.assistant.lookup_guard import LookupGuard
 from chatdesk.conversations import record
-from chatdesk.conversations.models import HandoffRequest, Interaction
+from chatdesk.conversations.models import Conversation, HandoffRequest
 from chatdesk.conversations.selectors import answer_to
 
 MAX_SLOTS_LISTED = 16
@@ -50,11 +50,11 @@ class ConsentNotAsked(DomainError):
 
 @dataclass(frozen=True)
 class ToolContext:
-    interaction: Interaction
+    conversation: Conversation
     now: datetime
-    # The door the call came through (Interaction.ChannelKind), set by the caller: a voice call
+    # The door the call came through (Conversation.ChannelKind), set by the caller: a voice call
     # continuing a chat conversation books for the voice channel.
-    channel: str = Interaction.ChannelKind.CHAT
+    channel: str = Conversation.ChannelKind.CHAT
 
     @property
     def booking_channel(self) -> str:
@@ -62,7 +62,7 @@ class ToolContext:
         return Channel(self.channel)
 
     def actor(self, call_id: str) -> Actor:
-        return Actor.customer(self.booking_channel, reference=f"{self.interaction.number} {call_id}")
+        return Actor.customer(self.booking_channel, reference=f"{self.conversation.number} {call_id}")
 
 
 # --- argument helpers -----------------------------------------------------------------
@@ -148,7 +148,7 @@ def _require_confirmation(args: dict) -> None:
 
 def _customers_booking(ctx: ToolContext, args: dict) -> Booking:
     """The booking for this number + phone pair, under the failed-lookup limits."""
-    guard = LookupGuard(ctx.interaction)
+    guard = LookupGuard(ctx.conversation)
     guard.attempt()
     try:
         booking = booking_for_customer(number=args["booking_number"], phone=args["phone"])
@@ -225,7 +225,7 @@ def _sms_consent(ctx: ToolContext, answer: bool | None) -> TextConsent | None:
     the message that asked, word for word, and the reply. The model only says yes or no."""
     if answer is None:
         return None
-    found = answer_to(ctx.interaction.pk, SMS_CONSENT_ASK)
+    found = answer_to(ctx.conversation.pk, SMS_CONSENT_ASK)
     if found is None:
         if not answer:
             return None  # nothing was asked, so there is no answer to record
@@ -236,7 +236,7 @@ def _sms_consent(ctx: ToolContext, answer: bool | None) -> TextConsent | None:
         )
     asked, reply = found
     return TextConsent(
-        given=answer, wording=asked.text, reply=reply.text, at=reply.created_at, source=ctx.interaction.number
+        given=answer, wording=asked.text, reply=reply.text, at=reply.created_at, source=ctx.conversation.number
     )
 
 
@@ -244,7 +244,7 @@ def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     _require_confirmation(args)
     sms_consent = _sms_consent(ctx, args.get("sms_consent"))
     # Counted under a lock on the conversation's row, in the transaction that books.
-    booked = record.bookings_made_locked(ctx.interaction.pk)
+    booked = record.bookings_made_locked(ctx.conversation.pk)
     if booked >= settings.CHAT_MAX_BOOKINGS:
         raise LimitReached("This conversation has made as many bookings as we allow. Offer a callback from staff.")
     booking = booking_create(
@@ -261,8 +261,8 @@ def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
         now=ctx.now,
         sms_consent=sms_consent,
     )
-    record.count_booking(ctx.interaction.pk, customer_id=booking.customer_id)
-    ctx.interaction.booking_count = booked + 1
+    record.count_booking(ctx.conversation.pk, customer_id=booking.customer_id)
+    ctx.conversation.booking_count = booked + 1
     texts = booking.customer.sms_consent_at is not None
     return {
         "booked": True,
@@ -316,17 +316,17 @@ def request_human(ctx: ToolContext, args: dict, call_id: str) -> dict:
     if not reason:
         raise InvalidInput("Say briefly why the customer wants a person.", field="reason")
     handoff = HandoffRequest.objects.create(
-        interaction=ctx.interaction,
+        conversation=ctx.conversation,
         reason=reason[:500],
         contact_name=(args.get("name") or "")[: limits.MAX_NAME],
         contact_phone=phone,
         urgent=bool(args.get("urgent")),
     )
-    Interaction.objects.filter(pk=ctx.interaction.pk).exclude(resolution=Interaction.Resolution.BOOKED).update(
-        resolution=Interaction.Resolution.ESCALATED
+    Conversation.objects.filter(pk=ctx.conversation.pk).exclude(resolution=Conversation.Resolution.BOOKED).update(
+        resolution=Conversation.Resolution.ESCALATED
     )
     return {
         "handoff_requested": True,
-        "reference": f"{ctx.interaction.number}-H{handoff.pk}",
+        "reference": f"{ctx.conversation.number}-H{handoff.pk}",
         "message": f"A staff member will call back during business hours. Our phone: {business_phone()}.",
     }

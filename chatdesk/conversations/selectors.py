@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message
 
 # The live monitor lists at most this many open conversations.
 MONITOR_LIMIT = 100
@@ -19,7 +19,7 @@ MONITOR_LIMIT = 100
 QUIET_AFTER = timedelta(minutes=10)
 
 
-def open_interaction_for(session_id: str) -> QuerySet[Interaction]:
+def open_conversation_for(session_id: str) -> QuerySet[Conversation]:
     """The open conversation of a browser session (from its signed cookie), as a query.
 
     At most one row (session_id is unique). A query rather than a row, so each door reads
@@ -28,24 +28,24 @@ def open_interaction_for(session_id: str) -> QuerySet[Interaction]:
     No session, no conversation.
     """
     if not session_id:
-        return Interaction.objects.none()
-    return Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN)
+        return Conversation.objects.none()
+    return Conversation.objects.filter(session_id=session_id, status=Conversation.Status.OPEN)
 
 
 @dataclass(frozen=True)
 class MonitorList:
     # Annotated with wants_person (an unhandled HandoffRequest) and handoff_name (the name
     # given in the newest one), customer selected.
-    conversations: list[Interaction]
+    conversations: list[Conversation]
     hidden_quiet: int  # quiet conversations left out (0 when they are included)
 
 
 def monitor_conversations(*, include_quiet: bool = False, now: datetime | None = None) -> MonitorList:
     """The open conversations for the live monitor: whoever waits for a person first, then the
     most recently active. Three queries whatever the number of rows."""
-    waiting = HandoffRequest.objects.filter(interaction=OuterRef("pk"), handled_at__isnull=True)
-    spoke = Message.objects.filter(interaction=OuterRef("pk"), role=Message.Role.CUSTOMER)
-    rows = Interaction.objects.filter(status=Interaction.Status.OPEN).annotate(
+    waiting = HandoffRequest.objects.filter(conversation=OuterRef("pk"), handled_at__isnull=True)
+    spoke = Message.objects.filter(conversation=OuterRef("pk"), role=Message.Role.CUSTOMER)
+    rows = Conversation.objects.filter(status=Conversation.Status.OPEN).annotate(
         wants_person=Exists(waiting),
         customer_spoke=Exists(spoke),
         handoff_name=Subquery(waiting.order_by("-created_at").values("contact_name")[:1]),
@@ -65,7 +65,7 @@ def _words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-def answer_to(interaction_id: int, question: str) -> tuple[Message, Message] | None:
+def answer_to(conversation_id: int, question: str) -> tuple[Message, Message] | None:
     """The newest assistant message of the conversation that asked `question` (its words,
     ignoring case and punctuation), and the customer's first message after it; None when it
     was never asked, or not answered yet.
@@ -77,7 +77,7 @@ def answer_to(interaction_id: int, question: str) -> tuple[Message, Message] | N
     # A conversation holds at most CHAT_MAX_MESSAGES (plus a call's lines): read it whole.
     messages = list(
         Message.objects.filter(
-            interaction_id=interaction_id, role__in=(Message.Role.ASSISTANT, Message.Role.CUSTOMER)
+            conversation_id=conversation_id, role__in=(Message.Role.ASSISTANT, Message.Role.CUSTOMER)
         ).order_by("created_at", "pk")
     )
     for index in range(len(messages) - 1, -1, -1):
