@@ -28,7 +28,7 @@ from django.utils import timezone
 from yarl import URL
 
 from bookings.models import Booking
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from deploy.render import render_site, render_standalone
 from tests.fake_openai import last_function_call_output
 from tests.fake_openai.audio import silence_pcm16, sine_pcm16
@@ -308,13 +308,13 @@ def test_a_chat_booking_through_nginx_served_by_both_workers(fleet, business):
     assert booking.number == seen["second"]["bookings"][0]["booking_number"]
     assert booking.channel == "chat" and booking.customer.name == "Dana Customer"
     assert [m["role"] for m in seen["history"]["messages"]][-2:] == ["customer", "assistant"]
-    interaction = Interaction.objects.get(session_id=seen["chat"]["session_id"])
-    assert interaction.booking_count == 1
+    conversation = Conversation.objects.get(session_id=seen["chat"]["session_id"])
+    assert conversation.booking_count == 1
 
 
 def test_a_live_takeover_through_nginx_customer_and_staff_on_different_workers(fleet, business):
     sam = get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
-    grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction")
+    grant(sam, "chatdesk.view_conversation", "chatdesk.take_over_conversation")
 
     async def scenario() -> tuple[str, str]:
         async with browser_session() as customer_http, browser_session() as staff_http:
@@ -342,8 +342,8 @@ def test_a_live_takeover_through_nginx_customer_and_staff_on_different_workers(f
                     break
                 await staff_ws.close()
             staff_worker = staff_ws.response.headers["X-Served-By"]
-            number = chat["interaction_number"]
-            await staff_ws.send(json.dumps({"type": "watch", "interaction": number}))
+            number = chat["conversation_number"]
+            await staff_ws.send(json.dumps({"type": "watch", "conversation": number}))
             await receive_until(staff_ws, lambda m: m["type"] == "watching")
 
             base = f"/api/v1/staff/conversations/{number}"
@@ -395,8 +395,8 @@ async def call(fleet: Fleet, line: str) -> tuple[str, dict, list[dict]]:
         return worker, ready, [greeting, said, answer]
 
 
-def spoken(interaction: Interaction) -> list[tuple[str, str]]:
-    return list(Message.objects.filter(interaction=interaction).exclude(role="event").values_list("role", "text"))
+def spoken(conversation: Conversation) -> list[tuple[str, str]]:
+    return list(Message.objects.filter(conversation=conversation).exclude(role="event").values_list("role", "text"))
 
 
 def test_voice_calls_through_nginx_on_both_workers(fleet, business):
@@ -408,8 +408,8 @@ def test_voice_calls_through_nginx_on_both_workers(fleet, business):
         worker, ready, transcript = asyncio.run(call(fleet, f"This is {caller}, my sink is blocked."))
         workers.append(worker)
         assert transcript[2]["text"] == f"Sorry to hear that, {caller}."
-        interaction = Interaction.objects.get(session_id=ready["session_id"])
-        assert interaction.channel == "voice"
+        conversation = Conversation.objects.get(session_id=ready["session_id"])
+        assert conversation.channel == "voice"
         expected = [
             ("assistant", "Maple Home Services, how can I help?"),
             ("customer", f"This is {caller}, my sink is blocked."),
@@ -417,9 +417,9 @@ def test_voice_calls_through_nginx_on_both_workers(fleet, business):
         ]
         # The call's background writer stores the last utterance as the call closes: allow it a moment.
         deadline = time.monotonic() + 5
-        while spoken(interaction) != expected and time.monotonic() < deadline:
+        while spoken(conversation) != expected and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert spoken(interaction) == expected
+        assert spoken(conversation) == expected
     assert set(workers) == WORKERS
 
 
