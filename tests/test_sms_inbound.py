@@ -16,7 +16,7 @@ from bookings.models import InboundTextMessage, TextMessage, TextOptOut
 from bookings.phones import business_phone
 from bookings.services import Actor, booking_cancel
 from chatdesk.conversations.models import HandoffRequest
-from tests.cmd_fixtures import conversation
+from tests.cmd_fixtures import stored_conversation
 from tests.conftest import MONDAY_NOON_UTC
 from tests.staff import staff_groups
 from tests.test_booking_services import NOW, book
@@ -98,7 +98,7 @@ def test_help_is_answered_with_our_details_once(client):
 
 def test_any_other_text_goes_to_the_handoff_queue_once(client, business):
     booking = book(business)
-    chat = conversation(started=MONDAY_NOON_UTC, customer=booking.customer)
+    chat = stored_conversation(started=MONDAY_NOON_UTC, customer=booking.customer)
 
     inbound(client, "Can the tech come after 2pm instead?")
     inbound(client, "Can the tech come after 2pm instead?")

@@ -17,7 +17,7 @@ from bookings.models import Booking, Customer, TextMessage
 from bookings.text_messages import SMS_CONSENT_ASK
 from chatdesk.assistant.tools import execute_tool_call
 from chatdesk.conversations.models import Message
-from tests.cmd_fixtures import conversation
+from tests.cmd_fixtures import stored_conversation
 from tests.conftest import MONDAY_NOON_UTC
 from tests.guided_doors import ApiDoor
 
@@ -120,7 +120,7 @@ def create_booking_args(business, sms_consent: bool | None) -> str:
 
 
 def test_the_model_cannot_record_a_yes_that_was_never_asked(business):
-    chat = conversation(started=MONDAY_NOON_UTC, messages=[("customer", "book me tuesday 10am, and text me")])
+    chat = stored_conversation(started=MONDAY_NOON_UTC, messages=[("customer", "book me tuesday 10am, and text me")])
 
     outcome = execute_tool_call(
         conversation=chat, call_id="call_1", name="create_booking", raw_arguments=create_booking_args(business, True)
@@ -133,7 +133,7 @@ def test_the_model_cannot_record_a_yes_that_was_never_asked(business):
 
 def test_the_model_s_yes_is_recorded_with_the_transcript_s_question_and_answer(business):
     asked = f"Great. {SMS_CONSENT_ASK} Reply STOP to any text to stop them."
-    chat = conversation(
+    chat = stored_conversation(
         started=MONDAY_NOON_UTC,
         messages=[
             ("customer", "book me the tuesday 10am repair"),
@@ -157,7 +157,7 @@ def test_the_model_s_yes_is_recorded_with_the_transcript_s_question_and_answer(b
 
 
 def test_a_model_booking_without_the_question_sends_no_texts(business):
-    chat = conversation(started=MONDAY_NOON_UTC, messages=[("customer", "book me tuesday 10am")])
+    chat = stored_conversation(started=MONDAY_NOON_UTC, messages=[("customer", "book me tuesday 10am")])
 
     outcome = execute_tool_call(
         conversation=chat, call_id="call_1", name="create_booking", raw_arguments=create_booking_args(business, None)
