@@ -15,6 +15,7 @@ from twilio.request_validator import RequestValidator
 from bookings.models import InboundTextMessage, TextMessage, TextOptOut
 from bookings.phones import business_phone
 from bookings.services import Actor, booking_cancel
+from bookings.text_messages import phone_opt_out
 from chatdesk.conversations.models import HandoffRequest
 from tests.cmd_fixtures import stored_conversation
 from tests.conftest import MONDAY_NOON_UTC
@@ -159,18 +160,28 @@ def test_the_booking_page_lists_its_texts_with_their_status(business, time_machi
     assert "(416) 555-0123" not in page
 
 
-def test_staff_add_a_number_to_the_opt_out_list_in_any_format(business):
-    dispatcher = get_user_model().objects.create_user("disp", password="pw-disp-123456", is_staff=True)
-    dispatcher.groups.add(staff_groups()["Dispatcher"])
+def test_an_owner_adds_a_number_to_the_opt_out_list_in_any_format(business):
+    owner = get_user_model().objects.create_user("owner", password="pw-owner-123456", is_staff=True)
+    owner.groups.add(staff_groups()["Owner"])
     staff = Client()
-    staff.force_login(dispatcher)
+    staff.force_login(owner)
 
     response = staff.post("/admin/bookings/textoptout/add/", {"phone": "(416) 555-0123", "note": "asked by phone"})
 
     assert response.status_code == 302
     opt_out = TextOptOut.objects.get()
     assert (opt_out.phone, opt_out.source) == (DANA, TextOptOut.Source.STAFF)
-    listing = staff.get("/admin/bookings/textoptout/").content.decode()
-    assert "asked by phone" in listing and "(416) 555-0123" not in listing
     bad = staff.post("/admin/bookings/textoptout/add/", {"phone": "12345"})
     assert bad.status_code == 200 and "That phone number is not valid." in bad.content.decode()
+
+
+def test_a_dispatcher_sees_the_opt_out_list_masked_and_adds_nothing(business):
+    phone_opt_out(phone=DANA, source=TextOptOut.Source.CUSTOMER, note="Replied 'STOP'")
+    dispatcher = get_user_model().objects.create_user("disp", password="pw-disp-123456", is_staff=True)
+    dispatcher.groups.add(staff_groups()["Dispatcher"])
+    staff = Client()
+    staff.force_login(dispatcher)
+
+    listing = staff.get("/admin/bookings/textoptout/").content.decode()
+    assert "Customer replied STOP" in listing and "(416) 555-0123" not in listing
+    assert staff.post("/admin/bookings/textoptout/add/", {"phone": "416-555-0199"}).status_code == 403

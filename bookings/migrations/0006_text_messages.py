@@ -5,9 +5,9 @@ from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
 
 # Models added after the staff groups (chatdesk 0003) join them here. Owners get everything;
-# dispatchers see the messages and texts from customers (numbers masked without
-# view_customer_pii) and may put a number on the opt-out list when a customer asks by phone.
-DISPATCHER = ["view_textmessage", "view_inboundtextmessage", "view_textoptout", "add_textoptout"]
+# dispatchers, who add nothing in bookings, see the messages, the opt-out list and the texts
+# from customers (numbers masked without view_customer_pii).
+DISPATCHER = ["view_textmessage", "view_inboundtextmessage", "view_textoptout"]
 NEW_MODELS = ["textmessage", "inboundtextmessage", "textoptout"]
 
 

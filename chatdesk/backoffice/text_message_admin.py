@@ -66,6 +66,24 @@ class TextMessageInline(_PhoneShown, ReadOnlyMixin, admin.TabularInline):
         return local_time(message.sent_at)
 
 
+@admin.register(TextMessage)
+class TextMessageAdmin(_PhoneShown, ReadOnlyMixin, admin.ModelAdmin):
+    """Every text to customers, newest first: what is held, what failed and is retried, what went."""
+
+    list_display = ["queued", "booking", "kind", "shown_status", "to", "attempts", "last_error", "sent"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["booking"]
+    search_fields = ["booking__number"]
+    ordering = ["-created_at", "-id"]
+    fields = ["queued", "booking", "kind", "shown_status", "to", "body", "attempts", "last_error", "sent"]
+    readonly_fields = fields
+
+    queued = TextMessageInline.queued
+    shown_status = TextMessageInline.shown_status
+    to = TextMessageInline.to
+    sent = TextMessageInline.sent
+
+
 class TextOptOutForm(forms.ModelForm):
     class Meta:
         model = TextOptOut
