@@ -96,7 +96,7 @@ def greeting(mode: str) -> str:
 
 
 def interaction_start(
-    *, channel: str = Interaction.ChannelKind.CHAT, ip: str = "", user_agent: str = ""
+    *, channel: str = Interaction.ChannelKind.CHAT, ip: str = "", user_agent: str = "", widget_page: str | None = None
 ) -> Interaction:
     mode = Interaction.Mode.MODEL if openai_client.is_configured() else Interaction.Mode.GUIDED
     with transaction.atomic():
@@ -106,6 +106,7 @@ def interaction_start(
             model=settings.OPENAI_MODEL if mode == Interaction.Mode.MODEL else "",
             ip=ip,
             user_agent=user_agent,
+            widget_page=widget_page,
         )
         text = greeting(mode)
         Message.objects.create(interaction=interaction, role=Message.Role.ASSISTANT, text=text)
