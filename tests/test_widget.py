@@ -19,7 +19,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from chatdesk.conversations.widget_pages import NotAWidgetPage, host_page, origin_allowed
 from tests.staff import staff_groups
 
@@ -121,7 +121,7 @@ def test_a_conversation_started_in_the_widget_records_it_and_gets_a_partitioned_
     client.get("/widget/")
     response = new_session(client, {"widget_page": f"{SITE}/contact?utm_source=mail"})
     assert response.status_code == 201, response.content
-    conversation = Interaction.objects.get(session_id=response.json()["session_id"])
+    conversation = Conversation.objects.get(session_id=response.json()["session_id"])
     assert conversation.from_widget
     assert conversation.widget_page == f"{SITE}/contact"
     cookie = set_cookie_line(response, "chatdesk_session")
@@ -133,18 +133,18 @@ def test_a_subdomain_of_a_wildcard_origin_counts_and_an_unknown_page_is_still_a_
     client.get("/widget/")
     on_subdomain = new_session(client, {"widget_page": "https://book.maple-example.ca/"})
     assert on_subdomain.status_code == 201
-    assert Interaction.objects.get(session_id=on_subdomain.json()["session_id"]).widget_page == (
+    assert Conversation.objects.get(session_id=on_subdomain.json()["session_id"]).widget_page == (
         "https://book.maple-example.ca/"
     )
     unknown = new_session(Client(), {"widget_page": ""})
-    conversation = Interaction.objects.get(session_id=unknown.json()["session_id"])
+    conversation = Conversation.objects.get(session_id=unknown.json()["session_id"])
     assert conversation.from_widget and conversation.widget_page == ""
 
 
 def test_the_chat_page_still_starts_plain_conversations_with_a_lax_cookie(client, business) -> None:
     response = client.post("/api/v1/chat/session/new")  # no body at all, as before
     assert response.status_code == 201
-    conversation = Interaction.objects.get(session_id=response.json()["session_id"])
+    conversation = Conversation.objects.get(session_id=response.json()["session_id"])
     assert not conversation.from_widget and conversation.widget_page == ""
     cookie = set_cookie_line(response, "chatdesk_session")
     assert "SameSite=Lax" in cookie and "Partitioned" not in cookie
@@ -166,7 +166,7 @@ def test_a_bad_widget_page_is_a_400_that_says_why(client, business, body, expect
     data = response.json()
     assert data["error"] == "invalid_input"
     assert expected in json.dumps(data["fields"])
-    assert not Interaction.objects.exists()
+    assert not Conversation.objects.exists()
 
 
 def test_requests_from_the_widget_keep_csrf_protection(business) -> None:
@@ -192,7 +192,7 @@ def test_the_widget_without_javascript_sends_and_restarts_in_its_own_layout(clie
     assert sent["Location"] == "/widget/?page=https%3A%2F%2Fwww.maple-example.com%2Fheating#latest"
     assert set_cookie_line(sent, "chatdesk_session").endswith("; Partitioned")
     assert "X-Frame-Options" not in sent
-    conversation = Interaction.objects.get()
+    conversation = Conversation.objects.get()
     assert conversation.from_widget and conversation.widget_page == f"{SITE}/heating"
 
     page = client.get(sent["Location"])
@@ -203,7 +203,7 @@ def test_the_widget_without_javascript_sends_and_restarts_in_its_own_layout(clie
     deleted = set_cookie_line(restarted, "chatdesk_session")
     assert "expires=Thu, 01 Jan 1970" in deleted and deleted.endswith("; Partitioned")
     conversation.refresh_from_db()
-    assert conversation.status == Interaction.Status.CLOSED
+    assert conversation.status == Conversation.Status.CLOSED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -216,9 +216,9 @@ def test_a_too_long_message_without_javascript_stays_in_the_widget_layout(client
 
 
 def test_a_call_that_started_a_widget_conversation_gets_the_partitioned_cookie(client, business) -> None:
-    from chatdesk.conversations.services import interaction_create
+    from chatdesk.conversations.services import conversation_create
 
-    call = interaction_create(channel="voice", mode="model", model="m", has_call=True, widget_page=f"{SITE}/")
+    call = conversation_create(channel="voice", mode="model", model="m", has_call=True, widget_page=f"{SITE}/")
     client.get("/widget/")
     response = client.post(
         "/api/v1/chat/voice/session", json.dumps({"session_id": call.session_id}), content_type="application/json"
@@ -287,8 +287,8 @@ def dispatcher(db):
 def test_the_admin_shows_the_snippet_with_a_copy_button_and_the_allowed_sites(client, dispatcher) -> None:
     client.force_login(dispatcher)
     index = client.get("/admin/")
-    assert 'href="/admin/chatdesk/interaction/widget/"' in index.content.decode()
-    response = client.get("/admin/chatdesk/interaction/widget/")
+    assert 'href="/admin/chatdesk/conversation/widget/"' in index.content.decode()
+    response = client.get("/admin/chatdesk/conversation/widget/")
     assert response.status_code == 200
     html = response.content.decode()
     assert "&lt;script src=&quot;http://testserver/widget.js&quot; async&gt;&lt;/script&gt;" in html
@@ -300,29 +300,29 @@ def test_the_admin_shows_the_snippet_with_a_copy_button_and_the_allowed_sites(cl
 def test_the_admin_says_when_no_site_is_allowed_yet(client, dispatcher, settings) -> None:
     settings.WIDGET_ALLOWED_ORIGINS = []
     client.force_login(dispatcher)
-    assert "No website is allowed yet" in client.get("/admin/chatdesk/interaction/widget/").content.decode()
+    assert "No website is allowed yet" in client.get("/admin/chatdesk/conversation/widget/").content.decode()
 
 
 def test_the_snippet_page_needs_the_conversations_permission(client, db) -> None:
     bare = get_user_model().objects.create_user("bare", password="pw-bare-1", is_staff=True)
     client.force_login(bare)
-    assert client.get("/admin/chatdesk/interaction/widget/").status_code == 403
+    assert client.get("/admin/chatdesk/conversation/widget/").status_code == 403
 
 
 def test_conversations_show_where_they_came_from_and_filter_by_it(client, dispatcher, business) -> None:
     widget = new_session(Client(), {"widget_page": f"{SITE}/plumbing"}).json()
     plain = new_session(Client()).json()
     client.force_login(dispatcher)
-    by_number = {c.number: c for c in Interaction.objects.all()}
-    widget_pk = by_number[widget["interaction_number"]].pk
-    page = client.get(f"/admin/chatdesk/interaction/{widget_pk}/change/").content.decode()
+    by_number = {c.number: c for c in Conversation.objects.all()}
+    widget_pk = by_number[widget["conversation_number"]].pk
+    page = client.get(f"/admin/chatdesk/conversation/{widget_pk}/change/").content.decode()
     assert f"Website widget, on {SITE}/plumbing" in page
-    plain_pk = by_number[plain["interaction_number"]].pk
-    assert "Our chat or voice page" in client.get(f"/admin/chatdesk/interaction/{plain_pk}/change/").content.decode()
+    plain_pk = by_number[plain["conversation_number"]].pk
+    assert "Our chat or voice page" in client.get(f"/admin/chatdesk/conversation/{plain_pk}/change/").content.decode()
 
-    listed = client.get("/admin/chatdesk/interaction/", {"from_widget__exact": "1"}).content.decode()
-    assert widget["interaction_number"] in listed and plain["interaction_number"] not in listed
-    assert "By from the website widget" in client.get("/admin/chatdesk/interaction/").content.decode()
+    listed = client.get("/admin/chatdesk/conversation/", {"from_widget__exact": "1"}).content.decode()
+    assert widget["conversation_number"] in listed and plain["conversation_number"] not in listed
+    assert "By from the website widget" in client.get("/admin/chatdesk/conversation/").content.decode()
 
 
 def test_the_set_cookie_line_parses_back() -> None:

@@ -248,10 +248,10 @@ def a_weekday_ahead() -> str:
 
 
 def widget_conversations() -> list[dict]:
-    from chatdesk.conversations.models import Interaction
+    from chatdesk.conversations.models import Conversation
 
     return list(
-        Interaction.objects.order_by("started_at").values(
+        Conversation.objects.order_by("started_at").values(
             "session_id", "from_widget", "widget_page", "booking_count", "channel", "has_call"
         )
     )

@@ -26,14 +26,14 @@ from bookings.api_base import SchemaFor
 from bookings.errors import json_error
 from bookings.serializers import ErrorOut, Text
 from chatdesk.assistant import openai_client
-from chatdesk.conversations.selectors import open_interaction_for
+from chatdesk.conversations.selectors import open_conversation_for
 from chatdesk.conversations.session_cookie import session_id_from_request, set_session_cookie
 
 
 def _open_session(request: HttpRequest) -> str:
     """The customer's open chat conversation (signed cookie), or "": the call continues it."""
     session_id = session_id_from_request(request)
-    if open_interaction_for(session_id).exists():
+    if open_conversation_for(session_id).exists():
         return session_id
     return ""
 
@@ -83,12 +83,12 @@ def call_session(request: HttpRequest) -> JsonResponse:
         message = "session_id (the id the call's ready message gave) is required."
         return json_error("bad_request", message, 400, fields=data.errors)
     session_id = data.validated_data["session_id"]
-    interaction = open_interaction_for(session_id).filter(has_call=True).only("from_widget").first()
-    if interaction is None:
+    conversation = open_conversation_for(session_id).filter(has_call=True).only("from_widget").first()
+    if conversation is None:
         return json_error("session_not_found", "No open conversation with a call has that session id.", 404)
     response = JsonResponse({"session_id": session_id})
     # A call placed in the website widget: the cookie is a partitioned one, as the widget's chat sets.
-    set_session_cookie(response, session_id, embedded=interaction.from_widget)
+    set_session_cookie(response, session_id, embedded=conversation.from_widget)
     return response
 
 

@@ -30,8 +30,8 @@ from chatdesk.assistant.rate_limits import new_conversation_wait, too_many_conve
 from chatdesk.conversations import services
 from chatdesk.conversations.client_ip import client_ip
 from chatdesk.conversations.limits import MessageTooLong, message_length_check
-from chatdesk.conversations.models import Interaction
-from chatdesk.conversations.selectors import open_interaction_for
+from chatdesk.conversations.models import Conversation
+from chatdesk.conversations.selectors import open_conversation_for
 from chatdesk.conversations.session_cookie import delete_session_cookie, session_id_from_request, set_session_cookie
 from chatdesk.web.widget import page_from, widget_frame
 
@@ -46,19 +46,19 @@ SAME_MESSAGE_WAIT_SECONDS = 30
 
 def _page_context(session_id: str, widget_page: str | None = None) -> dict:
     """What chat.html shows; `widget_page` (the host page, or "") renders the widget's compact layout."""
-    interaction = open_interaction_for(session_id).first()
+    conversation = open_conversation_for(session_id).first()
     mode = (
-        interaction.mode
-        if interaction
-        else (Interaction.Mode.MODEL if openai_client.is_configured() else Interaction.Mode.GUIDED)
+        conversation.mode
+        if conversation
+        else (Conversation.Mode.MODEL if openai_client.is_configured() else Conversation.Mode.GUIDED)
     )
     return {
         "business_name": settings.BUSINESS_NAME,
         "business_phone": settings.BUSINESS_PHONE,
         "hours": hours_text(),
-        "interaction": interaction,
+        "conversation": conversation,
         # Each message carries the cards of its turn's bookings, in their current state.
-        "messages": services.history(interaction) if interaction else [],
+        "messages": services.history(conversation) if conversation else [],
         "greeting": turns.greeting(mode),
         "mode": mode,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
@@ -122,19 +122,19 @@ async def chat_page_send(request: HttpRequest, widget: bool = False) -> HttpResp
         context.update(error=error.message, draft=text)
         return render(request, "chat.html", context, status=error.http_status)
     session_id = session_id_from_request(request)
-    open_session = await open_interaction_for(session_id).aexists()
+    open_session = await open_conversation_for(session_id).aexists()
     response = redirect(newest)
     if not open_session:
         wait = await sync_to_async(new_conversation_wait)(ip=client_ip(request))
         if wait:
             return await _page_with_error(request, "", text, too_many_conversations(wait), wait, widget_page)
-        interaction = await services.db(
-            turns.interaction_start,
+        conversation = await services.db(
+            turns.conversation_start,
             ip=client_ip(request),
             user_agent=request.headers.get("User-Agent", ""),
             widget_page=widget_page,
         )
-        session_id = interaction.session_id
+        session_id = conversation.session_id
         set_session_cookie(response, session_id, embedded=widget)
     message_id = request.POST.get("message_id") or ""
     try:
@@ -171,7 +171,7 @@ def chat_page_restart(request: HttpRequest, widget: bool = False) -> HttpRespons
     session_id = session_id_from_request(request)
     if session_id:
         try:
-            services.interaction_close(session_id=session_id)
+            services.conversation_close(session_id=session_id)
         except DomainError:
             pass  # already closed or unknown: starting over is what they want anyway
     if widget:
