@@ -137,6 +137,18 @@ def test_a_request_refused_for_tokens_gives_its_request_back(shared):
     assert try_take(MODEL, 900).taken
 
 
+def test_a_window_refills_at_the_rate_its_headers_imply(shared):
+    # 60 a minute, none left, full in 60 s: one more request every second.
+    record(MODEL, [Window("requests", 60, 0, 60.0)])
+    refused = try_take(MODEL, 10)
+    assert refused.reason == "requests"
+    assert refused.wait == pytest.approx(1.0, abs=0.1)
+    time.sleep(1.05)
+    assert try_take(MODEL, 10).taken
+    assert not try_take(MODEL, 10).taken
+    assert budget_snapshot([MODEL])["models"][MODEL]["requests"]["remaining"] == 0
+
+
 def test_fresh_headers_overwrite_the_count(shared):
     record(MODEL, windows(requests=1, tokens=10_000))
     assert try_take(MODEL, 10).taken
@@ -226,13 +238,28 @@ async def test_budget_already_there_costs_no_wait(shared):
     assert await acquire(MODEL, 10, wait_until=time.monotonic() + 3) == (0.0, "")
 
 
-async def test_no_budget_within_the_wait_gives_up_at_the_deadline(shared):
+async def test_budget_that_returns_only_after_the_wait_gives_up_at_once(shared):
     await asyncio.to_thread(record, MODEL, windows(requests=0, tokens=10_000, reset=30))
     started = time.monotonic()
     with pytest.raises(BudgetExhausted) as exhausted:
-        await acquire(MODEL, 10, wait_until=started + 0.8)
-    assert 0.7 <= time.monotonic() - started < 1.5
+        await acquire(MODEL, 10, wait_until=started + 3)
+    assert time.monotonic() - started < 0.5
     assert not exhausted.value.paused
+
+
+async def test_a_waiting_request_gives_up_when_fresher_headers_say_the_wait_is_longer(shared):
+    await asyncio.to_thread(record, MODEL, windows(requests=0, tokens=10_000, reset=0.8))
+
+    async def another_workers_response() -> None:
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(record, MODEL, windows(requests=0, tokens=10_000, reset=30))
+
+    other = asyncio.create_task(another_workers_response())
+    started = time.monotonic()
+    with pytest.raises(BudgetExhausted):
+        await acquire(MODEL, 10, wait_until=started + 2)
+    await other
+    assert 0.25 <= time.monotonic() - started < 0.8
 
 
 async def test_a_pause_longer_than_the_wait_gives_up_at_once(shared):

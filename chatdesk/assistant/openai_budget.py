@@ -14,13 +14,15 @@ start) and tells here what OpenAI said after it:
   used up) pauses the whole fleet until then: nothing is sent to OpenAI by any worker (text or
   voice) while paused.
 - Short of budget, a caller waits (polling) until `wait_until` at most; then BudgetExhausted
-  says to use the guided flow. A pause known to outlast the wait gives up at once.
+  says to use the guided flow. A pause or a refill known to outlast the wait gives up at once:
+  waiting would only delay the customer's answer.
 
 State lives in the shared cache (settings.CACHES, Redis with REDIS_URL): while Redis is down,
 chatdesk/fallback_cache.py keeps it per process, so each worker still honours what it saw
 itself, and a turn never fails on the budget. The window arithmetic is deliberately simple
-(no refill model between headers): under traffic every response brings fresh headers; when
-idle, a window counts as full again once its reset time has passed.
+(no shared clock but the cache's): a window refills at the rate its last headers imply (what
+was missing, over the time to its reset), and counts as full again once its reset has passed;
+under traffic every response brings fresh headers anyway.
 
 Headers describe the model they came with (OpenAI's limits are per model), so windows are
 kept per model; the pause is fleet-wide for every model, as a 429 asks the fleet to back off.
@@ -203,6 +205,9 @@ def record(model: str, windows: Iterable[Window]) -> None:
                     "remaining": window.remaining,
                     "reset_at": now + window.reset_seconds,
                     "seen_at": now,
+                    # OpenAI's windows refill continuously, to full by the reset: so much a
+                    # second comes back (None when the limit is not given).
+                    "refill": _refill_rate(window),
                 },
             },
             max(1, math.ceil(window.reset_seconds)),
@@ -272,10 +277,12 @@ def try_take(model: str, tokens: int) -> Verdict:
             except ValueError:  # the window reset since the read: nothing owed
                 continue
             taken.append((remaining_key, cost))
-            if left < 0:
+            refill = window.get("refill") or 0.0
+            short = -(left + refill * (now - window.get("seen_at", now)))
+            if short > 0:
                 _undo(taken)
-                reset_at = window.get("reset_at") or now + POLL_SECONDS
-                return Verdict(max(reset_at - now, 0.0), kind)
+                until_full = max(window["reset_at"] - now, 0.0)
+                return Verdict(min(short / refill, until_full) if refill else until_full, kind)
             continue
         limit = _configured_limit(kind)
         if limit <= 0:
@@ -293,6 +300,20 @@ def try_take(model: str, tokens: int) -> Verdict:
             _undo(taken)
             return Verdict((minute + 1) * 60 - now, kind)
     return Verdict()
+
+
+def _refill_rate(window: Window) -> float | None:
+    if not window.limit or window.reset_seconds <= 0 or window.limit <= window.remaining:
+        return None
+    return (window.limit - window.remaining) / window.reset_seconds
+
+
+def _left(remaining: int, window: Mapping[str, Any], now: float) -> int:
+    """What is left now of a window OpenAI described: the count (what it said, less what was
+    taken since) plus what has refilled since it said it."""
+    refilled = (window.get("refill") or 0.0) * max(0.0, now - window.get("seen_at", now))
+    left = int(remaining + refilled)
+    return max(0, min(left, window["limit"]) if window.get("limit") else left)
 
 
 def _undo(taken: list[tuple[str, int]]) -> None:
@@ -322,6 +343,10 @@ async def acquire(model: str, tokens: int, *, wait_until: float) -> tuple[float,
         left = wait_until - now
         if verdict.reason == "paused" and verdict.wait > left:
             raise BudgetExhausted(f"the fleet is paused for {verdict.wait:.1f} s after a 429", paused=True)
+        if verdict.wait > left:
+            raise BudgetExhausted(
+                f"{model}'s {verdict.reason} budget returns in {verdict.wait:.1f} s, after the wait", paused=False
+            )
         if left <= 0:
             raise BudgetExhausted(
                 f"no {verdict.reason} budget left for {model} within {now - started:.1f} s", paused=False
@@ -375,7 +400,7 @@ def budget_snapshot(models: Iterable[str] | None = None) -> dict[str, Any]:
             if window is not None and remaining is not None:
                 entry[kind] = {
                     "limit": window.get("limit"),
-                    "remaining": max(0, int(remaining)),
+                    "remaining": _left(int(remaining), window, now),
                     "reset_seconds": round(max(0.0, window["reset_at"] - now), 3),
                     "source": "headers",
                 }

@@ -152,6 +152,10 @@ class Message(models.Model):
         # Not a failure the customer saw: the turn waited for budget, then the model answered.
         BUDGET_WAIT = "budget_wait", "Waited for OpenAI budget"
 
+    # Recorded problems the customer never saw (the dashboard, the admin's "any" filter and
+    # the analytics' total leave them out).
+    RECOVERED_KINDS = (FailureKind.INCOMPLETE_RETRIED, FailureKind.BUDGET_WAIT)
+
     interaction = models.ForeignKey(
         Interaction, on_delete=models.CASCADE, related_name="messages", verbose_name="conversation"
     )
