@@ -194,24 +194,23 @@ def _configured_limit(kind: str) -> int:
 def record(model: str, windows: Iterable[Window]) -> None:
     """Store what OpenAI said is left of `model`'s windows, until their reset."""
     now = time.time()
+    # Kept until the window is full again; after that, nothing known = nothing owed. One
+    # pipelined write (a Redis round trip) per timeout: usually one for both windows.
+    by_ttl: dict[int, dict[str, Any]] = {}
     for window in windows:
-        # Kept until the window is full again; after that, nothing known = nothing owed.
-        # One cache call per window: set_many takes one timeout (one Redis round trip).
-        cache.set_many(
-            {
-                _remaining_key(model, window.kind): window.remaining,
-                _window_key(model, window.kind): {
-                    "limit": window.limit,
-                    "remaining": window.remaining,
-                    "reset_at": now + window.reset_seconds,
-                    "seen_at": now,
-                    # OpenAI's windows refill continuously, to full by the reset: so much a
-                    # second comes back (None when the limit is not given).
-                    "refill": _refill_rate(window),
-                },
-            },
-            max(1, math.ceil(window.reset_seconds)),
-        )
+        values = by_ttl.setdefault(max(1, math.ceil(window.reset_seconds)), {})
+        values[_remaining_key(model, window.kind)] = window.remaining
+        values[_window_key(model, window.kind)] = {
+            "limit": window.limit,
+            "remaining": window.remaining,
+            "reset_at": now + window.reset_seconds,
+            "seen_at": now,
+            # OpenAI's windows refill continuously, to full by the reset: so much a second
+            # comes back (None when the limit is not given).
+            "refill": _refill_rate(window),
+        }
+    for ttl, values in by_ttl.items():
+        cache.set_many(values, ttl)
 
 
 def pause(seconds: float, reason: str = "") -> float:
