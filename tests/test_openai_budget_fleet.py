@@ -136,7 +136,7 @@ def on(hosts: list[str], scenario) -> None:
 
 def failure_kinds(session_id: str) -> list[str]:
     return list(
-        Message.objects.filter(interaction__session_id=session_id, role=Message.Role.EVENT)
+        Message.objects.filter(conversation__session_id=session_id, role=Message.Role.EVENT)
         .exclude(failure_kind="")
         .order_by("id")
         .values_list("failure_kind", flat=True)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from chatdesk.assistant.turns import BUSY_LEAD_IN
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.test_voice_call import Caller
@@ -28,7 +28,7 @@ def budget(model, settings):
 
 def events(customer: Customer) -> list[tuple[str, str]]:
     return list(
-        Message.objects.filter(interaction__session_id=customer.session_id, role=Message.Role.EVENT)
+        Message.objects.filter(conversation__session_id=customer.session_id, role=Message.Role.EVENT)
         .exclude(failure_kind="")
         .order_by("id")
         .values_list("failure_kind", "text")
@@ -51,8 +51,8 @@ def test_a_429_pauses_every_conversation_not_only_the_one_that_saw_it(business, 
     assert "HVAC Repair" in reply  # the guided flow understood her
     assert eve.failure_kinds() == ["budget_exhausted"]
     assert events(eve)[0][1].startswith("Model failure: budget_exhausted: the fleet is paused")
-    conversation = eve.interaction
-    assert conversation.mode == Interaction.Mode.GUIDED
+    conversation = eve.conversation
+    assert conversation.mode == Conversation.Mode.GUIDED
     assert conversation.failure_count == 1
     # She goes on in the guided flow; still nothing is sent to OpenAI.
     assert eve.send("1")["reply"]
@@ -70,7 +70,7 @@ def test_a_short_retry_after_is_waited_out_by_the_turn_that_saw_it(business, bud
     [(kind, text)] = events(dana)
     assert kind == Message.FailureKind.BUDGET_WAIT
     assert "(paused)" in text
-    assert dana.interaction.failure_count == 0
+    assert dana.conversation.failure_count == 0
 
 
 def test_near_the_limit_a_turn_waits_for_the_window_to_refill(business, budget):
