@@ -259,7 +259,8 @@ async def test_a_waiting_request_gives_up_when_fresher_headers_say_the_wait_is_l
     with pytest.raises(BudgetExhausted):
         await acquire(MODEL, 10, wait_until=started + 2)
     await other
-    assert 0.25 <= time.monotonic() - started < 0.8
+    # After the fresher headers, well before the 2 s deadline (with room for a loaded machine).
+    assert 0.25 <= time.monotonic() - started < 1.6
 
 
 async def test_a_pause_longer_than_the_wait_gives_up_at_once(shared):
