@@ -5,12 +5,12 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chatdesk", "0010_one_vocabulary"),
+        ("chatdesk", "0012_budget_failure_kinds"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="interaction",
+            model_name="conversation",
             name="from_widget",
             field=models.BooleanField(
                 default=False,
@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.AddField(
-            model_name="interaction",
+            model_name="conversation",
             name="widget_page",
             field=models.CharField(
                 blank=True,
@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.AddIndex(
-            model_name="interaction",
+            model_name="conversation",
             index=models.Index(
                 condition=models.Q(("from_widget", True)), fields=["-started_at"], name="conversation_from_widget"
             ),
