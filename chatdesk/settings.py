@@ -447,3 +447,16 @@ OPENAI_REALTIME_TURN_DETECTION = os.environ.get("OPENAI_REALTIME_TURN_DETECTION"
 OPENAI_REALTIME_VAD_SILENCE_MS = envint("OPENAI_REALTIME_VAD_SILENCE_MS", 500)
 OPENAI_REALTIME_TRANSCRIPTION_MODEL = os.environ.get("OPENAI_REALTIME_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe")
 OPENAI_REALTIME_MAX_OUTPUT_TOKENS = envint("OPENAI_REALTIME_MAX_OUTPUT_TOKENS", 1024)
+
+# --- Draining a worker on SIGTERM (chatdesk/drain.py) ---------------------------------------
+# From SIGTERM, turns already running get this long to finish; what still runs then answers 503
+# server_draining (the message stays stored; a retry with its message id is answered elsewhere).
+DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS") or 20)
+# Within that, how long an open call gets to hear the assistant's goodbye before it is ended.
+VOICE_GOODBYE_SECONDS = float(os.environ.get("VOICE_GOODBYE_SECONDS") or 8)
+# The shared lease on a message being answered (chatdesk/assistant/turn_lease.py): it lapses this
+# long after its worker stops refreshing it (a SIGKILL), and then a retry is answered elsewhere.
+TURN_LEASE_SECONDS = float(os.environ.get("TURN_LEASE_SECONDS") or 10)
+for _name in ("DRAIN_SECONDS", "VOICE_GOODBYE_SECONDS", "TURN_LEASE_SECONDS"):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")
