@@ -158,7 +158,7 @@ def test_close_answers_the_number_and_status_as_the_schema_says(schema):
     operation = schema["paths"]["/api/v1/chat/session/{session_id}/close"]["post"]
     ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     documented = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    assert set(response.json()) == set(documented["properties"]) == {"interaction_number", "status"}
+    assert set(response.json()) == set(documented["properties"]) == {"conversation_number", "status"}
     assert response.json()["status"] == "closed"
 
 
@@ -229,7 +229,7 @@ def test_a_number_where_the_schema_says_string_is_a_400():
     )
     assert response.status_code == 400
     assert "message" in response.json()["fields"]
-    assert not dana.interaction.messages.filter(text="12345").exists()
+    assert not dana.conversation.messages.filter(text="12345").exists()
 
 
 def test_a_number_for_a_staff_text_field_is_a_400(staff):

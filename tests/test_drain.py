@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import aiohttp
 import pytest
 
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from tests.drain_workers import Chat, Worker, cookie_jar, private_redis_url, worker_env
 from tests.fake_openai import fake_openai_fixture  # noqa: F401 (registers `fake_openai`)
 
@@ -162,7 +162,7 @@ def test_sigterm_during_a_call_says_goodbye_keeps_the_transcript_and_refuses_new
     assert answered[0] == 200 and answered[1]["reply"] == "OK"
     assert code == -signal.SIGTERM
     # The call's record: the greeting and the goodbye as heard, and why it ended.
-    call = Interaction.objects.get(channel=Interaction.ChannelKind.VOICE)
+    call = Conversation.objects.get(channel=Conversation.ChannelKind.VOICE)
     assert call.end_reason == "server_shutdown"
     lines = list(call.messages.filter(role=Message.Role.ASSISTANT).order_by("id").values_list("text", flat=True))
     assert lines == ["Maple Home Services, how can I help?", goodbye]
