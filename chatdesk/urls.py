@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 import voice.views
@@ -37,5 +38,10 @@ urlpatterns = [
     path("api/v1/chat/analytics", staff_api.AnalyticsAPI.as_view(), name="chat-analytics"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", DocsView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
+    # Staff bookmarks from before issue 10 renamed the model (Interaction -> Conversation).
+    re_path(
+        r"^admin/chatdesk/interaction/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/chatdesk/conversation/%(rest)s", permanent=True, query_string=True),
+    ),
     path("admin/", admin.site.urls),
 ]
