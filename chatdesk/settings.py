@@ -243,7 +243,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# Where `manage.py collectstatic` writes. nginx serves it at /static/ in the production recipe
+# (deploy/), and the app serves it too (WhiteNoise, chatdesk/static_files.py) behind any other proxy.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "var" / "staticfiles")
 
 # --- Security -------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
@@ -256,6 +258,9 @@ if not SECURE_HSTS_PRELOAD:
     # Preloading is a one-way commitment (browsers hard-code HTTPS for the domain and every
     # subdomain for months), so the operator opts in; until then its deploy warning is noise.
     SILENCED_SYSTEM_CHECKS.append("security.W021")
+# Probes talk to a worker directly over plain HTTP (deploy/rolling-restart.sh): a redirect to
+# HTTPS would hide the answer.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 if os.environ.get("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 import voice.views
 from bookings import identifiers  # noqa: F401 (registers the `ident` path converter)
+from chatdesk import health
 from chatdesk.backoffice import calendar_feeds, staff_api, staff_live
 from chatdesk.openapi import DocsView
 from chatdesk.web import api, views
@@ -17,6 +18,9 @@ admin.site.site_header = "Chatdesk"
 admin.site.site_title = "Chatdesk staff"
 
 urlpatterns = [
+    # Probes for nginx, systemd scripts and load balancers (chatdesk/health.py).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("", views.chat_page, name="chat"),
     path("send", views.chat_page_send, name="chat-send"),
     path("restart", views.chat_page_restart, name="chat-restart"),
