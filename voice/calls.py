@@ -26,6 +26,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
@@ -34,6 +35,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chatdesk import lifecycle
+from chatdesk.assistant import openai_budget
 from chatdesk.assistant.costs import realtime_usage, transcription_usage
 from chatdesk.assistant.openai_client import FunctionCall, is_configured
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
@@ -80,6 +82,13 @@ PLAYBACK_REPORT_WAIT_SECONDS = 0.5
 WRITER_DRAIN_SECONDS = 5.0
 # Failed model responses in a row before the call gives up and offers the text chat.
 MAX_FAILED_RESPONSES = 2
+# A call refused because the fleet's OpenAI budget is used up or paused (openai_budget).
+BUSY = (
+    "busy",
+    "We're very busy right now and can't take a call this minute. "
+    "You can type instead, or call again in a few minutes.",
+)
+
 # The browser plays what it was sent behind a small jitter buffer: after the last audio should
 # have played, wait this much more before closing (closing stops its playback).
 PLAYBACK_MARGIN_SECONDS = 0.4
@@ -178,6 +187,7 @@ class VoiceCall:
             "conversation.item.input_audio_transcription.completed": self._on_customer_transcript_done,
             "conversation.item.input_audio_transcription.failed": self._on_customer_transcript_failed,
             "error": self._on_error,
+            "rate_limits.updated": self._on_rate_limits,
         }
 
     @property
@@ -206,6 +216,18 @@ class VoiceCall:
                 await self.end("limit_reached", RATE_LIMITED, error=("rate_limited", refusal))
                 return
             self.admitted = True
+            # Admitted against the fleet's OpenAI budget like a text turn: opening the session
+            # is a request, and nothing goes to OpenAI while a 429 has paused the fleet.
+            try:
+                await openai_budget.acquire(
+                    settings.OPENAI_REALTIME_MODEL,
+                    settings.OPENAI_REALTIME_MAX_OUTPUT_TOKENS,
+                    wait_until=time.monotonic() + settings.OPENAI_BUDGET_WAIT_SECONDS,
+                )
+            except openai_budget.BudgetExhausted as busy:
+                logger.warning("Voice call refused for call %s: %s", self.ip_hash[:8], busy.detail)
+                await self.end("busy", UNAVAILABLE, error=BUSY)
+                return
             # Open the socket while the database trip runs: both take tens of milliseconds.
             connecting = asyncio.ensure_future(realtime.connect())
             self.start_info = await db(
@@ -649,6 +671,12 @@ class VoiceCall:
             await self._request_response()
         else:
             await self._set_state("listening")
+
+    async def _on_rate_limits(self, event: dict[str, Any]) -> None:
+        # Stored off the audio path: the next call (on any worker) is admitted against it.
+        windows = openai_budget.windows_from_realtime(event.get("rate_limits"))
+        if windows:
+            self._spawn(openai_budget.arecord(settings.OPENAI_REALTIME_MODEL, windows))
 
     async def _on_error(self, event: dict[str, Any]) -> None:
         error = event.get("error") or {}
