@@ -474,3 +474,16 @@ OPENAI_LIMIT_TPM = envint("OPENAI_LIMIT_TPM", 0)
 OPENAI_BUDGET_WAIT_SECONDS = float(os.environ.get("OPENAI_BUDGET_WAIT_SECONDS") or 5)
 if OPENAI_LIMIT_RPM < 0 or OPENAI_LIMIT_TPM < 0 or OPENAI_BUDGET_WAIT_SECONDS < 0:
     raise ImproperlyConfigured("OPENAI_LIMIT_RPM, OPENAI_LIMIT_TPM and OPENAI_BUDGET_WAIT_SECONDS cannot be negative.")
+
+# --- Draining a worker on SIGTERM (chatdesk/drain.py) ---------------------------------------
+# From SIGTERM, turns already running get this long to finish; what still runs then answers 503
+# server_draining (the message stays stored; a retry with its message id is answered elsewhere).
+DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS") or 20)
+# Within that, how long an open call gets to hear the assistant's goodbye before it is ended.
+VOICE_GOODBYE_SECONDS = float(os.environ.get("VOICE_GOODBYE_SECONDS") or 8)
+# The shared lease on a message being answered (chatdesk/assistant/turn_lease.py): it lapses this
+# long after its worker stops refreshing it (a SIGKILL), and then a retry is answered elsewhere.
+TURN_LEASE_SECONDS = float(os.environ.get("TURN_LEASE_SECONDS") or 10)
+for _name in ("DRAIN_SECONDS", "VOICE_GOODBYE_SECONDS", "TURN_LEASE_SECONDS"):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")

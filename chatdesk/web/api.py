@@ -340,6 +340,8 @@ async def chat_message(request: HttpRequest) -> JsonResponse:
         return json_error(error.code, error.message, 429, retry_after=error.retry_after)
     except turns.TurnInProgress as error:
         return json_error(error.code, error.message, 409, retry_after=error.retry_after)
+    except turns.ServerDraining as error:
+        return json_error(error.code, error.message, 503, retry_after=error.retry_after)
     except DomainError as error:
         return JsonResponse(error.as_dict(), status=error.http_status)
     # Read again after the turn rather than taken from the tool results: a booking created
@@ -386,6 +388,12 @@ class ChatMessageAPI(SchemaFor):
                 ErrorOut, description="too_large: the body is over 16 KiB; message_too_long: the message is too long."
             ),
             429: RATE_LIMITED,
+            503: OpenApiResponse(
+                ErrorOut,
+                description="server_draining: this server is restarting. Send the same message (same message_id) "
+                "again after Retry-After: it is stored once and answered once, by another server. Also "
+                "service_unavailable when the database or Redis is down.",
+            ),
         },
         parameters=[
             OpenApiParameter(
