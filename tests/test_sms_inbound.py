@@ -184,4 +184,21 @@ def test_a_dispatcher_sees_the_opt_out_list_masked_and_adds_nothing(business):
 
     listing = staff.get("/admin/bookings/textoptout/").content.decode()
     assert "Customer replied STOP" in listing and "(416) 555-0123" not in listing
+    page = staff.get(f"/admin/bookings/textoptout/{TextOptOut.objects.get().pk}/change/")
+    assert page.status_code == 200 and "555" not in page.content.decode()
     assert staff.post("/admin/bookings/textoptout/add/", {"phone": "416-555-0199"}).status_code == 403
+
+
+def test_a_dispatcher_reads_texts_from_customers_without_their_numbers(client, business):
+    book(business)
+    inbound(client, "call me back on 647-555-0142 please")
+    dispatcher = get_user_model().objects.create_user("disp", password="pw-disp-123456", is_staff=True)
+    dispatcher.groups.add(staff_groups()["Dispatcher"])
+    staff = Client()
+    staff.force_login(dispatcher)
+
+    listing = staff.get("/admin/bookings/inboundtextmessage/").content.decode()
+    page = staff.get(f"/admin/bookings/inboundtextmessage/{InboundTextMessage.objects.get().pk}/change/")
+    for html in (listing, page.content.decode()):
+        assert "Dana Smith" in html and "call me back on" in html
+        assert "555-0142" not in html and "555-0123" not in html and "+1416" not in html

@@ -17,22 +17,44 @@ from bookings.errors import InvalidInput
 from bookings.models import InboundTextMessage, TextMessage, TextOptOut
 from bookings.phones import normalize_phone, phone_display
 from chatdesk.backoffice.common import ReadOnlyMixin, can_see_pii, local_time
-from chatdesk.backoffice.pii import MASK
+from chatdesk.backoffice.pii import MASK, mask_text
 
 
 class _PhoneShown:
-    """Shows `phone` readable to staff who may see contact details, masked to the others."""
+    """Phone columns readable to staff who may see contact details, masked for the others.
+
+    The column is swapped per request (`PHONE_COLUMNS`: the readable one and its masked twin),
+    as the bookings admin does, rather than remembered on the admin object, which every
+    request shares.
+    """
+
+    PHONE_COLUMNS: dict[str, str] = {}
+
+    def _shown(self, request: HttpRequest, names: list[str] | tuple[str, ...]) -> list[str]:
+        if can_see_pii(request.user):
+            return list(names)
+        return [self.PHONE_COLUMNS.get(name, name) for name in names]
 
     def get_fields(self, request: HttpRequest, obj: object | None = None) -> list[str]:
-        self.pii = can_see_pii(request.user)
-        return super().get_fields(request, obj)
+        return self._shown(request, super().get_fields(request, obj))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object | None = None) -> list[str]:
+        names = self._shown(request, super().get_readonly_fields(request, obj))
+        if can_see_pii(request.user):
+            return names
+        # A masked twin is never a form field, wherever it stands in.
+        return names + [twin for twin in set(self.PHONE_COLUMNS.values()) if twin not in names]
 
     def get_list_display(self, request: HttpRequest) -> list[str]:
-        self.pii = can_see_pii(request.user)
-        return super().get_list_display(request)
+        return self._shown(request, super().get_list_display(request))
 
-    def shown(self, phone: str) -> str:
-        return phone_display(phone) if self.pii else MASK
+    @admin.display(description="phone")
+    def masked(self, row: object) -> str:
+        return MASK
+
+    @admin.display(description="text")
+    def body_masked(self, row: object) -> str:
+        return mask_text(row.body)
 
 
 class TextMessageInline(_PhoneShown, ReadOnlyMixin, admin.TabularInline):
@@ -44,6 +66,7 @@ class TextMessageInline(_PhoneShown, ReadOnlyMixin, admin.TabularInline):
     verbose_name_plural = "text messages to the customer"
     fields = ["queued", "kind", "shown_status", "to", "body", "attempts", "last_error", "sent"]
     readonly_fields = fields
+    PHONE_COLUMNS = {"to": "masked"}
 
     @admin.display(description="queued")
     def queued(self, message: TextMessage) -> str:
@@ -59,7 +82,7 @@ class TextMessageInline(_PhoneShown, ReadOnlyMixin, admin.TabularInline):
 
     @admin.display(description="to")
     def to(self, message: TextMessage) -> str:
-        return self.shown(message.to_phone)
+        return phone_display(message.to_phone)
 
     @admin.display(description="sent")
     def sent(self, message: TextMessage) -> str:
@@ -77,6 +100,7 @@ class TextMessageAdmin(_PhoneShown, ReadOnlyMixin, admin.ModelAdmin):
     ordering = ["-created_at", "-id"]
     fields = ["queued", "booking", "kind", "shown_status", "to", "body", "attempts", "last_error", "sent"]
     readonly_fields = fields
+    PHONE_COLUMNS = {"to": "masked"}
 
     queued = TextMessageInline.queued
     shown_status = TextMessageInline.shown_status
@@ -104,6 +128,7 @@ class TextOptOutAdmin(_PhoneShown, admin.ModelAdmin):
     form = TextOptOutForm
     list_display = ["number", "source", "note", "added"]
     list_filter = ["source"]
+    PHONE_COLUMNS = {"number": "masked", "phone": "masked"}
 
     def has_change_permission(self, request: HttpRequest, obj: TextOptOut | None = None) -> bool:
         return False  # a number is added or removed, never edited into another one
@@ -114,7 +139,7 @@ class TextOptOutAdmin(_PhoneShown, admin.ModelAdmin):
 
     @admin.display(description="phone", ordering="phone")
     def number(self, opt_out: TextOptOut) -> str:
-        return self.shown(opt_out.phone)
+        return phone_display(opt_out.phone)
 
     @admin.display(description="added", ordering="created_at")
     def added(self, opt_out: TextOptOut) -> str:
@@ -125,18 +150,25 @@ class TextOptOutAdmin(_PhoneShown, admin.ModelAdmin):
 class InboundTextMessageAdmin(_PhoneShown, ReadOnlyMixin, admin.ModelAdmin):
     """Texts customers sent: STOP, START and HELP as handled, anything else for staff to answer."""
 
-    list_display = ["received", "sender", "customer", "keyword", "body"]
+    list_display = ["received", "sender", "customer_name", "keyword", "body"]
     list_filter = ["keyword"]
     list_select_related = ["customer"]
-    fields = ["received", "sender", "customer", "keyword", "body"]
+    fields = ["received", "sender", "customer_name", "keyword", "body"]
     readonly_fields = fields
+    # What a customer typed may hold a number or an address too.
+    PHONE_COLUMNS = {"sender": "masked", "body": "body_masked"}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[InboundTextMessage]:
         return super().get_queryset(request).select_related("customer")
 
     @admin.display(description="from", ordering="from_phone")
     def sender(self, text: InboundTextMessage) -> str:
-        return self.shown(text.from_phone)
+        return phone_display(text.from_phone)
+
+    @admin.display(description="customer", ordering="customer__name")
+    def customer_name(self, text: InboundTextMessage) -> str:
+        # The name only: Customer's own string carries the phone.
+        return text.customer.name if text.customer else "-"
 
     @admin.display(description="received", ordering="received_at")
     def received(self, text: InboundTextMessage) -> str:
