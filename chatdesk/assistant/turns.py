@@ -239,6 +239,7 @@ def _finish_turn(
     items: Sequence[dict] = (),
     failure: str = "",
     failure_kind: str = "",
+    failure_partial: str = "",
     events: Sequence[tuple[str, str]] = (),
     switch_to_guided: bool = False,
     price_missing: bool = False,
@@ -247,7 +248,8 @@ def _finish_turn(
     """Store the reply and move the counters. `items` are the model-history items this turn
     added (appended to the history as stored then, not as read at the turn's start: a staff
     reply or a spoken line may have come in meanwhile). `failure` (with its `failure_kind`) is
-    a model failure the customer got the failure reply for; `events` are (kind, text) model
+    a model failure the customer got the failure reply for (`failure_partial`: the words a broken
+    stream had shown before it broke, kept on the failure's row); `events` are (kind, text) model
     problems that were recovered from in this turn (a reply cut off, answered on retry).
     The reply carries the customer's `message_id`, so a retry of that message finds it."""
     record.add_message(
@@ -271,6 +273,7 @@ def _finish_turn(
                 role=Message.Role.EVENT,
                 text=f"Model failure: {failure[:250]}",
                 failure_kind=failure_kind,
+                generated_text=failure_partial,
             )
         )
     messages = 1 + len(events) + (1 if failure else 0)
@@ -310,9 +313,11 @@ async def _model_turn(
     reply = ""
     spent = interaction.cost_usd
     price_missing = False
+    # The reply goes to the customer's page and to staff watching as the model writes it.
+    relay = live.ReplyStream(interaction, message_id)
     try:
         for _ in range(settings.CHAT_MAX_TOOL_ROUNDS):
-            answer = await openai_client.respond(instructions=instructions, items=items, tools=tools)
+            answer = await openai_client.respond(instructions=instructions, items=items, tools=tools, listener=relay)
             turn_cost = text_cost(answer.model, answer.usage)
             price_missing = price_missing or not has_text_price(answer.model)
             usage.add(answer.usage)
@@ -345,6 +350,9 @@ async def _model_turn(
             reply = "Sorry, that took me too many steps. Could you say again what you need, more simply?"
     except openai_client.ModelUnavailable as error:
         logger.warning("Model unavailable for %s: %s", interaction.number, error)
+        if relay.wrote:
+            # Words of this reply are on screen: take them back before the failure reply comes.
+            await relay.broken()
         if error.usage is not None:
             # What came back before the failure (a cut-off reply) was billed all the same.
             failed_cost = text_cost(error.model or settings.OPENAI_MODEL, error.usage)
@@ -370,6 +378,7 @@ async def _model_turn(
             items=[*items[history:], model_items.assistant_item(reply)],
             failure=f"{error.kind}: {error.detail}",
             failure_kind=error.kind,
+            failure_partial=error.partial_text,
             events=events,
             switch_to_guided=switch,
             price_missing=price_missing,
@@ -379,6 +388,8 @@ async def _model_turn(
     if not reply:
         reply = "Sorry, could you rephrase that?"
         items.append(model_items.assistant_item(reply))
+    # Every piece sent before the final reply is published (chat_turn's `message` event).
+    await relay.flush()
     latency = int((clock.perf_counter() - started) * 1000)
     await db(
         _finish_turn,

@@ -8,15 +8,22 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from chatdesk.conversations import access, live
+from chatdesk.conversations import access, live, pii
 from chatdesk.conversations.models import Interaction, Message
 from chatdesk.conversations.selectors import open_interaction_for
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 
-# Events a customer may see about their own conversation: what staff say and whether a
-# person is with them. Their own messages and the assistant's replies reach the page
-# through the chat API response.
-CUSTOMER_VISIBLE = {("message", Message.Role.STAFF), ("takeover", None)}
+# Events a customer may see about their own conversation: what staff say, whether a person
+# is with them, and the assistant's reply as it is written (live.ReplyStream). Their own
+# messages and the assistant's final replies reach the page through the chat API response.
+CUSTOMER_VISIBLE = {
+    ("message", Message.Role.STAFF),
+    ("takeover", None),
+    ("reply_delta", Message.Role.ASSISTANT),
+    ("reply_broken", Message.Role.ASSISTANT),
+}
+# What a reply's events carry to the customer's page (docs/websockets.md).
+REPLY_FIELDS = ("message_id", "part", "offset", "delta")
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +98,8 @@ class CustomerLiveConsumer(LiveConsumer):
             return
         if event["kind"] == "takeover":
             await self.send_json({"type": "takeover", "taken_over": event["taken_over"]})
+        elif event["kind"] in ("reply_delta", "reply_broken"):
+            await self.send_json({"type": event["kind"], **{k: event[k] for k in REPLY_FIELDS if k in event}})
         else:
             await self.send_json({"type": "staff_message", "text": event["text"], "at": event.get("at")})
 
@@ -114,6 +123,10 @@ class StaffLiveConsumer(LiveConsumer):
             await self.close(code=4403)
             return
         self.watching: str | None = None
+        # The reply being written in the watched conversation, as far as it has come: staff get
+        # its whole text each time, masked as a whole (a phone number can span two pieces).
+        self.writing: tuple[str, int] | None = None
+        self.written_from, self.written = 0, ""
         await self.join(live.MONITOR_GROUP)
         await self.accept()
 
@@ -138,6 +151,7 @@ class StaffLiveConsumer(LiveConsumer):
             return
         if self.watching:
             await self.channel_layer.group_discard(self.watching, self.channel_name)
+        self.writing, self.written_from, self.written = None, 0, ""
         self.watching = live.interaction_group(interaction_id)
         await self.join(self.watching)
         await self.send_json({"type": "watching", "interaction": content.get("interaction")})
@@ -149,8 +163,22 @@ class StaffLiveConsumer(LiveConsumer):
             summary = self.seen.present(message["summary"])
             await self.send_json({"type": "summary", "interaction": message["interaction"], **summary})
         else:
-            event = self.seen.present(message["event"])
+            event = self.seen.present(self._whole_reply(message["event"]))
             await self.send_json({"type": "event", "interaction": message["interaction"], "event": event})
+
+    def _whole_reply(self, event: dict) -> dict:
+        """A `reply_delta` as the reply's text so far (`text`); other events as they are."""
+        if event.get("kind") != "reply_delta":
+            return event
+        writing = (event.get("message_id", ""), event.get("part", 0))
+        offset = event.get("offset", 0)
+        if writing != self.writing or offset != self.written_from + len(self.written):
+            # A new reply or part, or pieces missed (watching began mid-reply): from here on.
+            self.writing, self.written_from, self.written = writing, offset, ""
+        self.written += event.get("delta", "")
+        text = self.written if self.seen.pii else pii.settled_part(self.written)
+        rest = {k: v for k, v in event.items() if k not in ("offset", "delta")}
+        return {**rest, "text": ("…" if self.written_from else "") + text}
 
     @database_sync_to_async
     def _visibility(self, fresh: bool = False) -> access.Visibility | None:

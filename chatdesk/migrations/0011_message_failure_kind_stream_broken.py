@@ -1,0 +1,31 @@
+"""Message.failure_kind gains stream_broken: a streamed reply that began and then broke (issue 14). No SQL."""
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("chatdesk", "0010_one_vocabulary"),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name="message",
+            name="failure_kind",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("timeout", "Timed out"),
+                    ("unreachable", "Unreachable (refused or reset)"),
+                    ("rate_limited", "Rate limited (429)"),
+                    ("server_error", "Server error (5xx)"),
+                    ("bad_request", "Bad request (4xx)"),
+                    ("incomplete", "Cut off (incomplete reply)"),
+                    ("bad_reply", "Unusable reply"),
+                    ("stream_broken", "Broke off mid-reply"),
+                    ("incomplete_retried", "Cut off, answered on retry"),
+                ],
+                max_length=20,
+            ),
+        ),
+    ]
