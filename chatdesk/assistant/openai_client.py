@@ -12,6 +12,7 @@ asks without a listener and gets the plain JSON answer.
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -268,6 +269,9 @@ async def _stream_once(body: dict, listener: ReplyListener) -> ModelReply:
             "/responses", cast_to=object, body=body, stream=True, stream_cls=openai.AsyncStream[object]
         )
         async with events:
+            if "text/event-stream" not in events.response.headers.get("content-type", ""):
+                # Answered in one piece after all (a gateway that does not stream): read as such.
+                return parse_response(json.loads(await _whole_body(events.response)))
             # Read to the end of the body even after the last event, so that the connection
             # goes back to the pool instead of being closed half-read.
             async for event in events:
@@ -295,6 +299,16 @@ async def _stream_once(body: dict, listener: ReplyListener) -> ModelReply:
             stream.broken_or("bad_reply"), stream.detail(str(error)), partial_text=stream.text
         ) from error
     return stream.reply()
+
+
+async def _whole_body(response: httpx2.Response) -> bytes:
+    """The body of a response the SDK handed over unread, with its read errors as the SDK's."""
+    try:
+        return await response.aread()
+    except httpx2.TimeoutException as error:
+        raise openai.APITimeoutError(request=response.request) from error
+    except httpx2.RequestError as error:
+        raise openai.APIConnectionError(request=response.request) from error
 
 
 class _ReadStream:

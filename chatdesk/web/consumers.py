@@ -51,6 +51,21 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             except Exception:  # the client went away meanwhile: nothing to tell
                 logger.debug("The live socket was gone before it could be told", exc_info=True)
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every handler, through
+        # sync_to_async on Django's one shared sync thread: for every piece of a streamed
+        # reply, on every socket, all queued behind each other on that thread (bench/
+        # streaming.py: first words 200-500 ms late with 100 conversations). Live events
+        # touch no database (what does goes through database_sync_to_async, which closes
+        # old connections itself), so they are handled right here on the event loop.
+        if message.get("type") == "live.event":
+            await self.live_event(message)
+            return
+        await super().dispatch(message)
+
+    async def live_event(self, message: dict) -> None:
+        raise NotImplementedError
+
     async def accept(self, subprotocol=None, headers=None) -> None:
         await super().accept(subprotocol, headers)
         self.accepted = True
