@@ -18,7 +18,7 @@ from django.test import Client
 
 from chatdesk.asgi import application
 from chatdesk.conversations import access
-from chatdesk.conversations.models import Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, Message, ToolCall
 from chatdesk.conversations.session_cookie import SESSION_COOKIE
 from tests.chat_customer import model_fixture  # noqa: F401 (registers `model`)
 from tests.fake_openai import FunctionCall, Reply, fake_openai_fixture  # noqa: F401
@@ -65,7 +65,7 @@ class Chat:
 
     @property
     def number(self) -> str:
-        return Interaction.objects.get(session_id=self.session_id).number
+        return Conversation.objects.get(session_id=self.session_id).number
 
 
 def shown(pushed: list[dict], message_id: str = "m-1") -> dict[int, str]:
@@ -82,7 +82,7 @@ def shown(pushed: list[dict], message_id: str = "m-1") -> dict[int, str]:
 
 def stored(session_id: str) -> list[tuple[str, str, str]]:
     return list(
-        Message.objects.filter(interaction__session_id=session_id)
+        Message.objects.filter(conversation__session_id=session_id)
         .order_by("created_at", "id")
         .values_list("role", "text", "failure_kind")
     )
@@ -168,7 +168,7 @@ async def test_a_stream_that_breaks_mid_reply_is_taken_back_and_recorded(chat, m
     assert why in text and f"after {len(PARTIAL)} characters" in text
     event = await sync_to_async(Message.objects.get)(role="event", failure_kind="stream_broken")
     assert event.generated_text == PARTIAL
-    conversation = await sync_to_async(Interaction.objects.get)(session_id=chat.session_id)
+    conversation = await sync_to_async(Conversation.objects.get)(session_id=chat.session_id)
     assert conversation.failure_count == 1
 
 
@@ -181,7 +181,7 @@ async def test_a_broken_stream_follows_the_failure_policy_two_in_a_row_go_guided
 
     assert "send that again" in first["reply"]
     assert "step by step" in second["reply"]
-    assert second["mode"] == Interaction.Mode.GUIDED
+    assert second["mode"] == Conversation.Mode.GUIDED
 
 
 async def test_an_error_before_any_words_is_the_failure_it_always_was(chat, model):
@@ -213,7 +213,7 @@ async def test_staff_watching_see_the_same_reply_as_it_is_written_masked_as_a_wh
         headers=[*ORIGIN, (b"cookie", f"sessionid={staff.cookies['sessionid'].value}".encode())],
     )
     assert (await watcher.connect())[0]
-    await watcher.send_json_to({"type": "watch", "interaction": await sync_to_async(lambda: chat.number)()})
+    await watcher.send_json_to({"type": "watch", "conversation": await sync_to_async(lambda: chat.number)()})
     assert (await watcher.receive_json_from())["type"] == "watching"
     # Each piece of the number alone has too few digits to look like one; so has "613 555".
     model.stream_event_delay = 0.01

@@ -40,7 +40,7 @@ PARTIAL = "We have a technician free on Friday, and the"
 def server(business, fake_openai: FakeOpenAI) -> Iterator[str]:
     """One daphne process on the test database, with the fake as its model: its base URL."""
     get_user_model().objects.create_user("sam", password="pw-sam-watch-1", is_staff=True)
-    grant(get_user_model().objects.get(username="sam"), "chatdesk.view_interaction")
+    grant(get_user_model().objects.get(username="sam"), "chatdesk.view_conversation")
     env = {
         **os.environ,
         # The production settings: the test settings would blank the OpenAI key.
@@ -104,7 +104,7 @@ def test_the_first_words_are_on_screen_while_the_model_is_still_writing(server, 
     expect(customer.locator("#transcript li.msg.assistant .text").nth(1)).to_have_text("OK")
     session_id = customer.locator("#chat").get_attribute("data-session")
     number = customer.context.request.get(f"{server}/api/v1/chat/session/{session_id}/history").json()[
-        "interaction_number"
+        "conversation_number"
     ]
 
     staff = open_page(chromium, f"{server}/admin/login/?next=/staff/live/", DESKTOP)

@@ -38,7 +38,7 @@ from chatdesk.assistant.openai_client import FunctionCall, is_configured
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
 from chatdesk.assistant.tools import TOO_MANY_TOOL_CALLS, ToolOutcome, realtime_tool_definitions
 from chatdesk.conversations.booking_cards import booking_cards
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from chatdesk.conversations.services import db, hash_ip
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 from voice import realtime
@@ -141,8 +141,8 @@ class VoiceCall:
         }
 
     @property
-    def interaction_id(self) -> int | None:
-        return self.start_info.interaction_id if self.start_info else None
+    def conversation_id(self) -> int | None:
+        return self.start_info.conversation_id if self.start_info else None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -184,7 +184,7 @@ class VoiceCall:
             await self._send(
                 {
                     "type": "ready",
-                    "interaction_number": self.start_info.number,
+                    "conversation_number": self.start_info.number,
                     "session_id": self.start_info.session_id,
                 }
             )
@@ -273,7 +273,7 @@ class VoiceCall:
                         "type": "error",
                         "code": error[0],
                         "message": error[1],
-                        "fallback": Interaction.ChannelKind.CHAT.value,
+                        "fallback": Conversation.ChannelKind.CHAT.value,
                     }
                 )
             await self._send({"type": "ended", "reason": reason})
@@ -288,7 +288,7 @@ class VoiceCall:
                 seconds = int(self.loop.time() - self.started_at)
                 self.writer.put(
                     call_end,
-                    interaction_id=self.start_info.interaction_id,
+                    conversation_id=self.start_info.conversation_id,
                     reason=reason,
                     seconds=seconds,
                     failure=failure,
@@ -446,7 +446,7 @@ class VoiceCall:
         usage = transcription_usage(settings.OPENAI_REALTIME_TRANSCRIPTION_MODEL, event.get("usage"))
         if (usage.cost or usage.price_missing) and self.start_info is not None and self.writer is not None:
             self.spent += usage.cost
-            self.writer.put(add_usage, interaction_id=self.start_info.interaction_id, usage=usage)
+            self.writer.put(add_usage, conversation_id=self.start_info.conversation_id, usage=usage)
 
     async def _on_customer_transcript_failed(self, event: dict[str, Any]) -> None:
         utterance = self.transcript.utterance(event.get("item_id", ""), Message.Role.CUSTOMER)
@@ -522,7 +522,7 @@ class VoiceCall:
         output = response.get("output") or []
         usage = realtime_usage(settings.OPENAI_REALTIME_MODEL, response.get("usage"))
         if self.start_info is not None and self.writer is not None and (usage.input_tokens or usage.output_tokens):
-            self.writer.put(add_usage, interaction_id=self.start_info.interaction_id, usage=usage)
+            self.writer.put(add_usage, conversation_id=self.start_info.conversation_id, usage=usage)
         self.spent += usage.cost
         # A response's cost goes on what it said; a tool-calling response's on the next answer.
         spoken = [item for item in output if item.get("type") == "message" and item.get("id") in self.transcript]
@@ -586,7 +586,7 @@ class VoiceCall:
         # The caller would otherwise hear silence and not know whether to speak.
         await self._send({"type": "notice", "code": "reply_failed", "message": REPLY_FAILED})
         if self.start_info is not None and self.writer is not None:
-            self.writer.put(reply_failed, interaction_id=self.start_info.interaction_id, detail=detail)
+            self.writer.put(reply_failed, conversation_id=self.start_info.conversation_id, detail=detail)
 
     # -- tools -----------------------------------------------------------------------------
 
@@ -608,16 +608,16 @@ class VoiceCall:
                 # The text chat's round (chatdesk.assistant.tool_rounds): its caps, validation, identity
                 # rules and ToolCall rows; the calls beyond the caps are recorded, not run.
                 # Fresh from the database: booking_count may have moved in the text chat.
-                interaction = await db(Interaction.objects.get, pk=self.start_info.interaction_id)
+                conversation = await db(Conversation.objects.get, pk=self.start_info.conversation_id)
                 outcomes = await run_tool_round(
-                    interaction,
+                    conversation,
                     [FunctionCall(c.get("call_id", ""), c.get("name", ""), c.get("arguments", "")) for c in calls],
-                    channel=Interaction.ChannelKind.VOICE,
+                    channel=Conversation.ChannelKind.VOICE,
                     ran_this_turn=self.tool_calls_in_turn,
                 )
                 self.tool_calls_in_turn += calls_run(outcomes)
                 ran = [o for o in outcomes if o.error != TOO_MANY_TOOL_CALLS]
-                await publish([(interaction, {"kind": "tool_call", **o.summary()}) for o in ran])
+                await publish([(conversation, {"kind": "tool_call", **o.summary()}) for o in ran])
             for outcome in outcomes:
                 await self._send({"type": "tool", **outcome.summary()})
             # The chat page's cards (chatdesk.conversations.booking_cards): the state as it stands now, so a
@@ -651,7 +651,7 @@ class VoiceCall:
         """Where the transcript's rows go: the call's writer, once the call has a conversation."""
         if self.writer is None or self.start_info is None:
             return None
-        return self.writer, self.start_info.interaction_id
+        return self.writer, self.start_info.conversation_id
 
     async def _mark_interrupted(self, item_id: str, heard: float) -> None:
         utterance = self.transcript.interrupt(item_id, heard)
