@@ -243,7 +243,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# Where `manage.py collectstatic` writes. nginx serves it at /static/ in the production recipe
+# (deploy/), and the app serves it too (WhiteNoise, chatdesk/static_files.py) behind any other proxy.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "var" / "staticfiles")
 
 # --- Security -------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
@@ -256,6 +258,9 @@ if not SECURE_HSTS_PRELOAD:
     # Preloading is a one-way commitment (browsers hard-code HTTPS for the domain and every
     # subdomain for months), so the operator opts in; until then its deploy warning is noise.
     SILENCED_SYSTEM_CHECKS.append("security.W021")
+# Probes talk to a worker directly over plain HTTP (deploy/rolling-restart.sh): a redirect to
+# HTTPS would hide the answer.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 if os.environ.get("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -447,3 +452,25 @@ OPENAI_REALTIME_TURN_DETECTION = os.environ.get("OPENAI_REALTIME_TURN_DETECTION"
 OPENAI_REALTIME_VAD_SILENCE_MS = envint("OPENAI_REALTIME_VAD_SILENCE_MS", 500)
 OPENAI_REALTIME_TRANSCRIPTION_MODEL = os.environ.get("OPENAI_REALTIME_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe")
 OPENAI_REALTIME_MAX_OUTPUT_TOKENS = envint("OPENAI_REALTIME_MAX_OUTPUT_TOKENS", 1024)
+# The account's rate limits (chatdesk.assistant.openai_budget), shared by every worker through
+# the cache. 0 = unknown: learnt from OpenAI's x-ratelimit-* headers, which win whenever known.
+OPENAI_LIMIT_RPM = envint("OPENAI_LIMIT_RPM", 0)
+OPENAI_LIMIT_TPM = envint("OPENAI_LIMIT_TPM", 0)
+# Longest a chat turn (or a call's start) waits for budget before the guided flow (or a polite
+# refusal of the call) instead.
+OPENAI_BUDGET_WAIT_SECONDS = float(os.environ.get("OPENAI_BUDGET_WAIT_SECONDS") or 5)
+if OPENAI_LIMIT_RPM < 0 or OPENAI_LIMIT_TPM < 0 or OPENAI_BUDGET_WAIT_SECONDS < 0:
+    raise ImproperlyConfigured("OPENAI_LIMIT_RPM, OPENAI_LIMIT_TPM and OPENAI_BUDGET_WAIT_SECONDS cannot be negative.")
+
+# --- Draining a worker on SIGTERM (chatdesk/drain.py) ---------------------------------------
+# From SIGTERM, turns already running get this long to finish; what still runs then answers 503
+# server_draining (the message stays stored; a retry with its message id is answered elsewhere).
+DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS") or 20)
+# Within that, how long an open call gets to hear the assistant's goodbye before it is ended.
+VOICE_GOODBYE_SECONDS = float(os.environ.get("VOICE_GOODBYE_SECONDS") or 8)
+# The shared lease on a message being answered (chatdesk/assistant/turn_lease.py): it lapses this
+# long after its worker stops refreshing it (a SIGKILL), and then a retry is answered elsewhere.
+TURN_LEASE_SECONDS = float(os.environ.get("TURN_LEASE_SECONDS") or 10)
+for _name in ("DRAIN_SECONDS", "VOICE_GOODBYE_SECONDS", "TURN_LEASE_SECONDS"):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")

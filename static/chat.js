@@ -29,6 +29,10 @@
   // While the server is still answering the first copy (409 turn_in_progress), ask again
   // after its Retry-After, this many times at most.
   var IN_PROGRESS_MAX_WAITS = 30;
+  // A server that is restarting takes no new message (503 server_draining) and stores nothing;
+  // another one will: sent again after its Retry-After, this many times at most, without
+  // using up the one resend above.
+  var DRAINING_MAX_RETRIES = 5;
   // The server closes with this when live updates are unavailable (Redis down;
   // chatdesk/conversations/live.py): the chat works on, and the page tries again every while.
   var LIVE_UNAVAILABLE = 4503;
@@ -250,11 +254,16 @@
   function sendMessage(body) {
     var resent = false;
     var waits = 0;
+    var drainingRetries = 0;
     function attempt() {
       return post(urls.message, body).catch(function (error) {
         if (error.status === 409 && error.code === "turn_in_progress" && waits < IN_PROGRESS_MAX_WAITS) {
           waits++;
           return delay(1000 * (error.retryAfter || 2)).then(attempt);
+        }
+        if (error.status === 503 && error.code === "server_draining" && drainingRetries < DRAINING_MAX_RETRIES) {
+          drainingRetries++;
+          return delay(1000 * (error.retryAfter || 1)).then(attempt);
         }
         var transient = error.code === "network" || error.code === "timeout" || error.status >= 500;
         if (transient && !resent) {

@@ -26,6 +26,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
@@ -33,12 +34,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from chatdesk import lifecycle
+from chatdesk.assistant import openai_budget
 from chatdesk.assistant.costs import realtime_usage, transcription_usage
 from chatdesk.assistant.openai_client import FunctionCall, is_configured
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
 from chatdesk.assistant.tools import TOO_MANY_TOOL_CALLS, ToolOutcome, realtime_tool_definitions
 from chatdesk.conversations.booking_cards import booking_cards
-from chatdesk.conversations.models import Conversation, Message
+from chatdesk.conversations.models import Conversation, Message, number_fields
 from chatdesk.conversations.services import db, hash_ip
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 from voice import realtime
@@ -79,6 +82,46 @@ PLAYBACK_REPORT_WAIT_SECONDS = 0.5
 WRITER_DRAIN_SECONDS = 5.0
 # Failed model responses in a row before the call gives up and offers the text chat.
 MAX_FAILED_RESPONSES = 2
+# A call refused because the fleet's OpenAI budget is used up or paused (openai_budget).
+BUSY = (
+    "busy",
+    "We're very busy right now and can't take a call this minute. "
+    "You can type instead, or call again in a few minutes.",
+)
+
+# The browser plays what it was sent behind a small jitter buffer: after the last audio should
+# have played, wait this much more before closing (closing stops its playback).
+PLAYBACK_MARGIN_SECONDS = 0.4
+
+# What the assistant is asked to say when the server must end the call (a worker draining on
+# SIGTERM, chatdesk/drain.py), and what the page shows.
+GOODBYE_INSTRUCTIONS = (
+    "Our system is restarting and this call has to end now. In one or two short sentences, tell the "
+    "caller politely that we need to end this call, that everything said so far is saved, and ask "
+    "them to please call back in a minute. Do not ask a question. Do not call any tools."
+)
+SHUTDOWN_MESSAGE = (
+    "We had to end this call because our server is restarting. Everything said so far is saved: "
+    "please call back in a minute, or keep typing here."
+)
+RESTARTING_MESSAGE = "This server is restarting. Please call again in a moment, or keep typing here."
+
+# The calls open in this process, for the drain to say goodbye on (end_calls_for_shutdown).
+_open_calls: set[VoiceCall] = set()
+
+
+def open_call_count() -> int:
+    return len(_open_calls)
+
+
+async def end_calls_for_shutdown(timeout: float) -> int:
+    """Say goodbye on every call open in this process and end them (server_shutdown), within
+    `timeout` seconds; how many there were. Each call's transcript and end are stored."""
+    calls = list(_open_calls)
+    if calls:
+        await asyncio.gather(*(call.say_goodbye(timeout) for call in calls), return_exceptions=True)
+    return len(calls)
+
 
 # --- the call -------------------------------------------------------------------------
 
@@ -109,6 +152,12 @@ class VoiceCall:
         self.ended = False
         self.end_reason = ""
         self.finished = asyncio.Event()  # set once end() has stored everything and freed the slot
+        # The server is ending this call (say_goodbye): the caller's audio is no longer relayed
+        # and no reply other than the goodbye is asked for.
+        self.leaving = False
+        # When the browser will have played all the audio sent so far (the loop's clock).
+        self.playback_ends_at = 0.0
+        self.response_done_waiters: list[asyncio.Future[str]] = []
         self.admitted = False
         self.state = ""
         # Conversation state, driven by upstream events.
@@ -138,6 +187,7 @@ class VoiceCall:
             "conversation.item.input_audio_transcription.completed": self._on_customer_transcript_done,
             "conversation.item.input_audio_transcription.failed": self._on_customer_transcript_failed,
             "error": self._on_error,
+            "rate_limits.updated": self._on_rate_limits,
         }
 
     @property
@@ -147,12 +197,16 @@ class VoiceCall:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        _open_calls.add(self)
         self._spawn(self._run())
 
     async def _run(self) -> None:
         connecting: asyncio.Task[realtime.RealtimeLink] | None = None
         try:
             await self._set_state("connecting")
+            if lifecycle.draining():
+                await self.end("server_shutdown", SERVICE_RESTART, error=("server_shutdown", RESTARTING_MESSAGE))
+                return
             if not is_configured():
                 message = "Voice calls need OPENAI_API_KEY to be set on the server. You can keep typing instead."
                 await self.end("voice_unavailable", UNAVAILABLE, error=("voice_unavailable", message))
@@ -162,6 +216,18 @@ class VoiceCall:
                 await self.end("limit_reached", RATE_LIMITED, error=("rate_limited", refusal))
                 return
             self.admitted = True
+            # Admitted against the fleet's OpenAI budget like a text turn: opening the session
+            # is a request, and nothing goes to OpenAI while a 429 has paused the fleet.
+            try:
+                await openai_budget.acquire(
+                    settings.OPENAI_REALTIME_MODEL,
+                    settings.OPENAI_REALTIME_MAX_OUTPUT_TOKENS,
+                    wait_until=time.monotonic() + settings.OPENAI_BUDGET_WAIT_SECONDS,
+                )
+            except openai_budget.BudgetExhausted as busy:
+                logger.warning("Voice call refused for call %s: %s", self.ip_hash[:8], busy.detail)
+                await self.end("busy", UNAVAILABLE, error=BUSY)
+                return
             # Open the socket while the database trip runs: both take tens of milliseconds.
             connecting = asyncio.ensure_future(realtime.connect())
             self.start_info = await db(
@@ -184,7 +250,7 @@ class VoiceCall:
             await self._send(
                 {
                     "type": "ready",
-                    "conversation_number": self.start_info.number,
+                    **number_fields(self.start_info.number),
                     "session_id": self.start_info.session_id,
                 }
             )
@@ -302,6 +368,7 @@ class VoiceCall:
             try:
                 await self._release()
             finally:
+                _open_calls.discard(self)
                 self.finished.set()
 
     async def _release(self) -> None:
@@ -310,15 +377,59 @@ class VoiceCall:
             self.admitted = False
             await sync_to_async(call_release, thread_sensitive=False)(self.ip_hash)
 
-    async def finish(self, reason: str, code: int = NORMAL) -> None:
+    async def finish(self, reason: str, code: int = NORMAL, *, error: tuple[str, str] | None = None) -> None:
         """End the call and return only once it is fully recorded, whichever task is ending it.
 
         The consumer returns after this, so the server (daphne waits for applications it
         cancels at shutdown) and the tests see a call that is completely stored.
         """
-        await self.end(reason, code)
+        await self.end(reason, code, error=error)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.finished.wait(), WRITER_DRAIN_SECONDS + 2)
+
+    async def say_goodbye(self, timeout: float) -> None:
+        """The server must end this call (it is shutting down): the assistant says so, the caller
+        hears it, then the call ends as server_shutdown with its transcript stored. Bounded by
+        `timeout`; past it, or without a working upstream, the call ends with the goodbye written
+        on the page only."""
+        if self.ended:
+            return
+        self.leaving = True
+        with contextlib.suppress(TimeoutError, realtime.RealtimeUnavailable):
+            async with asyncio.timeout(timeout):
+                await self._speak_goodbye(timeout)
+        await self.finish("server_shutdown", SERVICE_RESTART, error=("server_shutdown", SHUTDOWN_MESSAGE))
+
+    async def _speak_goodbye(self, timeout: float) -> None:
+        if not self.ready or self.upstream is None or self.ended:
+            return  # still connecting: the caller has heard nothing yet, the page says why
+        await self._send({"type": "notice", "code": "server_shutdown", "message": SHUTDOWN_MESSAGE})
+        # A tool round being run finishes first: a booking being made is made, and the model
+        # has its outcome.
+        while self.tools_running:
+            await asyncio.sleep(0.05)
+        if self.response_active:
+            # Let the sentence being spoken end; cut it only when it runs long.
+            done = self._response_done()
+            try:
+                await asyncio.wait_for(asyncio.shield(done), timeout / 2)
+            except TimeoutError:
+                await self.upstream.send({"type": "response.cancel"})
+                await done
+        done = self._response_done()
+        self.response_active = True
+        await self.upstream.send(
+            {"type": "response.create", "response": {"instructions": GOODBYE_INSTRUCTIONS, "tool_choice": "none"}}
+        )
+        await done
+        # Closing the socket stops the browser's playback: wait until the goodbye has played.
+        await asyncio.sleep(max(0.0, self.playback_ends_at - self.loop.time()) + PLAYBACK_MARGIN_SECONDS)
+
+    def _response_done(self) -> asyncio.Future[str]:
+        """A future resolved with the status of the next response.done."""
+        future: asyncio.Future[str] = self.loop.create_future()
+        self.response_done_waiters.append(future)
+        return future
 
     async def browser_gone(self, code: int) -> None:
         """The browser's socket closed: a clean close is a hang-up, anything else a lost client."""
@@ -345,7 +456,7 @@ class VoiceCall:
         elif frame is None:
             return
         elif frame.kind == "audio":
-            if self.ready and frame.audio and self.upstream is not None:
+            if self.ready and frame.audio and self.upstream is not None and not self.leaving:
                 # Frames before `ready` are dropped: the browser starts the microphone on `ready`.
                 with contextlib.suppress(realtime.RealtimeUnavailable):  # the relay task sees it too and ends the call
                     await self.upstream.append_audio(frame.audio)
@@ -393,7 +504,9 @@ class VoiceCall:
         if audio.first_sent_at is None:
             audio.first_sent_at = self.loop.time()
         audio.sent_bytes += len(pcm)
-        self.last_activity = self.loop.time()
+        now = self.last_activity = self.loop.time()
+        # The browser plays what it gets back to back, from when it arrives.
+        self.playback_ends_at = max(self.playback_ends_at, now) + len(pcm) / (BYTES_PER_MS * 1000)
         if self.browser_open:
             try:
                 await self.browser.send_audio(pcm)
@@ -458,6 +571,7 @@ class VoiceCall:
         """Barge-in: the browser drops queued audio at once; the model is told what was heard."""
         self.last_activity = self.loop.time()
         await self._send({"type": "flush"})
+        self.playback_ends_at = 0.0  # the browser dropped what it had queued
         audio = self.audio
         if audio is not None and not audio.flushed and audio.sent_bytes:
             audio.flushed = True
@@ -520,6 +634,10 @@ class VoiceCall:
         response = event.get("response") or {}
         status = response.get("status")
         output = response.get("output") or []
+        waiters, self.response_done_waiters = self.response_done_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(status or "")
         usage = realtime_usage(settings.OPENAI_REALTIME_MODEL, response.get("usage"))
         if self.start_info is not None and self.writer is not None and (usage.input_tokens or usage.output_tokens):
             self.writer.put(add_usage, conversation_id=self.start_info.conversation_id, usage=usage)
@@ -553,6 +671,12 @@ class VoiceCall:
             await self._request_response()
         else:
             await self._set_state("listening")
+
+    async def _on_rate_limits(self, event: dict[str, Any]) -> None:
+        # Stored off the audio path: the next call (on any worker) is admitted against it.
+        windows = openai_budget.windows_from_realtime(event.get("rate_limits"))
+        if windows:
+            self._spawn(openai_budget.arecord(settings.OPENAI_REALTIME_MODEL, windows))
 
     async def _on_error(self, event: dict[str, Any]) -> None:
         error = event.get("error") or {}
@@ -637,6 +761,8 @@ class VoiceCall:
             self.last_activity = self.loop.time()
 
     async def _request_response(self) -> None:
+        if self.leaving:
+            return  # the goodbye is the last reply (say_goodbye asks for it itself)
         if self.response_active:
             self.response_wanted = True
             return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import openai
 from django.conf import settings
 from openai import AsyncOpenAI
 
+from chatdesk.assistant import openai_budget
 from chatdesk.assistant.costs import TextUsage
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, AsyncOpenAI, AsyncGenerator[None]]] = (
@@ -35,9 +37,10 @@ class ModelUnavailable(Exception):
     """The model could not answer this turn.
 
     `kind` is one of Message.FailureKind: timeout, unreachable (refused or reset),
-    rate_limited (429), server_error (5xx or a failed response), bad_request (other 4xx),
-    incomplete (cut off at max_output_tokens even after the retry, or by the content
-    filter), bad_reply (not a Responses API body), stream_broken (a streamed response that
+    rate_limited (429), budget_exhausted (nothing sent: the fleet's OpenAI budget had nothing
+    left within the wait, chatdesk.assistant.openai_budget), server_error (5xx or a failed
+    response), bad_request (other 4xx), incomplete (cut off at max_output_tokens even after
+    the retry, or by the content filter), bad_reply (not a Responses API body), stream_broken (a streamed response that
     failed after some of its text was written: an `error` or `response.failed` event, the
     connection lost, or the stream ending without its last event; before any text, the same
     failures are server_error, unreachable or bad_reply, as without a stream). `usage` is
@@ -91,6 +94,9 @@ class ModelReply:
     # Set when this reply is the retry of one cut off at max_output_tokens: the cut-off reply's
     # budget, to be recorded (its usage is already added to `usage`).
     retried_after_budget: int = 0
+    # Seconds this reply's requests waited for the fleet's OpenAI budget, and what for.
+    budget_waited: float = 0.0
+    budget_wait_reason: str = ""
 
 
 def is_configured() -> bool:
@@ -148,12 +154,20 @@ def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, instance: AsyncOpen
 
 
 async def respond(
-    *, instructions: str, items: list[dict], tools: list[dict], listener: ReplyListener | None = None
+    *,
+    instructions: str,
+    items: list[dict],
+    tools: list[dict],
+    wait_until: float | None = None,
+    listener: ReplyListener | None = None,
 ) -> ModelReply:
     """One complete model response for the conversation so far. Raises ModelUnavailable.
 
     With a `listener`, the response is streamed and its text handed to the listener as it is
     written; the reply returned is the same either way.
+
+    Each request first takes its share of the fleet's OpenAI budget, waiting for it until
+    `wait_until` (time.monotonic(); default now + OPENAI_BUDGET_WAIT_SECONDS) at most.
 
     A response cut off at max_output_tokens is never used (its text ends mid-word, its
     function call arguments may be cut): it is asked for once more with twice the budget
@@ -162,9 +176,16 @@ async def respond(
     so the retry cannot repeat a tool call. (Streamed, the cut-off text was shown as it came;
     the retry's text replaces it.)
     """
+    if wait_until is None:
+        wait_until = time.monotonic() + settings.OPENAI_BUDGET_WAIT_SECONDS
     budget = settings.OPENAI_MAX_OUTPUT_TOKENS
     reply = await _respond_once(
-        instructions=instructions, items=items, tools=tools, max_output_tokens=budget, listener=listener
+        instructions=instructions,
+        items=items,
+        tools=tools,
+        max_output_tokens=budget,
+        wait_until=wait_until,
+        listener=listener,
     )
     retry_budget = min(2 * budget, settings.OPENAI_RETRY_MAX_OUTPUT_TOKENS)
     if reply.status == "incomplete" and reply.incomplete_reason == "max_output_tokens" and retry_budget > budget:
@@ -175,6 +196,7 @@ async def respond(
                 items=items,
                 tools=tools,
                 max_output_tokens=retry_budget,
+                wait_until=wait_until,
                 listener=listener,
             )
         except ModelUnavailable as error:
@@ -182,6 +204,8 @@ async def respond(
             error.model = error.model or cut_off.model
             raise
         reply.usage = _sum(cut_off.usage, reply.usage)
+        reply.budget_waited += cut_off.budget_waited
+        reply.budget_wait_reason = reply.budget_wait_reason or cut_off.budget_wait_reason
         reply.retried_after_budget = budget
         budget = retry_budget
     if reply.status == "incomplete":
@@ -208,6 +232,7 @@ async def _respond_once(
     items: list[dict],
     tools: list[dict],
     max_output_tokens: int,
+    wait_until: float,
     listener: ReplyListener | None = None,
 ) -> ModelReply:
     body = {
@@ -222,36 +247,57 @@ async def _respond_once(
         "reasoning": {"effort": settings.OPENAI_REASONING_EFFORT},
         "max_output_tokens": max_output_tokens,
     }
-    if listener is not None:
-        return await _stream_once(body, listener)
-    try:
-        # The SDK's generic `post` (its documented way to make a request the typed method
-        # would make) with the raw HTTP response back: same endpoint, auth, timeout, retry
-        # policy and error classes as `responses.create`, without its per-call work that
-        # we do not need. Measured in bench/chat_turns.py: the typed call walked our JSON
-        # against its TypedDicts (~3 ms) and built the typed Response with a fresh pydantic
-        # schema each time (~9 ms of CPU per call on the 2-core bench machine), more than
-        # the rest of a turn together. We read the JSON ourselves, as the wire protocol
-        # defines it.
-        http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
-        response = http_response.json()
-    except openai.APITimeoutError as error:
-        raise ModelUnavailable("timeout" if is_timeout(error) else "unreachable", str(error)) from error
-    except openai.RateLimitError as error:
-        raise ModelUnavailable("rate_limited", str(error)) from error
-    except openai.APIConnectionError as error:
-        raise ModelUnavailable("unreachable", str(error)) from error
-    except openai.APIStatusError as error:
-        kind = "server_error" if error.status_code >= 500 else "bad_request"
-        raise ModelUnavailable(kind, f"HTTP {error.status_code}: {error}") from error
-    except openai.OpenAIError as error:
-        raise ModelUnavailable("bad_reply", str(error)) from error
-    except ValueError as error:  # not JSON
-        raise ModelUnavailable("bad_reply", str(error)) from error
-    return parse_response(response)
+    model = settings.OPENAI_MODEL
+    tokens = openai_budget.estimate_tokens(body, max_output_tokens)
+    waited = 0.0
+    reason = ""
+    # A 429 that says how long pauses the fleet; this request is sent once more after the pause
+    # if it ends within the wait (a 429 means OpenAI ran nothing, so nothing can happen twice).
+    for attempt in (1, 2):
+        try:
+            seconds, waited_for = await openai_budget.acquire(model, tokens, wait_until=wait_until)
+        except openai_budget.BudgetExhausted as exhausted:
+            raise ModelUnavailable("budget_exhausted", exhausted.detail, model=model) from exhausted
+        waited += seconds
+        reason = reason or waited_for
+        try:
+            # The SDK's generic `post` (its documented way to make a request the typed method
+            # would make) with the raw HTTP response back: same endpoint, auth, timeout, retry
+            # policy and error classes as `responses.create`, without its per-call work that
+            # we do not need. Measured in bench/chat_turns.py: the typed call walked our JSON
+            # against its TypedDicts (~3 ms) and built the typed Response with a fresh pydantic
+            # schema each time (~9 ms of CPU per call on the 2-core bench machine), more than
+            # the rest of a turn together. We read the JSON ourselves, as the wire protocol
+            # defines it. The raw response also carries the x-ratelimit-* headers.
+            if listener is not None:
+                reply = await _stream_once(body, listener, model)
+            else:
+                http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
+                await openai_budget.arecord(model, openai_budget.windows_from_headers(http_response.headers))
+                reply = parse_response(http_response.json())
+        except openai.RateLimitError as error:
+            pause = await openai_budget.arate_limited(model, error.response.headers)
+            if attempt == 1 and pause and time.monotonic() + pause < wait_until:
+                continue
+            raise ModelUnavailable("rate_limited", str(error), model=model) from error
+        except openai.APITimeoutError as error:
+            raise ModelUnavailable("timeout" if is_timeout(error) else "unreachable", str(error)) from error
+        except openai.APIConnectionError as error:
+            raise ModelUnavailable("unreachable", str(error)) from error
+        except openai.APIStatusError as error:
+            kind = "server_error" if error.status_code >= 500 else "bad_request"
+            raise ModelUnavailable(kind, f"HTTP {error.status_code}: {error}") from error
+        except openai.OpenAIError as error:
+            raise ModelUnavailable("bad_reply", str(error)) from error
+        except ValueError as error:  # not JSON
+            raise ModelUnavailable("bad_reply", str(error)) from error
+        reply.budget_waited = waited
+        reply.budget_wait_reason = reason
+        return reply
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
-async def _stream_once(body: dict, listener: ReplyListener) -> ModelReply:
+async def _stream_once(body: dict, listener: ReplyListener, model: str) -> ModelReply:
     """One response streamed (`stream=True`), its reply assembled from the events.
 
     Through the SDK's generic `post` with `stream=True`, as `_respond_once` and for the same
@@ -261,6 +307,9 @@ async def _stream_once(body: dict, listener: ReplyListener) -> ModelReply:
     together from `response.output_item.added` (call id, name) and the arguments' deltas,
     and each item is taken as finished from `response.output_item.done`. The usage and the
     status come from the last event (`response.completed` or `response.incomplete`).
+
+    A 429 is raised as the SDK's RateLimitError, for the budget's pause and one more try in
+    `_respond_once`; every other failure as ModelUnavailable.
     """
     body = {**body, "stream": True}
     stream = _ReadStream(listener)
@@ -268,6 +317,7 @@ async def _stream_once(body: dict, listener: ReplyListener) -> ModelReply:
         events = await client().post(
             "/responses", cast_to=object, body=body, stream=True, stream_cls=openai.AsyncStream[object]
         )
+        await openai_budget.arecord(model, openai_budget.windows_from_headers(events.response.headers))
         async with events:
             if "text/event-stream" not in events.response.headers.get("content-type", ""):
                 # Answered in one piece after all (a gateway that does not stream): read as such.
@@ -276,13 +326,11 @@ async def _stream_once(body: dict, listener: ReplyListener) -> ModelReply:
             # goes back to the pool instead of being closed half-read.
             async for event in events:
                 stream.read(event)
-    except ModelUnavailable:
+    except (ModelUnavailable, openai.RateLimitError):
         raise
     except openai.APITimeoutError as error:
         kind = "timeout" if is_timeout(error) else stream.broken_or("unreachable")
         raise ModelUnavailable(kind, stream.detail(str(error)), partial_text=stream.text) from error
-    except openai.RateLimitError as error:
-        raise ModelUnavailable("rate_limited", str(error)) from error
     except openai.APIConnectionError as error:
         raise ModelUnavailable(
             stream.broken_or("unreachable"), stream.detail(f"connection lost: {error}"), partial_text=stream.text

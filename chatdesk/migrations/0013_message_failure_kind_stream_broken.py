@@ -1,11 +1,11 @@
-"""Message.failure_kind gains stream_broken: a streamed reply that began and then broke (issue 14). No SQL."""
+"""Message.failure_kind gains stream_broken: a streamed reply that broke after some of its words (issue 14). No SQL."""
 
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chatdesk", "0010_one_vocabulary"),
+        ("chatdesk", "0012_budget_failure_kinds"),
     ]
 
     operations = [
@@ -24,6 +24,8 @@ class Migration(migrations.Migration):
                     ("bad_reply", "Unusable reply"),
                     ("stream_broken", "Broke off mid-reply"),
                     ("incomplete_retried", "Cut off, answered on retry"),
+                    ("budget_exhausted", "No OpenAI budget (guided flow)"),
+                    ("budget_wait", "Waited for OpenAI budget"),
                 ],
                 max_length=20,
             ),
