@@ -59,6 +59,19 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 
+# The business's own sites that may show the chat widget (static/widget.js): origins such as
+# https://www.example.com, or https://*.example.com for its subdomains. They become the
+# `frame-ancestors` of the widget's pages only (chatdesk/web/widget.py); every other page keeps
+# X-Frame-Options: DENY. Our own origin may always frame it (the admin's preview). A typo stops
+# startup rather than silently leaving the widget blank on the business's site.
+WIDGET_ALLOWED_ORIGINS = [origin.rstrip("/").lower() for origin in envlist("WIDGET_ALLOWED_ORIGINS", "")]
+for _origin in WIDGET_ALLOWED_ORIGINS:
+    if not re.fullmatch(r"https?://(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?", _origin):
+        raise ImproperlyConfigured(
+            f"WIDGET_ALLOWED_ORIGINS: {_origin!r} is not an origin like https://www.example.com "
+            "(scheme and host, optional port, no path)."
+        )
+
 INSTALLED_APPS = [
     "daphne",  # first, so `runserver` serves ASGI (HTTP + WebSocket)
     "django.contrib.admin",

@@ -59,6 +59,8 @@
   var maxChars = parseInt(root.dataset.maxChars, 10) || 2000;
   var phone = root.dataset.phone || "";
   var urls = { create: root.dataset.urlNew, message: root.dataset.urlMessage, live: root.dataset.urlLive };
+  // Inside the website widget: the business's page the conversation starts on (chatdesk/web/widget.py).
+  var newSession = root.dataset.widgetPage !== undefined ? { widget_page: root.dataset.widgetPage } : {};
   var busy = false;
   // The text and id of a message that failed: sent again unchanged, it keeps its id, since
   // the server may have stored it before failing.
@@ -278,7 +280,7 @@
   }
 
   function startSession() {
-    return post(urls.create, {}).then(function (data) {
+    return post(urls.create, newSession).then(function (data) {
       sessionId = data.session_id;
       root.dataset.session = sessionId;
       setMode(data.mode);

@@ -129,8 +129,18 @@ async def end_calls_for_shutdown(timeout: float) -> int:
 class VoiceCall:
     """One call. The consumer calls `start()`, `receive()` per frame and `browser_gone()`."""
 
-    def __init__(self, browser: Browser, *, ip: str, user_agent: str, cookies: dict[str, str]) -> None:
+    def __init__(
+        self,
+        browser: Browser,
+        *,
+        ip: str,
+        user_agent: str,
+        cookies: dict[str, str],
+        widget_page: str | None = None,
+    ) -> None:
         self.browser = browser
+        # Placed from the website widget (its host page, or ""), or None (voice.consumers).
+        self.widget_page = widget_page
         self.browser_open = True
         self.ip = ip
         self.ip_hash = hash_ip(ip)
@@ -235,6 +245,7 @@ class VoiceCall:
                 session_id=session_id_from_cookies(self.cookies),
                 ip=self.ip,
                 user_agent=self.user_agent,
+                widget_page=self.widget_page,
             )
             self.writer = CallWriter()
             await publish([self.start_info.live])

@@ -110,7 +110,7 @@ def greeting(mode: str) -> str:
 
 
 def conversation_start(
-    *, channel: str = Conversation.ChannelKind.CHAT, ip: str = "", user_agent: str = ""
+    *, channel: str = Conversation.ChannelKind.CHAT, ip: str = "", user_agent: str = "", widget_page: str | None = None
 ) -> Conversation:
     mode = Conversation.Mode.MODEL if openai_client.is_configured() else Conversation.Mode.GUIDED
     with transaction.atomic():
@@ -120,6 +120,7 @@ def conversation_start(
             model=settings.OPENAI_MODEL if mode == Conversation.Mode.MODEL else "",
             ip=ip,
             user_agent=user_agent,
+            widget_page=widget_page,
         )
         text = greeting(mode)
         Message.objects.create(conversation=conversation, role=Message.Role.ASSISTANT, text=text)

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chatdesk", "0012_budget_failure_kinds"),
+        ("chatdesk", "0013_conversation_widget_source"),
     ]
 
     operations = [
