@@ -18,13 +18,18 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from chatdesk.request_ids import RequestIdMiddleware  # noqa: E402
 from chatdesk.web.routing import websocket_urlpatterns as live_routes  # noqa: E402
 from chatdesk.websocket_origin import SameOriginValidator  # noqa: E402
 from voice.routing import websocket_urlpatterns as voice_routes  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
-    }
+# Every HTTP request and WebSocket connection gets a request id for its log lines (and HTTP
+# responses echo it in X-Request-ID).
+application = RequestIdMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
+        }
+    )
 )

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 import voice.views
 from bookings import identifiers  # noqa: F401 (registers the `ident` path converter)
+from chatdesk import metrics_view
 from chatdesk.backoffice import calendar_feeds, staff_api, staff_live
 from chatdesk.openapi import DocsView
 from chatdesk.web import api, views
@@ -38,4 +39,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", DocsView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
     path("admin/", admin.site.urls),
+    # The operator's Prometheus scrape: a 404 without METRICS_TOKEN (chatdesk/metrics_view.py).
+    path("metrics", metrics_view.metrics, name="metrics"),
 ]

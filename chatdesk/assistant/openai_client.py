@@ -8,6 +8,7 @@ turn whose tool call already ran must not be replayed behind our back.
 from __future__ import annotations
 
 import asyncio
+import time as clock
 import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from django.conf import settings
 from openai import AsyncOpenAI
 
 from chatdesk.assistant.costs import TextUsage
+from chatdesk.observability import metrics
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, AsyncOpenAI, AsyncGenerator[None]]] = (
     weakref.WeakKeyDictionary()
@@ -127,7 +129,17 @@ async def respond(*, instructions: str, items: list[dict], tools: list[dict]) ->
     (at most OPENAI_RETRY_MAX_OUTPUT_TOKENS). Still cut off, or stopped by the content
     filter, it raises ModelUnavailable("incomplete"). Nothing ran between the two requests,
     so the retry cannot repeat a tool call.
+
+    Each failure is counted in the metrics by kind (chatdesk_model_errors_total), once.
     """
+    try:
+        return await _respond(instructions=instructions, items=items, tools=tools)
+    except ModelUnavailable as error:
+        metrics.count_model_error(api="responses", kind=error.kind)
+        raise
+
+
+async def _respond(*, instructions: str, items: list[dict], tools: list[dict]) -> ModelReply:
     budget = settings.OPENAI_MAX_OUTPUT_TOKENS
     reply = await _respond_once(instructions=instructions, items=items, tools=tools, max_output_tokens=budget)
     retry_budget = min(2 * budget, settings.OPENAI_RETRY_MAX_OUTPUT_TOKENS)
@@ -186,7 +198,13 @@ async def _respond_once(
         # schema each time (~9 ms of CPU per call on the 2-core bench machine), more than
         # the rest of a turn together. We read the JSON ourselves, as the wire protocol
         # defines it.
-        http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
+        started = clock.perf_counter()
+        try:
+            http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
+        except Exception:  # not a cancellation: the customer leaving is not the model's failure
+            metrics.observe_model_request(clock.perf_counter() - started, ok=False)
+            raise
+        metrics.observe_model_request(clock.perf_counter() - started, ok=True)
         response = http_response.json()
     except openai.APITimeoutError as error:
         raise ModelUnavailable("timeout" if is_timeout(error) else "unreachable", str(error)) from error

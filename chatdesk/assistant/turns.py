@@ -31,6 +31,7 @@ from chatdesk.assistant.tools import ToolOutcome, tool_definitions
 from chatdesk.conversations import live, model_items, record
 from chatdesk.conversations.models import Interaction, Message, ToolCall
 from chatdesk.conversations.services import ConversationClosed, SessionNotFound, db, interaction_create
+from chatdesk.observability import context, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -418,12 +419,34 @@ async def chat_turn(
     if begun.earlier is not None:
         return begun.earlier
     try:
-        return await _answer(begun, text, started, message_id)
+        with context.conversation(begun.interaction.number):
+            result = await _answer(begun, text, started, message_id)
+        _count(begun, result, clock.perf_counter() - started)
+        return result
     finally:
         if message_id is not None:
             running = _running.pop((begun.interaction.pk, message_id), None)
             if running is not None:
                 running.set()
+
+
+def _count(begun: _Begun, result: TurnResult, seconds: float) -> None:
+    """The turn in the metrics: answered, model_failed (the failure reply), limited (a limit's
+    reply), or paused (staff have taken over; no reply). A retry given its first answer again
+    is not a turn."""
+    if result.paused:
+        outcome = "paused"
+    elif begun.stop_reply:
+        outcome = "limited"
+    elif result.failed:
+        outcome = "model_failed"
+    else:
+        outcome = "answered"
+    # The mode the turn ran in (as _answer chose it): a model failure that switched the
+    # conversation to the guided flow still counts as a model turn.
+    ran_model = begun.interaction.mode == Interaction.Mode.MODEL and openai_client.is_configured()
+    mode = Interaction.Mode.MODEL if result.failed or ran_model else Interaction.Mode.GUIDED
+    metrics.count_turn(channel=Interaction.ChannelKind.CHAT, mode=mode, outcome=outcome, seconds=seconds)
 
 
 async def _answer(begun: _Begun, text: str, started: float, message_id: str | None) -> TurnResult:
