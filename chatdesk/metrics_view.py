@@ -14,7 +14,6 @@ chatdesk.assistant.openai_budget offers `budget_snapshot()`.
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import hmac
 import importlib
@@ -137,10 +136,12 @@ class DatabaseFacts:
 
 
 def budget_gauges() -> Iterator[Metric]:
-    """`chatdesk_openai_budget_<field>` for each number in the fleet's OpenAI budget snapshot.
+    """The fleet's OpenAI budget, from chatdesk.assistant.openai_budget.budget_snapshot().
 
-    chatdesk.assistant.openai_budget.budget_snapshot() (a mapping or a dataclass) says what the
-    account has left; nothing is reported when that module is not installed.
+    Its shape: {"paused_seconds", "shared", "models": {model: {"requests"|"tokens": {"limit",
+    "remaining", "reset_seconds", "source"}}}}. A kind whose remaining is unknown (no headers
+    seen yet and no configured limit) is left out rather than reported as 0. Nothing is
+    reported while that module is not installed.
     """
     try:
         module = importlib.import_module("chatdesk.assistant.openai_budget")
@@ -150,14 +151,41 @@ def budget_gauges() -> Iterator[Metric]:
     if snapshot is None:
         return
     try:
-        data = snapshot()
+        budget = snapshot()
     except Exception as error:  # an unreachable Redis must not cost the whole scrape
         logger.warning("Metrics: the OpenAI budget could not be read: %s", error)
         return
-    if dataclasses.is_dataclass(data) and not isinstance(data, type):
-        data = dataclasses.asdict(data)
-    if not isinstance(data, Mapping):
+    if not isinstance(budget, Mapping):
         return
-    for field, value in data.items():
-        if isinstance(value, Real) and not isinstance(value, bool) and re.fullmatch(r"[a-z_][a-z0-9_]*", str(field)):
-            yield GaugeMetricFamily(f"chatdesk_openai_budget_{field}", f"OpenAI budget: {field}.", value=float(value))
+    yield GaugeMetricFamily(
+        "chatdesk_openai_budget_paused_seconds",
+        "Seconds the whole fleet still waits after OpenAI's last 429 (0 when not paused).",
+        value=_number(budget.get("paused_seconds")) or 0.0,
+    )
+    yield GaugeMetricFamily(
+        "chatdesk_openai_budget_shared",
+        "1 while the budget is shared through Redis; 0 while Redis is down and each worker counts alone.",
+        value=1.0 if budget.get("shared") else 0.0,
+    )
+    families = {
+        field: GaugeMetricFamily(f"chatdesk_openai_budget_{name}", help_text, labels=["model", "kind"])
+        for field, name, help_text in (
+            ("remaining", "remaining", "Requests or tokens left in the account's current window, by model."),
+            ("limit", "limit", "The account's requests or tokens per minute, by model."),
+            ("reset_seconds", "reset_seconds", "Seconds until the current window resets, by model."),
+        )
+    }
+    models = budget.get("models")
+    for model, kinds in models.items() if isinstance(models, Mapping) else ():
+        for kind, window in kinds.items() if isinstance(kinds, Mapping) else ():
+            if not isinstance(window, Mapping) or _number(window.get("remaining")) is None:
+                continue
+            for field, family in families.items():
+                value = _number(window.get(field))
+                if value is not None:
+                    family.add_metric([str(model), str(kind)], value)
+    yield from families.values()
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, Real) and not isinstance(value, bool) else None

@@ -124,7 +124,8 @@ def test_a_tool_the_model_made_up_counts_as_unknown(business, model):
     model.queue_text("I can't do that.")
     Customer().send("Delete everything")
     assert sample("chatdesk_tool_calls_total", tool="unknown", outcome="invalid_input") == before + 1
-    assert REGISTRY.get_sample_value("chatdesk_tool_calls_total", {"tool": "drop_all_bookings", "outcome": "ok"}) is None
+    made_up = {"tool": "drop_all_bookings", "outcome": "invalid_input"}
+    assert REGISTRY.get_sample_value("chatdesk_tool_calls_total", made_up) is None
 
 
 def test_a_guided_turn_is_counted_as_guided(business):

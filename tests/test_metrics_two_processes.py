@@ -182,7 +182,8 @@ def test_one_scrape_counts_both_workers_and_forgets_a_killed_workers_call(worker
 
     # The logs: JSON lines (parsing each proves it), request id and conversation, no session id.
     lines = a.lines() + b.lines()
-    assert lines and all({"time", "level", "logger", "message", "request_id", "conversation"} <= set(line) for line in lines)
+    fields = {"time", "level", "logger", "message", "request_id", "conversation"}
+    assert lines and all(fields <= set(line) for line in lines)
     failure = next(line for line in b.lines() if line["message"].startswith("Model unavailable"))
     assert failure["request_id"] == "proxy-req-b2"
     assert failure["conversation"] == seen["sessions"][2]["interaction_number"]
