@@ -123,18 +123,18 @@ class Rows:
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
-        self.interactions: list[tuple] = []
+        self.conversations: list[tuple] = []
         self.messages: list[tuple] = []
         self.calls: list[tuple] = []
         self.handoffs: list[tuple] = []
         self.events: list[tuple] = []
 
-    def begin(self, interaction_id: int, channel: str, at: datetime) -> None:
-        self.interaction_id, self.channel, self.moment, self.said = interaction_id, channel, at, 0
+    def begin(self, conversation_id: int, channel: str, at: datetime) -> None:
+        self.conversation_id, self.channel, self.moment, self.said = conversation_id, channel, at, 0
 
     def message(self, role: str, text: str, latency: int | None, cost: Decimal | None) -> None:
         self.said += 1
-        row = (len(self.messages) + 1, role, text, self.moment, latency, cost, False, self.interaction_id)
+        row = (len(self.messages) + 1, role, text, self.moment, latency, cost, False, self.conversation_id)
         self.messages.append((*row, self.channel, "", None))
         self.moment += timedelta(seconds=self.rng.randint(8, 40))
 
@@ -148,7 +148,7 @@ class Rows:
         else:
             result = {"slots": [{"start": f"{h}:00", "technicians": [{"name": "Alex B."}]} for h in range(8, 12)]}
         row = (len(self.calls) + 1, call_id, name, arguments, arguments, json.dumps(result), error)
-        self.calls.append((*row, self.rng.randint(3, 80), self.moment, booking_id, self.interaction_id))
+        self.calls.append((*row, self.rng.randint(3, 80), self.moment, booking_id, self.conversation_id))
         self.moment += timedelta(seconds=1)
         return call_id
 
@@ -330,7 +330,7 @@ def seed(now: datetime) -> dict:
 
         rows = Rows(rng)
         counters: dict[int, int] = {}
-        for interaction_id, (at, kind, booking) in enumerate(conversations, start=1):
+        for conversation_id, (at, kind, booking) in enumerate(conversations, start=1):
             channel = kind  # chat or voice: the conversation's channel is the booking's
             counters[at.year] = counters.get(at.year, 0) + 1
             number = f"INT-{at.year}-{counters[at.year]:05d}"
@@ -339,7 +339,7 @@ def seed(now: datetime) -> dict:
             problem = weighted(rng, PROBLEMS)
             phone = rng.randrange(10000)
             cost_total = Decimal("0")
-            rows.begin(interaction_id, channel, at)
+            rows.begin(conversation_id, channel, at)
             rows.message("assistant", "Hi! I'm the Maple Home Services assistant. How can I help?", None, None)
             for turn in range((rng.randint(*MESSAGES_PER_CONVERSATION) - 1) // 2):
                 text = problem if turn == 0 else rng.choice(FOLLOW_UPS)
@@ -386,7 +386,7 @@ def seed(now: datetime) -> dict:
                         rows.moment,
                         None if recent else rows.moment + timedelta(hours=2),
                         None if recent else admin.pk,
-                        interaction_id,
+                        conversation_id,
                     )
                 )
             tokens_in = rng.randint(3000, 15000)
@@ -395,10 +395,10 @@ def seed(now: datetime) -> dict:
                 if channel == "voice"
                 else "{}"
             )
-            rows.interactions.append(
+            rows.conversations.append(
                 (
-                    interaction_id,
-                    f"bench-session-{interaction_id}",
+                    conversation_id,
+                    f"bench-session-{conversation_id}",
                     number,
                     channel,
                     "closed",
@@ -430,7 +430,7 @@ def seed(now: datetime) -> dict:
                     None,
                 )
             )
-        interaction_rows, message_rows, call_rows = rows.interactions, rows.messages, rows.calls
+        conversation_rows, message_rows, call_rows = rows.conversations, rows.messages, rows.calls
         handoff_rows, event_rows = rows.handoffs, rows.events
 
         copy_rows(
@@ -469,7 +469,7 @@ def seed(now: datetime) -> dict:
                 "taken_over_at",
                 "taken_over_by_id",
             ],
-            interaction_rows,
+            conversation_rows,
         )
         copy_rows(
             cursor,
@@ -564,13 +564,13 @@ def seed(now: datetime) -> dict:
         "admin": admin,
         "seconds": seeded,
         "vacuum_seconds": clock.perf_counter() - started - seeded,
-        "interactions": len(interaction_rows),
+        "conversations": len(conversation_rows),
         "messages": len(message_rows),
         "tool_calls": len(call_rows),
         "handoffs": len(handoff_rows),
         "bookings": len(bookings),
-        "typical": interaction_rows[len(interaction_rows) // 2][0],
-        "longest": max(interaction_rows, key=lambda r: r[11])[0],
+        "typical": conversation_rows[len(conversation_rows) // 2][0],
+        "longest": max(conversation_rows, key=lambda r: r[11])[0],
         "booked_booking": next(b[0] for b in reversed(bookings) if b[4] == "chat" and b[3] < now),
     }
 
@@ -663,7 +663,7 @@ def main() -> None:
         f"{platform.python_version()}, Django {django.get_version()}, PostgreSQL {pg_version}"
     )
     print(
-        f"Data: {data['interactions']:,} conversations, {data['messages']:,} messages, {data['tool_calls']:,} tool "
+        f"Data: {data['conversations']:,} conversations, {data['messages']:,} messages, {data['tool_calls']:,} tool "
         f"calls, {data['bookings']:,} bookings, {data['handoffs']:,} handoffs over {DAYS} days; database {size}; "
         f"seeded in {data['seconds']:.1f} s (+ VACUUM ANALYZE {data['vacuum_seconds']:.1f} s), "
         f"{clock.perf_counter() - started:.0f} s with migrations"
@@ -671,7 +671,7 @@ def main() -> None:
 
     client = Client()
     client.force_login(data["admin"])
-    changelist = reverse("admin:chatdesk_interaction_changelist")
+    changelist = reverse("admin:chatdesk_conversation_changelist")
     year_ago = (now - timedelta(days=DAYS - 1)).astimezone(timezone.get_current_timezone()).date()
     pages = [
         ("Conversation list", changelist),
@@ -681,8 +681,8 @@ def main() -> None:
         ("Search: customer phone", f"{changelist}?{urlencode({'q': '(416) 200-1234'})}"),
         ("Filters: tool error, not booked, voice", f"{changelist}?tool_error=yes&booked=no&channel__exact=voice"),
         ("Filters: escalated, past 30 days", f"{changelist}?escalated=yes&started=30d"),
-        ("Conversation detail (typical)", reverse("admin:chatdesk_interaction_change", args=[data["typical"]])),
-        ("Conversation detail (longest)", reverse("admin:chatdesk_interaction_change", args=[data["longest"]])),
+        ("Conversation detail (typical)", reverse("admin:chatdesk_conversation_change", args=[data["typical"]])),
+        ("Conversation detail (longest)", reverse("admin:chatdesk_conversation_change", args=[data["longest"]])),
         ("Dashboard (last 30 days)", reverse("admin:chatdesk_dashboard")),
         ("Dashboard (a year)", f"{reverse('admin:chatdesk_dashboard')}?since={year_ago.isoformat()}"),
         ("Analytics API (a year)", f"/api/v1/chat/analytics?since={year_ago.isoformat()}"),
@@ -692,7 +692,7 @@ def main() -> None:
     print(f"Load average before timing: {load_average()}  (runs per page: {RUNS}, after {WARMUP} warm-ups)")
     rows = [time_page(client, label, url) for label, url in pages]
     export_started = clock.perf_counter()
-    response = client.get(reverse("admin:chatdesk_interaction_export") + "?started=30d")
+    response = client.get(reverse("admin:chatdesk_conversation_export") + "?started=30d")
     exported = b"".join(response.streaming_content)
     print(
         f"{'CSV export, past 30 days (one run)':<44} {(clock.perf_counter() - export_started) * 1000:7.1f} ms, "

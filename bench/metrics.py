@@ -190,11 +190,11 @@ def main() -> None:
         return
 
     common.setup_django(DATABASE)  # migrated once; the children reuse it
-    from chatdesk.conversations.models import HandoffRequest, Interaction
+    from chatdesk.conversations.models import Conversation, HandoffRequest
 
     # A busy moment: 300 open conversations, 20 people waiting for a person.
-    rows = Interaction.objects.bulk_create(Interaction(number=f"INT-2026-{i:06d}") for i in range(300))
-    HandoffRequest.objects.bulk_create(HandoffRequest(interaction=row, reason="call me") for row in rows[:20])
+    rows = Conversation.objects.bulk_create(Conversation(number=f"INT-2026-{i:06d}") for i in range(300))
+    HandoffRequest.objects.bulk_create(HandoffRequest(conversation=row, reason="call me") for row in rows[:20])
     env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
 
     print("Per chat turn (two tool calls, three model requests): CPU of the metric updates + request id")

@@ -335,7 +335,7 @@ class BookingEvent(models.Model):
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # Free-form provenance: the interaction number and tool call id for chat/voice actions.
+    # Free-form provenance: the conversation number and tool call id for chat/voice actions.
     actor_reference = models.CharField(max_length=120, blank=True)
     changes = models.JSONField(default=dict, blank=True)
     note = models.CharField(max_length=300, blank=True)

@@ -5,7 +5,7 @@ under the app label `chatdesk` (the package that contains them), so the tables a
 chatdesk/migrations stay where they were.
 """
 
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall, new_session_id
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message, ToolCall, new_session_id
 
 # new_session_id: migration 0001 names the field default by this path.
-__all__ = ["HandoffRequest", "Interaction", "Message", "ToolCall", "new_session_id"]
+__all__ = ["Conversation", "HandoffRequest", "Message", "ToolCall", "new_session_id"]

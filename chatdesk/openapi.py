@@ -16,10 +16,10 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.permissions import SAFE_METHODS
 
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 
-# ENUM_NAME_OVERRIDES takes an import path; Interaction.Status is a nested class.
-CONVERSATION_STATUSES = Interaction.Status
+# ENUM_NAME_OVERRIDES takes an import path; Conversation.Status is a nested class.
+CONVERSATION_STATUSES = Conversation.Status
 
 INTRO = """AI receptionist for home-services businesses: customers chat (or call) to book, look up, move or \
 cancel a technician's visit; staff watch and answer through the staff API.

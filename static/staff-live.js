@@ -199,7 +199,7 @@
     data.transcript.forEach(addEntry);
     setTakenOver(data.taken_over);
     detail.hidden = false;
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "watch", interaction: number }));
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "watch", conversation: number }));
   }
 
   rows.addEventListener("click", function (ev) {
@@ -236,12 +236,12 @@
       status.textContent = "Live";
       // What changed while the socket was down (or before it first opened).
       scheduleRefresh();
-      if (watching) socket.send(JSON.stringify({ type: "watch", interaction: watching }));
+      if (watching) socket.send(JSON.stringify({ type: "watch", conversation: watching }));
     });
     socket.addEventListener("message", function (ev) {
       const data = JSON.parse(ev.data);
       if (data.type === "summary") { applySummary(data); scheduleRefresh(); }
-      else if (data.type === "event" && data.interaction === watching) addEntry(data.event);
+      else if (data.type === "event" && data.conversation === watching) addEntry(data.event);
     });
     socket.addEventListener("close", function (ev) {
       // 4503: live updates are unavailable (Redis down; chatdesk/conversations/live.py).

@@ -530,7 +530,7 @@
     var started = sessionId && sessionId !== currentSession();
     adoptSession(sessionId);
     if (started) keepSession(sessionId);
-    if (message.interaction_number) root.dataset.interaction = String(message.interaction_number);
+    if (message.conversation_number) root.dataset.conversation = String(message.conversation_number);
     muteButton.disabled = false;
     hideNote();
     refreshState();

@@ -10,7 +10,7 @@ import json
 import pytest
 from django.test import Client
 
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 
 
 @pytest.fixture(name="model")
@@ -53,13 +53,13 @@ class Customer:
         return response.json()
 
     @property
-    def interaction(self) -> Interaction:
-        return Interaction.objects.get(session_id=self.session_id)
+    def conversation(self) -> Conversation:
+        return Conversation.objects.get(session_id=self.session_id)
 
     def failure_kinds(self) -> list[str]:
         """The kinds of the model failures recorded in this conversation, oldest first."""
         return list(
-            Message.objects.filter(interaction__session_id=self.session_id, role=Message.Role.EVENT)
+            Message.objects.filter(conversation__session_id=self.session_id, role=Message.Role.EVENT)
             .exclude(failure_kind="")
             .order_by("created_at", "id")
             .values_list("failure_kind", flat=True)

@@ -9,7 +9,7 @@ from io import StringIO
 
 from django.core.management import call_command
 
-from chatdesk.conversations.models import Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, Message, ToolCall
 
 _numbers = itertools.count(1)
 
@@ -21,25 +21,25 @@ def conversation(
     messages: Sequence[tuple[str, str]] = (),
     tool_calls: Sequence[dict] = (),
     **fields: object,
-) -> Interaction:
+) -> Conversation:
     """A stored conversation as the chat leaves it, started at `started`, last active `minutes` later.
 
     `messages` are (role, text), ten seconds apart; `tool_calls` are ToolCall fields.
     """
     fields.setdefault("model", "gpt-6-luna")
-    interaction = Interaction.objects.create(number=f"INT-2026-{next(_numbers):05d}", **fields)
-    Interaction.objects.filter(pk=interaction.pk).update(
+    conversation = Conversation.objects.create(number=f"INT-2026-{next(_numbers):05d}", **fields)
+    Conversation.objects.filter(pk=conversation.pk).update(
         started_at=started, last_activity_at=started + timedelta(minutes=minutes)
     )
     for index, (role, text) in enumerate(messages):
-        message = Message.objects.create(interaction=interaction, role=role, text=text)
+        message = Message.objects.create(conversation=conversation, role=role, text=text)
         Message.objects.filter(pk=message.pk).update(created_at=started + timedelta(seconds=10 * index))
     for index, call in enumerate(tool_calls):
-        created = ToolCall.objects.create(interaction=interaction, call_id=f"call_{index}", **call)
+        created = ToolCall.objects.create(conversation=conversation, call_id=f"call_{index}", **call)
         ToolCall.objects.filter(pk=created.pk).update(created_at=started + timedelta(seconds=10 * index + 5))
-    Interaction.objects.filter(pk=interaction.pk).update(message_count=len(messages))
-    interaction.refresh_from_db()
-    return interaction
+    Conversation.objects.filter(pk=conversation.pk).update(message_count=len(messages))
+    conversation.refresh_from_db()
+    return conversation
 
 
 def run(command: str, *args: str, **options: object) -> str:

@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 
 from django.test import Client
 
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from chatdesk.conversations.session_cookie import SESSION_COOKIE, session_id_from_cookies
 
 # Words from tool messages written for the model, which a customer must never be shown.
@@ -76,7 +76,7 @@ class Door:
         raise NotImplementedError
 
     @property
-    def interaction(self) -> Interaction:
+    def conversation(self) -> Conversation:
         raise NotImplementedError
 
 
@@ -100,8 +100,8 @@ class ApiDoor(Door):
         return response.json()["reply"]
 
     @property
-    def interaction(self) -> Interaction:
-        return Interaction.objects.get(session_id=self.session["session_id"])
+    def conversation(self) -> Conversation:
+        return Conversation.objects.get(session_id=self.session["session_id"])
 
 
 class PageDoor(Door):
@@ -127,6 +127,6 @@ class PageDoor(Door):
         return self._assistant_messages(page.content.decode())[-1]
 
     @property
-    def interaction(self) -> Interaction:
+    def conversation(self) -> Conversation:
         cookie = self.client.cookies[SESSION_COOKIE].value
-        return Interaction.objects.get(session_id=session_id_from_cookies({SESSION_COOKIE: cookie}))
+        return Conversation.objects.get(session_id=session_id_from_cookies({SESSION_COOKIE: cookie}))

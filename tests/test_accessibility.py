@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from bookings.models import Booking
 from bookings.selectors import business_tz
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from tests.browser import DESKTOP, PHONE, chromium_fixture  # noqa: F401  (registers `chromium`)
 from tests.staff import staff_groups
 from tests.test_conversation_admin import converse
@@ -75,15 +75,15 @@ class Audit:
 @pytest.fixture
 def booked(business) -> dict:
     """A booked conversation, its booking, an open conversation, and a Dispatcher."""
-    interaction = converse(business, handoff=True)
+    conversation = converse(business, handoff=True)
     live = converse(business, name="Lee Open", phone="416-555-0177", book=False)
-    Interaction.objects.filter(pk=live.pk).update(status=Interaction.Status.OPEN, ended_at=None)
+    Conversation.objects.filter(pk=live.pk).update(status=Conversation.Status.OPEN, ended_at=None)
     booking = Booking.objects.get()
     dispatcher = get_user_model().objects.create_user("dispatch", password="pw-dispatch-1", is_staff=True)
     dispatcher.groups.add(staff_groups()["Dispatcher"])
     get_user_model().objects.create_superuser("admin", "admin@example.com", "password")
     day = booking.start.astimezone(business_tz()).date()
-    return {"interaction": interaction.pk, "booking": booking.pk, "day": day.isoformat()}
+    return {"conversation": conversation.pk, "booking": booking.pk, "day": day.isoformat()}
 
 
 def log_in(page: Page, base: str, username: str, password: str) -> None:
@@ -146,9 +146,9 @@ def test_staff_pages_have_no_serious_violations(booked, live_server, chromium: B
         "bookings list": "/admin/bookings/booking/",
         "bookings list, all": "/admin/bookings/booking/?active=all",
         "booking": f"/admin/bookings/booking/{booked['booking']}/change/",
-        "conversations list": "/admin/chatdesk/interaction/",
-        "conversation": f"/admin/chatdesk/interaction/{booked['interaction']}/change/",
-        "dashboard": "/admin/chatdesk/interaction/dashboard/",
+        "conversations list": "/admin/chatdesk/conversation/",
+        "conversation": f"/admin/chatdesk/conversation/{booked['conversation']}/change/",
+        "dashboard": "/admin/chatdesk/conversation/dashboard/",
         "handoff queue": "/admin/chatdesk/handoffrequest/",
         "live monitor": "/staff/live/",
         "dispatch board, day": f"/admin/bookings/booking/board/?day={booked['day']}",

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from bookings.models import Booking, BookingStatus, Customer
 from bookings.selectors import business_tz, local_today
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message
 from tests.browser import chromium_fixture  # noqa: F401  (registers `chromium`)
 from tests.test_conversation_admin import assistant_says, call_tool, converse, customer_says
 
@@ -31,17 +31,17 @@ DESKTOP = {"width": 1280, "height": 900}
 @pytest.fixture
 def conversation(business) -> dict:
     """A booked conversation with a refused call, a long tool result, a handoff and a staff reply."""
-    interaction = converse(business, tool_error=True, handoff=True, urgent=True)
-    customer_says(interaction, "Thanks! Will the technician call before coming?")
-    assistant_says(interaction, "Yes, they call about 30 minutes before arriving.", latency_ms=1800)
+    conversation = converse(business, tool_error=True, handoff=True, urgent=True)
+    customer_says(conversation, "Thanks! Will the technician call before coming?")
+    assistant_says(conversation, "Yes, they call about 30 minutes before arriving.", latency_ms=1800)
     Message.objects.create(
-        interaction=interaction, role=Message.Role.STAFF, text="Hi Dana, this is Sam from the office."
+        conversation=conversation, role=Message.Role.STAFF, text="Hi Dana, this is Sam from the office."
     )
-    call_tool(interaction, "resolve_date", "call_date", text="next friday")
+    call_tool(conversation, "resolve_date", "call_date", text="next friday")
     Message.objects.create(
-        interaction=interaction, role=Message.Role.EVENT, text="Conversation closed by the customer."
+        conversation=conversation, role=Message.Role.EVENT, text="Conversation closed by the customer."
     )
-    return {"url": f"/admin/chatdesk/interaction/{interaction.pk}/change/", "number": interaction.number}
+    return {"url": f"/admin/chatdesk/conversation/{conversation.pk}/change/", "number": conversation.number}
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def month(business, conversation) -> None:
             at = datetime.combine(day, time(8), tzinfo=tz) + timedelta(minutes=rng.randint(0, 600))
             voice = rng.random() < 0.3
             booked = rng.random() < (0.45 if voice else 0.3)
-            interaction = Interaction.objects.create(
+            conversation = Conversation.objects.create(
                 number=f"INT-2026-{number}",
                 channel="voice" if voice else "chat",
                 status="closed",
@@ -67,18 +67,18 @@ def month(business, conversation) -> None:
                 booking_count=int(booked),
                 cost_usd=Decimal(rng.randint(200, 900) if voice else rng.randint(5, 60)) / 10000,
             )
-            Interaction.objects.filter(pk=interaction.pk).update(started_at=at)
+            Conversation.objects.filter(pk=conversation.pk).update(started_at=at)
             for _ in range(3):
                 reply = Message.objects.create(
-                    interaction=interaction,
+                    conversation=conversation,
                     role="assistant",
                     text="…",
-                    channel=interaction.channel,
+                    channel=conversation.channel,
                     latency_ms=int(rng.lognormvariate(7.1 if not voice else 6.4, 0.45)),
                 )
                 Message.objects.filter(pk=reply.pk).update(created_at=at + timedelta(minutes=n % 5))
-    first = Interaction.objects.order_by("started_at").first()
-    HandoffRequest.objects.create(interaction=first, reason="Question about an invoice")
+    first = Conversation.objects.order_by("started_at").first()
+    HandoffRequest.objects.create(conversation=first, reason="Question about an invoice")
     # Today's visits, laid out directly (availability is not what this test looks at).
     customer = Customer.objects.create(name="Rita Example", phone="+14165550300")
     plan = [
@@ -169,7 +169,7 @@ def test_dashboard_charts_are_drawn(live_server, admin_user, month, chromium):
     expect(page.locator(".kpis")).to_contain_text("conversations")
     page.screenshot(path="/tmp/admin_dashboard.png", full_page=True)
 
-    page.goto(live_server.url + "/admin/chatdesk/interaction/")
+    page.goto(live_server.url + "/admin/chatdesk/conversation/")
     expect(page.locator(".conversation-totals")).to_contain_text("conversations")
     page.screenshot(path="/tmp/admin_conversations.png")
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
@@ -177,7 +177,7 @@ def test_dashboard_charts_are_drawn(live_server, admin_user, month, chromium):
 
 def test_dashboard_in_the_dark_theme(live_server, admin_user, month, chromium):
     page, problems = log_in(chromium, live_server, dark=True)
-    page.goto(live_server.url + "/admin/chatdesk/interaction/dashboard/")
+    page.goto(live_server.url + "/admin/chatdesk/conversation/dashboard/")
     expect(page.locator("svg.chart")).to_have_count(6)
     page.screenshot(path="/tmp/admin_dashboard_dark.png", full_page=True)
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems

@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, expect
 from bookings.models import Booking, BookingStatus, Customer, Service, Technician, Trade
 from bookings.selectors import business_tz, local_today
 from chatdesk.backoffice.charts import line_chart, seconds, step_places
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from tests.browser import DESKTOP, chromium_fixture  # noqa: F401  (registers `chromium`)
 from tests.staff import staff_groups
 from tests.test_conversation_admin import converse
@@ -111,17 +111,17 @@ def make_fast_replies() -> None:
     """Today's replies of 12 to 48 ms: an axis of hundredths of a second."""
     tz = business_tz()
     at = datetime.combine(local_today(), time(0, 5), tzinfo=tz)
-    interaction = Interaction.objects.create(number="INT-2026-77001", channel="text")
-    Interaction.objects.filter(pk=interaction.pk).update(started_at=at, last_activity_at=at)
+    conversation = Conversation.objects.create(number="INT-2026-77001", channel="text")
+    Conversation.objects.filter(pk=conversation.pk).update(started_at=at, last_activity_at=at)
     for latency in (12, 30, 48):
         message = Message.objects.create(
-            interaction=interaction, role=Message.Role.ASSISTANT, text="ok", latency_ms=latency, channel="text"
+            conversation=conversation, role=Message.Role.ASSISTANT, text="ok", latency_ms=latency, channel="text"
         )
         Message.objects.filter(pk=message.pk).update(created_at=at)
 
 
 def latency_ticks(client: Client) -> list[str]:
-    response = client.get("/admin/chatdesk/interaction/dashboard/")
+    response = client.get("/admin/chatdesk/conversation/dashboard/")
     assert response.status_code == 200
     page = response.content.decode()
     chart = page[page.index('aria-label="Reply latency (seconds)"') :]
@@ -285,7 +285,7 @@ def test_lists_fit_and_links_do_not_break_at_1280px(many_bookings, live_server, 
         lines = links.nth(i).evaluate("a => a.getClientRects().length")
         assert lines == 1, links.nth(i).inner_text()
 
-    for path in (LIST, LIST + "?show=all", "/admin/chatdesk/interaction/"):
+    for path in (LIST, LIST + "?show=all", "/admin/chatdesk/conversation/"):
         page.goto(live_server.url + path)
         fits = page.evaluate(
             """() => {

@@ -72,7 +72,7 @@ def test_a_message_that_is_not_json_is_415_and_stores_nothing(business, post):
     dana = Customer()
     response = post(dana.client, dana.session_id)
     assert_envelope(response, 415, "unsupported_media_type")
-    assert dana.interaction.messages.count() == 1  # the greeting
+    assert dana.conversation.messages.count() == 1  # the greeting
 
 
 def test_json_with_a_charset_is_json(business):
@@ -121,7 +121,7 @@ def test_well_shaped_identifiers_still_reach_the_views(business, staff):
     assert Client().get(f"/api/v1/chat/session/{dana.session_id}/history").status_code == 200
     assert_envelope(staff.get("/api/v1/bookings/BK-2026-000001"), 404, "booking_not_found")
     assert_envelope(staff.get("/api/v1/staff/conversations/INT-2026-99999"), 404, "not_found")
-    number = dana.interaction.number
+    number = dana.conversation.number
     assert staff.get(f"/api/v1/staff/conversations/{number}").status_code == 200
 
 

@@ -229,7 +229,7 @@ def test_a_number_where_the_schema_says_string_is_a_400():
     )
     assert response.status_code == 400
     assert "message" in response.json()["fields"]
-    assert not dana.interaction.messages.filter(text="12345").exists()
+    assert not dana.conversation.messages.filter(text="12345").exists()
 
 
 def test_a_number_for_a_staff_text_field_is_a_400(staff):

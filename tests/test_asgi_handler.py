@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 
 from chatdesk.asgi import application, django_asgi_app
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from chatdesk.handlers import ChatdeskASGIHandler, _messages_will_store, _session_will_save
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,7 +67,7 @@ async def test_responses_still_carry_every_middlewares_headers(business):
 async def test_csrf_is_still_enforced_through_the_handler(business):
     response = await request("POST", "/api/v1/chat/session/new", headers=[(b"origin", b"http://testserver")])
     assert response["status"] == 403
-    assert await Interaction.objects.acount() == 0
+    assert await Conversation.objects.acount() == 0
 
 
 async def test_admin_login_saves_the_session_from_the_sync_thread():

@@ -35,7 +35,7 @@ def frozen():
 def test_a_customer_books_a_visit_with_the_model(business, model, frozen):
     dana = Customer()
     assert dana.session["mode"] == "model"
-    assert dana.session["interaction_number"].startswith("INT-2026-")
+    assert dana.session["conversation_number"].startswith("INT-2026-")
 
     model.queue_function_calls(
         [("resolve_date", {"text": "Wednesday"}), ("get_available_services", {"trade": "HVAC"})],
@@ -92,20 +92,20 @@ def test_a_customer_books_a_visit_with_the_model(business, model, frozen):
     booking = Booking.objects.get()
     assert booking.channel == "chat"
     assert ToolCall.objects.get(name="create_booking").booking == booking
-    interaction = dana.interaction
-    assert interaction.booking_count == 1
-    assert interaction.resolution == "booked"
-    assert interaction.input_tokens > 1000
-    assert interaction.cached_input_tokens == 400
-    assert interaction.cost_usd > Decimal("0")
-    assert list(interaction.messages.values_list("role", flat=True)) == [
+    conversation = dana.conversation
+    assert conversation.booking_count == 1
+    assert conversation.resolution == "booked"
+    assert conversation.input_tokens > 1000
+    assert conversation.cached_input_tokens == 400
+    assert conversation.cost_usd > Decimal("0")
+    assert list(conversation.messages.values_list("role", flat=True)) == [
         "assistant",
         "customer",
         "assistant",
         "customer",
         "assistant",
     ]
-    assert interaction.messages.filter(role="assistant", latency_ms__isnull=False).count() == 2
+    assert conversation.messages.filter(role="assistant", latency_ms__isnull=False).count() == 2
 
     history = dana.client.get(f"/api/v1/chat/session/{dana.session_id}/history").json()
     assert history["bookings"][0]["booking_number"] == booking.number
@@ -127,8 +127,8 @@ def test_cost_follows_the_price_table(business, model, frozen, settings):
     )
     dana.send("hi")
     # 800k uncached x 0.10 + 200k cached x 0.01 + 100k out x 0.50, per 1M tokens.
-    assert dana.interaction.cost_usd == Decimal("0.080000") + Decimal("0.002000") + Decimal("0.050000")
-    assert dana.interaction.price_missing is False
+    assert dana.conversation.cost_usd == Decimal("0.080000") + Decimal("0.002000") + Decimal("0.050000")
+    assert dana.conversation.price_missing is False
 
 
 def test_a_text_model_without_a_price_is_flagged_on_the_conversation(business, model, frozen, settings, caplog):
@@ -137,8 +137,8 @@ def test_a_text_model_without_a_price_is_flagged_on_the_conversation(business, m
     model.queue_text("Hello!", usage={"input_tokens": 1000, "output_tokens": 100})
     dana.send("hi")
     # A cost of 0 would look free: the conversation says its cost is incomplete, and the log says why.
-    assert dana.interaction.cost_usd == Decimal("0")
-    assert dana.interaction.price_missing is True
+    assert dana.conversation.cost_usd == Decimal("0")
+    assert dana.conversation.price_missing is True
     assert "No price for model gpt-6-luna" in caplog.text
 
 
@@ -149,11 +149,11 @@ def test_a_model_failure_mid_turn_keeps_the_message_and_the_conversation(busines
     reply = dana.send("Can someone come Friday?")
     assert "trouble" in reply["reply"]
     assert reply["tool_calls"] == [{"name": "resolve_date", "ok": True, "error": None}]
-    interaction = dana.interaction
-    assert interaction.failure_count == 1
-    assert interaction.last_error.startswith("server_error: HTTP 500")
-    assert interaction.messages.filter(role="customer", text="Can someone come Friday?").exists()
-    assert list(interaction.messages.filter(role="event").values_list("failure_kind", flat=True)) == ["server_error"]
+    conversation = dana.conversation
+    assert conversation.failure_count == 1
+    assert conversation.last_error.startswith("server_error: HTTP 500")
+    assert conversation.messages.filter(role="customer", text="Can someone come Friday?").exists()
+    assert list(conversation.messages.filter(role="event").values_list("failure_kind", flat=True)) == ["server_error"]
 
     model.queue_text("Sorry about that. Friday is November 20.")
     again = dana.send("Friday please")
@@ -182,8 +182,8 @@ def test_a_reply_that_is_not_a_usable_response_gets_a_kind_reply(business, model
     model.queue(RawReply(body))
     reply = erin.send("Is anyone free on Friday?")
     assert "trouble" in reply["reply"]
-    assert erin.interaction.last_error.startswith(kind)
-    assert erin.interaction.messages.filter(role="customer", text="Is anyone free on Friday?").exists()
+    assert erin.conversation.last_error.startswith(kind)
+    assert erin.conversation.messages.filter(role="customer", text="Is anyone free on Friday?").exists()
 
 
 def test_a_response_is_read_as_the_wire_protocol_defines_it():
@@ -231,7 +231,7 @@ def test_an_unreachable_model_is_recorded_as_unreachable_not_as_a_timeout(busine
     settings.OPENAI_BASE_URL = f"http://127.0.0.1:{closed_port}/v1"
     reply = fay.send("Hello?")
     assert "trouble" in reply["reply"]
-    assert fay.interaction.last_error.startswith("unreachable")
+    assert fay.conversation.last_error.startswith("unreachable")
 
 
 def test_a_model_timeout_gets_a_kind_reply(business, model, frozen, settings):
@@ -240,7 +240,7 @@ def test_a_model_timeout_gets_a_kind_reply(business, model, frozen, settings):
     model.queue_delay(3)
     reply = dana.send("hello?")
     assert "trouble" in reply["reply"]
-    assert "timeout" in dana.interaction.last_error
+    assert "timeout" in dana.conversation.last_error
 
 
 def test_repeated_model_failures_switch_to_the_guided_flow(business, model, frozen):
@@ -352,7 +352,7 @@ def test_unknown_sessions_are_404_and_closed_ones_409(business):
     assert closed.status_code == 200
     assert dana.send("hello again", expect=409)["error"] == "conversation_closed"
     assert dana.client.post(close, {}, content_type="application/json").status_code == 409
-    assert dana.interaction.resolution == "answered"
+    assert dana.conversation.resolution == "answered"
 
 
 @pytest.mark.parametrize(
@@ -376,7 +376,7 @@ def test_a_too_long_message_is_413_and_stores_nothing(business):
     dana = Customer()
     reply = dana.send("x" * 2001, expect=413)
     assert reply["error"] == "message_too_long"
-    assert dana.interaction.messages.count() == 1  # the greeting only
+    assert dana.conversation.messages.count() == 1  # the greeting only
 
 
 def test_an_oversized_body_is_413():
@@ -430,8 +430,8 @@ def test_csrf_is_enforced_for_anonymous_customers(business):
 def test_one_session_cannot_read_another(business):
     dana, eve = Customer(), Customer()
     dana.send("1")
-    # Eve knows Dana's interaction number (it is on receipts), not her session token.
-    response = eve.client.get(f"/api/v1/chat/session/{dana.interaction.number}/history")
+    # Eve knows Dana's conversation number (it is on receipts), not her session token.
+    response = eve.client.get(f"/api/v1/chat/session/{dana.conversation.number}/history")
     assert response.status_code == 404
     assert eve.client.get("/api/v1/chat/session/guess/history").status_code == 404
     own = eve.client.get(f"/api/v1/chat/session/{eve.session_id}/history").json()

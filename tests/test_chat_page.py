@@ -323,9 +323,9 @@ def test_skip_link_takes_keyboard_users_on_a_touch_device_to_the_message_box(bus
 
 
 def close_all_conversations() -> None:
-    from chatdesk.conversations.models import Interaction
+    from chatdesk.conversations.models import Conversation
 
-    Interaction.objects.update(status=Interaction.Status.CLOSED)
+    Conversation.objects.update(status=Conversation.Status.CLOSED)
 
 
 def test_closed_conversation_offers_a_new_one_and_keeps_the_text(chat: Chat):
@@ -368,10 +368,10 @@ def test_rate_limited_message_says_how_long_to_wait_and_keeps_the_text(chat: Cha
 def take_over(session_id: str) -> None:
     from django.contrib.auth import get_user_model
 
-    from chatdesk.conversations.models import Interaction
+    from chatdesk.conversations.models import Conversation
 
     staff = get_user_model().objects.create_user("dana", password="not-used-here", is_staff=True)
-    Interaction.objects.filter(session_id=session_id).update(taken_over_by=staff)
+    Conversation.objects.filter(session_id=session_id).update(taken_over_by=staff)
 
 
 def test_staff_replies_arrive_live_and_are_shown_as_text(chat: Chat):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,5 +22,5 @@ def test_the_same_page_takes_the_message_once_the_nul_is_gone(business):
     client = Client()
     response = client.post("/send", {"message": "my furnace is banging"})
     assert response.status_code == 302
-    interaction = Interaction.objects.get()
-    assert interaction.messages.filter(role=Message.Role.CUSTOMER, text="my furnace is banging").exists()
+    conversation = Conversation.objects.get()
+    assert conversation.messages.filter(role=Message.Role.CUSTOMER, text="my furnace is banging").exists()

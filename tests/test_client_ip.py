@@ -18,7 +18,7 @@ import pytest
 from django.test import Client
 
 from chatdesk.conversations.client_ip import client_ip, resolve_client_ip, scope_client_ip
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from chatdesk.conversations.services import hash_ip
 from tests.servers import free_port, subprocess_database_url, wait_for_port
 
@@ -88,7 +88,7 @@ def test_rotating_x_forwarded_for_from_an_untrusted_client_does_not_reset_the_li
     client = Client(REMOTE_ADDR="198.51.100.7")
     statuses = [new_conversation(client, f"203.0.113.{n}") for n in range(5)]
     assert statuses == [201, 201, 201, 429, 429]
-    assert set(Interaction.objects.values_list("client_ip_hash", flat=True)) == {hash_ip("198.51.100.7")}
+    assert set(Conversation.objects.values_list("client_ip_hash", flat=True)) == {hash_ip("198.51.100.7")}
 
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_limit(db, settings):
@@ -100,7 +100,7 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_limit(db, settings):
     # and what a client prepends to the header does not make it someone else.
     assert new_conversation(proxy, "203.0.113.2") == 201
     assert new_conversation(proxy, "9.9.9.9, 203.0.113.1") == 429
-    hashes = list(Interaction.objects.order_by("pk").values_list("client_ip_hash", flat=True))
+    hashes = list(Conversation.objects.order_by("pk").values_list("client_ip_hash", flat=True))
     assert hashes == [hash_ip("203.0.113.1")] * 2 + [hash_ip("203.0.113.2")]
 
 
@@ -118,7 +118,7 @@ def test_the_page_without_javascript_uses_the_same_address(business, settings):
     settings.TRUSTED_PROXIES = ["198.51.100.7"]
     response = Client(REMOTE_ADDR="198.51.100.7").post("/send", {"message": "menu"}, HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert response.status_code == 302
-    assert Interaction.objects.order_by("pk").last().client_ip_hash == hash_ip("203.0.113.9")
+    assert Conversation.objects.order_by("pk").last().client_ip_hash == hash_ip("203.0.113.9")
 
 
 def start_uvicorn(port: int, trusted: str) -> subprocess.Popen:

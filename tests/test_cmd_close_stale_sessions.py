@@ -13,7 +13,7 @@ from channels.layers import get_channel_layer
 from django.core.management import CommandError
 
 from chatdesk.conversations.live import MONITOR_GROUP
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from tests.cmd_fixtures import conversation, help_text, run
 from tests.conftest import MONDAY_NOON_UTC
 
@@ -27,7 +27,7 @@ def frozen(time_machine):
     time_machine.move_to(NOW, tick=False)
 
 
-def idle_for(minutes: int, *, length: int = 4, **fields) -> Interaction:
+def idle_for(minutes: int, *, length: int = 4, **fields) -> Conversation:
     """A conversation whose last activity was `minutes` ago, after `length` minutes of chat."""
     return conversation(started=NOW - timedelta(minutes=minutes + length), minutes=length, **fields)
 
@@ -48,9 +48,9 @@ def test_a_conversation_that_booked_is_resolved_as_booked():
     booked = idle_for(45, booking_count=1, resolution="booked")
     counted_only = idle_for(45, booking_count=1)
     run("close_stale_sessions", "--idle-minutes", "30")
-    for interaction in (booked, counted_only):
-        interaction.refresh_from_db()
-        assert (interaction.status, interaction.resolution) == ("abandoned", "booked")
+    for conversation in (booked, counted_only):
+        conversation.refresh_from_db()
+        assert (conversation.status, conversation.resolution) == ("abandoned", "booked")
 
 
 def test_a_customer_who_asked_for_a_person_stays_escalated():
@@ -80,7 +80,7 @@ def test_running_it_again_changes_nothing():
     run("close_stale_sessions", "--idle-minutes", "30")
     gone.refresh_from_db()
     assert "Closed 0 conversations" in run("close_stale_sessions", "--idle-minutes", "30")
-    again = Interaction.objects.get(pk=gone.pk)
+    again = Conversation.objects.get(pk=gone.pk)
     assert (again.status, again.ended_at, again.resolution) == (gone.status, gone.ended_at, gone.resolution)
 
 
@@ -88,7 +88,7 @@ def test_a_dry_run_only_counts():
     idle_for(45)
     idle_for(90)
     assert "Would close 2 conversations" in run("close_stale_sessions", "--idle-minutes", "30", "--dry-run")
-    assert Interaction.objects.filter(status="open").count() == 2
+    assert Conversation.objects.filter(status="open").count() == 2
 
 
 def test_it_works_through_many_conversations_in_batches(monkeypatch):
@@ -98,7 +98,7 @@ def test_it_works_through_many_conversations_in_batches(monkeypatch):
     for _ in range(8):
         idle_for(45)
     assert "Closed 8 conversations" in run("close_stale_sessions", "--idle-minutes", "30")
-    assert not Interaction.objects.filter(status="open").exists()
+    assert not Conversation.objects.filter(status="open").exists()
 
 
 def test_sigterm_stops_it_between_batches_and_a_rerun_finishes(monkeypatch):
@@ -109,17 +109,17 @@ def test_sigterm_stops_it_between_batches_and_a_rerun_finishes(monkeypatch):
         idle_for(45)
     sent = []
 
-    def terminate_once(interaction, event):
+    def terminate_once(conversation, event):
         # As if `systemctl stop` arrived while the first batch was being announced.
         if not sent:
-            sent.append(interaction.number)
+            sent.append(conversation.number)
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(retention.live, "publish", terminate_once)
     output = run("close_stale_sessions", "--idle-minutes", "30")
     assert "Closed 2 conversations" in output
     assert "Stopped by SIGTERM; run again to close the rest." in output
-    assert Interaction.objects.filter(status="open").count() == 3
+    assert Conversation.objects.filter(status="open").count() == 3
     # The handler is gone again, and the next run closes the rest.
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert "Closed 3 conversations" in run("close_stale_sessions", "--idle-minutes", "30")
@@ -136,7 +136,7 @@ def test_the_live_monitor_hears_that_they_closed():
         return await asyncio.wait_for(layer.receive(channel), timeout=2)
 
     message = async_to_sync(receive)()
-    assert message["interaction"] == gone.number
+    assert message["conversation"] == gone.number
     assert message["summary"]["status"] == "abandoned"
 
 

@@ -100,11 +100,11 @@ def test_a_failure_half_way_leaves_the_previous_file_untouched(stored, tmp_path,
     real = reports.transcript_dict
     calls = []
 
-    def failing(interaction):
-        calls.append(interaction.number)
+    def failing(conversation):
+        calls.append(conversation.number)
         if len(calls) == 3:
             raise RuntimeError("database went away")
-        return real(interaction)
+        return real(conversation)
 
     monkeypatch.setattr(reports, "transcript_dict", failing)
     with pytest.raises(RuntimeError):

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import CommandError
 
 from bookings.models import Booking, BookingEvent, YearlyCounter
-from chatdesk.conversations.models import Interaction, ToolCall
+from chatdesk.conversations.models import Conversation, ToolCall
 from chatdesk.conversations.retention import REDACTED
 from tests.cmd_fixtures import conversation, help_text, run
 from tests.conftest import MONDAY_NOON_UTC
@@ -53,7 +53,7 @@ def model(fake_openai, settings):
     return fake_openai
 
 
-def stored_booking_conversation(started: datetime = LAST_MONDAY, **fields) -> Interaction:
+def stored_booking_conversation(started: datetime = LAST_MONDAY, **fields) -> Conversation:
     """Dana asked for a visit tomorrow at 10 and booked it: three tool calls, one booking."""
     return conversation(
         started=started,
@@ -118,7 +118,7 @@ def test_the_replay_leaves_nothing_behind(business, model, mailoutbox):
     # ... and rolled back with everything else.
     assert Booking.objects.count() == 0
     assert BookingEvent.objects.count() == 0
-    assert Interaction.objects.count() == 1
+    assert Conversation.objects.count() == 1
     assert list(ToolCall.objects.values_list("name", flat=True)) == STORED_TOOLS
     assert list(YearlyCounter.objects.values_list("name", "last_value")) == counters
     assert mailoutbox == []

@@ -1,6 +1,6 @@
 """The conversations admin: read-only transcripts, search, filters, totals, CSV, handoffs, groups.
 
-Conversations are made the way the assistant makes them: interaction_start, messages in
+Conversations are made the way the assistant makes them: conversation_start, messages in
 order, and tool calls through execute_tool_call (which books through the services).
 """
 
@@ -26,29 +26,29 @@ from bookings.models import Booking, BookingEvent
 from bookings.selectors import local_today
 from bookings.services import Actor, booking_cancel, booking_create
 from chatdesk.assistant.tools import ToolOutcome, execute_tool_call
-from chatdesk.assistant.turns import interaction_start
+from chatdesk.assistant.turns import conversation_start
 from chatdesk.backoffice.conversation_admin import plain_text_matches, transcript_matches
 from chatdesk.backoffice.pii import mask_text
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message
-from chatdesk.conversations.services import interaction_close
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message
+from chatdesk.conversations.services import conversation_close
 from tests.conftest import MONDAY_NOON_UTC
 from tests.staff import staff_groups
 
 pytestmark = pytest.mark.django_db
 
-CHANGELIST = "admin:chatdesk_interaction_changelist"
+CHANGELIST = "admin:chatdesk_conversation_changelist"
 
 
 # --- Building conversations (also used by test_dashboard and test_admin_browser) -----------
 
 
-def customer_says(interaction: Interaction, text: str) -> Message:
-    Interaction.objects.filter(pk=interaction.pk).update(message_count=F("message_count") + 1)
-    return Message.objects.create(interaction=interaction, role=Message.Role.CUSTOMER, text=text)
+def customer_says(conversation: Conversation, text: str) -> Message:
+    Conversation.objects.filter(pk=conversation.pk).update(message_count=F("message_count") + 1)
+    return Message.objects.create(conversation=conversation, role=Message.Role.CUSTOMER, text=text)
 
 
-def assistant_says(interaction: Interaction, text: str, *, latency_ms: int = 1200, cost: str = "0.000150") -> Message:
-    Interaction.objects.filter(pk=interaction.pk).update(
+def assistant_says(conversation: Conversation, text: str, *, latency_ms: int = 1200, cost: str = "0.000150") -> Message:
+    Conversation.objects.filter(pk=conversation.pk).update(
         message_count=F("message_count") + 1,
         input_tokens=F("input_tokens") + 1000,
         cached_input_tokens=F("cached_input_tokens") + 400,
@@ -56,12 +56,12 @@ def assistant_says(interaction: Interaction, text: str, *, latency_ms: int = 120
         cost_usd=F("cost_usd") + Decimal(cost),
     )
     return Message.objects.create(
-        interaction=interaction, role=Message.Role.ASSISTANT, text=text, latency_ms=latency_ms, cost_usd=Decimal(cost)
+        conversation=conversation, role=Message.Role.ASSISTANT, text=text, latency_ms=latency_ms, cost_usd=Decimal(cost)
     )
 
 
-def call_tool(interaction: Interaction, tool: str, call_id: str, /, **arguments: object) -> ToolOutcome:
-    return execute_tool_call(interaction=interaction, call_id=call_id, name=tool, raw_arguments=json.dumps(arguments))
+def call_tool(conversation: Conversation, tool: str, call_id: str, /, **arguments: object) -> ToolOutcome:
+    return execute_tool_call(conversation=conversation, call_id=call_id, name=tool, raw_arguments=json.dumps(arguments))
 
 
 def converse(
@@ -74,20 +74,20 @@ def converse(
     tool_error: bool = False,
     handoff: bool = False,
     urgent: bool = False,
-    channel: str = Interaction.ChannelKind.CHAT,
+    channel: str = Conversation.ChannelKind.CHAT,
     tick=lambda: None,
-) -> Interaction:
+) -> Conversation:
     """A whole conversation: greeting, question, slots, (a refused booking,) booking, close.
 
     `tick` moves the clock between steps, so rows get the order they would have for real.
     """
-    interaction = interaction_start(channel=channel)
+    conversation = conversation_start(channel=channel)
     tick()
-    customer_says(interaction, f"{problem} This is {name}, call me at {phone}.")
+    customer_says(conversation, f"{problem} This is {name}, call me at {phone}.")
     tick()
     today = local_today()
     slots = call_tool(
-        interaction,
+        conversation,
         "get_available_time_slots",
         "call_slots",
         service_id=business.repair.slug,
@@ -97,9 +97,9 @@ def converse(
     ).result["slots"]
     tick()
     slot = slots[0]
-    assistant_says(interaction, f"I can send a technician {slot['weekday']} at {slot['time']}. Shall I book it?")
+    assistant_says(conversation, f"I can send a technician {slot['weekday']} at {slot['time']}. Shall I book it?")
     tick()
-    customer_says(interaction, "Yes please, at 12 Elm Street.")
+    customer_says(conversation, "Yes please, at 12 Elm Street.")
     tick()
     booking_args = {
         "service_id": business.repair.slug,
@@ -112,16 +112,16 @@ def converse(
         "notes": problem,
     }
     if tool_error:
-        call_tool(interaction, "create_booking", "call_unconfirmed", **booking_args, customer_confirmed=False)
+        call_tool(conversation, "create_booking", "call_unconfirmed", **booking_args, customer_confirmed=False)
         tick()
     if book:
-        outcome = call_tool(interaction, "create_booking", "call_book", **booking_args, customer_confirmed=True)
+        outcome = call_tool(conversation, "create_booking", "call_book", **booking_args, customer_confirmed=True)
         assert not outcome.error, outcome.result
         tick()
-        assistant_says(interaction, f"You're booked: {outcome.result['booking']['booking_number']}.", latency_ms=2400)
+        assistant_says(conversation, f"You're booked: {outcome.result['booking']['booking_number']}.", latency_ms=2400)
     if handoff:
         call_tool(
-            interaction,
+            conversation,
             "request_human",
             "call_human",
             reason="Wants to talk about a warranty",
@@ -130,25 +130,25 @@ def converse(
             urgent=urgent,
         )
         tick()
-        assistant_says(interaction, "A colleague will call you back.", latency_ms=900)
+        assistant_says(conversation, "A colleague will call you back.", latency_ms=900)
     tick()
-    interaction_close(session_id=interaction.session_id)
-    interaction.refresh_from_db()
-    return interaction
+    conversation_close(session_id=conversation.session_id)
+    conversation.refresh_from_db()
+    return conversation
 
 
 BULK_NUMBERS = itertools.count(90000)
 
 
-def bulk_conversations(count: int, *, with_messages: int = 4) -> list[Interaction]:
+def bulk_conversations(count: int, *, with_messages: int = 4) -> list[Conversation]:
     """Volume without the services: rows shaped like real ones, for query-count tests."""
     now = timezone.now()
-    made = Interaction.objects.bulk_create(
-        Interaction(
+    made = Conversation.objects.bulk_create(
+        Conversation(
             number=f"INT-2026-{next(BULK_NUMBERS)}",
-            channel=Interaction.ChannelKind.CHAT if i % 3 else Interaction.ChannelKind.VOICE,
-            status=Interaction.Status.CLOSED,
-            resolution=Interaction.Resolution.ANSWERED,
+            channel=Conversation.ChannelKind.CHAT if i % 3 else Conversation.ChannelKind.VOICE,
+            status=Conversation.Status.CLOSED,
+            resolution=Conversation.Resolution.ANSWERED,
             message_count=with_messages,
             ended_at=now,
             cost_usd=Decimal("0.002"),
@@ -156,8 +156,8 @@ def bulk_conversations(count: int, *, with_messages: int = 4) -> list[Interactio
         for i in range(count)
     )
     Message.objects.bulk_create(
-        Message(interaction=interaction, role=Message.Role.CUSTOMER, text=f"Question {n} about a water heater")
-        for interaction in made
+        Message(conversation=conversation, role=Message.Role.CUSTOMER, text=f"Question {n} about a water heater")
+        for conversation in made
         for n in range(with_messages)
     )
     return made
@@ -195,17 +195,17 @@ def owner_fixture(django_user_model, staff_groups):
 
 
 @pytest.fixture
-def booked(business, clock) -> Interaction:
+def booked(business, clock) -> Conversation:
     return converse(business, tick=clock)
 
 
-def listed(response) -> list[Interaction]:
+def listed(response) -> list[Conversation]:
     assert response.status_code == 200
     return list(response.context["cl"].result_list)
 
 
-def change_url(interaction: Interaction) -> str:
-    return reverse("admin:chatdesk_interaction_change", args=[interaction.pk])
+def change_url(conversation: Conversation) -> str:
+    return reverse("admin:chatdesk_conversation_change", args=[conversation.pk])
 
 
 # --- The list ----------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def test_totals_line_counts_and_sums_the_filtered_set(admin_client, business, cl
     converse(business, name="Eli Novak", phone="416-555-0177", book=False, tick=clock)
     response = admin_client.get(reverse(CHANGELIST), {"booked": "yes"})
     totals = response.context["cl"].paginator.totals
-    booked = Interaction.objects.get(booking_count=1)
+    booked = Conversation.objects.get(booking_count=1)
     assert totals == {
         "conversations": 1,
         "tokens": booked.input_tokens + booked.output_tokens,
@@ -272,7 +272,7 @@ def test_date_hierarchy_drills_into_business_days(admin_client, booked):
 
 
 @pytest.fixture
-def three(business, clock) -> dict[str, Interaction]:
+def three(business, clock) -> dict[str, Conversation]:
     return {
         "furnace": converse(business, tick=clock),
         "drain": converse(
@@ -341,7 +341,7 @@ def test_plain_search_words_phrases_and_exclusions(business, clock):
     )
 
     def found(term: str) -> set[int]:
-        return set(plain_text_matches(term).values_list("interaction_id", flat=True))
+        return set(plain_text_matches(term).values_list("conversation_id", flat=True))
 
     assert found("FURNACE") == {furnace.pk, drain.pk}
     assert found("furnace banging") == {furnace.pk}
@@ -404,9 +404,9 @@ def test_detail_queries_do_not_grow_with_the_length_of_the_conversation(admin_cl
 
 
 def test_transcript_renders_as_a_conversation_in_time_order(admin_client, business, clock):
-    interaction = converse(business, tool_error=True, handoff=True, tick=clock)
-    content = admin_client.get(change_url(interaction)).content.decode()
-    call = {c.call_id: f'id="call-{c.pk}"' for c in interaction.tool_calls.all()}
+    conversation = converse(business, tool_error=True, handoff=True, tick=clock)
+    content = admin_client.get(change_url(conversation)).content.decode()
+    call = {c.call_id: f'id="call-{c.pk}"' for c in conversation.tool_calls.all()}
     order = [
         'class="chat-row from-assistant"',  # the greeting
         'class="chat-row from-customer"',
@@ -444,14 +444,14 @@ def test_the_page_links_the_bookings_the_conversation_made(admin_client, booked)
 
 
 def test_what_people_typed_is_escaped(admin_client, business, clock):
-    interaction = converse(business, problem="<script>alert('x')</script><b>bold</b>", book=False, tick=clock)
-    content = admin_client.get(change_url(interaction)).content.decode()
+    conversation = converse(business, problem="<script>alert('x')</script><b>bold</b>", book=False, tick=clock)
+    content = admin_client.get(change_url(conversation)).content.decode()
     assert "<script>alert" not in content and "<b>bold</b>" not in content
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in content
 
 
 def test_cost_is_broken_down_by_modality(admin_client, booked):
-    Interaction.objects.filter(pk=booked.pk).update(
+    Conversation.objects.filter(pk=booked.pk).update(
         cost_breakdown={"audio_input": "0.010000", "audio_output": "0.020000"}, cost_usd=F("cost_usd") + Decimal("0.03")
     )
     content = admin_client.get(change_url(booked)).content.decode()
@@ -461,12 +461,12 @@ def test_cost_is_broken_down_by_modality(admin_client, booked):
 
 
 def test_conversations_cannot_be_added_changed_or_deleted(admin_client, booked):
-    assert admin_client.get(reverse("admin:chatdesk_interaction_add")).status_code == 403
+    assert admin_client.get(reverse("admin:chatdesk_conversation_add")).status_code == 403
     assert admin_client.post(change_url(booked), {"status": "open"}).status_code == 403
-    delete = reverse("admin:chatdesk_interaction_delete", args=[booked.pk])
+    delete = reverse("admin:chatdesk_conversation_delete", args=[booked.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     booked.refresh_from_db()
-    assert booked.status == Interaction.Status.CLOSED
+    assert booked.status == Conversation.Status.CLOSED
 
 
 def test_the_page_is_read_only(admin_client, booked):
@@ -482,10 +482,14 @@ def test_groups_have_the_intended_permissions(staff_groups):
     dispatcher = {f"{p.content_type.app_label}.{p.codename}" for p in staff_groups["Dispatcher"].permissions.all()}
     owner = {f"{p.content_type.app_label}.{p.codename}" for p in staff_groups["Owner"].permissions.all()}
     assert {"bookings.view_booking", "bookings.change_booking", "bookings.change_customer"} <= dispatcher
-    assert {"chatdesk.view_interaction", "chatdesk.view_handoffrequest", "chatdesk.change_handoffrequest"} <= dispatcher
-    assert "chatdesk.take_over_interaction" in dispatcher and "chatdesk.take_over_interaction" in owner
+    assert {
+        "chatdesk.view_conversation",
+        "chatdesk.view_handoffrequest",
+        "chatdesk.change_handoffrequest",
+    } <= dispatcher
+    assert "chatdesk.take_over_conversation" in dispatcher and "chatdesk.take_over_conversation" in owner
     assert not {p for p in dispatcher if p.startswith(("bookings.add_", "bookings.delete_"))}
-    assert not {"chatdesk.view_costs", "chatdesk.view_customer_pii", "chatdesk.change_interaction"} & dispatcher
+    assert not {"chatdesk.view_costs", "chatdesk.view_customer_pii", "chatdesk.change_conversation"} & dispatcher
     assert {"chatdesk.view_costs", "chatdesk.view_customer_pii", "bookings.add_booking"} <= owner
     assert not {p for p in owner if p.startswith("auth.")}
 
@@ -546,7 +550,7 @@ def test_masking_keeps_what_is_not_contact_details(text, masked):
 
 
 def export(client, params: dict | None = None) -> list[dict]:
-    response = client.get(reverse("admin:chatdesk_interaction_export"), params or {})
+    response = client.get(reverse("admin:chatdesk_conversation_export"), params or {})
     assert response.status_code == 200
     assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -571,7 +575,7 @@ def test_csv_export_follows_the_search(admin_client, three):
 
 def test_changelist_links_the_export_with_its_filters(admin_client, booked):
     content = admin_client.get(reverse(CHANGELIST), {"booked": "yes", "q": "furnace", "p": "1"}).content.decode()
-    assert reverse("admin:chatdesk_interaction_export") + "?booked=yes&amp;q=furnace" in content
+    assert reverse("admin:chatdesk_conversation_export") + "?booked=yes&amp;q=furnace" in content
 
 
 def test_csv_export_leaves_out_costs_and_contact_details_for_a_dispatcher(client, dispatcher, booked):
@@ -595,7 +599,7 @@ async def test_csv_export_streams_asynchronously_under_asgi(async_client, admin_
 
     made = await sync_to_async(bulk_conversations)(3)
     await async_client.aforce_login(admin_user)
-    response = await async_client.get(reverse("admin:chatdesk_interaction_export"))
+    response = await async_client.get(reverse("admin:chatdesk_conversation_export"))
     assert response.status_code == 200 and response.is_async
     body = b"".join([chunk async for chunk in response.streaming_content]).decode()
     rows = list(csv.DictReader(io.StringIO(body)))
@@ -608,8 +612,8 @@ async def test_csv_export_streams_asynchronously_under_asgi(async_client, admin_
 @pytest.fixture
 def queue(business, clock, admin_user) -> dict[str, HandoffRequest]:
     def handoff(name: str, phone: str, urgent: bool) -> HandoffRequest:
-        interaction = converse(business, name=name, phone=phone, book=False, handoff=True, urgent=urgent, tick=clock)
-        return interaction.handoffs.get()
+        conversation = converse(business, name=name, phone=phone, book=False, handoff=True, urgent=urgent, tick=clock)
+        return conversation.handoffs.get()
 
     made = {
         "old": handoff("Ann Old", "416-555-0101", False),
@@ -626,7 +630,7 @@ def test_handoff_queue_puts_waiting_first_urgent_first_then_oldest(admin_client,
     assert listed(response) == [queue["urgent"], queue["old"], queue["new"], queue["handled"]]
     content = response.content.decode()
     assert "Wants to talk about a warranty" in content and "Ann Old" in content and "(416) 555-0101" in content
-    assert reverse("admin:chatdesk_interaction_change", args=[queue["old"].interaction_id]) in content
+    assert reverse("admin:chatdesk_conversation_change", args=[queue["old"].conversation_id]) in content
 
 
 def test_mark_handled_records_who_and_when_and_leaves_handled_ones_alone(client, dispatcher, queue, admin_user):

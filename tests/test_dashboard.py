@@ -21,7 +21,7 @@ from bookings.selectors import available_slots, business_tz, local_today
 from bookings.services import Actor, booking_cancel, booking_create
 from chatdesk.backoffice.charts import _axis, _nice_ceiling, bar_chart, schedule_chart
 from chatdesk.backoffice.dashboard import DayStats, _reply_latency_in_python, dashboard, reply_latency, schedule_for
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message
 from tests.conftest import MONDAY_NOON_UTC
 from tests.test_conversation_admin import dispatcher_fixture, staff_groups_fixture  # noqa: F401  (fixtures)
 
@@ -38,22 +38,22 @@ def local(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=business_tz())
 
 
-def conversation(at: datetime, *, channel: str = "chat", booked: bool = False, cost: str = "0.01") -> Interaction:
-    interaction = Interaction.objects.create(
+def conversation(at: datetime, *, channel: str = "chat", booked: bool = False, cost: str = "0.01") -> Conversation:
+    conversation = Conversation.objects.create(
         number=f"INT-2026-{next(NUMBERS):05d}",
         channel=channel,
         booking_count=1 if booked else 0,
-        resolution=Interaction.Resolution.BOOKED if booked else Interaction.Resolution.ANSWERED,
+        resolution=Conversation.Resolution.BOOKED if booked else Conversation.Resolution.ANSWERED,
         cost_usd=Decimal(cost),
     )
     # started_at is auto_now_add: set the moment afterwards.
-    Interaction.objects.filter(pk=interaction.pk).update(started_at=at, last_activity_at=at)
-    return interaction
+    Conversation.objects.filter(pk=conversation.pk).update(started_at=at, last_activity_at=at)
+    return conversation
 
 
-def reply(interaction: Interaction, at: datetime, latency_ms: int | None, channel: str = "chat") -> None:
+def reply(conversation: Conversation, at: datetime, latency_ms: int | None, channel: str = "chat") -> None:
     message = Message.objects.create(
-        interaction=interaction, role=Message.Role.ASSISTANT, text="ok", latency_ms=latency_ms, channel=channel
+        conversation=conversation, role=Message.Role.ASSISTANT, text="ok", latency_ms=latency_ms, channel=channel
     )
     Message.objects.filter(pk=message.pk).update(created_at=at)
 
@@ -97,9 +97,9 @@ def weekend(business, time_machine):
     booking_made(business, local(SUN, 10), "voice")
     booking_made(business, local(SUN, 11), "voice")
     booking_made(business, local(SUN, 12), "staff")
-    HandoffRequest.objects.create(interaction=sat[1], reason="Call me", urgent=True)
-    HandoffRequest.objects.create(interaction=sat[2], reason="Question about a quote")
-    HandoffRequest.objects.create(interaction=sat[3], reason="Done", handled_at=local(SAT, 15))
+    HandoffRequest.objects.create(conversation=sat[1], reason="Call me", urgent=True)
+    HandoffRequest.objects.create(conversation=sat[2], reason="Question about a quote")
+    HandoffRequest.objects.create(conversation=sat[3], reason="Done", handled_at=local(SAT, 15))
     return business
 
 
@@ -274,8 +274,8 @@ def test_dashboard_page_queries_do_not_grow_with_the_data_or_the_range(admin_cli
 
     empty = queries({})
     for i in range(20):
-        interaction = conversation(local(SUN, 8) - timedelta(hours=i * 7), booked=i % 2 == 0)
-        reply(interaction, local(SUN, 8) - timedelta(hours=i * 7), 100 * i)
+        conversation = conversation(local(SUN, 8) - timedelta(hours=i * 7), booked=i % 2 == 0)
+        reply(conversation, local(SUN, 8) - timedelta(hours=i * 7), 100 * i)
     booking_made(business, local(SUN, 9), "chat", day_offset=0)
     assert queries({}) == empty
     assert queries({"since": "2026-01-01", "until": "2026-11-16", "channel": "voice"}) == empty

@@ -18,7 +18,7 @@ from bookings.models import ClosedDay
 from chatdesk.assistant.date_grammar import UnresolvedDate, normalize, understand
 from chatdesk.assistant.dates import day_for_booking
 from chatdesk.assistant.tools import TOOLS, execute_tool_call
-from chatdesk.assistant.turns import interaction_start
+from chatdesk.assistant.turns import conversation_start
 from chatdesk.conversations.models import ToolCall
 from tests.date_table import CASES, CLOSED_DAYS, MOMENTS, answer_matches, parse_expected
 
@@ -248,10 +248,10 @@ def test_words_win_over_parts_and_parts_catch_what_words_miss(open_business):
 # --- the resolve_date tool, as the model calls it -------------------------------------------
 
 
-def call(interaction, **args) -> dict:
+def call(conversation, **args) -> dict:
     call.count += 1
     return execute_tool_call(
-        interaction=interaction,
+        conversation=conversation,
         call_id=f"date_{call.count}",
         name="resolve_date",
         raw_arguments=json.dumps(args),
@@ -264,14 +264,14 @@ call.count = 0
 @pytest.fixture
 def friday_night(open_business):
     with time_machine.travel(MOMENTS["late"], tick=False):
-        yield interaction_start(ip="203.0.113.9", user_agent="pytest")
+        yield conversation_start(ip="203.0.113.9", user_agent="pytest")
 
 
 def test_the_tool_understands_words_in_the_business_time_zone(friday_night):
     # 03:30 UTC on Saturday is still Friday evening in Toronto.
     answer = call(friday_night, text="a week from today")
     assert (answer["status"], answer["date"], answer["weekday"]) == ("ok", "2026-12-11", "Friday")
-    row = ToolCall.objects.get(interaction=friday_night, call_id=f"date_{call.count}")
+    row = ToolCall.objects.get(conversation=friday_night, call_id=f"date_{call.count}")
     assert row.result["date"] == "2026-12-11"
     assert row.arguments["text"] == "a week from today"
 
@@ -330,7 +330,7 @@ def test_the_tool_schema_is_strict_with_nullable_parts():
 def test_the_late_evening_is_still_today_across_the_year_end(open_business):
     # 04:30 UTC on January 1, 2027 is 23:30 on December 31 in Toronto.
     with time_machine.travel(MOMENTS["dec31"], tick=False):
-        chat = interaction_start()
+        chat = conversation_start()
         assert call(chat, text="today")["date"] == "2026-12-31"
         assert call(chat, text="tomorrow")["status"] == "closed"  # New Year's Day
 

@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from bookings.models import Booking
 from chatdesk.backoffice.dashboard import dashboard
-from chatdesk.conversations.models import Interaction, ToolCall
+from chatdesk.conversations.models import Conversation, ToolCall
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import Reply, fake_openai_fixture  # noqa: F401
@@ -94,10 +94,10 @@ def test_each_failure_is_recorded_with_its_kind(business, model, frozen, script,
     reply = dana.send("Can someone come Friday?")
     assert "trouble" in reply["reply"]
     assert dana.failure_kinds() == [kind]
-    interaction = dana.interaction
-    assert interaction.failure_count == 1
-    assert interaction.last_error.startswith(kind)
-    assert interaction.messages.filter(role="customer", text="Can someone come Friday?").exists()
+    conversation = dana.conversation
+    assert conversation.failure_count == 1
+    assert conversation.last_error.startswith(kind)
+    assert conversation.messages.filter(role="customer", text="Can someone come Friday?").exists()
 
 
 def test_a_refused_connection_is_unreachable(business, model, frozen, settings):
@@ -137,12 +137,12 @@ def test_a_reply_cut_off_is_asked_again_with_a_larger_budget_and_never_shown(bus
     assert reply["reply"] == "Friday at 9 works for us."
     budgets = [request["max_output_tokens"] for request in model.response_requests]
     assert budgets == [800, 1600]
-    interaction = dana.interaction
-    assert interaction.failure_count == 0
+    conversation = dana.conversation
+    assert conversation.failure_count == 0
     assert dana.failure_kinds() == ["incomplete_retried"]
     # Both responses were billed, the cut-off one too.
-    assert interaction.output_tokens == 840
-    assert not interaction.messages.filter(text__contains=CUT_OFF).exists()
+    assert conversation.output_tokens == 840
+    assert not conversation.messages.filter(text__contains=CUT_OFF).exists()
     # The cut-off reply is not in the history the model gets next time.
     model.queue_text("Anything else?")
     dana.send("thanks")
@@ -160,7 +160,7 @@ def test_a_reply_cut_off_twice_gets_the_kind_failure_reply(business, model, froz
     assert "trouble" in reply["reply"]
     assert [r["max_output_tokens"] for r in model.response_requests] == [800, 1600]
     assert dana.failure_kinds() == ["incomplete"]
-    assert "max_output_tokens=1600" in dana.interaction.last_error
+    assert "max_output_tokens=1600" in dana.conversation.last_error
 
 
 def test_the_retry_budget_is_capped(business, model, frozen, settings):
@@ -203,22 +203,22 @@ def test_function_calls_of_a_cut_off_response_are_not_run(business, model, froze
 
 
 @pytest.fixture
-def failures(business, model, frozen) -> dict[str, Interaction]:
+def failures(business, model, frozen) -> dict[str, Conversation]:
     """Three conversations: a 500, a 429, and a reply cut off then answered on retry."""
     made = {}
     dana = Customer()
     model.queue_error(500, "down")
     dana.send("hi")
-    made["server_error"] = dana.interaction
+    made["server_error"] = dana.conversation
     erin = Customer()
     model.queue_error(429, "slow down")
     erin.send("hi")
-    made["rate_limited"] = erin.interaction
+    made["rate_limited"] = erin.conversation
     fay = Customer()
     model.queue(Reply(text=CUT_OFF, status="incomplete", incomplete_reason="max_output_tokens"))
     model.queue_text("Hello!")
     fay.send("hi")
-    made["incomplete_retried"] = fay.interaction
+    made["incomplete_retried"] = fay.conversation
     return made
 
 
@@ -246,7 +246,7 @@ def test_the_dashboard_page_and_the_analytics_show_them(failures, admin_client):
 
 
 def test_the_conversation_list_filters_by_failure_kind(failures, admin_client):
-    url = reverse("admin:chatdesk_interaction_changelist")
+    url = reverse("admin:chatdesk_conversation_changelist")
 
     def listed(kind: str) -> set[int]:
         response = admin_client.get(url, {"failure": kind})
@@ -260,8 +260,8 @@ def test_the_conversation_list_filters_by_failure_kind(failures, admin_client):
 
 
 def test_the_conversation_page_shows_its_failures_by_kind(failures, admin_client):
-    interaction = failures["server_error"]
-    page = admin_client.get(reverse("admin:chatdesk_interaction_change", args=[interaction.pk]))
+    conversation = failures["server_error"]
+    page = admin_client.get(reverse("admin:chatdesk_conversation_change", args=[conversation.pk]))
     assert page.status_code == 200
     assert "Server error (5xx) ×1" in page.content.decode()
 
@@ -282,4 +282,4 @@ def test_cost_of_a_failed_cut_off_turn_is_recorded(business, model, frozen, sett
         )
     dana.send("hi")
     # Two responses of 1M uncached input tokens at $0.10 per 1M.
-    assert dana.interaction.cost_usd == Decimal("0.200000")
+    assert dana.conversation.cost_usd == Decimal("0.200000")

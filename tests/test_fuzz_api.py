@@ -30,7 +30,7 @@ from django.test import Client
 
 from bookings.models import Booking
 from chatdesk.assistant import turns
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from tests.servers import free_port, subprocess_database_url, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,9 +52,9 @@ TIME_BUDGET_SECONDS = int(os.environ.get("FUZZ_TIME_BUDGET_SECONDS", 120))
 @pytest.fixture
 def seeded() -> dict[str, list]:
     call_command("seed_demo", stdout=open(os.devnull, "w"))
-    sessions = [turns.interaction_start(ip="127.0.0.1", user_agent="fuzz") for _ in range(3)]
+    sessions = [turns.conversation_start(ip="127.0.0.1", user_agent="fuzz") for _ in range(3)]
     # One with a call in it, which POST /api/v1/chat/voice/session accepts.
-    Interaction.objects.filter(pk=sessions[0].pk).update(has_call=True)
+    Conversation.objects.filter(pk=sessions[0].pk).update(has_call=True)
     return {
         "bookings": list(Booking.objects.values_list("number", flat=True)[:10]),
         "conversations": [i.number for i in sessions],

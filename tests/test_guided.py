@@ -77,7 +77,7 @@ def door(request, shop) -> Door:
 
 
 def tools_called(door: Door) -> list[str]:
-    return list(ToolCall.objects.filter(interaction=door.interaction).order_by("id").values_list("name", flat=True))
+    return list(ToolCall.objects.filter(conversation=door.conversation).order_by("id").values_list("name", flat=True))
 
 
 def at(day: str, hhmm: str) -> datetime:
@@ -158,7 +158,7 @@ def test_a_menu_number_out_of_range_is_asked_again(door, number):
     reply = door.send(number)
     assert reply.startswith("Please reply with a number from 1 to 5")
     assert tools_called(door) == []
-    assert door.interaction.guided_state["step"] == "menu"
+    assert door.conversation.guided_state["step"] == "menu"
     assert "Which service do you need?" in door.send("1")
 
 
@@ -175,7 +175,7 @@ def test_hvac_alone_lists_the_trades_services_instead_of_picking_the_emergency(d
     reply = door.send("hvac")
     assert reply.startswith("Which HVAC service do you need?")
     assert "1. HVAC Maintenance" in reply and "2. HVAC Repair" in reply and "3. Emergency HVAC" in reply
-    assert door.interaction.guided_state["step"] == "book_service"
+    assert door.conversation.guided_state["step"] == "book_service"
     assert "HVAC Repair. Which day would suit you?" in door.send("2")
 
 
@@ -192,7 +192,7 @@ def test_urgent_words_lead_to_the_emergency_service_and_its_earliest_times(door)
     assert reply.startswith("That sounds urgent, so let's find you the earliest visit: Emergency HVAC")
     # An hour's notice from 08:00 today, 30 minutes' travel: today's times.
     assert "Free times on Monday, November 16, 2026" in reply
-    assert door.interaction.guided_state["service_id"] == "emergency-hvac"
+    assert door.conversation.guided_state["service_id"] == "emergency-hvac"
 
 
 def test_a_gas_smell_gets_safety_advice_before_anything_else(door, shop):
@@ -211,7 +211,7 @@ def test_a_gas_smell_gets_safety_advice_before_anything_else(door, shop):
 def test_after_the_gas_advice_book_goes_to_the_emergency_service(door):
     door.send("smells like rotten eggs")
     assert "Emergency HVAC" in door.send("book")
-    assert door.interaction.guided_state["service_id"] == "emergency-hvac"
+    assert door.conversation.guided_state["service_id"] == "emergency-hvac"
 
 
 # --- times pick among the offered slots ------------------------------------------------------
@@ -232,7 +232,7 @@ def test_after_the_gas_advice_book_goes_to_the_emergency_service(door):
 def test_a_time_picks_among_the_offered_slots_and_is_not_read_as_a_day(door, said, picked):
     door.send("furnace on wednesday")
     assert "What is your full name?" in door.send(said)
-    assert door.interaction.guided_state["time"] == picked
+    assert door.conversation.guided_state["time"] == picked
     assert tools_called(door).count("resolve_date") == 1  # only "wednesday" went to the date resolver
 
 
@@ -247,7 +247,7 @@ def test_a_time_that_is_not_offered_or_a_number_out_of_range_is_asked_again(door
     door.send("furnace on wednesday")
     assert door.send("7pm").startswith("Sorry, 7:00 PM isn't one of the free times on Wednesday, November 18, 2026.")
     assert door.send("12").startswith("Please reply with a number from 1 to 8")
-    assert door.interaction.guided_state["step"] == "book_slot"
+    assert door.conversation.guided_state["step"] == "book_slot"
 
 
 def test_another_day_at_the_time_step_offers_that_day(door):
@@ -292,7 +292,7 @@ def test_words_that_are_no_day_are_asked_again_in_the_customers_terms(door):
     door.send("furnace")
     reply = door.send("whenever the moon is full")
     assert reply.startswith("Sorry, I couldn't tell which day you mean.")
-    assert door.interaction.guided_state["step"] == "book_date"
+    assert door.conversation.guided_state["step"] == "book_date"
 
 
 # --- details, email, confirmation ------------------------------------------------------------------
@@ -346,7 +346,7 @@ def test_a_slot_taken_meanwhile_is_offered_again_without_asking_the_details_twic
 def test_stop_in_the_middle_changes_nothing(door, said):
     door.send("furnace wednesday")
     assert door.send(said).startswith("No problem, I've stopped there and nothing was changed.")
-    assert door.interaction.guided_state["step"] == "menu"
+    assert door.conversation.guided_state["step"] == "menu"
     assert not Booking.objects.exists()
 
 
@@ -366,7 +366,7 @@ def test_a_wrong_phone_finds_nothing_and_asks_again(door, shop):
     booking = a_booking(shop, start=at("2026-11-18", "08:30"))
     door.send(f"where is my tech? {booking.number}")
     assert door.send("905-555-0100").startswith("Sorry, no booking matches that number and phone number.")
-    assert door.interaction.guided_state["step"] == "booking_number"
+    assert door.conversation.guided_state["step"] == "booking_number"
 
 
 def test_cancel_from_free_text_with_the_number_in_it(door, shop):
@@ -438,12 +438,12 @@ def test_talk_to_a_person_creates_a_handoff_that_shows_in_the_staff_queue(door, 
     reply = door.send("416-555-0188")
     handoff = HandoffRequest.objects.get()
     assert reply.startswith("Thanks! I've asked our team to call you back at (416) 555-0188 during business hours.")
-    assert f"Your reference is {door.interaction.number}-H{handoff.pk}." in reply
+    assert f"Your reference is {door.conversation.number}-H{handoff.pk}." in reply
     assert handoff.contact_phone == "+14165550188"
     assert not handoff.urgent
 
     queue = admin_client.get(reverse("admin:chatdesk_handoffrequest_changelist")).content.decode()
-    assert door.interaction.number in queue
+    assert door.conversation.number in queue
     assert "Waiting" in queue
     assert "(416) 555-0188" in queue
 
@@ -466,7 +466,7 @@ def test_a_day_beyond_the_booking_horizon_is_refused_with_the_resolvers_words(do
     door.send("furnace")
     reply = door.send("march 30")
     assert "March 30, 2027" in reply
-    assert door.interaction.guided_state["step"] in ("book_date", "day_choice")
+    assert door.conversation.guided_state["step"] in ("book_date", "day_choice")
     assert "Free times on" not in reply
 
 
@@ -565,5 +565,5 @@ def test_a_new_urgent_problem_in_the_middle_of_booking_starts_over_with_it(door)
     door.send("furnace on wednesday")
     reply = door.send("wait, the faucet just burst, water everywhere!!")
     assert reply.startswith("That sounds urgent")
-    assert door.interaction.guided_state["urgent"] is True
-    assert door.interaction.guided_state["service_id"] == "leak-repair"  # no plumbing emergency service here
+    assert door.conversation.guided_state["urgent"] is True
+    assert door.conversation.guided_state["service_id"] == "leak-repair"  # no plumbing emergency service here

@@ -11,8 +11,8 @@ import pytest
 import time_machine
 
 from chatdesk.assistant.guided import guided_reply
-from chatdesk.assistant.turns import interaction_start
-from chatdesk.conversations.models import Interaction
+from chatdesk.assistant.turns import conversation_start
+from chatdesk.conversations.models import Conversation
 from tests.conftest import MONDAY_NOON_UTC
 from tests.guided_corpus import ALL
 from tests.guided_doors import MODEL_FACING
@@ -47,14 +47,14 @@ STEPS = {
 def test_every_message_at_every_step_gets_a_customer_reply(shop, step):  # noqa: F811
     with time_machine.travel(MONDAY_NOON_UTC, tick=False):
         booking = a_booking(shop, start=at("2026-11-18", "08:30"))
-        interaction = interaction_start()
+        conversation = conversation_start()
         for text in STEPS[step]:
-            guided_reply(interaction, text.format(number=booking.number))
-        assert interaction.guided_state.get("step", "menu") == step
-        saved = dict(interaction.guided_state)
+            guided_reply(conversation, text.format(number=booking.number))
+        assert conversation.guided_state.get("step", "menu") == step
+        saved = dict(conversation.guided_state)
         for text in [entry["text"] for entry in ALL] + HOSTILE:
-            interaction.guided_state = dict(saved)
-            Interaction.objects.filter(pk=interaction.pk).update(guided_state=saved)
-            reply = guided_reply(interaction, text).text
+            conversation.guided_state = dict(saved)
+            Conversation.objects.filter(pk=conversation.pk).update(guided_state=saved)
+            reply = guided_reply(conversation, text).text
             assert reply.strip(), text
             assert not MODEL_FACING.search(reply), (text, reply)

@@ -29,7 +29,7 @@ from django.test import Client
 from bookings.models import Booking
 from chatdesk.assistant import turns
 from chatdesk.conversations import services
-from chatdesk.conversations.models import Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, Message, ToolCall
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
@@ -51,8 +51,8 @@ def send(customer: Customer, text: str, message_id: str | None = None, **headers
     return customer.client.post("/api/v1/chat/message", json.dumps(body), content_type="application/json", **headers)
 
 
-def stored(interaction: Interaction, role: str) -> list[str]:
-    return list(interaction.messages.filter(role=role).order_by("id").values_list("text", flat=True))
+def stored(conversation: Conversation, role: str) -> list[str]:
+    return list(conversation.messages.filter(role=role).order_by("id").values_list("text", flat=True))
 
 
 def test_a_retry_of_a_finished_turn_gets_the_same_answer_and_stores_nothing(business):
@@ -63,13 +63,13 @@ def test_a_retry_of_a_finished_turn_gets_the_same_answer_and_stores_nothing(busi
     again = send(dana, "1", message_id)
     assert again.status_code == 200
     assert again.json() == first.json()
-    interaction = dana.interaction
-    assert stored(interaction, "customer") == ["1"]
-    assert len(stored(interaction, "assistant")) == 2  # the greeting and one reply
-    assert interaction.message_count == 3
+    conversation = dana.conversation
+    assert stored(conversation, "customer") == ["1"]
+    assert len(stored(conversation, "assistant")) == 2  # the greeting and one reply
+    assert conversation.message_count == 3
     # A new id is a new message.
     assert send(dana, "1", str(uuid.uuid4())).status_code == 200
-    assert stored(dana.interaction, "customer") == ["1", "1"]
+    assert stored(dana.conversation, "customer") == ["1", "1"]
 
 
 def test_the_idempotency_key_header_works_the_same(business):
@@ -77,7 +77,7 @@ def test_the_idempotency_key_header_works_the_same(business):
     first = send(dana, "1", HTTP_IDEMPOTENCY_KEY="key-1")
     again = send(dana, "1", HTTP_IDEMPOTENCY_KEY="key-1")
     assert again.json() == first.json()
-    assert stored(dana.interaction, "customer") == ["1"]
+    assert stored(dana.conversation, "customer") == ["1"]
     # Both, agreeing, are fine; disagreeing is a 400.
     assert send(dana, "1", "key-1", HTTP_IDEMPOTENCY_KEY="key-1").json() == first.json()
     differs = send(dana, "1", "key-2", HTTP_IDEMPOTENCY_KEY="key-1")
@@ -91,7 +91,7 @@ def test_a_message_id_of_another_shape_is_a_400_and_stores_nothing(business, bad
     response = send(dana, "1", bad)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_input"
-    assert stored(dana.interaction, "customer") == []
+    assert stored(dana.conversation, "customer") == []
 
 
 def test_an_id_used_for_other_words_is_a_409_and_stores_nothing(business):
@@ -100,14 +100,14 @@ def test_an_id_used_for_other_words_is_a_409_and_stores_nothing(business):
     response = send(dana, "2", "msg-1")
     assert response.status_code == 409
     assert response.json()["error"] == "message_id_reused"
-    assert stored(dana.interaction, "customer") == ["1"]
+    assert stored(dana.conversation, "customer") == ["1"]
 
 
 def test_ids_are_per_conversation(business):
     dana, eve = Customer(), Customer()
     send(dana, "1", "same-id")
     assert send(eve, "1", "same-id").status_code == 200
-    assert stored(eve.interaction, "customer") == ["1"]
+    assert stored(eve.conversation, "customer") == ["1"]
 
 
 def test_a_retry_of_a_model_turn_gets_its_tool_calls_and_booking_cards(business, model, frozen):
@@ -136,7 +136,7 @@ def test_a_retry_of_a_model_turn_gets_its_tool_calls_and_booking_cards(business,
     assert len(model.requests) == calls  # the model was not asked again
     assert Booking.objects.count() == 1
     assert ToolCall.objects.count() == 1
-    assert stored(dana.interaction, "customer") == ["yes, book it"]
+    assert stored(dana.conversation, "customer") == ["yes, book it"]
 
 
 def test_a_retry_while_the_first_is_running_is_409_with_retry_after(business, model):
@@ -157,7 +157,7 @@ def test_a_retry_while_the_first_is_running_is_409_with_retry_after(business, mo
     assert retry["status"] == 409
     assert retry["body"]["error"] == "turn_in_progress"
     assert int(retry["retry_after"]) >= 1
-    assert stored(dana.interaction, "customer") == ["hello"]
+    assert stored(dana.conversation, "customer") == ["hello"]
     # Once it has finished, the retry gets its answer.
     assert send(dana, "hello", "slow-1").json() == first.json()
 
@@ -165,23 +165,23 @@ def test_a_retry_while_the_first_is_running_is_409_with_retry_after(business, mo
 def test_a_stored_message_whose_turn_died_is_answered_once_on_retry(business):
     dana = Customer()
     # The turn that stored it failed before answering (its database connection was cut).
-    Message.objects.create(interaction=dana.interaction, role="customer", text="1", client_message_id="lost-1")
+    Message.objects.create(conversation=dana.conversation, role="customer", text="1", client_message_id="lost-1")
     response = send(dana, "1", "lost-1")
     assert response.status_code == 200
     assert response.json()["reply"]
-    assert stored(dana.interaction, "customer") == ["1"]
-    assert len(stored(dana.interaction, "assistant")) == 2
+    assert stored(dana.conversation, "customer") == ["1"]
+    assert len(stored(dana.conversation, "assistant")) == 2
     assert send(dana, "1", "lost-1").json() == response.json()
-    assert len(stored(dana.interaction, "assistant")) == 2
+    assert len(stored(dana.conversation, "assistant")) == 2
 
 
 def test_a_retry_of_a_paused_turn_is_paused_again(business, django_user_model):
     dana = Customer()
-    services.interaction_take_over(interaction=dana.interaction, user=django_user_model.objects.create(username="s"))
+    services.conversation_take_over(conversation=dana.conversation, user=django_user_model.objects.create(username="s"))
     first = send(dana, "anyone there?", "p-1")
     assert first.json()["paused"] is True
     assert send(dana, "anyone there?", "p-1").json() == first.json()
-    assert stored(dana.interaction, "customer") == ["anyone there?"]
+    assert stored(dana.conversation, "customer") == ["anyone there?"]
 
 
 def test_a_turn_with_a_message_id_sends_no_more_statements(business, model, statements):  # noqa: F811
@@ -207,14 +207,14 @@ def test_the_form_sent_twice_stores_the_message_once(business):
     message_id = form_id(browser.get("/"))
     assert browser.post("/send", {"message": "hello", "message_id": message_id}).status_code == 302
     assert browser.post("/send", {"message": "hello", "message_id": message_id}).status_code == 302
-    interaction = Interaction.objects.get()
-    assert stored(interaction, "customer") == ["hello"]
-    assert len(stored(interaction, "assistant")) == 2
+    conversation = Conversation.objects.get()
+    assert stored(conversation, "customer") == ["hello"]
+    assert len(stored(conversation, "assistant")) == 2
     # Each page has a new id for the next message.
     next_id = form_id(browser.get("/"))
     assert next_id != message_id
     browser.post("/send", {"message": "hello", "message_id": next_id})
-    assert stored(interaction, "customer") == ["hello", "hello"]
+    assert stored(conversation, "customer") == ["hello", "hello"]
 
 
 def test_a_form_edited_after_going_back_is_a_new_message(business):
@@ -222,7 +222,7 @@ def test_a_form_edited_after_going_back_is_a_new_message(business):
     message_id = form_id(browser.get("/"))
     browser.post("/send", {"message": "hello", "message_id": message_id})
     assert browser.post("/send", {"message": "hello again", "message_id": message_id}).status_code == 302
-    assert stored(Interaction.objects.get(), "customer") == ["hello", "hello again"]
+    assert stored(Conversation.objects.get(), "customer") == ["hello", "hello again"]
 
 
 def test_a_double_submit_waits_for_the_first_then_shows_the_transcript(business, model):
@@ -255,9 +255,9 @@ def test_a_double_submit_waits_for_the_first_then_shows_the_transcript(business,
     assert released.wait(10)
     assert second["returned_before_reply"] is False  # it waited for the first turn
     assert second["response"].status_code == 302
-    interaction = Interaction.objects.get()
-    assert stored(interaction, "customer") == ["first", "hello"]
-    assert stored(interaction, "assistant")[-1] == "Hi there."
+    conversation = Conversation.objects.get()
+    assert stored(conversation, "customer") == ["first", "hello"]
+    assert stored(conversation, "assistant")[-1] == "Hi there."
 
 
 def test_retries_nul_paths_and_form_bodies_on_sqlite(tmp_path):

@@ -25,8 +25,8 @@ from bookings.services import Actor, booking_create
 from chatdesk.assistant.openai_client import FunctionCall
 from chatdesk.assistant.tool_rounds import run_tool_round_here
 from chatdesk.assistant.tools import TOO_MANY_TOOL_CALLS, ToolOutcome, execute_tool_call, tool_call_budget
-from chatdesk.assistant.turns import interaction_start
-from chatdesk.conversations.models import Interaction, ToolCall
+from chatdesk.assistant.turns import conversation_start
+from chatdesk.conversations.models import Conversation, ToolCall
 from chatdesk.conversations.services import hash_ip
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
@@ -98,16 +98,16 @@ def test_five_parallel_bookings_in_one_response_stop_at_the_cap(business, model,
     assert Booking.objects.count() == 3
     assert sorted(c["error"] or "ok" for c in reply["tool_calls"]) == ["limit_reached"] * 2 + ["ok"] * 3
     assert len(reply["bookings"]) == 3
-    interaction = dana.interaction
-    assert interaction.booking_count == 3
-    assert ToolCall.objects.filter(interaction=interaction, booking__isnull=False).count() == 3
+    conversation = dana.conversation
+    assert conversation.booking_count == 3
+    assert ToolCall.objects.filter(conversation=conversation, booking__isnull=False).count() == 3
     # The model was told, for each call, what happened.
     outputs = [json.loads(o["output"]) for o in function_call_outputs(model.response_requests[-1])]
     assert sum(1 for o in outputs if o.get("error") == "limit_reached") == 2
 
 
 def test_racing_tabs_of_one_conversation_never_book_past_the_cap(business, frozen):
-    chat = interaction_start(ip="203.0.113.20")
+    chat = conversation_start(ip="203.0.113.20")
     racers = 8
     barrier = threading.Barrier(racers)
     results: list = [None] * racers
@@ -115,11 +115,11 @@ def test_racing_tabs_of_one_conversation_never_book_past_the_cap(business, froze
     def tab(index: int) -> None:
         try:
             # Each tab holds its own copy of the conversation, as separate requests would.
-            interaction = Interaction.objects.get(pk=chat.pk)
+            conversation = Conversation.objects.get(pk=chat.pk)
             connection.ensure_connection()
             barrier.wait(timeout=30)
             results[index] = execute_tool_call(
-                interaction=interaction,
+                conversation=conversation,
                 call_id=f"call_tab_{index}",
                 name="create_booking",
                 raw_arguments=json.dumps(booking_args(DAYS[index])),
@@ -136,7 +136,7 @@ def test_racing_tabs_of_one_conversation_never_book_past_the_cap(business, froze
 
     assert Counter(outcome.error or "ok" for outcome in results) == {"ok": 3, "limit_reached": 5}
     assert Booking.objects.filter(status=BookingStatus.CONFIRMED).count() == 3
-    assert Interaction.objects.get(pk=chat.pk).booking_count == 3
+    assert Conversation.objects.get(pk=chat.pk).booking_count == 3
 
 
 # --- tool calls per response and per turn -----------------------------------------------
@@ -165,7 +165,7 @@ def test_61_lookups_in_one_response_run_only_up_to_the_cap(business, model, froz
     limit = settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION
     assert errors == {"booking_not_found": limit, "lookup_locked": cap - limit, TOO_MANY_TOOL_CALLS: 61 - cap}
     # Every call is a row staff can see, the refused ones with their arguments and the error.
-    rows = ToolCall.objects.filter(interaction=mallory.interaction)
+    rows = ToolCall.objects.filter(conversation=mallory.conversation)
     assert rows.count() == 61
     last = rows.get(call_id=reply_call_id(model, 60))
     assert last.error == TOO_MANY_TOOL_CALLS and VICTIM_PHONE in last.raw_arguments
@@ -222,7 +222,7 @@ def test_guessing_phones_over_several_turns_locks_lookups_even_for_the_right_pai
     output = json.loads(function_call_outputs(model.response_requests[-1])[-1]["output"])
     assert output["error"] == "lookup_locked"
     assert "(416) 555-0100" in output["message"]
-    rows = ToolCall.objects.filter(interaction=mallory.interaction)
+    rows = ToolCall.objects.filter(conversation=mallory.conversation)
     assert rows.count() == 61
     assert Counter(rows.values_list("error", flat=True)) == {"booking_not_found": 5, "lookup_locked": 56}
     assert not any("booking" in (row.result or {}) for row in rows)
@@ -232,9 +232,9 @@ def test_failed_lookups_are_counted_per_client_ip_across_conversations(business,
     victim = victims_booking(business)
     per_ip = settings.CHAT_LOOKUP_FAILURES_PER_IP
 
-    def guess(chat: Interaction, phone: str) -> dict:
+    def guess(chat: Conversation, phone: str) -> dict:
         return execute_tool_call(
-            interaction=chat,
+            conversation=chat,
             call_id=f"call_{phone}",
             name="get_booking_info",
             raw_arguments=json.dumps({"booking_number": victim.number, "phone": phone}),
@@ -243,27 +243,27 @@ def test_failed_lookups_are_counted_per_client_ip_across_conversations(business,
     # New conversations from one IP, each staying under the per-conversation limit.
     phones = iter(guesses(3000, 100))
     for _ in range(per_ip // 4):
-        chat = interaction_start(ip="198.51.100.68")
+        chat = conversation_start(ip="198.51.100.68")
         assert [guess(chat, next(phones))["error"] for _ in range(4)] == ["booking_not_found"] * 4
-    chat = interaction_start(ip="198.51.100.68")
+    chat = conversation_start(ip="198.51.100.68")
     for _ in range(per_ip - 4 * (per_ip // 4)):
         assert guess(chat, next(phones))["error"] == "booking_not_found"
     assert guess(chat, VICTIM_PHONE)["error"] == "lookup_locked"
-    assert guess(interaction_start(ip="198.51.100.68"), VICTIM_PHONE)["error"] == "lookup_locked"
+    assert guess(conversation_start(ip="198.51.100.68"), VICTIM_PHONE)["error"] == "lookup_locked"
 
     # Another client is not locked out by them.
-    other = interaction_start(ip="192.0.2.10")
+    other = conversation_start(ip="192.0.2.10")
     assert guess(other, VICTIM_PHONE)["booking"]["booking_number"] == victim.number
 
 
 def test_right_pairs_do_not_count_and_the_lock_ends_after_a_while(business, frozen, settings):
     victim = victims_booking(business)
-    chat = interaction_start(ip="198.51.100.69")
+    chat = conversation_start(ip="198.51.100.69")
     calls = iter(range(1000))
 
     def guess(phone: str) -> dict:
         return execute_tool_call(
-            interaction=chat,
+            conversation=chat,
             call_id=f"call_{next(calls)}",
             name="get_booking_info",
             raw_arguments=json.dumps({"booking_number": victim.number, "phone": phone}),
@@ -284,7 +284,7 @@ def test_right_pairs_do_not_count_and_the_lock_ends_after_a_while(business, froz
 def test_cancel_and_reschedule_count_as_lookups(business, frozen, settings):
     settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION = 2
     victim = victims_booking(business)
-    chat = interaction_start()
+    chat = conversation_start()
     cancel = {"booking_number": victim.number, "phone": "416-555-9999", "reason": None, "customer_confirmed": True}
     move = {
         "booking_number": victim.number,
@@ -294,14 +294,14 @@ def test_cancel_and_reschedule_count_as_lookups(business, frozen, settings):
         "customer_confirmed": True,
     }
     wrong_cancel = execute_tool_call(
-        interaction=chat, call_id="c1", name="cancel_booking", raw_arguments=json.dumps(cancel)
+        conversation=chat, call_id="c1", name="cancel_booking", raw_arguments=json.dumps(cancel)
     )
     wrong_move = execute_tool_call(
-        interaction=chat, call_id="c2", name="reschedule_booking", raw_arguments=json.dumps(move)
+        conversation=chat, call_id="c2", name="reschedule_booking", raw_arguments=json.dumps(move)
     )
     assert wrong_cancel.error == wrong_move.error == "booking_not_found"
     locked = execute_tool_call(
-        interaction=chat,
+        conversation=chat,
         call_id="c3",
         name="cancel_booking",
         raw_arguments=json.dumps({**cancel, "phone": VICTIM_PHONE}),
@@ -314,8 +314,8 @@ def test_cancel_and_reschedule_count_as_lookups(business, frozen, settings):
 def test_voice_calls_share_the_lookup_limits(business, frozen, settings):
     victim = victims_booking(business)
     # A voice conversation, through the voice relay's tool path (the shared round, voice channel).
-    call = Interaction.objects.create(
-        number="INT-2026-09999", channel=Interaction.ChannelKind.VOICE, client_ip_hash=hash_ip("198.51.100.70")
+    call = Conversation.objects.create(
+        number="INT-2026-09999", channel=Conversation.ChannelKind.VOICE, client_ip_hash=hash_ip("198.51.100.70")
     )
 
     def spoken_lookup(call_id: str, phone: str) -> ToolOutcome:
@@ -323,7 +323,7 @@ def test_voice_calls_share_the_lookup_limits(business, frozen, settings):
         (outcome,) = run_tool_round_here(
             call,
             [FunctionCall(call_id, "get_booking_info", arguments)],
-            channel=Interaction.ChannelKind.VOICE,
+            channel=Conversation.ChannelKind.VOICE,
             ran_this_turn=0,
         )
         return outcome
@@ -341,17 +341,17 @@ def test_counters_live_in_redis_when_it_is_configured(business, frozen, settings
     caches["default"].clear()
     try:
         victim = victims_booking(business)
-        chat = interaction_start(ip="198.51.100.71")
+        chat = conversation_start(ip="198.51.100.71")
         for n, phone in enumerate(guesses(6000, settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION)):
             args = json.dumps({"booking_number": victim.number, "phone": phone})
-            outcome = execute_tool_call(interaction=chat, call_id=f"c{n}", name="get_booking_info", raw_arguments=args)
+            outcome = execute_tool_call(conversation=chat, call_id=f"c{n}", name="get_booking_info", raw_arguments=args)
             assert outcome.error == "booking_not_found"
         # Another process sees what this one counted: read Redis directly, not through Django.
         keys = [key.decode() for key in redis.Redis.from_url(url).keys("*lookup-failures*")]
         assert any(key.endswith(f"conversation:{chat.pk}") for key in keys)
         assert any(key.endswith(f"ip:{chat.client_ip_hash}") for key in keys)
         locked = execute_tool_call(
-            interaction=chat,
+            conversation=chat,
             call_id="c_right",
             name="get_booking_info",
             raw_arguments=json.dumps({"booking_number": victim.number, "phone": VICTIM_PHONE}),
@@ -368,7 +368,7 @@ def test_an_unreachable_cache_refuses_lookups_with_a_clear_message(business, fro
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     victim = victims_booking(business)
-    chat = interaction_start(ip="198.51.100.72")
+    chat = conversation_start(ip="198.51.100.72")
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -376,14 +376,14 @@ def test_an_unreachable_cache_refuses_lookups_with_a_clear_message(business, fro
         }
     }
     outcome = execute_tool_call(
-        interaction=chat,
+        conversation=chat,
         call_id="c1",
         name="get_booking_info",
         raw_arguments=json.dumps({"booking_number": victim.number, "phone": VICTIM_PHONE}),
     )
     assert outcome.error == "lookup_unavailable"
     assert "(416) 555-0100" in outcome.result["message"]
-    assert ToolCall.objects.get(interaction=chat, call_id="c1").error == "lookup_unavailable"
+    assert ToolCall.objects.get(conversation=chat, call_id="c1").error == "lookup_unavailable"
 
 
 def test_while_redis_is_down_lookups_go_on_under_the_same_limits_in_this_process(business, frozen, settings):
@@ -393,12 +393,12 @@ def test_while_redis_is_down_lookups_go_on_under_the_same_limits_in_this_process
     try:
         settings.CACHES = {"default": {"BACKEND": "chatdesk.fallback_cache.FallbackRedisCache", "LOCATION": server.url}}
         victim = victims_booking(business)
-        chat = interaction_start(ip="198.51.100.73")
+        chat = conversation_start(ip="198.51.100.73")
         server.stop()
 
         def attempt(call_id: str, phone: str) -> ToolOutcome:
             args = json.dumps({"booking_number": victim.number, "phone": phone})
-            return execute_tool_call(interaction=chat, call_id=call_id, name="get_booking_info", raw_arguments=args)
+            return execute_tool_call(conversation=chat, call_id=call_id, name="get_booking_info", raw_arguments=args)
 
         assert attempt("c_first", VICTIM_PHONE).touched_booking == victim.pk
         for n, phone in enumerate(guesses(7000, settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION)):

@@ -13,7 +13,7 @@ from django.test import Client
 
 from chatdesk.asgi import application
 from chatdesk.conversations import access
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from chatdesk.conversations.session_cookie import SESSION_COOKIE, set_session_cookie
 from tests.staff import grant
 
@@ -89,7 +89,7 @@ async def test_a_foreign_origin_is_rejected(business):
 async def test_takeover_pauses_the_assistant_and_staff_replies_reach_the_customer_live(business):
     customer, session_id = await sync_to_async(start_chat)()
     staff, _ = await sync_to_async(staff_client)()
-    number = await sync_to_async(lambda: Interaction.objects.get(session_id=session_id).number)()
+    number = await sync_to_async(lambda: Conversation.objects.get(session_id=session_id).number)()
 
     customer_socket, connected, _ = await socket(
         "/api/v1/chat/live", cookie=f"{SESSION_COOKIE}={signed_session(session_id)}"
@@ -100,7 +100,7 @@ async def test_takeover_pauses_the_assistant_and_staff_replies_reach_the_custome
         "/api/v1/staff/live", cookie=f"sessionid={staff.cookies['sessionid'].value}"
     )
     assert connected
-    await staff_socket.send_json_to({"type": "watch", "interaction": number})
+    await staff_socket.send_json_to({"type": "watch", "conversation": number})
     assert (await staff_socket.receive_json_from())["type"] == "watching"
 
     taken = await sync_to_async(staff.post)(f"/api/v1/staff/conversations/{number}/takeover")
@@ -117,7 +117,7 @@ async def test_takeover_pauses_the_assistant_and_staff_replies_reach_the_custome
     seen = await receive_until(staff_socket, lambda m: m["type"] == "event" and m["event"].get("role") == "customer")
     assert seen["event"]["text"] == "Can I talk to the person?"
     summary = await receive_until(staff_socket, lambda m: m["type"] == "summary" and m["taken_over"])
-    assert summary["interaction"] == number
+    assert summary["conversation"] == number
 
     said = await sync_to_async(staff.post)(
         f"/api/v1/staff/conversations/{number}/messages",
@@ -138,7 +138,7 @@ async def test_takeover_pauses_the_assistant_and_staff_replies_reach_the_custome
     assert roles.count("staff") == 1
     assert roles.count("event") == 2  # took over, handed back
     # The model's history carries what staff said, so it can carry on after the handback.
-    items = await sync_to_async(lambda: Interaction.objects.get(number=number).model_items)()
+    items = await sync_to_async(lambda: Conversation.objects.get(number=number).model_items)()
     assert {"role": "assistant", "content": "Hi, this is Sam from dispatch."} in items
     await customer_socket.disconnect()
     await staff_socket.disconnect()
@@ -147,7 +147,7 @@ async def test_takeover_pauses_the_assistant_and_staff_replies_reach_the_custome
 def test_staff_must_take_over_before_replying(business):
     _, session_id = start_chat()
     staff, _ = staff_client()
-    number = Interaction.objects.get(session_id=session_id).number
+    number = Conversation.objects.get(session_id=session_id).number
     response = staff.post(
         f"/api/v1/staff/conversations/{number}/messages", {"text": "hello"}, content_type="application/json"
     )
@@ -157,7 +157,7 @@ def test_staff_must_take_over_before_replying(business):
 
 def test_the_staff_api_and_page_are_staff_only(business):
     _, session_id = start_chat()
-    number = Interaction.objects.get(session_id=session_id).number
+    number = Conversation.objects.get(session_id=session_id).number
     anonymous = Client()
     assert anonymous.post(f"/api/v1/staff/conversations/{number}/takeover").status_code in (401, 403)
     assert anonymous.get("/api/v1/staff/conversations/open").status_code in (401, 403)
@@ -174,5 +174,5 @@ def test_a_closed_conversation_cannot_be_taken_over(business):
     client, session_id = start_chat()
     client.post(f"/api/v1/chat/session/{session_id}/close", {}, content_type="application/json")
     staff, _ = staff_client()
-    number = Interaction.objects.get(session_id=session_id).number
+    number = Conversation.objects.get(session_id=session_id).number
     assert staff.post(f"/api/v1/staff/conversations/{number}/takeover").status_code == 409

@@ -36,10 +36,10 @@ def chat(business, live_server, chromium: Browser) -> Iterator[Chat]:
 def staff_says(session_id: str, text: str) -> dict:
     """A staff reply stored as the staff API stores it; the live event it would publish."""
     from chatdesk.conversations import services
-    from chatdesk.conversations.models import Interaction
+    from chatdesk.conversations.models import Conversation
 
-    interaction = Interaction.objects.get(session_id=session_id)
-    message = services.staff_message_send(interaction=interaction, user=interaction.taken_over_by, text=text)
+    conversation = Conversation.objects.get(session_id=session_id)
+    message = services.staff_message_send(conversation=conversation, user=conversation.taken_over_by, text=text)
     return {"type": "staff_message", "text": message.text, "at": message.created_at.isoformat()}
 
 
@@ -124,7 +124,7 @@ def sam(db):
     from django.contrib.auth import get_user_model
 
     sam = get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
-    return grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction")
+    return grant(sam, "chatdesk.view_conversation", "chatdesk.take_over_conversation")
 
 
 def test_through_a_real_outage_the_page_says_so_and_gets_the_reply_it_missed(
@@ -155,7 +155,7 @@ def test_through_a_real_outage_the_page_says_so_and_gets_the_reply_it_missed(
     page.locator("#send").click()
     expect(page.locator("#transcript li.msg.assistant .text").nth(1)).to_be_visible()
     session_id = page.locator("#chat").get_attribute("data-session")
-    number = customer.request.get(f"{base}/api/v1/chat/session/{session_id}/history").json()["interaction_number"]
+    number = customer.request.get(f"{base}/api/v1/chat/session/{session_id}/history").json()["conversation_number"]
 
     staff = chromium.new_context(viewport=DESKTOP)
     staff_page = staff.new_page()

@@ -118,10 +118,10 @@ async def scenario(customer_host: str, staff_host: str) -> None:
         staff_token = staff.cookie_jar.filter_cookies(URL(f"http://{staff_host}/"))["csrftoken"].value
         staff_headers = {"X-CSRFToken": staff_token, **staff_origin}
         staff_ws = await staff.ws_connect(f"ws://{staff_host}/api/v1/staff/live", headers=staff_origin)
-        await staff_ws.send_json({"type": "watch", "interaction": chat["interaction_number"]})
+        await staff_ws.send_json({"type": "watch", "conversation": chat["conversation_number"]})
         await receive_until(staff_ws, lambda m: m["type"] == "watching")
 
-        base = f"http://{staff_host}/api/v1/staff/conversations/{chat['interaction_number']}"
+        base = f"http://{staff_host}/api/v1/staff/conversations/{chat['conversation_number']}"
         async with staff.post(f"{base}/takeover", headers=staff_headers) as response:
             assert response.status == 200, await response.text()
         assert (await receive_until(customer_ws, lambda m: m["type"] == "takeover"))["taken_over"] is True
@@ -147,6 +147,6 @@ async def scenario(customer_host: str, staff_host: str) -> None:
 
 def test_a_takeover_works_across_two_server_processes(two_servers):
     sam = get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
-    grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction")
+    grant(sam, "chatdesk.view_conversation", "chatdesk.take_over_conversation")
     customer_host, staff_host = two_servers
     asyncio.run(scenario(customer_host, staff_host))

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bookings.models import Channel
-from chatdesk.conversations.models import HandoffRequest, Interaction
+from chatdesk.conversations.models import Conversation, HandoffRequest
 from chatdesk.metrics_view import sweep_dead_workers
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
@@ -149,11 +149,11 @@ def test_a_booking_is_counted_when_committed_and_not_when_rolled_back(business):
 
 def test_open_conversations_and_handoffs_waiting_are_read_at_scrape_time(business, operator):
     chats = [Customer() for _ in range(3)]
-    Interaction.objects.filter(session_id=chats[0].session_id).update(status=Interaction.Status.CLOSED)
-    Interaction.objects.filter(session_id=chats[1].session_id).update(channel=Interaction.ChannelKind.VOICE)
-    waiting = HandoffRequest.objects.create(interaction=chats[1].interaction, reason="Wants a person")
+    Conversation.objects.filter(session_id=chats[0].session_id).update(status=Conversation.Status.CLOSED)
+    Conversation.objects.filter(session_id=chats[1].session_id).update(channel=Conversation.ChannelKind.VOICE)
+    waiting = HandoffRequest.objects.create(conversation=chats[1].conversation, reason="Wants a person")
     HandoffRequest.objects.filter(pk=waiting.pk).update(created_at=waiting.created_at.replace(year=2025))
-    HandoffRequest.objects.create(interaction=chats[2].interaction, reason="Handled", handled_at=waiting.created_at)
+    HandoffRequest.objects.create(conversation=chats[2].conversation, reason="Handled", handled_at=waiting.created_at)
 
     samples = scrape(operator)
     assert samples[("chatdesk_conversations_open", (("channel", "chat"),))] == 1

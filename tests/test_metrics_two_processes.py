@@ -186,7 +186,7 @@ def test_one_scrape_counts_both_workers_and_forgets_a_killed_workers_call(worker
     assert lines and all(fields <= set(line) for line in lines)
     failure = next(line for line in b.lines() if line["message"].startswith("Model unavailable"))
     assert failure["request_id"] == "proxy-req-b2"
-    assert failure["conversation"] == seen["sessions"][2]["interaction_number"]
+    assert failure["conversation"] == seen["sessions"][2]["conversation_number"]
     assert failure["level"] == "WARNING"
     access = [line for line in a.lines() if line["logger"] == "uvicorn.access"]
     assert any("/api/v1/chat/session/•••/history" in line["message"] for line in access)

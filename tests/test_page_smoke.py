@@ -78,9 +78,9 @@ def admin_pages() -> list[tuple[str, str]]:
         (reverse("admin:bookings_dispatch_board"), "bookings.view_booking"),
         (reverse("admin:bookings_dispatch_board") + "?view=week", "bookings.view_booking"),
         (reverse("admin:bookings_booking_move", args=[booking.pk]), "bookings.change_booking"),
-        (reverse("admin:chatdesk_dashboard"), "chatdesk.view_interaction"),
-        (reverse("staff-live"), "chatdesk.view_interaction"),
-        (reverse("staff-live") + "?quiet=1", "chatdesk.view_interaction"),
+        (reverse("admin:chatdesk_dashboard"), "chatdesk.view_conversation"),
+        (reverse("staff-live"), "chatdesk.view_conversation"),
+        (reverse("staff-live") + "?quiet=1", "chatdesk.view_conversation"),
     ]
     return pages
 
@@ -144,7 +144,7 @@ def test_every_page_answers_on_postgresql():
     assert walk() == []
     # The bookings list's status, channel and technician filters, the conversations' own.
     assert any("/bookings/booking/?" in url and "status" in url for url in FILTERED)
-    assert any("/chatdesk/interaction/?" in url for url in FILTERED)
+    assert any("/chatdesk/conversation/?" in url for url in FILTERED)
 
 
 def test_every_page_answers_on_sqlite(tmp_path):

@@ -32,7 +32,7 @@ from bookings.selectors import available_slots, local_today
 from bookings.services import Actor, booking_create
 from chatdesk.asgi import application
 from chatdesk.conversations import live, services
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from tests.staff import staff_groups
 from tests.test_conversation_admin import converse
 
@@ -65,9 +65,9 @@ MASK = "•••"
 def scene(business, db):
     """Dana's conversation (open again, so the live doors list it) with her booking, a
     pending booking to confirm, and one signed-in client per visitor."""
-    interaction = converse(business)
-    Interaction.objects.filter(pk=interaction.pk).update(status=Interaction.Status.OPEN, ended_at=None)
-    interaction.refresh_from_db()
+    conversation = converse(business)
+    Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.OPEN, ended_at=None)
+    conversation.refresh_from_db()
     booking = Booking.objects.get()
 
     def free_slot():
@@ -98,7 +98,7 @@ def scene(business, db):
     people["owner"].groups.add(groups["Owner"])
     return {
         "business": business,
-        "interaction": interaction,
+        "conversation": conversation,
         "booking": booking,
         "pending": pending,
         "free_slot": free_slot(),
@@ -186,7 +186,7 @@ API = {
     ),
     "a conversation": (
         "get",
-        "/api/v1/staff/conversations/{interaction}",
+        "/api/v1/staff/conversations/{conversation}",
         VIEW_CONVERSATIONS,
         200,
         None,
@@ -195,7 +195,7 @@ API = {
     ),
     "take over": (
         "post",
-        "/api/v1/staff/conversations/{interaction}/takeover",
+        "/api/v1/staff/conversations/{conversation}/takeover",
         TAKE_OVER,
         200,
         None,
@@ -204,7 +204,7 @@ API = {
     ),
     "hand back": (
         "post",
-        "/api/v1/staff/conversations/{interaction}/release",
+        "/api/v1/staff/conversations/{conversation}/release",
         TAKE_OVER,
         200,
         None,
@@ -213,7 +213,7 @@ API = {
     ),
     "write to the customer": (
         "post",
-        "/api/v1/staff/conversations/{interaction}/messages",
+        "/api/v1/staff/conversations/{conversation}/messages",
         TAKE_OVER,
         201,
         lambda scene: {"text": "Dana, we will call 416-555-0142 in five minutes."},
@@ -229,13 +229,13 @@ API = {
 def test_staff_api(scene, door, role):
     method, path, needs, status, body, clear, cost = API[door]
     url = path.format(
-        booking=scene["booking"].number, pending=scene["pending"].number, interaction=scene["interaction"].number
+        booking=scene["booking"].number, pending=scene["pending"].number, conversation=scene["conversation"].number
     )
     person = scene["people"][role]
     if door == "write to the customer" and role in STAFF:
         # Replying needs the conversation taken over by the one replying (a 409 otherwise);
         # the service, not the door, so the door's own check is what this cell tests.
-        services.interaction_take_over(interaction=scene["interaction"], user=person)
+        services.conversation_take_over(conversation=scene["conversation"], user=person)
     data = json.dumps(body(scene)) if body else None
     response = getattr(client_for(scene, role), method)(url, data, content_type="application/json")
 
@@ -277,13 +277,13 @@ PAGES = {
     ),
     "customers list": (lambda s: reverse("admin:bookings_customer_changelist"), VIEW_BOOKINGS, "(416) 555-0142", None),
     "conversations list": (
-        lambda s: reverse("admin:chatdesk_interaction_changelist"),
+        lambda s: reverse("admin:chatdesk_conversation_changelist"),
         VIEW_CONVERSATIONS,
         "(416) 555-0142",
         "$",
     ),
     "conversations CSV": (
-        lambda s: reverse("admin:chatdesk_interaction_export"),
+        lambda s: reverse("admin:chatdesk_conversation_export"),
         VIEW_CONVERSATIONS,
         "+14165550142",
         "cost_usd",
@@ -361,12 +361,12 @@ async def test_staff_socket_watch_and_pushes(scene, role):
     if VIEW_CONVERSATIONS not in MAY[role]:
         assert not connected  # nobody who may not watch gets as far as asking to
         return
-    interaction = scene["interaction"]
-    await communicator.send_json_to({"type": "watch", "interaction": interaction.number})
-    assert await communicator.receive_json_from(timeout=5) == {"type": "watching", "interaction": interaction.number}
+    conversation = scene["conversation"]
+    await communicator.send_json_to({"type": "watch", "conversation": conversation.number})
+    assert await communicator.receive_json_from(timeout=5) == {"type": "watching", "conversation": conversation.number}
 
     said = "Dana again: call me at 416-555-0142 or dana@example.com"
-    await sync_to_async(live.publish)(interaction, {"kind": "message", "role": "customer", "text": said})
+    await sync_to_async(live.publish)(conversation, {"kind": "message", "role": "customer", "text": said})
     event = await communicator.receive_json_from(timeout=5)
     summary = await communicator.receive_json_from(timeout=5)
     assert (event["type"], summary["type"]) == ("event", "summary")
@@ -385,6 +385,6 @@ async def test_a_permission_revoked_while_connected_stops_the_next_watch(scene):
     assert connected
     dispatcher = scene["people"]["dispatcher"]
     await sync_to_async(dispatcher.groups.clear)()
-    await communicator.send_json_to({"type": "watch", "interaction": scene["interaction"].number})
+    await communicator.send_json_to({"type": "watch", "conversation": scene["conversation"].number})
     assert (await communicator.receive_json_from(timeout=5))["type"] == "error"
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}

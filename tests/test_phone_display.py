@@ -13,7 +13,7 @@ from bookings.models import Booking, Customer
 from bookings.phones import business_phone, phone_display, phone_e164
 from bookings.reminders import booking_send_reminder
 from bookings.services import Actor, booking_cancel, booking_create
-from chatdesk.conversations.models import HandoffRequest, Interaction
+from chatdesk.conversations.models import Conversation, HandoffRequest
 from tests.conftest import MONDAY_NOON_UTC
 
 TUESDAY_10 = datetime.fromisoformat("2026-11-17T10:00:00-05:00")
@@ -107,14 +107,14 @@ def test_cancellation_email_gives_the_business_phone(booked, mailoutbox, django_
 @pytest.mark.django_db
 def test_admin_lists_and_pages_show_national_numbers(admin_client, booked, business):
     customer = Customer.objects.get()
-    interaction = Interaction.objects.create(number="INT-2026-00001", customer=customer)
-    HandoffRequest.objects.create(interaction=interaction, reason="Call me", contact_phone="+14165550188")
+    conversation = Conversation.objects.create(number="INT-2026-00001", customer=customer)
+    HandoffRequest.objects.create(conversation=conversation, reason="Call me", contact_phone="+14165550188")
     pages = {
         "bookings": reverse("admin:bookings_booking_changelist"),
         "booking": reverse("admin:bookings_booking_change", args=[booked.pk]),
         "customers": reverse("admin:bookings_customer_changelist"),
         "technicians": reverse("admin:bookings_technician_changelist"),
-        "conversation": reverse("admin:chatdesk_interaction_change", args=[interaction.pk]),
+        "conversation": reverse("admin:chatdesk_conversation_change", args=[conversation.pk]),
         "handoffs": reverse("admin:chatdesk_handoffrequest_changelist"),
     }
     shown = {name: admin_client.get(url).content.decode() for name, url in pages.items()}

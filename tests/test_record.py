@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 
 from chatdesk.assistant import turns
 from chatdesk.conversations import model_items, record, services
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from tests.chat_customer import model_fixture  # noqa: F401 (registers `model`)
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from voice.records import save_utterance
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_staff_reply_stored_while_a_turn_waits_on_the_model_is_kept(business, model):
-    chat = turns.interaction_start(ip="203.0.113.5", user_agent="pytest")
+    chat = turns.conversation_start(ip="203.0.113.5", user_agent="pytest")
     greeting = chat.model_items[0]
     asked, release = threading.Event(), threading.Event()
 
@@ -43,14 +43,14 @@ def test_a_staff_reply_stored_while_a_turn_waits_on_the_model_is_kept(business, 
     try:
         assert asked.wait(10), "the turn never asked the model"
         sam = get_user_model().objects.create_user("sam", password="x", is_staff=True)
-        services.interaction_take_over(interaction=chat, user=sam)
-        services.staff_message_send(interaction=chat, user=sam, text="Sam here, I can help too.")
+        services.conversation_take_over(conversation=chat, user=sam)
+        services.staff_message_send(conversation=chat, user=sam, text="Sam here, I can help too.")
     finally:
         release.set()
         customer.join(15)
     assert turn and turn[0].reply == "Friday at 9 works."
 
-    stored = Interaction.objects.get(pk=chat.pk)
+    stored = Conversation.objects.get(pk=chat.pk)
     # The staff reply stays; the turn's own items (the customer's words, the reply) follow it.
     assert stored.model_items[:3] == [
         greeting,
@@ -64,7 +64,7 @@ def test_a_staff_reply_stored_while_a_turn_waits_on_the_model_is_kept(business, 
 
 
 def test_a_spoken_line_stored_while_a_turn_waits_on_the_model_is_kept(business, model):
-    chat = turns.interaction_start(ip="203.0.113.5", user_agent="pytest")
+    chat = turns.conversation_start(ip="203.0.113.5", user_agent="pytest")
     asked, release = threading.Event(), threading.Event()
 
     def slow_model(request: dict) -> str:
@@ -80,7 +80,7 @@ def test_a_spoken_line_stored_while_a_turn_waits_on_the_model_is_kept(business, 
     try:
         assert asked.wait(10), "the turn never asked the model"
         save_utterance(
-            interaction_id=chat.pk,
+            conversation_id=chat.pk,
             role=Message.Role.CUSTOMER,
             text="Hello, it's me on the phone.",
             item_id="item_1",
@@ -91,19 +91,19 @@ def test_a_spoken_line_stored_while_a_turn_waits_on_the_model_is_kept(business, 
     finally:
         release.set()
         customer.join(15)
-    history = Interaction.objects.get(pk=chat.pk).model_items
+    history = Conversation.objects.get(pk=chat.pk).model_items
     assert model_items.user_item("Hello, it's me on the phone.") in history
     assert model_items.user_item("I'll call you too.") in history
     assert len(history) == 4  # greeting, the spoken line, the typed line, the reply
 
 
 def test_usage_with_a_breakdown_adds_up_across_writers(business):
-    chat = turns.interaction_start(ip="203.0.113.5", user_agent="pytest")
+    chat = turns.conversation_start(ip="203.0.113.5", user_agent="pytest")
     spoken = record.Usage(input_tokens=100, audio_input_tokens=40, cost=Decimal("0.25"))
     record.add_usage(chat.pk, spoken, breakdown={"audio_input": Decimal("0.2")})
     record.add_usage(chat.pk, spoken, breakdown={"audio_input": Decimal("0.2")})
     record.add_usage(chat.pk, record.Usage(output_tokens=7, price_missing=True))
-    stored = Interaction.objects.get(pk=chat.pk)
+    stored = Conversation.objects.get(pk=chat.pk)
     assert (stored.input_tokens, stored.audio_input_tokens, stored.output_tokens) == (200, 80, 7)
     assert str(stored.cost_usd) == "0.500000"
     assert stored.cost_breakdown == {"audio_input": "0.400000"}

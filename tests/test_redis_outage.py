@@ -23,7 +23,7 @@ from yarl import URL
 
 from chatdesk.assistant.rate_limits import message_wait
 from chatdesk.conversations import live
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from chatdesk.fallback_cache import FallbackRedisCache
 from tests.fake_openai import fake_openai_fixture  # noqa: F401  (registers `fake_openai`)
 from tests.servers import RedisServer
@@ -176,8 +176,8 @@ def test_takeover_and_staff_replies_answer_503_while_live_updates_are_down(busin
     chat = customer.post("/api/v1/chat/session/new").json()
     staff = Client()
     sam = get_user_model().objects.create_user("sam", password="pw-123456!", is_staff=True)
-    staff.force_login(grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction"))
-    base = f"/api/v1/staff/conversations/{chat['interaction_number']}"
+    staff.force_login(grant(sam, "chatdesk.view_conversation", "chatdesk.take_over_conversation"))
+    base = f"/api/v1/staff/conversations/{chat['conversation_number']}"
 
     redis_layer.stop()
     refused = staff.post(f"{base}/takeover")
@@ -185,7 +185,7 @@ def test_takeover_and_staff_replies_answer_503_while_live_updates_are_down(busin
     assert refused.json()["error"] == "live_unavailable"
     assert "unavailable" in refused.json()["message"]
     assert refused["Retry-After"] == str(live.LIVE_RETRY_AFTER_SECONDS)
-    assert not Interaction.objects.get(number=chat["interaction_number"]).taken_over_by_id
+    assert not Conversation.objects.get(number=chat["conversation_number"]).taken_over_by_id
 
     redis_layer.start()
     assert staff.post(f"{base}/takeover").status_code == 200
@@ -194,7 +194,7 @@ def test_takeover_and_staff_replies_answer_503_while_live_updates_are_down(busin
     assert said.status_code == 503
     assert said.json()["error"] == "live_unavailable"
     assert said["Retry-After"] == str(live.LIVE_RETRY_AFTER_SECONDS)
-    assert not Interaction.objects.get(number=chat["interaction_number"]).messages.filter(role="staff").exists()
+    assert not Conversation.objects.get(number=chat["conversation_number"]).messages.filter(role="staff").exists()
     # Handing back needs no live update: the assistant answers through the chat API.
     assert staff.post(f"{base}/release").status_code == 200
 
@@ -304,7 +304,7 @@ async def outage_scenario(host: str, private_redis: RedisServer, log) -> None:
         assert (await customer_ws.receive_json())["type"] == "takeover"
         staff_headers = await staff_login(staff_http, host)
         staff_ws = await staff_http.ws_connect(f"ws://{host}/api/v1/staff/live", headers={"Origin": f"http://{host}"})
-        base = f"http://{host}/api/v1/staff/conversations/{chat['interaction_number']}"
+        base = f"http://{host}/api/v1/staff/conversations/{chat['conversation_number']}"
 
         private_redis.stop()
 
@@ -353,7 +353,7 @@ async def outage_scenario(host: str, private_redis: RedisServer, log) -> None:
 
         customer_ws = await until_ok(live_again)
         staff_ws = await staff_http.ws_connect(f"ws://{host}/api/v1/staff/live", headers={"Origin": f"http://{host}"})
-        await staff_ws.send_json({"type": "watch", "interaction": chat["interaction_number"]})
+        await staff_ws.send_json({"type": "watch", "conversation": chat["conversation_number"]})
         await receive_until(staff_ws, lambda m: m["type"] == "watching")
 
         async def taken_over():
@@ -377,7 +377,7 @@ async def outage_scenario(host: str, private_redis: RedisServer, log) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_redis_outage_degrades_the_app_and_it_recovers_by_itself(server_on_private_redis, private_redis):
     sam = get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
-    grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction")
+    grant(sam, "chatdesk.view_conversation", "chatdesk.take_over_conversation")
     host, log = server_on_private_redis
     asyncio.run(outage_scenario(host, private_redis, log))
 
@@ -397,7 +397,7 @@ async def idle_scenario(host: str) -> None:
         assert (await customer_ws.receive_json())["type"] == "takeover"
         staff_headers = await staff_login(staff_http, host)
         staff_ws = await staff_http.ws_connect(f"ws://{host}/api/v1/staff/live", headers={"Origin": f"http://{host}"})
-        await staff_ws.send_json({"type": "watch", "interaction": chat["interaction_number"]})
+        await staff_ws.send_json({"type": "watch", "conversation": chat["conversation_number"]})
         await receive_until(staff_ws, lambda m: m["type"] == "watching")
 
         # Idle for 13 s: past redis-py's 5 s read timeout and channels_redis' 5 s blocking
@@ -412,7 +412,7 @@ async def idle_scenario(host: str) -> None:
         assert not customer_ws.closed and not staff_ws.closed
 
         # And both still deliver.
-        base = f"http://{host}/api/v1/staff/conversations/{chat['interaction_number']}"
+        base = f"http://{host}/api/v1/staff/conversations/{chat['conversation_number']}"
         async with staff_http.post(f"{base}/takeover", headers=staff_headers) as response:
             assert response.status == 200, await response.text()
         async with staff_http.post(f"{base}/messages", json={"text": "Still here."}, headers=staff_headers) as response:
@@ -427,7 +427,7 @@ async def idle_scenario(host: str) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_idle_live_sockets_stay_open_past_the_redis_timeouts_and_still_deliver(server_on_private_redis):
     sam = get_user_model().objects.create_user("sam", password="dispatch-pass-123", is_staff=True)
-    grant(sam, "chatdesk.view_interaction", "chatdesk.take_over_interaction")
+    grant(sam, "chatdesk.view_conversation", "chatdesk.take_over_conversation")
     host, log = server_on_private_redis
     asyncio.run(idle_scenario(host))
     assert "TimeoutError" not in server_log(log), server_log(log)[-3000:]

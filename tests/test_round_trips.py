@@ -21,7 +21,7 @@ from django.utils import timezone
 from chatdesk.assistant import turns
 from chatdesk.assistant.prompts import system_prompt
 from chatdesk.assistant.tools import execute_tool_call
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from tests.chat_customer import model_fixture  # noqa: F401 (registers `model`)
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
@@ -61,11 +61,11 @@ def a_turn(session_id: str, text: str) -> turns.TurnResult:
     return async_to_sync(turns.chat_turn)(session_id=session_id, text=text)
 
 
-def a_conversation() -> Interaction:
+def a_conversation() -> Conversation:
     """A new conversation, with the model's instructions already built: they are kept per
     minute in the process (chatdesk.assistant.prompts), so most turns do not read them."""
     system_prompt(timezone.now())
-    return turns.interaction_start(ip="203.0.113.5", user_agent="pytest")
+    return turns.conversation_start(ip="203.0.113.5", user_agent="pytest")
 
 
 def test_a_plain_model_turn_sends_five_statements(business, model, frozen, statements):
@@ -96,7 +96,7 @@ def test_a_tool_call_claims_its_row_runs_and_stores_the_result(business, frozen,
     chat = a_conversation()
     statements.clear()
     outcome = execute_tool_call(
-        interaction=chat, call_id="call_1", name="resolve_date", raw_arguments='{"text": "Wednesday"}'
+        conversation=chat, call_id="call_1", name="resolve_date", raw_arguments='{"text": "Wednesday"}'
     )
     assert not outcome.error
     # The row claimed, the opening days and closed days read, the result stored.

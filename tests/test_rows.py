@@ -16,14 +16,14 @@ import pytest
 from django.utils import timezone
 
 from chatdesk.conversations import rows
-from chatdesk.conversations.models import Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, Message, ToolCall
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db
 
 
-def an_interaction() -> Interaction:
-    return Interaction.objects.create(
+def a_conversation() -> Conversation:
+    return Conversation.objects.create(
         number="INT-2026-00042",
         cost_usd=Decimal("0.012345"),
         model_items=[{"role": "user", "content": "héllo <b>"}, {"type": "function_call", "arguments": "{}"}],
@@ -37,64 +37,64 @@ def fields_of(instance) -> dict:
 
 
 def test_fetch_one_reads_what_the_orm_reads():
-    interaction = an_interaction()
-    fetched = rows.fetch_one(Interaction, field="session_id", value=interaction.session_id)
-    assert fields_of(fetched) == fields_of(Interaction.objects.get(pk=interaction.pk))
+    conversation = a_conversation()
+    fetched = rows.fetch_one(Conversation, field="session_id", value=conversation.session_id)
+    assert fields_of(fetched) == fields_of(Conversation.objects.get(pk=conversation.pk))
     assert isinstance(fetched.cost_usd, Decimal)
     assert fetched._state.adding is False
-    assert rows.fetch_one(Interaction, field="session_id", value="no-such-session") is None
+    assert rows.fetch_one(Conversation, field="session_id", value="no-such-session") is None
 
 
 def test_insert_applies_defaults_and_auto_now_and_sets_the_pk():
-    interaction = an_interaction()
+    conversation = a_conversation()
     before = timezone.now()
-    message = Message(interaction=interaction, role=Message.Role.CUSTOMER, text="My furnace is banging")
+    message = Message(conversation=conversation, role=Message.Role.CUSTOMER, text="My furnace is banging")
     rows.insert(message)
     assert message.pk
     stored = Message.objects.get(pk=message.pk)
     assert stored.text == "My furnace is banging"
     assert stored.created_at >= before
     assert stored.latency_ms == message.latency_ms
-    call = ToolCall(interaction=interaction, call_id="call_1", name="resolve_date", raw_arguments="{}")
+    call = ToolCall(conversation=conversation, call_id="call_1", name="resolve_date", raw_arguments="{}")
     rows.insert(call)
     assert ToolCall.objects.get(pk=call.pk).arguments == {}
 
 
 def test_update_adds_in_sql_and_assigns_values():
-    interaction = an_interaction()
+    conversation = a_conversation()
     changed = rows.update(
-        Interaction,
-        interaction.pk,
+        Conversation,
+        conversation.pk,
         add={"message_count": 2, "cost_usd": Decimal("0.000005"), "input_tokens": 120},
         assign={"model_items": [{"role": "assistant", "content": "Friday 9:00?"}], "last_error": ""},
     )
     assert changed == 1
-    interaction.refresh_from_db()
-    assert interaction.message_count == 5
-    assert interaction.cost_usd == Decimal("0.012350")
-    assert interaction.input_tokens == 120
-    assert interaction.model_items == [{"role": "assistant", "content": "Friday 9:00?"}]
-    assert rows.update(Interaction, 999_999, add={"message_count": 1}) == 0
+    conversation.refresh_from_db()
+    assert conversation.message_count == 5
+    assert conversation.cost_usd == Decimal("0.012350")
+    assert conversation.input_tokens == 120
+    assert conversation.model_items == [{"role": "assistant", "content": "Friday 9:00?"}]
+    assert rows.update(Conversation, 999_999, add={"message_count": 1}) == 0
 
 
 def test_update_appends_to_the_history_as_stored_not_as_read():
-    interaction = an_interaction()
+    conversation = a_conversation()
     stored_meanwhile = {"role": "assistant", "content": "A staff reply"}
-    rows.update(Interaction, interaction.pk, append={"model_items": [stored_meanwhile]})
-    # `interaction` still holds the history read before; the append adds to the row's.
+    rows.update(Conversation, conversation.pk, append={"model_items": [stored_meanwhile]})
+    # `conversation` still holds the history read before; the append adds to the row's.
     rows.update(
-        Interaction,
-        interaction.pk,
+        Conversation,
+        conversation.pk,
         add={"message_count": 1},
         append={"model_items": [{"role": "user", "content": "ok"}]},
     )
-    interaction.refresh_from_db()
-    assert interaction.model_items[-3:] == [
+    conversation.refresh_from_db()
+    assert conversation.model_items[-3:] == [
         {"type": "function_call", "arguments": "{}"},
         stored_meanwhile,
         {"role": "user", "content": "ok"},
     ]
-    assert interaction.message_count == 4
+    assert conversation.message_count == 4
 
 
 def test_the_same_statements_work_on_sqlite(tmp_path):
@@ -110,20 +110,20 @@ def test_the_same_statements_work_on_sqlite(tmp_path):
         """
         from decimal import Decimal
         from chatdesk.conversations import rows
-        from chatdesk.conversations.models import Interaction, Message
-        i = Interaction.objects.create(number="INT-2026-00001", cost_usd=Decimal("0.5"), model_items=[{"a": 1}])
-        got = rows.fetch_one(Interaction, field="session_id", value=i.session_id)
+        from chatdesk.conversations.models import Conversation, Message
+        i = Conversation.objects.create(number="INT-2026-00001", cost_usd=Decimal("0.5"), model_items=[{"a": 1}])
+        got = rows.fetch_one(Conversation, field="session_id", value=i.session_id)
         assert got.model_items == [{"a": 1}] and got.cost_usd == Decimal("0.5"), (got.model_items, got.cost_usd)
-        assert got.started_at == Interaction.objects.get(pk=i.pk).started_at
-        m = Message(interaction=i, role="customer", text="hi")
+        assert got.started_at == Conversation.objects.get(pk=i.pk).started_at
+        m = Message(conversation=i, role="customer", text="hi")
         rows.insert(m)
         assert Message.objects.get(pk=m.pk).text == "hi"
         add = {"message_count": 1, "cost_usd": Decimal("0.25")}
-        rows.update(Interaction, i.pk, add=add, assign={"model_items": []})
+        rows.update(Conversation, i.pk, add=add, assign={"model_items": []})
         i.refresh_from_db()
         assert (i.message_count, i.cost_usd, i.model_items) == (1, Decimal("0.75"), []), (i.message_count, i.cost_usd)
-        rows.update(Interaction, i.pk, append={"model_items": [{"b": "é"}]})
-        rows.update(Interaction, i.pk, add={"message_count": 2}, append={"model_items": [{"c": [1]}, "d"]})
+        rows.update(Conversation, i.pk, append={"model_items": [{"b": "é"}]})
+        rows.update(Conversation, i.pk, add={"message_count": 2}, append={"model_items": [{"c": [1]}, "d"]})
         i.refresh_from_db()
         assert (i.message_count, i.model_items) == (3, [{"b": "é"}, {"c": [1]}, "d"]), i.model_items
         print("sqlite ok")

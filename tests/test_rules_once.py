@@ -29,9 +29,9 @@ from chatdesk.backoffice.booking_admin import BookingEventInline
 from chatdesk.backoffice.booking_forms import BookingAddForm
 from chatdesk.backoffice.handoffs import handoff_mark_handled
 from chatdesk.backoffice.pii import MASK, mask_text
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message
 from chatdesk.conversations.retention import REDACTED, scrub_text
-from chatdesk.conversations.selectors import open_interaction_for
+from chatdesk.conversations.selectors import open_conversation_for
 from tests.staff import grant
 
 # --- Message length: the chat API, the no-JavaScript page and staff replies -------------------
@@ -54,17 +54,17 @@ def test_every_door_refuses_the_same_over_long_message_the_same_way(business, se
     sentence = f"Please keep messages under {LIMIT} characters."
     customer = Client()
     session_id = customer.post("/api/v1/chat/session/new").json()["session_id"]
-    interaction = Interaction.objects.get(session_id=session_id)
+    conversation = Conversation.objects.get(session_id=session_id)
     staff = Client()
     dispatch = get_user_model().objects.create_user("dispatch", password="pw-123456!", is_staff=True)
-    staff.force_login(grant(dispatch, "chatdesk.view_interaction", "chatdesk.take_over_interaction"))
-    assert staff.post(f"/api/v1/staff/conversations/{interaction.number}/takeover").status_code == 200
+    staff.force_login(grant(dispatch, "chatdesk.view_conversation", "chatdesk.take_over_conversation"))
+    assert staff.post(f"/api/v1/staff/conversations/{conversation.number}/takeover").status_code == 200
     stored = Message.objects.count()
     too_long = "x" * (LIMIT + 1)
 
     api = _chat_api(customer, session_id, too_long)
     page = customer.post("/send", {"message": too_long})
-    reply = _staff_reply(staff, interaction.number, too_long)
+    reply = _staff_reply(staff, conversation.number, too_long)
 
     assert (api.status_code, page.status_code, reply.status_code) == (413, 413, 413)
     assert api.json() == {"error": "message_too_long", "message": sentence}
@@ -74,7 +74,7 @@ def test_every_door_refuses_the_same_over_long_message_the_same_way(business, se
 
     # One character less is fine everywhere (the staff reply, as staff have taken over), and
     # the staff reply box stops at the same length.
-    assert _staff_reply(staff, interaction.number, "x" * LIMIT).status_code == 201
+    assert _staff_reply(staff, conversation.number, "x" * LIMIT).status_code == 201
     assert f'maxlength="{LIMIT}"' in staff.get("/staff/live/").content.decode()
 
 
@@ -162,8 +162,8 @@ def test_every_door_states_the_domain_limits():
 
 
 def test_the_service_and_the_guided_flow_draw_the_name_and_address_line_in_the_same_place(business):
-    interaction = Interaction.objects.create(number="INT-2026-90001", mode=Interaction.Mode.GUIDED)
-    flow = guided._Flow(interaction)
+    conversation = Conversation.objects.create(number="INT-2026-90001", mode=Conversation.Mode.GUIDED)
+    flow = guided._Flow(conversation)
     at_limit, over = "A" + "n" * (limits.MAX_NAME - 1), "A" + "n" * limits.MAX_NAME
 
     assert flow.step_book_name(at_limit, None).startswith("Thanks")
@@ -208,11 +208,11 @@ def _call_session(client: Client, session_id: str) -> int:
 def test_every_door_sees_the_same_open_conversation_of_a_session(business):
     customer = Client()
     session_id = customer.post("/api/v1/chat/session/new").json()["session_id"]
-    interaction = Interaction.objects.get(session_id=session_id)
-    Interaction.objects.filter(pk=interaction.pk).update(has_call=True)
+    conversation = Conversation.objects.get(session_id=session_id)
+    Conversation.objects.filter(pk=conversation.pk).update(has_call=True)
 
-    assert open_interaction_for(session_id).get() == interaction
-    assert open_interaction_for("").count() == 0
+    assert open_conversation_for(session_id).get() == conversation
+    assert open_conversation_for("").count() == 0
     assert customer.get("/voice/").context["voice_session"] == session_id
     assert (
         customer.post(
@@ -221,8 +221,8 @@ def test_every_door_sees_the_same_open_conversation_of_a_session(business):
         == 200
     )
 
-    Interaction.objects.filter(pk=interaction.pk).update(status=Interaction.Status.CLOSED)
-    assert not open_interaction_for(session_id).exists()
+    Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.CLOSED)
+    assert not open_conversation_for(session_id).exists()
     assert customer.get("/voice/").context["voice_session"] == ""
     assert (
         customer.post(
@@ -264,7 +264,7 @@ def test_rows_the_system_writes_are_read_only_even_for_a_superuser(db):
     superuser = get_user_model().objects.create_superuser("root", password="pw-123456!")
     request = RequestFactory().get("/admin/")
     request.user = superuser
-    model_admins = [admin.site._registry[model] for model in (BookingEvent, YearlyCounter, Interaction)]
+    model_admins = [admin.site._registry[model] for model in (BookingEvent, YearlyCounter, Conversation)]
     inline = BookingEventInline(BookingEvent, admin.site)
     for model_admin in [*model_admins, inline]:
         assert not model_admin.has_add_permission(request, None), model_admin
@@ -276,8 +276,10 @@ def test_rows_the_system_writes_are_read_only_even_for_a_superuser(db):
 
 
 def _waiting_handoff(number: str) -> HandoffRequest:
-    interaction = Interaction.objects.create(number=number)
-    return HandoffRequest.objects.create(interaction=interaction, reason="Wants a person", contact_phone="+14165550142")
+    conversation = Conversation.objects.create(number=number)
+    return HandoffRequest.objects.create(
+        conversation=conversation, reason="Wants a person", contact_phone="+14165550142"
+    )
 
 
 def test_marking_a_handoff_handled_writes_who_and_when_into_its_conversation(db):
@@ -290,12 +292,12 @@ def test_marking_a_handoff_handled_writes_who_and_when_into_its_conversation(db)
 
     for handoff in (first, second):
         handoff.refresh_from_db()
-        event = Message.objects.get(interaction=handoff.interaction_id, role=Message.Role.EVENT)
+        event = Message.objects.get(conversation=handoff.conversation_id, role=Message.Role.EVENT)
         assert event.text == "Pat Lee marked the callback request handled."
         assert handoff.handled_by == dispatcher and handoff.handled_at is not None
         assert abs((event.created_at - handoff.handled_at).total_seconds()) < 5
     assert Message.objects.count() == before + 2  # the second click recorded nothing
-    assert Interaction.objects.get(pk=first.interaction_id).message_count == 1
+    assert Conversation.objects.get(pk=first.conversation_id).message_count == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -319,7 +321,7 @@ def test_two_dispatchers_marking_at_once_leave_one_audit_row():
         thread.join()
 
     assert sorted(changed) == [0, 1]
-    assert Message.objects.filter(interaction=handoff.interaction_id, role=Message.Role.EVENT).count() == 1
+    assert Message.objects.filter(conversation=handoff.conversation_id, role=Message.Role.EVENT).count() == 1
 
 
 # --- The client's IP: the chat API, the chat page, voice calls and the admin login throttle ----
@@ -338,7 +340,7 @@ def test_every_door_keys_its_per_ip_limits_on_the_same_client_address(business, 
     api = Client(REMOTE_ADDR="10.0.0.2")
     api.post("/api/v1/chat/session/new", HTTP_X_FORWARDED_FOR=forwarded)
     Client(REMOTE_ADDR="10.0.0.2").post("/send", {"message": "menu"}, HTTP_X_FORWARDED_FOR=forwarded)
-    assert list(Interaction.objects.values_list("client_ip_hash", flat=True)) == [hash_ip(expected)] * 2
+    assert list(Conversation.objects.values_list("client_ip_hash", flat=True)) == [hash_ip(expected)] * 2
     voice_scope = {"client": ("10.0.0.2", 40000), "headers": [(b"x-forwarded-for", forwarded.encode())]}
     assert scope_client_ip(voice_scope) == expected
     login = RequestFactory().post("/admin/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)

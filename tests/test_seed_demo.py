@@ -27,14 +27,14 @@ from bookings.models import (
     YearlyCounter,
 )
 from bookings.selectors import available_slots, local_today
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message, ToolCall
 from chatdesk.management import demo_history
 from tests.conftest import MONDAY_NOON_UTC
 
 pytestmark = pytest.mark.django_db
 
 SEEDED = [
-    Interaction,
+    Conversation,
     Message,
     ToolCall,
     HandoffRequest,
@@ -141,7 +141,7 @@ def test_upcoming_demo_bookings_were_made_through_the_booking_service():
 def test_no_bookings_option_seeds_everything_else():
     seed("--no-bookings", history=True)
     assert not Booking.objects.exists()
-    assert not Interaction.objects.exists()
+    assert not Conversation.objects.exists()
     assert Service.objects.count() == 12
 
 
@@ -206,7 +206,7 @@ def test_make_runs_demo_login_passes_the_validators():
 
 def snapshot() -> list[tuple]:
     return list(
-        Interaction.objects.order_by("started_at", "number").values_list(
+        Conversation.objects.order_by("started_at", "number").values_list(
             "number", "started_at", "channel", "message_count", "booking_count", "cost_usd", "resolution"
         )
     )
@@ -218,7 +218,7 @@ def test_the_history_is_the_same_every_time_from_its_fixed_seed(monkeypatch):
     call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
     first = snapshot()
     bookings = list(Booking.objects.order_by("number").values_list("number", "start", "status", "customer__name"))
-    Interaction.objects.all().delete()
+    Conversation.objects.all().delete()
     Booking.objects.all().delete()
     Customer.objects.all().delete()
     YearlyCounter.objects.all().delete()
@@ -233,10 +233,10 @@ def test_the_history_is_the_same_every_time_from_its_fixed_seed(monkeypatch):
 def test_no_history_skips_it_and_a_later_run_adds_it_once(monkeypatch):
     monkeypatch.setattr(demo_history, "DAYS", 5)
     call_command("seed_demo", "--no-history", stdout=StringIO())
-    assert not Interaction.objects.exists()
+    assert not Conversation.objects.exists()
     assert Booking.objects.count() == 3
     call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
-    count = Interaction.objects.count()
+    count = Conversation.objects.count()
     assert count > 5
     call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
-    assert Interaction.objects.count() == count
+    assert Conversation.objects.count() == count

@@ -19,7 +19,7 @@ from bookings.models import ActorKind, Booking, BookingEvent, BookingStatus, Cus
 from bookings.selectors import available_slots, local_today
 from chatdesk.assistant.costs import TextUsage, text_cost
 from chatdesk.backoffice.dashboard import dashboard
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message, ToolCall
 from tests.cmd_fixtures import run
 from tests.conftest import MONDAY_NOON_UTC
 
@@ -53,7 +53,7 @@ def seeded(seeded_once) -> str:
 
 def test_the_history_covers_60_days_of_text_chats_and_voice_calls(seeded):
     now = timezone.now()
-    conversations = Interaction.objects.all()
+    conversations = Conversation.objects.all()
     assert "Demo history: " in seeded
     assert 150 < conversations.count() < 300
     started = sorted(conversations.values_list("started_at", flat=True))
@@ -65,30 +65,32 @@ def test_the_history_covers_60_days_of_text_chats_and_voice_calls(seeded):
     assert conversations.filter(channel="chat").count() > 80
     assert set(conversations.values_list("resolution", flat=True)) == {"booked", "answered", "escalated", "abandoned"}
     # Each transcript reads in order, inside its conversation's time, and its counters match.
-    for interaction in conversations.prefetch_related("messages"):
-        times = [m.created_at for m in interaction.messages.all()]
+    for conversation in conversations.prefetch_related("messages"):
+        times = [m.created_at for m in conversation.messages.all()]
         assert times == sorted(times)
-        assert interaction.started_at == times[0] <= times[-1] == interaction.last_activity_at
-        assert interaction.message_count == len(times)
+        assert conversation.started_at == times[0] <= times[-1] == conversation.last_activity_at
+        assert conversation.message_count == len(times)
 
 
 def test_model_usage_is_priced_by_the_price_table(seeded, settings):
-    text = Interaction.objects.filter(channel="chat", mode="model")
+    text = Conversation.objects.filter(channel="chat", mode="model")
     assert text.exists()
-    for interaction in text:
-        replies = interaction.messages.filter(role="assistant", cost_usd__isnull=False)
+    for conversation in text:
+        replies = conversation.messages.filter(role="assistant", cost_usd__isnull=False)
         if not replies:  # the customer left before the model answered
-            assert interaction.cost_usd == 0
+            assert conversation.cost_usd == 0
             continue
-        assert interaction.cost_usd == replies.aggregate(total=Sum("cost_usd"))["total"] > 0
+        assert conversation.cost_usd == replies.aggregate(total=Sum("cost_usd"))["total"] > 0
         # Priced reply by reply, so within a micro-dollar per reply of pricing the totals at once.
         usage = TextUsage(
-            input_tokens=interaction.input_tokens,
-            cached_input_tokens=interaction.cached_input_tokens,
-            output_tokens=interaction.output_tokens,
+            input_tokens=conversation.input_tokens,
+            cached_input_tokens=conversation.cached_input_tokens,
+            output_tokens=conversation.output_tokens,
         )
-        assert abs(interaction.cost_usd - text_cost(interaction.model, usage)) <= Decimal("0.000001") * replies.count()
-    for call in Interaction.objects.filter(channel="voice"):
+        assert (
+            abs(conversation.cost_usd - text_cost(conversation.model, usage)) <= Decimal("0.000001") * replies.count()
+        )
+    for call in Conversation.objects.filter(channel="voice"):
         assert call.model == settings.OPENAI_REALTIME_MODEL
         # What the caller said is transcribed (billed apart); what the model answered is audio.
         answered = call.messages.filter(role="assistant", cost_usd__isnull=False).exists()
@@ -97,10 +99,10 @@ def test_model_usage_is_priced_by_the_price_table(seeded, settings):
         assert call.cost_usd == sum(Decimal(v) for v in call.cost_breakdown.values())
         assert (call.audio_output_tokens > 0) == answered
     # When the model was down the guided flow answered: no model, nothing spent.
-    guided = Interaction.objects.filter(mode="guided")
+    guided = Conversation.objects.filter(mode="guided")
     assert guided.exists()
     assert set(guided.values_list("model", "cost_usd")) == {("", Decimal("0"))}
-    assert not Interaction.objects.filter(price_missing=True).exists()
+    assert not Conversation.objects.filter(price_missing=True).exists()
 
 
 def test_tool_calls_ran_the_real_tools_and_a_few_failed(seeded):
@@ -124,17 +126,17 @@ def test_tool_calls_ran_the_real_tools_and_a_few_failed(seeded):
 
 
 def test_bookings_carry_their_provenance_and_their_time(seeded):
-    made = ToolCall.objects.filter(name="create_booking", error="").select_related("interaction", "booking")
+    made = ToolCall.objects.filter(name="create_booking", error="").select_related("conversation", "booking")
     assert made.count() > 60
     for call in made:
         booking = call.booking
         created = booking.events.get(kind="created")
-        channel = "voice" if call.interaction.channel == "voice" else "chat"
+        channel = "voice" if call.conversation.channel == "voice" else "chat"
         assert (booking.channel, created.actor_kind, created.actor_channel) == (channel, ActorKind.CUSTOMER, channel)
-        assert created.actor_reference == f"{call.interaction.number} {call.call_id}"
+        assert created.actor_reference == f"{call.conversation.number} {call.call_id}"
         assert booking.created_at == created.created_at == call.created_at < booking.start
-        assert call.interaction.customer_id == booking.customer_id
-        assert call.interaction.resolution == "booked"
+        assert call.conversation.customer_id == booking.customer_id
+        assert call.conversation.resolution == "booked"
     # The customers left no email address: loading the history sent no confirmations.
     assert not Customer.objects.filter(bookings__in=[c.booking_id for c in made]).exclude(email="").exists()
 
@@ -175,17 +177,17 @@ def test_dashboard_cost_report_and_transcripts_show_real_numbers(seeded, tmp_pat
     since, until = (today - timedelta(days=60)).isoformat(), today.isoformat()
     report = run("cost_report", "--since", since, "--until", until, "--by", "channel", "--format", "csv")
     total = report.strip().splitlines()[-1].split(",")
-    assert total[0] == "total" and int(total[1]) == Interaction.objects.count() and Decimal(total[-1]) > 1
+    assert total[0] == "total" and int(total[1]) == Conversation.objects.count() and Decimal(total[-1]) > 1
 
     out = tmp_path / "all.jsonl"
     run("export_transcripts", "--since", since, "--until", until, "--out", str(out))
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == Interaction.objects.count()
+    assert len(lines) == Conversation.objects.count()
     assert any(line["tool_calls"] for line in lines)
 
 
 def test_seeding_again_adds_nothing(seeded):
-    before = {model: model.objects.count() for model in (Interaction, Message, ToolCall, Booking, BookingEvent)}
+    before = {model: model.objects.count() for model in (Conversation, Message, ToolCall, Booking, BookingEvent)}
     out = StringIO()
     call_command("seed_demo", stdout=out, stderr=StringIO())
     assert {model: model.objects.count() for model in before} == before

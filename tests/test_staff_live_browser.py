@@ -18,7 +18,7 @@ from django.db.models import F
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
 from chatdesk.conversations import access, live
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from tests.browser import DESKTOP, chromium_fixture, orm  # noqa: F401  (registers `chromium`)
 from tests.staff import grant, staff_groups
 from tests.test_conversation_admin import converse
@@ -30,20 +30,20 @@ def pushed_summary(username: str, number: str) -> str:
     """The summary StaffLiveConsumer pushes to `username` after a new message."""
     # The consumer pushes after the message is stored: the page's refresh from the API that
     # follows a push must read the same count.
-    Interaction.objects.filter(number=number).update(message_count=F("message_count") + 1)
-    interaction = Interaction.objects.get(number=number)
+    Conversation.objects.filter(number=number).update(message_count=F("message_count") + 1)
+    conversation = Conversation.objects.get(number=number)
     seen = access.Visibility.of(get_user_model().objects.get(username=username))
-    return json.dumps({"type": "summary", "interaction": number, **seen.present(live.summary(interaction))})
+    return json.dumps({"type": "summary", "conversation": number, **seen.present(live.summary(conversation))})
 
 
 @pytest.fixture
-def open_conversation(business) -> Interaction:
-    interaction = converse(business)
-    Interaction.objects.filter(pk=interaction.pk).update(status=Interaction.Status.OPEN, ended_at=None)
+def open_conversation(business) -> Conversation:
+    conversation = converse(business)
+    Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.OPEN, ended_at=None)
     users = get_user_model().objects
-    grant(users.create_user("watcher", password="pw-watcher-1", is_staff=True), "chatdesk.view_interaction")
+    grant(users.create_user("watcher", password="pw-watcher-1", is_staff=True), "chatdesk.view_conversation")
     users.create_user("owner", password="pw-owner-1", is_staff=True).groups.add(staff_groups()["Owner"])
-    return interaction
+    return conversation
 
 
 def monitor(browser: Browser, live_server, username: str, number: str) -> tuple[Page, list[WebSocketRoute]]:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import Browser, WebSocketRoute, expect
 
 from bookings.models import Customer
-from chatdesk.conversations.models import HandoffRequest, Interaction
+from chatdesk.conversations.models import Conversation, HandoffRequest
 from chatdesk.conversations.selectors import QUIET_AFTER
 from tests.browser import DESKTOP, chromium_fixture, orm  # noqa: F401  (registers `chromium`)
 from tests.conftest import MONDAY_NOON_UTC
@@ -24,10 +24,10 @@ from tests.test_chat_page import wait_until
 OPEN_API = "/api/v1/staff/conversations/open"
 
 
-def start(client: Client | None = None) -> tuple[Client, str, Interaction]:
+def start(client: Client | None = None) -> tuple[Client, str, Conversation]:
     client = client or Client()
     session_id = client.post("/api/v1/chat/session/new").json()["session_id"]
-    return client, session_id, Interaction.objects.get(session_id=session_id)
+    return client, session_id, Conversation.objects.get(session_id=session_id)
 
 
 def say(client: Client, session_id: str, text: str) -> None:
@@ -37,16 +37,16 @@ def say(client: Client, session_id: str, text: str) -> None:
     assert response.status_code == 200, response.content
 
 
-def named(interaction: Interaction, name: str) -> Interaction:
+def named(conversation: Conversation, name: str) -> Conversation:
     customer = Customer.objects.create(name=name, phone=f"+1416555{Customer.objects.count():04d}")
-    Interaction.objects.filter(pk=interaction.pk).update(customer=customer)
-    return interaction
+    Conversation.objects.filter(pk=conversation.pk).update(customer=customer)
+    return conversation
 
 
 def staff(*perms: str, username: str = "dispatch") -> Client:
     user = get_user_model().objects.create_user(username, password="pw-123456!", is_staff=True)
     # The monitor's door (chatdesk.conversations.access.VIEW_CONVERSATIONS), and what the test adds.
-    for codename in {"view_interaction", *perms}:
+    for codename in {"view_conversation", *perms}:
         user.user_permissions.add(Permission.objects.get(codename=codename))
     client = Client()
     client.force_login(user)
@@ -73,8 +73,8 @@ class TestRows:
         # One rule (chatdesk.conversations.access): names to whoever may view conversations,
         # contact details only with view_customer_pii (the
         # monitor's rows carry none).
-        _, _, interaction = start()
-        named(interaction, "Dana Lopez")
+        _, _, conversation = start()
+        named(conversation, "Dana Lopez")
         pii = listed(staff("view_customer_pii"))["conversations"][0]
         assert pii["customer_name"] == "Dana Lopez"
         plain = staff(username="plain")
@@ -84,8 +84,8 @@ class TestRows:
         assert "Dana Lopez" in page
 
     def test_without_a_customer_the_name_given_for_a_call_back_is_used(self, business, clock):
-        _, _, interaction = start()
-        HandoffRequest.objects.create(interaction=interaction, reason="Call me", contact_name="Sam Reyes")
+        _, _, conversation = start()
+        HandoffRequest.objects.create(conversation=conversation, reason="Call me", contact_name="Sam Reyes")
         row = listed(staff("view_customer_pii"))["conversations"][0]
         assert (row["customer_name"], row["wants_person"]) == ("Sam Reyes", True)
 
@@ -99,8 +99,8 @@ class TestRows:
         _, _, waiting = start()
         clock.shift(timedelta(minutes=1))
         _, _, handled = start()
-        HandoffRequest.objects.create(interaction=waiting, reason="Call me")
-        HandoffRequest.objects.create(interaction=handled, reason="Done", handled_at=timezone.now())
+        HandoffRequest.objects.create(conversation=waiting, reason="Call me")
+        HandoffRequest.objects.create(conversation=handled, reason="Done", handled_at=timezone.now())
         clock.shift(timedelta(minutes=1))
         _, _, latest = start()
         client = staff()
@@ -137,9 +137,9 @@ class TestRows:
         # Counted now: every request resets Django's query log.
         count = len(few.captured_queries)
         for _ in range(4):
-            _, _, interaction = start()
-            HandoffRequest.objects.create(interaction=interaction, reason="Call me", contact_name="Sam")
-            named(interaction, "Dana Lopez")
+            _, _, conversation = start()
+            HandoffRequest.objects.create(conversation=conversation, reason="Call me", contact_name="Sam")
+            named(conversation, "Dana Lopez")
         with django_assert_max_num_queries(count):
             assert len(listed(client)["conversations"]) == 5
 
@@ -152,10 +152,10 @@ class TestQuiet:
         say(customer, session_id, "hello")
         _, _, greeted = start()
         _, _, waiting = start()
-        HandoffRequest.objects.create(interaction=waiting, reason="Call me")
+        HandoffRequest.objects.create(conversation=waiting, reason="Call me")
         _, _, taken = start()
         user = get_user_model().objects.create_user("taker", is_staff=True)
-        Interaction.objects.filter(pk=taken.pk).update(taken_over_by=user)
+        Conversation.objects.filter(pk=taken.pk).update(taken_over_by=user)
         clock.shift(QUIET_AFTER + timedelta(seconds=1))
         _, _, fresh = start()
         return {"spoke": spoke, "greeted": greeted, "waiting": waiting, "taken": taken, "fresh": fresh}
@@ -208,12 +208,12 @@ def busy_monitor() -> list[str]:
     """Open conversations with long names, handoffs, bookings and costs: the widest rows."""
     numbers = []
     for index in range(6):
-        _, _, interaction = start()
-        named(interaction, f"Maximilian-Alexander Wolfeschlegelsteinhausen {index}")
-        Interaction.objects.filter(pk=interaction.pk).update(booking_count=12, message_count=148)
+        _, _, conversation = start()
+        named(conversation, f"Maximilian-Alexander Wolfeschlegelsteinhausen {index}")
+        Conversation.objects.filter(pk=conversation.pk).update(booking_count=12, message_count=148)
         if index % 2:
-            HandoffRequest.objects.create(interaction=interaction, reason="Call me")
-        numbers.append(interaction.number)
+            HandoffRequest.objects.create(conversation=conversation, reason="Call me")
+        numbers.append(conversation.number)
     return numbers
 
 
@@ -255,10 +255,10 @@ def test_the_monitor_fits_at_1280_and_keeps_its_rows_current(business, admin_use
     # A new conversation asks for a person: the socket says something changed, and the row
     # comes from the staff API, with its name and flag.
     def newcomer() -> str:
-        _, _, interaction = start()
-        named(interaction, "Priya Natarajan")
-        HandoffRequest.objects.create(interaction=interaction, reason="Call me", urgent=True)
-        return interaction.number
+        _, _, conversation = start()
+        named(conversation, "Priya Natarajan")
+        HandoffRequest.objects.create(conversation=conversation, reason="Call me", urgent=True)
+        return conversation.number
 
     number = orm(newcomer)
     wait_until(page, lambda: sockets)

@@ -14,8 +14,8 @@ import time_machine
 
 from bookings.models import Booking, BookingEvent
 from chatdesk.assistant.tools import TOOLS, execute_tool_call, tool_definitions
-from chatdesk.assistant.turns import interaction_start
-from chatdesk.conversations.models import HandoffRequest, Interaction, ToolCall
+from chatdesk.assistant.turns import conversation_start
+from chatdesk.conversations.models import Conversation, HandoffRequest, ToolCall
 from tests.conftest import MONDAY_NOON_UTC
 
 INTERNAL_VALUES = ["+14165550000", "1 Secret Lane", "41.00", "staff.example.com"]
@@ -28,16 +28,16 @@ def frozen():
 
 
 @pytest.fixture
-def chat(business, frozen) -> Interaction:
-    return interaction_start(ip="203.0.113.5", user_agent="pytest")
+def chat(business, frozen) -> Conversation:
+    return conversation_start(ip="203.0.113.5", user_agent="pytest")
 
 
 counter = iter(range(1, 10_000))
 
 
-def call(interaction: Interaction, tool: str, call_id: str | None = None, **args) -> dict:
+def call(conversation: Conversation, tool: str, call_id: str | None = None, **args) -> dict:
     outcome = execute_tool_call(
-        interaction=interaction,
+        conversation=conversation,
         call_id=call_id or f"call_{next(counter)}",
         name=tool,
         raw_arguments=json.dumps(args),
@@ -45,14 +45,14 @@ def call(interaction: Interaction, tool: str, call_id: str | None = None, **args
     return outcome.result
 
 
-def first_slot(interaction: Interaction, day: str = "2026-11-18") -> dict:
+def first_slot(conversation: Conversation, day: str = "2026-11-18") -> dict:
     result = call(
-        interaction, "get_available_time_slots", service_id="hvac-repair", date=day, end_date=None, technician_id=None
+        conversation, "get_available_time_slots", service_id="hvac-repair", date=day, end_date=None, technician_id=None
     )
     return result["slots"][0]
 
 
-def book(interaction: Interaction, start: str, **overrides) -> dict:
+def book(conversation: Conversation, start: str, **overrides) -> dict:
     args = {
         "service_id": "hvac-repair",
         "start": start,
@@ -65,7 +65,7 @@ def book(interaction: Interaction, start: str, **overrides) -> dict:
         "customer_confirmed": True,
     }
     args.update(overrides)
-    return call(interaction, "create_booking", **args)
+    return call(conversation, "create_booking", **args)
 
 
 def test_every_tool_has_a_strict_schema():
@@ -97,7 +97,7 @@ def test_a_confirmed_booking_is_made_and_linked_to_the_conversation(chat):
     booking = Booking.objects.get(number=result["booking"]["booking_number"])
     assert booking.channel == "chat"
     assert booking.customer.phone == "+14165550123"
-    row = ToolCall.objects.get(interaction=chat, name="create_booking")
+    row = ToolCall.objects.get(conversation=chat, name="create_booking")
     assert row.booking == booking
     event = BookingEvent.objects.get(booking=booking, kind="created")
     assert event.actor_kind == "customer"
@@ -136,7 +136,7 @@ def test_a_replayed_call_id_returns_the_first_result_and_books_once(chat):
 
 def test_another_customers_booking_stays_hidden(chat, business):
     booking_number = book(chat, first_slot(chat)["start"])["booking"]["booking_number"]
-    other = interaction_start()
+    other = conversation_start()
     wrong_phone = call(other, "get_booking_info", booking_number=booking_number, phone="416 555 9999")
     wrong_number = call(other, "get_booking_info", booking_number="BK-2026-999999", phone="416 555 0123")
     assert (
@@ -215,15 +215,15 @@ def test_an_unqualified_technician_cannot_be_booked(chat, business):
 
 
 def test_unknown_tools_and_malformed_arguments_are_recorded_not_raised(chat):
-    unknown = execute_tool_call(interaction=chat, call_id="c1", name="drop_tables", raw_arguments="{}")
-    malformed = execute_tool_call(interaction=chat, call_id="c2", name="resolve_date", raw_arguments="{not json")
-    wrong_type = execute_tool_call(interaction=chat, call_id="c3", name="resolve_date", raw_arguments='{"text": 42}')
+    unknown = execute_tool_call(conversation=chat, call_id="c1", name="drop_tables", raw_arguments="{}")
+    malformed = execute_tool_call(conversation=chat, call_id="c2", name="resolve_date", raw_arguments="{not json")
+    wrong_type = execute_tool_call(conversation=chat, call_id="c3", name="resolve_date", raw_arguments='{"text": 42}')
     extra = execute_tool_call(
-        interaction=chat, call_id="c4", name="resolve_date", raw_arguments='{"text": "friday", "sql": "drop"}'
+        conversation=chat, call_id="c4", name="resolve_date", raw_arguments='{"text": "friday", "sql": "drop"}'
     )
     assert [o.error for o in (unknown, malformed, wrong_type, extra)] == ["invalid_input"] * 4
     assert "Unknown tool" in unknown.result["message"]
-    rows = ToolCall.objects.filter(interaction=chat).order_by("call_id")
+    rows = ToolCall.objects.filter(conversation=chat).order_by("call_id")
     assert [r.error for r in rows] == ["invalid_input"] * 4
     assert rows[0].raw_arguments == "{}"
 
@@ -284,7 +284,7 @@ def test_resolve_date_answers_in_the_business_time_zone(chat):
 def test_late_evening_utc_is_still_today_in_toronto(business):
     # 03:00 UTC on Tuesday is still Monday evening in Toronto.
     with time_machine.travel(datetime.fromisoformat("2026-11-17T03:00:00+00:00"), tick=False):
-        chat = interaction_start()
+        chat = conversation_start()
         assert call(chat, "resolve_date", text="today")["weekday"] == "Monday"
 
 
@@ -293,7 +293,7 @@ def test_request_human_queues_a_callback(chat):
         chat, "request_human", reason="Wants to talk about a quote", name="Dana", phone="416 555 0123", urgent=False
     )
     assert result["handoff_requested"] is True
-    handoff = HandoffRequest.objects.get(interaction=chat)
+    handoff = HandoffRequest.objects.get(conversation=chat)
     assert handoff.contact_phone == "+14165550123"
     chat.refresh_from_db()
     assert chat.resolution == "escalated"

@@ -283,10 +283,10 @@ class ScriptedServer:
 
 def started_by_a_call() -> str:
     """A conversation as the server starts it for a call with nothing to continue; its session id."""
-    from chatdesk.conversations.models import Interaction
+    from chatdesk.conversations.models import Conversation
 
-    return Interaction.objects.create(
-        number="INT-2026-000001", channel=Interaction.ChannelKind.VOICE, model="gpt-realtime-2.1-mini", has_call=True
+    return Conversation.objects.create(
+        number="INT-2026-000001", channel=Conversation.ChannelKind.VOICE, model="gpt-realtime-2.1-mini", has_call=True
     ).session_id
 
 
@@ -325,7 +325,7 @@ def test_call_protocol_from_the_browser_side(live_server, settings, microphone: 
         assert server.binary == []
         # The server started the call's conversation; the page adopts it and gets its cookie.
         session_id = orm(started_by_a_call)
-        server.send(type="ready", interaction_number="INT-2026-000001", session_id=session_id)
+        server.send(type="ready", conversation_number="INT-2026-000001", session_id=session_id)
         server.send(type="state", state="listening")
         expect(page.locator("#call-status")).to_have_text("Listening")
         expect(page.locator("#chat")).to_have_attribute("data-session", session_id)
@@ -466,7 +466,7 @@ def test_server_error_offers_text_and_focuses_the_text_box(live_server, settings
         server.audio(300)
         # The call started its own conversation (nothing typed on the page yet): adopt it.
         session_id = orm(started_by_a_call)
-        server.send(type="ready", interaction_number="INT-2026-000001", session_id=session_id)
+        server.send(type="ready", conversation_number="INT-2026-000001", session_id=session_id)
         expect(page.locator("#chat")).to_have_attribute("data-session", session_id)
         message = "The voice line dropped. <b>Please</b> keep typing: your conversation is saved."
         server.send(type="error", code="upstream_error", message=message, fallback="chat")
@@ -491,7 +491,7 @@ def test_typing_after_a_first_call_on_the_chat_page_continues_its_conversation(
         page.click("#call-button")
         server.wait(lambda: bool(server.sockets), what="the WebSocket")
         session_id = orm(started_by_a_call)
-        server.send(type="ready", interaction_number="INT-2026-000001", session_id=session_id)
+        server.send(type="ready", conversation_number="INT-2026-000001", session_id=session_id)
         expect(page.locator("#chat")).to_have_attribute("data-session", session_id)
         page.click("#call-end")
         server.wait(lambda: any(m["type"] == "hangup" for m in server.text), what="hangup")
@@ -502,7 +502,7 @@ def test_typing_after_a_first_call_on_the_chat_page_continues_its_conversation(
 
         def answer(route) -> None:
             sent.append(route.request.post_data_json)
-            reply = {"interaction_number": "INT-2026-000001", "reply": "OK", "mode": "model", "tool_calls": []}
+            reply = {"conversation_number": "INT-2026-000001", "reply": "OK", "mode": "model", "tool_calls": []}
             route.fulfill(json={**reply, "bookings": [], "latency_ms": 1, "paused": False})
 
         page.route("**/api/v1/chat/message", answer)
@@ -707,7 +707,7 @@ def script_booking_call(fake_openai, business) -> Any:
 
 def test_voice_call_books_a_visit_end_to_end(asgi_server: str, business, fake_openai, microphone: Path) -> None:
     from bookings.models import Booking
-    from chatdesk.conversations.models import Interaction
+    from chatdesk.conversations.models import Conversation
 
     slot = script_booking_call(fake_openai, business)
     confirmation = CONFIRMATION
@@ -817,18 +817,18 @@ def test_voice_call_books_a_visit_end_to_end(asgi_server: str, business, fake_op
 
     booking = orm(lambda: Booking.objects.select_related("customer").get(number=number))
     assert booking.start == slot.start
-    interactions = orm(lambda: list(Interaction.objects.all()))
-    assert len(interactions) == 1
-    assert interactions[0].session_id == session_before
+    conversations = orm(lambda: list(Conversation.objects.all()))
+    assert len(conversations) == 1
+    assert conversations[0].session_id == session_before
     # Typed first, then called: started in chat, with a call in it (counted in both channels).
-    assert interactions[0].channel == "chat" and interactions[0].has_call
+    assert conversations[0].channel == "chat" and conversations[0].has_call
 
 
 def test_call_first_on_the_voice_page_then_type_in_the_same_conversation(
     asgi_server: str, business, fake_openai, microphone: Path
 ) -> None:
     """No chat before the call: the call starts the conversation, the chat page continues it."""
-    from chatdesk.conversations.models import Interaction
+    from chatdesk.conversations.models import Conversation
 
     script_booking_call(fake_openai, business)
     fake_openai.queue_text("You're welcome! See you on the day.")
@@ -865,12 +865,12 @@ def test_call_first_on_the_voice_page_then_type_in_the_same_conversation(
         page.screenshot(path="/tmp/voice_e2e_then_chat_desktop.png", full_page=True)
         assert console.errors == []
 
-    interactions = orm(lambda: list(Interaction.objects.all()))
-    assert len(interactions) == 1
-    assert interactions[0].booking_count == 1
+    conversations = orm(lambda: list(Conversation.objects.all()))
+    assert len(conversations) == 1
+    assert conversations[0].booking_count == 1
     # Recorded as what it was: a voice conversation (then typed in), not a text one.
-    assert interactions[0].channel == "voice" and interactions[0].has_call
-    assert interactions[0].model == django_settings.OPENAI_REALTIME_MODEL
+    assert conversations[0].channel == "voice" and conversations[0].has_call
+    assert conversations[0].model == django_settings.OPENAI_REALTIME_MODEL
     instructions = fake_openai.realtime.connections[0].session["instructions"]
     assert "typing in the chat" not in instructions
     assert not [

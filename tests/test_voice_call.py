@@ -24,7 +24,7 @@ from bookings.models import Booking
 from chatdesk.asgi import application
 from chatdesk.assistant.costs import realtime_usage, transcription_usage
 from chatdesk.conversations import live
-from chatdesk.conversations.models import Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, Message, ToolCall
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import silence_pcm16, sine_pcm16
@@ -165,18 +165,18 @@ def voice(fake_openai, settings):
 
 
 @sync_to_async
-def interaction_of(session_id: str) -> Interaction:
-    return Interaction.objects.get(session_id=session_id)
+def conversation_of(session_id: str) -> Conversation:
+    return Conversation.objects.get(session_id=session_id)
 
 
 @sync_to_async
 def messages_of(session_id: str) -> list[Message]:
-    return list(Message.objects.filter(interaction__session_id=session_id).order_by("created_at", "id"))
+    return list(Message.objects.filter(conversation__session_id=session_id).order_by("created_at", "id"))
 
 
 @sync_to_async
 def tool_calls_of(session_id: str) -> list[ToolCall]:
-    return list(ToolCall.objects.filter(interaction__session_id=session_id).order_by("created_at", "id"))
+    return list(ToolCall.objects.filter(conversation__session_id=session_id).order_by("created_at", "id"))
 
 
 def spoken(messages: list[Message]) -> list[tuple[str, str]]:
@@ -245,16 +245,16 @@ async def test_a_customer_books_a_visit_by_voice(business, voice, frozen):
     assert types.count("response.create") == 4  # greeting + one after each tool round
     assert connection.closed
 
-    interaction = await interaction_of(ready["session_id"])
-    assert interaction.channel == "voice" and interaction.number == ready["interaction_number"]
-    assert interaction.end_reason == "customer_hung_up"
-    assert interaction.status == Interaction.Status.OPEN  # the customer may keep typing
-    assert interaction.booking_count == 1 and interaction.resolution == Interaction.Resolution.BOOKED
-    assert interaction.cost_usd > 0
-    assert interaction.audio_output_tokens > 0 and interaction.audio_input_tokens > 0
-    assert interaction.input_tokens >= interaction.audio_input_tokens
-    assert set(interaction.cost_breakdown) >= {"text_input", "audio_input", "audio_output", "text_output"}
-    assert sum(Decimal(v) for v in interaction.cost_breakdown.values()) == interaction.cost_usd
+    conversation = await conversation_of(ready["session_id"])
+    assert conversation.channel == "voice" and conversation.number == ready["interaction_number"]
+    assert conversation.end_reason == "customer_hung_up"
+    assert conversation.status == Conversation.Status.OPEN  # the customer may keep typing
+    assert conversation.booking_count == 1 and conversation.resolution == Conversation.Resolution.BOOKED
+    assert conversation.cost_usd > 0
+    assert conversation.audio_output_tokens > 0 and conversation.audio_input_tokens > 0
+    assert conversation.input_tokens >= conversation.audio_input_tokens
+    assert set(conversation.cost_breakdown) >= {"text_input", "audio_input", "audio_output", "text_output"}
+    assert sum(Decimal(v) for v in conversation.cost_breakdown.values()) == conversation.cost_usd
 
     messages = await messages_of(ready["session_id"])
     assert spoken(messages) == [
@@ -272,7 +272,7 @@ async def test_a_customer_books_a_visit_by_voice(business, voice, frozen):
     assert offer_row.latency_ms is not None and offer_row.latency_ms < 5000
     assert offer_row.cost_usd > 0 and not offer_row.interrupted
     # The text chat continues from these.
-    assert interaction.model_items[-2:] == [
+    assert conversation.model_items[-2:] == [
         {"role": "user", "content": "Yes. Dana Customer, 416 555 0123, 12 Queen Street West."},
         {"role": "assistant", "content": "You're booked. Your booking number is B K 2 0 2 6."},
     ]
@@ -411,9 +411,9 @@ async def test_an_upstream_drop_mid_answer_keeps_the_transcript_and_offers_text(
     assert await fay.closed() == 4503
     await fay.leave()
 
-    interaction = await interaction_of(ready["session_id"])
-    assert interaction.end_reason == "upstream_error"
-    assert interaction.failure_count == 1 and interaction.last_error.startswith("Realtime dropped")
+    conversation = await conversation_of(ready["session_id"])
+    assert conversation.end_reason == "upstream_error"
+    assert conversation.failure_count == 1 and conversation.last_error.startswith("Realtime dropped")
     messages = await messages_of(ready["session_id"])
     said = [(m.role, m.text, m.interrupted) for m in messages if m.role != Message.Role.EVENT]
     assert said[:2] == [
@@ -434,7 +434,7 @@ async def test_an_unreachable_upstream_is_reported_and_the_call_is_closed(busine
     assert await gil.closed() == 4503
     assert gil.of("ended") == [{"type": "ended", "reason": "upstream_error"}]
     await gil.leave()
-    row = await Interaction.objects.aget(channel="voice")
+    row = await Conversation.objects.aget(channel="voice")
     assert row.end_reason == "upstream_error" and "unreachable" in row.last_error
 
 
@@ -473,9 +473,9 @@ async def test_a_call_continues_the_text_conversation(business, voice, fake_open
     assert history[-1]["content"][0]["type"] == "output_text"
     assert "switching to this call" in voice.connections[0].session["instructions"]
 
-    interaction = await interaction_of(session_id)
-    assert interaction.channel == "chat" and interaction.end_reason == "customer_hung_up"
-    assert await Interaction.objects.acount() == 1
+    conversation = await conversation_of(session_id)
+    assert conversation.channel == "chat" and conversation.end_reason == "customer_hung_up"
+    assert await Conversation.objects.acount() == 1
     messages = await messages_of(session_id)
     assert [(m.channel, m.role, m.text) for m in messages if m.role != Message.Role.EVENT][-4:] == [
         ("chat", "assistant", "Yes, we repair furnaces. When would suit you?"),
@@ -547,8 +547,8 @@ async def test_a_call_over_its_spend_cap_is_ended(business, voice, settings):
     assert error["code"] == "limit_reached"
     assert await kim.closed() == 4409
     await kim.leave()
-    interaction = await interaction_of(ready["session_id"])
-    assert interaction.end_reason == "limit_reached" and interaction.cost_usd > 0
+    conversation = await conversation_of(ready["session_id"])
+    assert conversation.end_reason == "limit_reached" and conversation.cost_usd > 0
 
 
 async def test_staff_follow_a_call_live(business, voice):

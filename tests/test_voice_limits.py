@@ -16,12 +16,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.test import AsyncClient
 
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from chatdesk.conversations.services import hash_ip
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import silence_pcm16, sine_pcm16
 from tests.servers import free_port, wait_for_port
-from tests.test_voice_call import ORIGIN, Caller, fresh_limits, interaction_of, messages_of  # noqa: F401
+from tests.test_voice_call import ORIGIN, Caller, conversation_of, fresh_limits, messages_of  # noqa: F401
 from voice.wire import BadFrame, Frame, read_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,7 +72,7 @@ async def test_bad_frames_close_the_call_with_a_clear_code(voice, frame, code, e
     closed, message = await refused_with(caller, frame)
     assert (closed, message["code"]) == (code, error)
     assert caller.of("ended") == [{"type": "ended", "reason": "bad_frame"}]
-    row = await Interaction.objects.aget(channel="voice")
+    row = await Conversation.objects.aget(channel="voice")
     assert row.end_reason == "bad_frame"
     assert voice.connections[0].closed
 
@@ -122,7 +122,7 @@ async def test_a_page_from_another_origin_cannot_open_a_call(voice, headers):
     connected, _ = await caller.ws.connect()
     assert not connected  # refused during the handshake: the browser sees HTTP 403
     assert voice.connections == []
-    assert not await Interaction.objects.aexists()
+    assert not await Conversation.objects.aexists()
 
 
 async def test_without_an_api_key_voice_is_unavailable(settings):
@@ -135,7 +135,7 @@ async def test_without_an_api_key_voice_is_unavailable(settings):
     assert error["fallback"] == "chat"
     assert await caller.closed() == 4503
     await caller.leave()
-    assert not await Interaction.objects.aexists()
+    assert not await Conversation.objects.aexists()
 
 
 async def test_too_many_frames_per_second_is_rate_limited(voice, settings):
@@ -149,7 +149,7 @@ async def test_too_many_frames_per_second_is_rate_limited(voice, settings):
     assert (await caller.expect("ended"))["reason"] == "limit_reached"
     assert await caller.closed() == 4429
     await caller.leave()
-    assert (await interaction_of(ready["session_id"])).end_reason == "limit_reached"
+    assert (await conversation_of(ready["session_id"])).end_reason == "limit_reached"
 
 
 async def test_concurrent_calls_per_ip_are_limited_and_freed_on_hang_up(voice, settings):
@@ -196,8 +196,8 @@ async def test_an_idle_call_is_ended(voice, settings):
     assert (await caller.expect("ended"))["reason"] == "idle"
     assert await caller.closed() == 4408
     await caller.leave()
-    interaction = await interaction_of(ready["session_id"])
-    assert interaction.end_reason == "idle"
+    conversation = await conversation_of(ready["session_id"])
+    assert conversation.end_reason == "idle"
     assert voice.connections[0].closed
 
 
@@ -212,15 +212,15 @@ async def test_a_call_ends_at_its_maximum_length(voice, settings):
     assert error["code"] == "max_duration"
     assert await caller.closed() == 4409
     await caller.leave()
-    assert (await interaction_of(ready["session_id"])).end_reason == "max_duration"
+    assert (await conversation_of(ready["session_id"])).end_reason == "max_duration"
 
 
 async def test_a_browser_that_vanishes_ends_the_call(voice):
     caller = Caller()
     ready = await caller.connect()
     await caller.leave(code=1006)
-    interaction = await interaction_of(ready["session_id"])
-    assert interaction.end_reason == "client_disconnected"
+    conversation = await conversation_of(ready["session_id"])
+    assert conversation.end_reason == "client_disconnected"
     assert voice.connections[0].closed
     messages = await messages_of(ready["session_id"])
     assert messages[-1].role == Message.Role.EVENT and "client_disconnected" in messages[-1].text
@@ -233,8 +233,8 @@ async def test_a_server_shutdown_records_the_call_end(voice):
     caller.ws.future.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller.ws.future
-    interaction = await interaction_of(ready["session_id"])
-    assert interaction.end_reason == "server_shutdown"
+    conversation = await conversation_of(ready["session_id"])
+    assert conversation.end_reason == "server_shutdown"
     assert voice.connections[0].closed
 
 
@@ -293,8 +293,8 @@ async def test_a_server_restart_mid_call_keeps_the_transcript_and_says_why(busin
             process.kill()
             process.wait()
 
-    interaction = await interaction_of(ready["session_id"])
-    assert interaction.end_reason == "server_shutdown"
+    conversation = await conversation_of(ready["session_id"])
+    assert conversation.end_reason == "server_shutdown"
     said = [(m.role, m.text) for m in await messages_of(ready["session_id"]) if m.role != Message.Role.EVENT]
     assert said == [
         ("assistant", "Hello, Maple Home Services."),
@@ -338,7 +338,7 @@ async def test_calls_behind_a_trusted_proxy_are_counted_per_forwarded_client(voi
     await alice_again.leave()
     for caller in (first, alice, bob):
         await caller.hang_up()
-    numbers = await sync_to_async(list)(Interaction.objects.order_by("pk").values_list("client_ip_hash", flat=True))
+    numbers = await sync_to_async(list)(Conversation.objects.order_by("pk").values_list("client_ip_hash", flat=True))
     assert numbers == [hash_ip("198.51.100.1"), hash_ip("203.0.113.1"), hash_ip("203.0.113.2")]
 
 

@@ -18,10 +18,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chatdesk.backoffice.dashboard import dashboard
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.fake_openai.audio import sine_pcm16
-from tests.test_voice_call import Caller, interaction_of, messages_of
+from tests.test_voice_call import Caller, conversation_of, messages_of
 from voice.apps import unpriced_call_models
 from voice.heard import heard_part
 from voice.realtime import GREETING_NEW
@@ -73,7 +73,7 @@ async def test_hanging_up_mid_reply_frees_the_slot_for_the_next_call_at_once(voi
     await first.ws.send_input({"type": "websocket.disconnect", "code": 1000})
 
     async def ended() -> bool:
-        return bool((await interaction_of(ready["session_id"])).end_reason)
+        return bool((await conversation_of(ready["session_id"])).end_reason)
 
     await wait_for(ended, "the call's end record")
     print("end recorded after", time.monotonic() - started)
@@ -82,7 +82,7 @@ async def test_hanging_up_mid_reply_frees_the_slot_for_the_next_call_at_once(voi
     print("second ready after", time.monotonic() - started)
     await second.hang_up()
     await first.ws.wait(timeout=10)  # the upstream close gives up quickly too
-    assert (await interaction_of(ready["session_id"])).end_reason == "customer_hung_up"
+    assert (await conversation_of(ready["session_id"])).end_reason == "customer_hung_up"
 
 
 async def test_a_failed_reply_gets_an_apology_and_the_call_goes_on(voice, settings):
@@ -100,8 +100,8 @@ async def test_a_failed_reply_gets_an_apology_and_the_call_goes_on(voice, settin
     await caller.say()
     await caller.expect("transcript", role="assistant", final=True, text="Yes, we repair furnaces.")
     await caller.hang_up()
-    interaction = await interaction_of(ready["session_id"])
-    assert interaction.end_reason == "customer_hung_up" and interaction.failure_count == 1
+    conversation = await conversation_of(ready["session_id"])
+    assert conversation.end_reason == "customer_hung_up" and conversation.failure_count == 1
     events = [m.text for m in await messages_of(ready["session_id"]) if m.role == Message.Role.EVENT]
     assert any(text.startswith("A voice reply failed (server_error: The server had an error.)") for text in events)
     # Counted by kind with the text chat's failures (admin filter, dashboard).
@@ -123,7 +123,7 @@ async def test_an_upstream_server_error_gets_an_apology_and_the_call_goes_on(voi
     await caller.say()
     await caller.expect("transcript", role="assistant", final=True, text="Yes, we repair furnaces.")
     await caller.hang_up()
-    assert (await interaction_of(ready["session_id"])).failure_count == 1
+    assert (await conversation_of(ready["session_id"])).failure_count == 1
     kinds = [m.failure_kind for m in await messages_of(ready["session_id"]) if m.failure_kind]
     assert kinds == [Message.FailureKind.SERVER_ERROR]
 
@@ -144,7 +144,7 @@ async def test_two_failed_replies_in_a_row_end_the_call_and_offer_text(voice, se
     assert error["code"] == "upstream_error" and error["fallback"] == "chat"
     assert await caller.closed() == 4503
     await caller.leave()
-    assert (await interaction_of(ready["session_id"])).end_reason == "upstream_error"
+    assert (await conversation_of(ready["session_id"])).end_reason == "upstream_error"
     # The first failure and the call's end are both model failures, each with its kind.
     kinds = [m.failure_kind for m in await messages_of(ready["session_id"]) if m.failure_kind]
     assert kinds == [Message.FailureKind.SERVER_ERROR, Message.FailureKind.SERVER_ERROR]
@@ -184,9 +184,9 @@ async def test_a_fresh_call_is_a_new_voice_conversation(business, voice, setting
     ready = await caller.connect()
     await caller.expect("transcript", role="assistant", final=True)
     await caller.hang_up()
-    interaction = await interaction_of(ready["session_id"])
-    assert interaction.channel == Interaction.ChannelKind.VOICE and interaction.has_call
-    assert interaction.model == settings.OPENAI_REALTIME_MODEL
+    conversation = await conversation_of(ready["session_id"])
+    assert conversation.channel == Conversation.ChannelKind.VOICE and conversation.has_call
+    assert conversation.model == settings.OPENAI_REALTIME_MODEL
     instructions = voice.connections[0].session["instructions"]
     assert instructions.endswith(GREETING_NEW) and "typing in the chat" not in instructions
     assert item_creates(voice) == []  # no history, and no greeting the caller never saw
@@ -200,9 +200,9 @@ async def test_a_call_from_a_chat_never_typed_in_is_a_new_voice_conversation(bus
     await caller.expect("transcript", role="assistant", final=True)
     await caller.hang_up()
     assert ready["session_id"] != untouched
-    call = await interaction_of(ready["session_id"])
-    assert call.channel == Interaction.ChannelKind.VOICE and call.has_call
-    assert not (await interaction_of(untouched)).has_call
+    call = await conversation_of(ready["session_id"])
+    assert call.channel == Conversation.ChannelKind.VOICE and call.has_call
+    assert not (await conversation_of(untouched)).has_call
     assert "typing in the chat" not in voice.connections[0].session["instructions"]
     assert item_creates(voice) == []
 
@@ -220,8 +220,8 @@ async def test_a_conversation_with_text_and_a_call_counts_in_both_channels(busin
     assert [i["content"][0]["text"] for i in item_creates(voice) if i["type"] == "message"][-1] == (
         "Yes, we repair furnaces. When would suit you?"
     )
-    both = await interaction_of(typed)
-    assert both.channel == Interaction.ChannelKind.CHAT and both.has_call
+    both = await conversation_of(typed)
+    assert both.channel == Conversation.ChannelKind.CHAT and both.has_call
 
     # A call-only conversation, and one started by a call and then typed in.
     voice.queue_reply("Maple Home Services, how can I help?", audio_ms=200)
@@ -291,9 +291,9 @@ async def test_after_a_barge_in_only_what_was_heard_is_kept_and_the_rest_is_audi
     (line,) = [m for m in await messages_of(ready["session_id"]) if m.item_id == item]
     assert (line.role, line.text, line.generated_text, line.interrupted) == ("assistant", heard, REPLY, True)
     # The text chat continues from what the caller heard, not from what the model generated.
-    interaction = await interaction_of(ready["session_id"])
-    assert {"role": "assistant", "content": heard} in interaction.model_items
-    assert {"role": "assistant", "content": REPLY} not in interaction.model_items
+    conversation = await conversation_of(ready["session_id"])
+    assert {"role": "assistant", "content": heard} in conversation.model_items
+    assert {"role": "assistant", "content": REPLY} not in conversation.model_items
 
 
 async def test_a_browser_that_never_reports_playback_still_gets_the_reply_truncated(voice):
@@ -331,10 +331,10 @@ async def test_a_call_records_what_its_transcription_cost(voice, settings):
     await caller.say()
     await caller.expect("transcript", role="assistant", final=True, text="Yes.")
     await caller.hang_up()
-    interaction = await interaction_of(ready["session_id"])
+    conversation = await conversation_of(ready["session_id"])
     assert settings.OPENAI_REALTIME_TRANSCRIPTION_MODEL == "gpt-4o-mini-transcribe"
-    assert float(interaction.cost_breakdown["transcription"]) > 0
-    assert not interaction.price_missing
+    assert float(conversation.cost_breakdown["transcription"]) > 0
+    assert not conversation.price_missing
 
 
 async def test_a_model_without_a_price_is_loud(voice, settings, caplog, admin_client):
@@ -350,9 +350,9 @@ async def test_a_model_without_a_price_is_loud(voice, settings, caplog, admin_cl
         await caller.expect("transcript", role="assistant", final=True, text="Yes.")
         await caller.hang_up()
     assert "price for model gpt-next-transcribe" in caplog.text
-    interaction = await interaction_of(ready["session_id"])
-    assert interaction.price_missing and "transcription" not in interaction.cost_breakdown
-    page = await sync_to_async(admin_client.get)(reverse("admin:chatdesk_interaction_change", args=[interaction.pk]))
+    conversation = await conversation_of(ready["session_id"])
+    assert conversation.price_missing and "transcription" not in conversation.cost_breakdown
+    page = await sync_to_async(admin_client.get)(reverse("admin:chatdesk_conversation_change", args=[conversation.pk]))
     assert "price missing" in page.content.decode()
 
 
@@ -360,8 +360,8 @@ async def test_a_model_without_a_price_is_loud(voice, settings, caplog, admin_cl
 
 
 def test_the_page_gets_the_cookie_of_the_conversation_its_call_started(business, client):
-    call = Interaction.objects.create(number="INT-2026-000077", channel="voice", has_call=True)
-    typed_only = Interaction.objects.create(number="INT-2026-000078", channel="chat")
+    call = Conversation.objects.create(number="INT-2026-000077", channel="voice", has_call=True)
+    typed_only = Conversation.objects.create(number="INT-2026-000078", channel="chat")
     url = reverse("voice-session")
 
     def post(body: object):
@@ -371,7 +371,7 @@ def test_the_page_gets_the_cookie_of_the_conversation_its_call_started(business,
     assert response.status_code == 200 and response.json() == {"session_id": call.session_id}
     cookie = response.cookies["chatdesk_session"]
     assert cookie["httponly"] and cookie.value != call.session_id  # signed, not the bare id
-    assert client.get("/").context["interaction"] == call  # the chat page continues it
+    assert client.get("/").context["conversation"] == call  # the chat page continues it
 
     for body, status, code in [
         ("not json", 400, "bad_request"),
@@ -387,7 +387,7 @@ def test_the_page_gets_the_cookie_of_the_conversation_its_call_started(business,
 
 
 def test_the_call_session_endpoint_checks_csrf(business):
-    call = Interaction.objects.create(number="INT-2026-000079", channel="voice", has_call=True)
+    call = Conversation.objects.create(number="INT-2026-000079", channel="voice", has_call=True)
     browser = Client(enforce_csrf_checks=True)
     response = browser.post(
         reverse("voice-session"), json.dumps({"session_id": call.session_id}), content_type="application/json"

@@ -39,7 +39,7 @@ from chatdesk.assistant.openai_client import FunctionCall, is_configured
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
 from chatdesk.assistant.tools import TOO_MANY_TOOL_CALLS, ToolOutcome, realtime_tool_definitions
 from chatdesk.conversations.booking_cards import booking_cards
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from chatdesk.conversations.services import db, hash_ip
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 from chatdesk.observability import context, metrics
@@ -147,8 +147,8 @@ class VoiceCall:
         }
 
     @property
-    def interaction_id(self) -> int | None:
-        return self.start_info.interaction_id if self.start_info else None
+    def conversation_id(self) -> int | None:
+        return self.start_info.conversation_id if self.start_info else None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -193,7 +193,7 @@ class VoiceCall:
             await self._send(
                 {
                     "type": "ready",
-                    "interaction_number": self.start_info.number,
+                    "conversation_number": self.start_info.number,
                     "session_id": self.start_info.session_id,
                 }
             )
@@ -284,7 +284,7 @@ class VoiceCall:
                         "type": "error",
                         "code": error[0],
                         "message": error[1],
-                        "fallback": Interaction.ChannelKind.CHAT.value,
+                        "fallback": Conversation.ChannelKind.CHAT.value,
                     }
                 )
             await self._send({"type": "ended", "reason": reason})
@@ -299,7 +299,7 @@ class VoiceCall:
                 seconds = int(self.loop.time() - self.started_at)
                 self.writer.put(
                     call_end,
-                    interaction_id=self.start_info.interaction_id,
+                    conversation_id=self.start_info.conversation_id,
                     reason=reason,
                     seconds=seconds,
                     failure=failure,
@@ -464,7 +464,7 @@ class VoiceCall:
         usage = transcription_usage(settings.OPENAI_REALTIME_TRANSCRIPTION_MODEL, event.get("usage"))
         if (usage.cost or usage.price_missing) and self.start_info is not None and self.writer is not None:
             self.spent += usage.cost
-            self.writer.put(add_usage, interaction_id=self.start_info.interaction_id, usage=usage)
+            self.writer.put(add_usage, conversation_id=self.start_info.conversation_id, usage=usage)
 
     async def _on_customer_transcript_failed(self, event: dict[str, Any]) -> None:
         utterance = self.transcript.utterance(event.get("item_id", ""), Message.Role.CUSTOMER)
@@ -541,7 +541,7 @@ class VoiceCall:
         output = response.get("output") or []
         usage = realtime_usage(settings.OPENAI_REALTIME_MODEL, response.get("usage"))
         if self.start_info is not None and self.writer is not None and (usage.input_tokens or usage.output_tokens):
-            self.writer.put(add_usage, interaction_id=self.start_info.interaction_id, usage=usage)
+            self.writer.put(add_usage, conversation_id=self.start_info.conversation_id, usage=usage)
         self.spent += usage.cost
         # A response's cost goes on what it said; a tool-calling response's on the next answer.
         spoken = [item for item in output if item.get("type") == "message" and item.get("id") in self.transcript]
@@ -556,7 +556,7 @@ class VoiceCall:
             # The caller's turn got its answer (a tool-calling response is a step towards it).
             self.caller_waiting = False
             outcome = VOICE_TURN_OUTCOMES.get(status or "", "other")
-            metrics.count_turn(channel=Interaction.ChannelKind.VOICE, mode=Interaction.Mode.MODEL, outcome=outcome)
+            metrics.count_turn(channel=Conversation.ChannelKind.VOICE, mode=Conversation.Mode.MODEL, outcome=outcome)
         if status == "failed":
             error = (response.get("status_details") or {}).get("error") or {}
             await self._reply_failed(f"{error.get('code')}: {error.get('message')}")
@@ -611,7 +611,7 @@ class VoiceCall:
         # The caller would otherwise hear silence and not know whether to speak.
         await self._send({"type": "notice", "code": "reply_failed", "message": REPLY_FAILED})
         if self.start_info is not None and self.writer is not None:
-            self.writer.put(reply_failed, interaction_id=self.start_info.interaction_id, detail=detail)
+            self.writer.put(reply_failed, conversation_id=self.start_info.conversation_id, detail=detail)
 
     # -- tools -----------------------------------------------------------------------------
 
@@ -633,16 +633,16 @@ class VoiceCall:
                 # The text chat's round (chatdesk.assistant.tool_rounds): its caps, validation, identity
                 # rules and ToolCall rows; the calls beyond the caps are recorded, not run.
                 # Fresh from the database: booking_count may have moved in the text chat.
-                interaction = await db(Interaction.objects.get, pk=self.start_info.interaction_id)
+                conversation = await db(Conversation.objects.get, pk=self.start_info.conversation_id)
                 outcomes = await run_tool_round(
-                    interaction,
+                    conversation,
                     [FunctionCall(c.get("call_id", ""), c.get("name", ""), c.get("arguments", "")) for c in calls],
-                    channel=Interaction.ChannelKind.VOICE,
+                    channel=Conversation.ChannelKind.VOICE,
                     ran_this_turn=self.tool_calls_in_turn,
                 )
                 self.tool_calls_in_turn += calls_run(outcomes)
                 ran = [o for o in outcomes if o.error != TOO_MANY_TOOL_CALLS]
-                await publish([(interaction, {"kind": "tool_call", **o.summary()}) for o in ran])
+                await publish([(conversation, {"kind": "tool_call", **o.summary()}) for o in ran])
             for outcome in outcomes:
                 await self._send({"type": "tool", **outcome.summary()})
             # The chat page's cards (chatdesk.conversations.booking_cards): the state as it stands now, so a
@@ -676,7 +676,7 @@ class VoiceCall:
         """Where the transcript's rows go: the call's writer, once the call has a conversation."""
         if self.writer is None or self.start_info is None:
             return None
-        return self.writer, self.start_info.interaction_id
+        return self.writer, self.start_info.conversation_id
 
     async def _mark_interrupted(self, item_id: str, heard: float) -> None:
         utterance = self.transcript.interrupt(item_id, heard)

@@ -170,11 +170,11 @@ class Transcript:
         sink = self.sink()
         if not utterance.text or sink is None:
             return
-        writer, interaction_id = sink
+        writer, conversation_id = sink
         spoken = utterance.spoken()
         writer.put(
             save_utterance,
-            interaction_id=interaction_id,
+            conversation_id=conversation_id,
             role=utterance.role,
             text=spoken,
             item_id=utterance.item_id,
@@ -190,11 +190,11 @@ class Transcript:
             setattr(utterance, name, value)
         sink = self.sink()
         if utterance.saved and utterance.text and sink is not None:
-            writer, interaction_id = sink
+            writer, conversation_id = sink
             column = {"cost": "cost_usd"}
             writer.put(
                 update_utterance,
-                interaction_id=interaction_id,
+                conversation_id=conversation_id,
                 item_id=utterance.item_id,
                 **{column.get(name, name): value for name, value in fields.items()},
             )
@@ -211,11 +211,11 @@ class Transcript:
         utterance.heard = heard
         sink = self.sink()
         if utterance.saved and utterance.text and sink is not None:
-            writer, interaction_id = sink
+            writer, conversation_id = sink
             utterance.interrupted = True
             writer.put(
                 trim_utterance,
-                interaction_id=interaction_id,
+                conversation_id=conversation_id,
                 item_id=item_id,
                 heard=utterance.spoken(),
                 generated=utterance.text,

@@ -21,9 +21,9 @@ from django.utils import timezone
 from chatdesk.assistant.costs import RealtimeUsage
 from chatdesk.assistant.prompts import system_prompt
 from chatdesk.conversations import live, model_items, record
-from chatdesk.conversations.models import Interaction, Message
-from chatdesk.conversations.selectors import open_interaction_for
-from chatdesk.conversations.services import db, interaction_create
+from chatdesk.conversations.models import Conversation, Message
+from chatdesk.conversations.selectors import open_conversation_for
+from chatdesk.conversations.services import conversation_create, db
 from voice import realtime
 
 logger = logging.getLogger(__name__)
@@ -37,12 +37,12 @@ class CallRefused(Exception):
 
 
 # A live-monitor update to send once a write is done: (the conversation, the event).
-LiveEvent = tuple[Interaction, dict[str, Any]]
+LiveEvent = tuple[Conversation, dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class CallStart:
-    interaction_id: int
+    conversation_id: int
     number: str
     session_id: str
     instructions: str
@@ -51,14 +51,14 @@ class CallStart:
     live: LiveEvent
 
 
-def _what_came_before(interaction: Interaction) -> str:
+def _what_came_before(conversation: Conversation) -> str:
     """NEW when the customer has said nothing in it yet, else AFTER_CHAT (typed) or AFTER_CALL."""
     spoke = set(
-        Message.objects.filter(interaction=interaction, role=Message.Role.CUSTOMER)
+        Message.objects.filter(conversation=conversation, role=Message.Role.CUSTOMER)
         .values_list("channel", flat=True)
         .distinct()
     )
-    if Interaction.ChannelKind.CHAT in spoke:
+    if Conversation.ChannelKind.CHAT in spoke:
         return realtime.AFTER_CHAT
     return realtime.AFTER_CALL if spoke else realtime.NEW
 
@@ -71,41 +71,41 @@ def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
     caller may never have seen, so the call is a new voice conversation, recorded as one.
     """
     now = timezone.now()
-    interaction = open_interaction_for(session_id).first()
-    if interaction is not None and interaction.taken_over_by_id:
+    conversation = open_conversation_for(session_id).first()
+    if conversation is not None and conversation.taken_over_by_id:
         raise CallRefused("taken_over", "A team member is answering you in the chat. Please continue by typing.")
-    before = _what_came_before(interaction) if interaction is not None else realtime.NEW
+    before = _what_came_before(conversation) if conversation is not None else realtime.NEW
     if before == realtime.NEW:
-        interaction = None
+        conversation = None
     with transaction.atomic():
-        if interaction is None:
-            interaction = interaction_create(
-                channel=Interaction.ChannelKind.VOICE,
-                mode=Interaction.Mode.MODEL,
+        if conversation is None:
+            conversation = conversation_create(
+                channel=Conversation.ChannelKind.VOICE,
+                mode=Conversation.Mode.MODEL,
                 model=settings.OPENAI_REALTIME_MODEL,
                 ip=ip,
                 user_agent=user_agent,
                 has_call=True,
             )
         started = Message.objects.create(
-            interaction=interaction, role=Message.Role.EVENT, text="Voice call started.", channel="voice"
+            conversation=conversation, role=Message.Role.EVENT, text="Voice call started.", channel="voice"
         )
-        record.count_message(interaction.pk, last_activity_at=now, has_call=True)
+        record.count_message(conversation.pk, last_activity_at=now, has_call=True)
     continued = before != realtime.NEW
     return CallStart(
-        interaction_id=interaction.pk,
-        number=interaction.number,
-        session_id=interaction.session_id,
+        conversation_id=conversation.pk,
+        number=conversation.number,
+        session_id=conversation.session_id,
         instructions=realtime.instructions(system_prompt(now), before=before),
-        prior_items=realtime.conversation_items(interaction.model_items) if continued else [],
+        prior_items=realtime.conversation_items(conversation.model_items) if continued else [],
         continued=continued,
-        live=(interaction, live.message_event(started)),
+        live=(conversation, live.message_event(started)),
     )
 
 
 def save_utterance(
     *,
-    interaction_id: int,
+    conversation_id: int,
     role: str,
     text: str,
     item_id: str,
@@ -124,7 +124,7 @@ def save_utterance(
         role, text = Message.Role.EVENT, unheard_note(generated)
     with transaction.atomic():
         message = Message.objects.create(
-            interaction_id=interaction_id,
+            conversation_id=conversation_id,
             role=role,
             text=text,
             generated_text=generated,
@@ -136,19 +136,19 @@ def save_utterance(
         )
         # Appended to the history as stored now: a text turn in another tab may be appending too.
         record.append_model_items(
-            interaction_id,
+            conversation_id,
             [item] if role != Message.Role.EVENT else [],
             messages=1,
             last_activity_at=timezone.now(),
         )
-    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
+    return Conversation.objects.get(pk=conversation_id), live.message_event(message)
 
 
 def unheard_note(generated: str) -> str:
     return f"The caller cut in before hearing any of this reply: {generated}"
 
 
-def trim_utterance(*, interaction_id: int, item_id: str, heard: str, generated: str) -> None:
+def trim_utterance(*, conversation_id: int, item_id: str, heard: str, generated: str) -> None:
     """A stored assistant line turned out to be cut off: keep what was heard, the rest for audit.
 
     The model history the text chat continues from gets the heard part too, so a text turn after
@@ -156,21 +156,21 @@ def trim_utterance(*, interaction_id: int, item_id: str, heard: str, generated: 
     """
     stored = {"text": heard} if heard else {"role": Message.Role.EVENT, "text": unheard_note(generated)}
     with transaction.atomic():
-        Message.objects.filter(interaction_id=interaction_id, item_id=item_id[:100], channel="voice").update(
+        Message.objects.filter(conversation_id=conversation_id, item_id=item_id[:100], channel="voice").update(
             generated_text=generated, interrupted=True, **stored
         )
         record.replace_model_item(
-            interaction_id,
+            conversation_id,
             model_items.assistant_item(generated),
             model_items.assistant_item(heard) if heard else None,
         )
 
 
-def update_utterance(*, interaction_id: int, item_id: str, **fields: object) -> None:
-    Message.objects.filter(interaction_id=interaction_id, item_id=item_id[:100], channel="voice").update(**fields)
+def update_utterance(*, conversation_id: int, item_id: str, **fields: object) -> None:
+    Message.objects.filter(conversation_id=conversation_id, item_id=item_id[:100], channel="voice").update(**fields)
 
 
-def add_usage(*, interaction_id: int, usage: RealtimeUsage) -> None:
+def add_usage(*, conversation_id: int, usage: RealtimeUsage) -> None:
     spent = record.Usage(
         input_tokens=usage.input_tokens,
         cached_input_tokens=usage.cached_input_tokens,
@@ -180,10 +180,12 @@ def add_usage(*, interaction_id: int, usage: RealtimeUsage) -> None:
         cost=usage.cost,
         price_missing=usage.price_missing,
     )
-    record.add_usage(interaction_id, spent, breakdown=usage.breakdown)
+    record.add_usage(conversation_id, spent, breakdown=usage.breakdown)
 
 
-def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "", failure_kind: str = "") -> LiveEvent:
+def call_end(
+    *, conversation_id: int, reason: str, seconds: int, failure: str = "", failure_kind: str = ""
+) -> LiveEvent:
     """Record why the call ended. The conversation stays open: the customer may keep typing.
 
     `failure_kind` (Message.FailureKind) puts a model failure in the same by-kind counts as text.
@@ -192,10 +194,10 @@ def call_end(*, interaction_id: int, reason: str, seconds: int, failure: str = "
     if failure:
         text += f" {failure[:200]}"
     message = Message.objects.create(
-        interaction_id=interaction_id, role=Message.Role.EVENT, text=text, channel="voice", failure_kind=failure_kind
+        conversation_id=conversation_id, role=Message.Role.EVENT, text=text, channel="voice", failure_kind=failure_kind
     )
-    record.count_message(interaction_id, failure=failure, end_reason=reason, last_activity_at=timezone.now())
-    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
+    record.count_message(conversation_id, failure=failure, end_reason=reason, last_activity_at=timezone.now())
+    return Conversation.objects.get(pk=conversation_id), live.message_event(message)
 
 
 def realtime_failure_kind(detail: str) -> str:
@@ -208,17 +210,17 @@ def realtime_failure_kind(detail: str) -> str:
     return Message.FailureKind.SERVER_ERROR
 
 
-def reply_failed(*, interaction_id: int, detail: str) -> LiveEvent:
+def reply_failed(*, conversation_id: int, detail: str) -> LiveEvent:
     """Record a reply the model failed to give (the caller was asked to say it again)."""
     message = Message.objects.create(
-        interaction_id=interaction_id,
+        conversation_id=conversation_id,
         role=Message.Role.EVENT,
         text=f"A voice reply failed ({detail[:200]}); the caller was asked to say it again.",
         channel="voice",
         failure_kind=realtime_failure_kind(detail),
     )
-    record.count_message(interaction_id, failure=f"Realtime reply failed: {detail}", last_activity_at=timezone.now())
-    return Interaction.objects.get(pk=interaction_id), live.message_event(message)
+    record.count_message(conversation_id, failure=f"Realtime reply failed: {detail}", last_activity_at=timezone.now())
+    return Conversation.objects.get(pk=conversation_id), live.message_event(message)
 
 
 def _run_batch(batch: list[tuple[Callable[..., Any], dict[str, Any]]]) -> list[LiveEvent]:
@@ -241,8 +243,8 @@ async def publish(updates: list[LiveEvent]) -> None:
     Never from the database threads (live.publish there): at shutdown the loop stops
     before the threads are joined, and a thread waiting on the loop would hang the exit.
     """
-    for interaction, event in updates:
-        await live.apublish(interaction, event)
+    for conversation, event in updates:
+        await live.apublish(conversation, event)
 
 
 class CallWriter:

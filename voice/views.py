@@ -26,14 +26,14 @@ from bookings.api_base import SchemaFor
 from bookings.errors import json_error
 from bookings.serializers import ErrorOut, Text
 from chatdesk.assistant import openai_client
-from chatdesk.conversations.selectors import open_interaction_for
+from chatdesk.conversations.selectors import open_conversation_for
 from chatdesk.conversations.session_cookie import session_id_from_request, set_session_cookie
 
 
 def _open_session(request: HttpRequest) -> str:
     """The customer's open chat conversation (signed cookie), or "": the call continues it."""
     session_id = session_id_from_request(request)
-    if open_interaction_for(session_id).exists():
+    if open_conversation_for(session_id).exists():
         return session_id
     return ""
 
@@ -83,7 +83,7 @@ def call_session(request: HttpRequest) -> JsonResponse:
         message = "session_id (the id the call's ready message gave) is required."
         return json_error("bad_request", message, 400, fields=data.errors)
     session_id = data.validated_data["session_id"]
-    if not open_interaction_for(session_id).filter(has_call=True).exists():
+    if not open_conversation_for(session_id).filter(has_call=True).exists():
         return json_error("session_not_found", "No open conversation with a call has that session id.", 404)
     response = JsonResponse({"session_id": session_id})
     set_session_cookie(response, session_id)

@@ -54,7 +54,7 @@ def model_prices(model: str) -> dict[str, Decimal] | None:
 
 def has_text_price(model: str) -> bool:
     """False for a text model missing from OPENAI_PRICES: its cost would be recorded as 0, so the
-    conversation is flagged (Interaction.price_missing) rather than looking free."""
+    conversation is flagged (Conversation.price_missing) rather than looking free."""
     return model_prices(model) is not None
 
 

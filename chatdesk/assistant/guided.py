@@ -5,7 +5,7 @@ and time), carries forward what the customer already said and skips the question
 answers; exact menu numbers still work. Every step that reads or changes bookings goes
 through the same tool registry as the model (`execute_tool_call`), so the same Python rules
 validate it and it is recorded as a ToolCall row. Its state lives in
-Interaction.guided_state (JSON).
+Conversation.guided_state (JSON).
 
 Every reply is written for the customer. Tool messages are shown only where they are
 written for customers (resolve_date's `message`, the booking rules' messages about a phone
@@ -36,7 +36,7 @@ from chatdesk.assistant.guided_booking import BookingSteps
 from chatdesk.assistant.guided_lookup import LookupSteps
 from chatdesk.assistant.tools import ToolOutcome
 from chatdesk.assistant.understanding import BOOK, HUMAN, Understanding
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 
 RESTART = re.compile(r"^(menu|main menu|start over|start again|restart|help|back|go back)$")
 STOP = re.compile(r"^(stop|quit|exit|never ?mind|forget it|forget about it)$")
@@ -183,10 +183,10 @@ def guided_greeting() -> str:
     return MENU
 
 
-def guided_reply(interaction: Interaction, text: str) -> GuidedReply:
+def guided_reply(conversation: Conversation, text: str) -> GuidedReply:
     """Advance the guided flow with the customer's message; persists the new state."""
-    flow = _Flow(interaction)
+    flow = _Flow(conversation)
     reply = flow.handle(text)
-    interaction.guided_state = flow.state
-    Interaction.objects.filter(pk=interaction.pk).update(guided_state=flow.state)
+    conversation.guided_state = flow.state
+    Conversation.objects.filter(pk=conversation.pk).update(guided_state=flow.state)
     return GuidedReply(text=reply, outcomes=flow.outcomes)

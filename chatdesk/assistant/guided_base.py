@@ -14,7 +14,7 @@ from bookings.selectors import local_today
 from bookings.service_matching import ServiceTerms, service_catalogue
 from chatdesk.assistant.tools import ToolOutcome, execute_tool_call
 from chatdesk.assistant.understanding import BOOK, CANCEL, HUMAN, LOOKUP, RESCHEDULE, Understanding, understand
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 
 MENU_CHOICES = [
     (BOOK, "Book a visit"),
@@ -45,9 +45,9 @@ DAY_EXAMPLES = "(for example 'tomorrow', 'Friday' or 'December 18')"
 class FlowBase:
     """The flow's state and plumbing; the steps are mixed in by chatdesk.assistant.guided._Flow."""
 
-    def __init__(self, interaction: Interaction) -> None:
-        self.interaction = interaction
-        self.state = {"step": "menu", **(interaction.guided_state or {})}
+    def __init__(self, conversation: Conversation) -> None:
+        self.conversation = conversation
+        self.state = {"step": "menu", **(conversation.guided_state or {})}
         self.outcomes: list[ToolOutcome] = []
         self._catalogue: list[ServiceTerms] | None = None
 
@@ -58,7 +58,7 @@ class FlowBase:
         n = self.state.get("calls", 0) + 1
         self.state["calls"] = n
         outcome = execute_tool_call(
-            interaction=self.interaction, call_id=f"guided-{n}", name=tool, raw_arguments=json.dumps(args)
+            conversation=self.conversation, call_id=f"guided-{n}", name=tool, raw_arguments=json.dumps(args)
         )
         self.outcomes.append(outcome)
         return outcome.result

@@ -12,7 +12,7 @@ from django.core.cache import cache as shared_cache
 
 from bookings.errors import DomainError
 from bookings.phones import business_phone
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ class LookupGuard:
     the customer to the phone, never a 500.
     """
 
-    def __init__(self, interaction: Interaction) -> None:
+    def __init__(self, conversation: Conversation) -> None:
         self.limits = [
-            (f"chatdesk:lookup-failures:conversation:{interaction.pk}", settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION)
+            (f"chatdesk:lookup-failures:conversation:{conversation.pk}", settings.CHAT_LOOKUP_FAILURES_PER_CONVERSATION)
         ]
-        if interaction.client_ip_hash:
+        if conversation.client_ip_hash:
             self.limits.append(
-                (f"chatdesk:lookup-failures:ip:{interaction.client_ip_hash}", settings.CHAT_LOOKUP_FAILURES_PER_IP)
+                (f"chatdesk:lookup-failures:ip:{conversation.client_ip_hash}", settings.CHAT_LOOKUP_FAILURES_PER_IP)
             )
 
     def attempt(self) -> None:

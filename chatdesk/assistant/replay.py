@@ -37,9 +37,9 @@ from chatdesk.assistant.prompts import system_prompt
 from chatdesk.assistant.tool_rounds import booked, calls_run, run_tool_round_here
 from chatdesk.assistant.tools import ToolOutcome, tool_definitions
 from chatdesk.conversations import model_items
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from chatdesk.conversations.retention import REDACTED
-from chatdesk.conversations.services import interaction_create
+from chatdesk.conversations.services import conversation_create
 
 logger = logging.getLogger(__name__)
 
@@ -89,42 +89,42 @@ class ReplayResult:
         }
 
 
-def replayable_interactions(*, start: datetime, end: datetime | None = None) -> QuerySet[Interaction]:
+def replayable_conversations(*, start: datetime, end: datetime | None = None) -> QuerySet[Conversation]:
     """Text conversations the model answered (they started in model mode) with customer words left.
 
     Guided-flow conversations are left out (the customer answered menus, not a model) and
     so are anonymized ones (their messages are gone).
     """
-    spoken = Message.objects.filter(interaction=OuterRef("pk"), role=Message.Role.CUSTOMER).exclude(text=REDACTED)
-    conversations = Interaction.objects.filter(
-        channel=Interaction.ChannelKind.CHAT, started_at__gte=start, model__gt=""
+    spoken = Message.objects.filter(conversation=OuterRef("pk"), role=Message.Role.CUSTOMER).exclude(text=REDACTED)
+    conversations = Conversation.objects.filter(
+        channel=Conversation.ChannelKind.CHAT, started_at__gte=start, model__gt=""
     ).filter(Exists(spoken))
     if end is not None:
         conversations = conversations.filter(started_at__lt=end)
     return conversations.order_by("started_at", "id")
 
 
-def _scratch_copy(interaction: Interaction) -> Interaction:
-    # Tool calls are recorded against an interaction (and create_booking counts bookings on
+def _scratch_copy(conversation: Conversation) -> Conversation:
+    # Tool calls are recorded against a conversation (and create_booking counts bookings on
     # it): a fresh one per replay, so the original's call ids and limits do not interfere.
-    return interaction_create(
-        number=f"RPL-{interaction.number}"[:20],
-        channel=Interaction.ChannelKind.CHAT,
-        mode=Interaction.Mode.MODEL,
+    return conversation_create(
+        number=f"RPL-{conversation.number}"[:20],
+        channel=Conversation.ChannelKind.CHAT,
+        mode=Conversation.Mode.MODEL,
         model=settings.OPENAI_MODEL,
     )
 
 
-def interaction_replay(interaction: Interaction, *, run: Runner) -> ReplayResult:
+def conversation_replay(conversation: Conversation, *, run: Runner) -> ReplayResult:
     """Replay one conversation and compare it with what happened. Never raises for model errors."""
-    messages = list(interaction.messages.order_by("created_at", "id"))
+    messages = list(conversation.messages.order_by("created_at", "id"))
     customer_turns = [m for m in messages if m.role == Message.Role.CUSTOMER]
     result = ReplayResult(
-        number=interaction.number,
-        started_at=interaction.started_at,
+        number=conversation.number,
+        started_at=conversation.started_at,
         turns=len(customer_turns),
-        original_booked=interaction.booking_count > 0,
-        original_tools=list(interaction.tool_calls.order_by("created_at", "id").values_list("name", flat=True)),
+        original_booked=conversation.booking_count > 0,
+        original_tools=list(conversation.tool_calls.order_by("created_at", "id").values_list("name", flat=True)),
     )
     greeting = next((m.text for m in messages if m.role == Message.Role.ASSISTANT), "")
     items: list[dict] = [model_items.assistant_item(greeting)] if greeting else []
@@ -132,7 +132,7 @@ def interaction_replay(interaction: Interaction, *, run: Runner) -> ReplayResult
     outcomes: list[ToolOutcome] = []
     with transaction.atomic():
         try:
-            scratch = _scratch_copy(interaction)
+            scratch = _scratch_copy(conversation)
             for message in customer_turns:
                 items.append(model_items.user_item(message.text))
                 instructions = system_prompt(message.created_at)
@@ -147,7 +147,7 @@ def interaction_replay(interaction: Interaction, *, run: Runner) -> ReplayResult
                     results = run_tool_round_here(
                         scratch,
                         answer.function_calls,
-                        channel=Interaction.ChannelKind.CHAT,
+                        channel=Conversation.ChannelKind.CHAT,
                         ran_this_turn=calls_run(outcomes[turn_start:]),
                     )
                     outcomes.extend(results)

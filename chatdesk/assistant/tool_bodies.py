@@ -28,7 +28,7 @@ from bookings.services import Actor, booking_cancel, booking_create, booking_res
 from chatdesk.assistant.dates import day_for_booking
 from chatdesk.assistant.lookup_guard import LookupGuard
 from chatdesk.conversations import record
-from chatdesk.conversations.models import HandoffRequest, Interaction
+from chatdesk.conversations.models import Conversation, HandoffRequest
 
 MAX_SLOTS_LISTED = 16
 
@@ -44,11 +44,11 @@ class ConfirmationMissing(DomainError):
 
 @dataclass(frozen=True)
 class ToolContext:
-    interaction: Interaction
+    conversation: Conversation
     now: datetime
-    # The door the call came through (Interaction.ChannelKind), set by the caller: a voice call
+    # The door the call came through (Conversation.ChannelKind), set by the caller: a voice call
     # continuing a chat conversation books for the voice channel.
-    channel: str = Interaction.ChannelKind.CHAT
+    channel: str = Conversation.ChannelKind.CHAT
 
     @property
     def booking_channel(self) -> str:
@@ -56,7 +56,7 @@ class ToolContext:
         return Channel(self.channel)
 
     def actor(self, call_id: str) -> Actor:
-        return Actor.customer(self.booking_channel, reference=f"{self.interaction.number} {call_id}")
+        return Actor.customer(self.booking_channel, reference=f"{self.conversation.number} {call_id}")
 
 
 # --- argument helpers -----------------------------------------------------------------
@@ -142,7 +142,7 @@ def _require_confirmation(args: dict) -> None:
 
 def _customers_booking(ctx: ToolContext, args: dict) -> Booking:
     """The booking for this number + phone pair, under the failed-lookup limits."""
-    guard = LookupGuard(ctx.interaction)
+    guard = LookupGuard(ctx.conversation)
     guard.attempt()
     try:
         booking = booking_for_customer(number=args["booking_number"], phone=args["phone"])
@@ -217,7 +217,7 @@ def get_available_time_slots(ctx: ToolContext, args: dict, call_id: str) -> dict
 def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     _require_confirmation(args)
     # Counted under a lock on the conversation's row, in the transaction that books.
-    booked = record.bookings_made_locked(ctx.interaction.pk)
+    booked = record.bookings_made_locked(ctx.conversation.pk)
     if booked >= settings.CHAT_MAX_BOOKINGS:
         raise LimitReached("This conversation has made as many bookings as we allow. Offer a callback from staff.")
     booking = booking_create(
@@ -233,8 +233,8 @@ def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
         actor=ctx.actor(call_id),
         now=ctx.now,
     )
-    record.count_booking(ctx.interaction.pk, customer_id=booking.customer_id)
-    ctx.interaction.booking_count = booked + 1
+    record.count_booking(ctx.conversation.pk, customer_id=booking.customer_id)
+    ctx.conversation.booking_count = booked + 1
     return {"booked": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
 
 
@@ -282,17 +282,17 @@ def request_human(ctx: ToolContext, args: dict, call_id: str) -> dict:
     if not reason:
         raise InvalidInput("Say briefly why the customer wants a person.", field="reason")
     handoff = HandoffRequest.objects.create(
-        interaction=ctx.interaction,
+        conversation=ctx.conversation,
         reason=reason[:500],
         contact_name=(args.get("name") or "")[: limits.MAX_NAME],
         contact_phone=phone,
         urgent=bool(args.get("urgent")),
     )
-    Interaction.objects.filter(pk=ctx.interaction.pk).exclude(resolution=Interaction.Resolution.BOOKED).update(
-        resolution=Interaction.Resolution.ESCALATED
+    Conversation.objects.filter(pk=ctx.conversation.pk).exclude(resolution=Conversation.Resolution.BOOKED).update(
+        resolution=Conversation.Resolution.ESCALATED
     )
     return {
         "handoff_requested": True,
-        "reference": f"{ctx.interaction.number}-H{handoff.pk}",
+        "reference": f"{ctx.conversation.number}-H{handoff.pk}",
         "message": f"A staff member will call back during business hours. Our phone: {business_phone()}.",
     }

@@ -22,16 +22,16 @@ from chatdesk.assistant.tools import (
     refuse_tool_calls,
     tool_call_budget,
 )
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from chatdesk.conversations.services import db
 
 type Job = Callable[[], list[ToolOutcome]]
 
 
-def _run_one(interaction: Interaction, call: FunctionCall, channel: str) -> list[ToolOutcome]:
+def _run_one(conversation: Conversation, call: FunctionCall, channel: str) -> list[ToolOutcome]:
     return [
         execute_tool_call(
-            interaction=interaction,
+            conversation=conversation,
             call_id=call.call_id,
             name=call.name,
             raw_arguments=call.arguments,
@@ -41,32 +41,32 @@ def _run_one(interaction: Interaction, call: FunctionCall, channel: str) -> list
 
 
 def round_jobs(
-    interaction: Interaction, calls: Sequence[FunctionCall], *, channel: str, ran_this_turn: int
+    conversation: Conversation, calls: Sequence[FunctionCall], *, channel: str, ran_this_turn: int
 ) -> list[Job]:
     """The round's work, in call order: one job per call allowed to run, then one recording
     the refused ones together (one trip for all of them)."""
     allowed = tool_call_budget(len(calls), ran_this_turn=ran_this_turn)
-    jobs: list[Job] = [partial(_run_one, interaction, call, channel) for call in calls[:allowed]]
+    jobs: list[Job] = [partial(_run_one, conversation, call, channel) for call in calls[:allowed]]
     refused = [(c.call_id, c.name, c.arguments) for c in calls[allowed:]]
     if refused:
-        jobs.append(partial(refuse_tool_calls, interaction_id=interaction.pk, calls=refused))
+        jobs.append(partial(refuse_tool_calls, conversation_id=conversation.pk, calls=refused))
     return jobs
 
 
 async def run_tool_round(
-    interaction: Interaction, calls: Sequence[FunctionCall], *, channel: str, ran_this_turn: int
+    conversation: Conversation, calls: Sequence[FunctionCall], *, channel: str, ran_this_turn: int
 ) -> list[ToolOutcome]:
     """Run one response's calls concurrently, each on its own connection from the thread pool."""
-    jobs = round_jobs(interaction, calls, channel=channel, ran_this_turn=ran_this_turn)
+    jobs = round_jobs(conversation, calls, channel=channel, ran_this_turn=ran_this_turn)
     done = await asyncio.gather(*(db(job) for job in jobs))
     return [outcome for outcomes in done for outcome in outcomes]
 
 
 def run_tool_round_here(
-    interaction: Interaction, calls: Sequence[FunctionCall], *, channel: str, ran_this_turn: int
+    conversation: Conversation, calls: Sequence[FunctionCall], *, channel: str, ran_this_turn: int
 ) -> list[ToolOutcome]:
     """Run one response's calls one after another in this thread (and its transaction)."""
-    jobs = round_jobs(interaction, calls, channel=channel, ran_this_turn=ran_this_turn)
+    jobs = round_jobs(conversation, calls, channel=channel, ran_this_turn=ran_this_turn)
     return [outcome for job in jobs for outcome in job()]
 
 

@@ -11,13 +11,13 @@ Contract of every tool (see `Tool`):
   their phone, pay or home address; a booking only to whoever gives its number and phone.
 
 `execute_tool_call` runs one call and records it as a ToolCall row. A call_id already
-recorded for the interaction returns the first result instead of acting twice.
+recorded for the conversation returns the first result instead of acting twice.
 
 This module holds the schemas the model sees, the registry and the execution; the tool bodies
 are chatdesk/assistant/tool_bodies.py, the failed-lookup limit chatdesk/assistant/lookup_guard.py.
 
 Limits every door shares (text chat, voice, guided flow), each defined once:
-- bookings per conversation: checked under a row lock on the interaction, in the
+- bookings per conversation: checked under a row lock on the conversation, in the
   transaction that books (`create_booking`);
 - tool calls per model response and per customer turn: `tool_call_budget` says how many
   run, `refuse_tool_calls` records the rest with a structured error for the model;
@@ -58,7 +58,7 @@ from chatdesk.assistant.tool_bodies import (
     resolve_date_tool,
 )
 from chatdesk.conversations import record
-from chatdesk.conversations.models import Interaction, ToolCall
+from chatdesk.conversations.models import Conversation, ToolCall
 from chatdesk.observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -344,17 +344,17 @@ def _validator(tool_name: str) -> jsonschema.protocols.Validator:
     return validator_class(schema)
 
 
-def _replayed(interaction_id: int, call_id: str) -> ToolOutcome:
-    first = ToolCall.objects.get(interaction_id=interaction_id, call_id=call_id)
+def _replayed(conversation_id: int, call_id: str) -> ToolOutcome:
+    first = ToolCall.objects.get(conversation_id=conversation_id, call_id=call_id)
     if first.result is None:
         result = {"error": "in_progress", "message": "That call is still running."}
         return ToolOutcome(call_id, first.name, result, "in_progress")
     return ToolOutcome(call_id, first.name, first.result, first.error, first.booking_id)
 
 
-def _new_row(interaction_id: int, call_id: str, name: str, raw_arguments: str) -> ToolCall:
+def _new_row(conversation_id: int, call_id: str, name: str, raw_arguments: str) -> ToolCall:
     return ToolCall(
-        interaction_id=interaction_id,
+        conversation_id=conversation_id,
         call_id=call_id,
         name=(name or "")[:60],
         raw_arguments=raw_arguments[:MAX_ARGUMENTS_CHARS],
@@ -373,7 +373,7 @@ def tool_call_budget(requested: int, *, ran_this_turn: int) -> int:
     return max(0, min(requested, room))
 
 
-def refuse_tool_calls(*, interaction_id: int, calls: list[tuple[str, str, str]]) -> list[ToolOutcome]:
+def refuse_tool_calls(*, conversation_id: int, calls: list[tuple[str, str, str]]) -> list[ToolOutcome]:
     """Record (call_id, name, raw_arguments) calls over the cap without running them.
 
     Each gets a ToolCall row with the error, so staff see what the model tried, and a
@@ -390,25 +390,25 @@ def refuse_tool_calls(*, interaction_id: int, calls: list[tuple[str, str, str]])
     outcomes = []
     for call_id, name, raw_arguments in calls:
         call_id = (call_id or "")[:100]
-        row = _new_row(interaction_id, call_id, name, raw_arguments or "")
+        row = _new_row(conversation_id, call_id, name, raw_arguments or "")
         row.result, row.error = result, TOO_MANY_TOOL_CALLS
         if record.claim_tool_call(row):
             outcomes.append(ToolOutcome(call_id, name, result, TOO_MANY_TOOL_CALLS))
             _count_on_commit(name, TOO_MANY_TOOL_CALLS)
         else:
-            outcomes.append(_replayed(interaction_id, call_id))
+            outcomes.append(_replayed(conversation_id, call_id))
     return outcomes
 
 
 def execute_tool_call(
     *,
-    interaction: Interaction,
+    conversation: Conversation,
     call_id: str,
     name: str,
     raw_arguments: str,
-    channel: str = Interaction.ChannelKind.CHAT,
+    channel: str = Conversation.ChannelKind.CHAT,
 ) -> ToolOutcome:
-    """Run one tool call for `interaction`, which came through `channel`, and record it.
+    """Run one tool call for `conversation`, which came through `channel`, and record it.
     Never raises for bad input.
 
     The row is written before the tool runs: a replayed call_id (a retried request, a
@@ -416,9 +416,9 @@ def execute_tool_call(
     """
     call_id = (call_id or "")[:100]
     raw_arguments = raw_arguments or ""
-    row = _new_row(interaction.pk, call_id, name, raw_arguments)
+    row = _new_row(conversation.pk, call_id, name, raw_arguments)
     if not record.claim_tool_call(row):
-        return _replayed(interaction.pk, call_id)
+        return _replayed(conversation.pk, call_id)
 
     started = clock.perf_counter()
     tool = tool_named(name)
@@ -427,12 +427,14 @@ def execute_tool_call(
     try:
         args = _parse_arguments(tool, raw_arguments)
         with transaction.atomic() if tool.writes else nullcontext():
-            result = tool.run(ToolContext(interaction=interaction, now=timezone.now(), channel=channel), args, call_id)
+            result = tool.run(
+                ToolContext(conversation=conversation, now=timezone.now(), channel=channel), args, call_id
+            )
     except DomainError as domain_error:
         result, error = domain_error.as_dict(), domain_error.code
     except Exception:
         # A bug in a tool must not end the conversation; the model gets a generic error.
-        logger.exception("Tool %s failed for %s", name, interaction.number)
+        logger.exception("Tool %s failed for %s", name, conversation.number)
         result = {"error": "internal_error", "message": "That did not work. Apologise and offer a callback."}
         error = "internal_error"
     booking_id = result.pop("_booking_id", None)

@@ -29,8 +29,8 @@ from chatdesk.assistant.rate_limits import message_wait, too_many_messages
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
 from chatdesk.assistant.tools import ToolOutcome, tool_definitions
 from chatdesk.conversations import live, model_items, record
-from chatdesk.conversations.models import Interaction, Message, ToolCall
-from chatdesk.conversations.services import ConversationClosed, SessionNotFound, db, interaction_create
+from chatdesk.conversations.models import Conversation, Message, ToolCall
+from chatdesk.conversations.services import ConversationClosed, SessionNotFound, conversation_create, db
 from chatdesk.observability import context, metrics
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class MessageIdReused(DomainError):
         super().__init__("This message id was already used for another message.", field="message_id")
 
 
-# The turns running in this process that carry a client's message id, by (interaction pk,
+# The turns running in this process that carry a client's message id, by (conversation pk,
 # message id), each with an event set when it ends: a retry of one of them is told to wait; a
 # retry of a stored message whose turn is not running here was left unanswered (its process or
 # the database failed) and is answered. Kept in the process, not in the database or Redis, so a
@@ -91,34 +91,34 @@ def greeting(mode: str) -> str:
     text = (
         f"Hi! I'm the {settings.BUSINESS_NAME} assistant. I can book a technician, or look up, move or cancel a visit."
     )
-    if mode == Interaction.Mode.GUIDED:
+    if mode == Conversation.Mode.GUIDED:
         return f"{text}\n{guided_greeting()}"
     return f"{text} How can I help?"
 
 
-def interaction_start(
-    *, channel: str = Interaction.ChannelKind.CHAT, ip: str = "", user_agent: str = ""
-) -> Interaction:
-    mode = Interaction.Mode.MODEL if openai_client.is_configured() else Interaction.Mode.GUIDED
+def conversation_start(
+    *, channel: str = Conversation.ChannelKind.CHAT, ip: str = "", user_agent: str = ""
+) -> Conversation:
+    mode = Conversation.Mode.MODEL if openai_client.is_configured() else Conversation.Mode.GUIDED
     with transaction.atomic():
-        interaction = interaction_create(
+        conversation = conversation_create(
             channel=channel,
             mode=mode,
-            model=settings.OPENAI_MODEL if mode == Interaction.Mode.MODEL else "",
+            model=settings.OPENAI_MODEL if mode == Conversation.Mode.MODEL else "",
             ip=ip,
             user_agent=user_agent,
         )
         text = greeting(mode)
-        Message.objects.create(interaction=interaction, role=Message.Role.ASSISTANT, text=text)
-        interaction.model_items = [model_items.assistant_item(text)]
-        interaction.message_count = 1
-        record.append_model_items(interaction.pk, interaction.model_items, messages=1)
-    return interaction
+        Message.objects.create(conversation=conversation, role=Message.Role.ASSISTANT, text=text)
+        conversation.model_items = [model_items.assistant_item(text)]
+        conversation.message_count = 1
+        record.append_model_items(conversation.pk, conversation.model_items, messages=1)
+    return conversation
 
 
 @dataclass
 class TurnResult:
-    interaction: Interaction
+    conversation: Conversation
     reply: str
     outcomes: list[ToolOutcome] = field(default_factory=list)
     # The bookings the turn's tool calls made, found, moved or cancelled.
@@ -131,7 +131,7 @@ class TurnResult:
 
 @dataclass
 class _Begun:
-    interaction: Interaction
+    conversation: Conversation
     # The reply to give instead when a limit stops the turn.
     stop_reply: str | None = None
     # The model's instructions.
@@ -155,36 +155,36 @@ def _begin_turn(session_id: str, text: str, client_ip: str | None, message_id: s
         raise RateLimited(wait)
     # The record's writer skips the ORM's per-query CPU on this path: it was half of a turn's
     # server time (bench/chat_turns.py).
-    interaction = record.session_interaction(session_id)
-    if interaction is None:
+    conversation = record.session_conversation(session_id)
+    if conversation is None:
         raise SessionNotFound("No conversation with that session id.")
-    if interaction.status != Interaction.Status.OPEN:
+    if conversation.status != Conversation.Status.OPEN:
         raise ConversationClosed("This conversation is closed. Please start a new one.")
     now = timezone.now()
-    message = Message(interaction=interaction, role=Message.Role.CUSTOMER, text=text, client_message_id=message_id)
+    message = Message(conversation=conversation, role=Message.Role.CUSTOMER, text=text, client_message_id=message_id)
     # The id rides on the message's INSERT: no extra statement on a first try.
     resumed = False
     if message_id is None:
         record.add_message(message)
     elif record.claim_message(message):
-        _running[interaction.pk, message_id] = threading.Event()
+        _running[conversation.pk, message_id] = threading.Event()
     else:
-        earlier = _earlier_turn(interaction, message_id, text)
+        earlier = _earlier_turn(conversation, message_id, text)
         if earlier is not None:
-            return _Begun(interaction, earlier=earlier)
+            return _Begun(conversation, earlier=earlier)
         resumed = True
-        _running[interaction.pk, message_id] = threading.Event()
+        _running[conversation.pk, message_id] = threading.Event()
     try:
         if not resumed:
-            record.count_message(interaction.pk, last_activity_at=now)
-            interaction.message_count += 1
-        instructions = system_prompt(now) if interaction.mode == Interaction.Mode.MODEL else ""
+            record.count_message(conversation.pk, last_activity_at=now)
+            conversation.message_count += 1
+        instructions = system_prompt(now) if conversation.mode == Conversation.Mode.MODEL else ""
     except BaseException:
-        _running.pop((interaction.pk, message_id or ""), None)
+        _running.pop((conversation.pk, message_id or ""), None)
         raise
-    if interaction.message_count > settings.CHAT_MAX_MESSAGES:
+    if conversation.message_count > settings.CHAT_MAX_MESSAGES:
         return _Begun(
-            interaction,
+            conversation,
             (
                 f"This conversation has reached its length limit. Please start a new chat or call us at "
                 f"{business_phone()}."
@@ -192,47 +192,47 @@ def _begin_turn(session_id: str, text: str, client_ip: str | None, message_id: s
             instructions,
             resumed=resumed,
         )
-    if interaction.cost_usd >= settings.CHAT_SPEND_CAP_USD:
+    if conversation.cost_usd >= settings.CHAT_SPEND_CAP_USD:
         return _Begun(
-            interaction,
+            conversation,
             f"I can't continue this conversation here. Please call us at {business_phone()}.",
             resumed=resumed,
         )
-    return _Begun(interaction, None, instructions, resumed=resumed)
+    return _Begun(conversation, None, instructions, resumed=resumed)
 
 
-def _earlier_turn(interaction: Interaction, message_id: str, text: str) -> TurnResult | None:
+def _earlier_turn(conversation: Conversation, message_id: str, text: str) -> TurnResult | None:
     """The answer of the turn that stored the customer's message `message_id`, as it first
     answered; None when that turn ended without an answer, so the message is answered now.
 
     Retries are rare, so these reads are paid only by them. A turn's tool calls are stored
     between its message and its reply (as chatdesk.conversations.booking_cards reads them).
     """
-    stored = list(Message.objects.filter(interaction=interaction, client_message_id=message_id).order_by("id"))
+    stored = list(Message.objects.filter(conversation=conversation, client_message_id=message_id).order_by("id"))
     asked = next(m for m in stored if m.role == Message.Role.CUSTOMER)
     if asked.text != text:
         raise MessageIdReused()
     reply = next((m for m in stored if m.role == Message.Role.ASSISTANT), None)
     if reply is None:
-        running = _running.get((interaction.pk, message_id))
+        running = _running.get((conversation.pk, message_id))
         if running is not None:
             raise TurnInProgress(running)
         # Not running here: the turn that stored it failed before answering. (Taken over
         # meanwhile, _answer pauses it, as the first try was.)
         return None
     calls = ToolCall.objects.filter(
-        interaction=interaction, created_at__gte=asked.created_at, created_at__lte=reply.created_at
+        conversation=conversation, created_at__gte=asked.created_at, created_at__lte=reply.created_at
     ).order_by("created_at", "id")
     outcomes = [
         ToolOutcome(call_id=c.call_id, name=c.name, result=c.result or {}, error=c.error, booking_id=c.booking_id)
         for c in calls
     ]
-    return TurnResult(interaction, reply.text, outcomes, bookings_touched(outcomes), reply.latency_ms or 0)
+    return TurnResult(conversation, reply.text, outcomes, bookings_touched(outcomes), reply.latency_ms or 0)
 
 
 def _finish_turn(
     *,
-    interaction: Interaction,
+    conversation: Conversation,
     reply: str,
     latency_ms: int,
     usage: TextUsage | None = None,
@@ -253,7 +253,7 @@ def _finish_turn(
     The reply carries the customer's `message_id`, so a retry of that message finds it."""
     record.add_message(
         Message(
-            interaction=interaction,
+            conversation=conversation,
             role=Message.Role.ASSISTANT,
             text=reply,
             latency_ms=latency_ms,
@@ -263,12 +263,12 @@ def _finish_turn(
     )
     for kind, text in events:
         record.add_message(
-            Message(interaction=interaction, role=Message.Role.EVENT, text=text[:500], failure_kind=kind)
+            Message(conversation=conversation, role=Message.Role.EVENT, text=text[:500], failure_kind=kind)
         )
     if failure:
         record.add_message(
             Message(
-                interaction=interaction,
+                conversation=conversation,
                 role=Message.Role.EVENT,
                 text=f"Model failure: {failure[:250]}",
                 failure_kind=failure_kind,
@@ -277,7 +277,7 @@ def _finish_turn(
     messages = 1 + len(events) + (1 if failure else 0)
     assign: dict = {"last_activity_at": timezone.now()}
     if switch_to_guided:
-        assign["mode"] = Interaction.Mode.GUIDED
+        assign["mode"] = Conversation.Mode.GUIDED
         assign["guided_state"] = {"step": "menu"}
     spent = (
         record.Usage(
@@ -291,25 +291,25 @@ def _finish_turn(
         if usage
         else None
     )
-    record.write(interaction.pk, items=items, messages=messages, failure=failure, usage=spent, assign=assign)
+    record.write(conversation.pk, items=items, messages=messages, failure=failure, usage=spent, assign=assign)
     # Keep the in-memory copy close to the row for live summaries (no re-read needed).
-    interaction.message_count += messages
-    interaction.cost_usd += cost if usage else Decimal("0")
+    conversation.message_count += messages
+    conversation.cost_usd += cost if usage else Decimal("0")
 
 
 async def _model_turn(
-    interaction: Interaction, text: str, instructions: str, started: float, message_id: str | None = None
+    conversation: Conversation, text: str, instructions: str, started: float, message_id: str | None = None
 ) -> TurnResult:
     # The history as read at the turn's start, then what this turn adds (all that it stores).
-    history = len(interaction.model_items)
-    items = [*interaction.model_items, model_items.user_item(text)]
+    history = len(conversation.model_items)
+    items = [*conversation.model_items, model_items.user_item(text)]
     tools = tool_definitions()
     usage = TextUsage()
     cost = Decimal("0")
     outcomes: list[ToolOutcome] = []
     events: list[tuple[str, str]] = []
     reply = ""
-    spent = interaction.cost_usd
+    spent = conversation.cost_usd
     price_missing = False
     try:
         for _ in range(settings.CHAT_MAX_TOOL_ROUNDS):
@@ -335,9 +335,9 @@ async def _model_turn(
                 reply = f"I can't continue this conversation here. Please call us at {business_phone()}."
                 break
             results = await run_tool_round(
-                interaction,
+                conversation,
                 answer.function_calls,
-                channel=Interaction.ChannelKind.CHAT,
+                channel=Conversation.ChannelKind.CHAT,
                 ran_this_turn=calls_run(outcomes),
             )
             outcomes.extend(results)
@@ -345,17 +345,17 @@ async def _model_turn(
         else:
             reply = "Sorry, that took me too many steps. Could you say again what you need, more simply?"
     except openai_client.ModelUnavailable as error:
-        logger.warning("Model unavailable for %s: %s", interaction.number, error)
+        logger.warning("Model unavailable for %s: %s", conversation.number, error)
         if error.usage is not None:
             # What came back before the failure (a cut-off reply) was billed all the same.
             failed_cost = text_cost(error.model or settings.OPENAI_MODEL, error.usage)
             price_missing = price_missing or not has_text_price(error.model or settings.OPENAI_MODEL)
             usage.add(error.usage)
             cost += failed_cost
-        switch = interaction.failure_count + 1 >= MODEL_FAILURES_BEFORE_GUIDED
+        switch = conversation.failure_count + 1 >= MODEL_FAILURES_BEFORE_GUIDED
         reply = "Sorry, I'm having trouble thinking right now."
         if switch:
-            interaction.mode = Interaction.Mode.GUIDED
+            conversation.mode = Conversation.Mode.GUIDED
             reply += " Let's continue step by step instead.\n" + guided_greeting()
         else:
             reply += " Please send that again in a moment."
@@ -363,7 +363,7 @@ async def _model_turn(
         # Keep the history consistent: the tool calls that ran stay, with their outputs.
         await db(
             _finish_turn,
-            interaction=interaction,
+            conversation=conversation,
             reply=reply,
             latency_ms=latency,
             usage=usage,
@@ -376,14 +376,14 @@ async def _model_turn(
             price_missing=price_missing,
             message_id=message_id,
         )
-        return TurnResult(interaction, reply, outcomes, bookings_touched(outcomes), latency, failed=error.kind)
+        return TurnResult(conversation, reply, outcomes, bookings_touched(outcomes), latency, failed=error.kind)
     if not reply:
         reply = "Sorry, could you rephrase that?"
         items.append(model_items.assistant_item(reply))
     latency = int((clock.perf_counter() - started) * 1000)
     await db(
         _finish_turn,
-        interaction=interaction,
+        conversation=conversation,
         reply=reply,
         latency_ms=latency,
         usage=usage,
@@ -393,15 +393,15 @@ async def _model_turn(
         price_missing=price_missing,
         message_id=message_id,
     )
-    return TurnResult(interaction, reply, outcomes, bookings_touched(outcomes), latency)
+    return TurnResult(conversation, reply, outcomes, bookings_touched(outcomes), latency)
 
 
-def _guided_turn(interaction: Interaction, text: str, started: float, message_id: str | None = None) -> TurnResult:
-    answer = guided_reply(interaction, text)
+def _guided_turn(conversation: Conversation, text: str, started: float, message_id: str | None = None) -> TurnResult:
+    answer = guided_reply(conversation, text)
     latency = int((clock.perf_counter() - started) * 1000)
     items = [model_items.user_item(text), model_items.assistant_item(answer.text)]
-    _finish_turn(interaction=interaction, reply=answer.text, latency_ms=latency, items=items, message_id=message_id)
-    return TurnResult(interaction, answer.text, answer.outcomes, bookings_touched(answer.outcomes), latency)
+    _finish_turn(conversation=conversation, reply=answer.text, latency_ms=latency, items=items, message_id=message_id)
+    return TurnResult(conversation, answer.text, answer.outcomes, bookings_touched(answer.outcomes), latency)
 
 
 async def chat_turn(
@@ -419,13 +419,13 @@ async def chat_turn(
     if begun.earlier is not None:
         return begun.earlier
     try:
-        with context.conversation(begun.interaction.number):
+        with context.conversation(begun.conversation.number):
             result = await _answer(begun, text, started, message_id)
         _count(begun, result, clock.perf_counter() - started)
         return result
     finally:
         if message_id is not None:
-            running = _running.pop((begun.interaction.pk, message_id), None)
+            running = _running.pop((begun.conversation.pk, message_id), None)
             if running is not None:
                 running.set()
 
@@ -444,37 +444,37 @@ def _count(begun: _Begun, result: TurnResult, seconds: float) -> None:
         outcome = "answered"
     # The mode the turn ran in (as _answer chose it): a model failure that switched the
     # conversation to the guided flow still counts as a model turn.
-    ran_model = begun.interaction.mode == Interaction.Mode.MODEL and openai_client.is_configured()
-    mode = Interaction.Mode.MODEL if result.failed or ran_model else Interaction.Mode.GUIDED
-    metrics.count_turn(channel=Interaction.ChannelKind.CHAT, mode=mode, outcome=outcome, seconds=seconds)
+    ran_model = begun.conversation.mode == Conversation.Mode.MODEL and openai_client.is_configured()
+    mode = Conversation.Mode.MODEL if result.failed or ran_model else Conversation.Mode.GUIDED
+    metrics.count_turn(channel=Conversation.ChannelKind.CHAT, mode=mode, outcome=outcome, seconds=seconds)
 
 
 async def _answer(begun: _Begun, text: str, started: float, message_id: str | None) -> TurnResult:
-    interaction, stop_reply = begun.interaction, begun.stop_reply
+    conversation, stop_reply = begun.conversation, begun.stop_reply
     # A resumed message is in the transcript already: publishing it again would show it twice.
     if not begun.resumed:
         await live.apublish(
-            interaction,
+            conversation,
             {
                 "kind": "message",
                 "role": Message.Role.CUSTOMER,
                 "text": text,
-                "channel": Interaction.ChannelKind.CHAT.value,
+                "channel": Conversation.ChannelKind.CHAT.value,
             },
         )
-    if interaction.taken_over_by_id:
-        return TurnResult(interaction, "", paused=True)
+    if conversation.taken_over_by_id:
+        return TurnResult(conversation, "", paused=True)
     if stop_reply:
-        await db(_finish_turn, interaction=interaction, reply=stop_reply, latency_ms=0, message_id=message_id)
-        result = TurnResult(interaction, stop_reply)
-    elif interaction.mode == Interaction.Mode.MODEL and openai_client.is_configured():
-        result = await _model_turn(interaction, text, begun.instructions, started, message_id)
+        await db(_finish_turn, conversation=conversation, reply=stop_reply, latency_ms=0, message_id=message_id)
+        result = TurnResult(conversation, stop_reply)
+    elif conversation.mode == Conversation.Mode.MODEL and openai_client.is_configured():
+        result = await _model_turn(conversation, text, begun.instructions, started, message_id)
     else:
-        result = await db(_guided_turn, interaction, text, started, message_id)
+        result = await db(_guided_turn, conversation, text, started, message_id)
     for outcome in result.outcomes:
-        await live.apublish(interaction, {"kind": "tool_call", **outcome.summary()})
+        await live.apublish(conversation, {"kind": "tool_call", **outcome.summary()})
     await live.apublish(
-        interaction,
+        conversation,
         {"kind": "message", "role": Message.Role.ASSISTANT, "text": result.reply, "latency_ms": result.latency_ms},
     )
     return result

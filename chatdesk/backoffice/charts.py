@@ -11,7 +11,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from bookings.selectors import business_tz
 from chatdesk.backoffice import dashboard as stats
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 
 # --- Charts: server-side SVG, no scripts, styled by static/admin-dashboard.css ------------------
 #
@@ -211,7 +211,7 @@ def dashboard_charts(d: stats.Dashboard, *, costs: bool) -> list[SafeString]:
                 labels,
                 [
                     (
-                        Interaction.ChannelKind(c).label,
+                        Conversation.ChannelKind(c).label,
                         f"s-{c}",
                         [float(day.cost_by_channel.get(c, 0)) for day in d.days],
                     )

@@ -4,7 +4,7 @@ The handoff queue is chatdesk.backoffice.handoffs; the pieces the pages render a
 pii (masking), transcripts, provenance and charts, beside this module.
 
 Conversations are the audit trail and the cost ledger, so the admin only reads them: no
-add, change or delete, whoever asks. Two permissions on Interaction decide what else a
+add, change or delete, whoever asks. Two permissions on Conversation decide what else a
 staff member sees (migration 0003 gives both to Owners, neither to Dispatchers):
 
 - `chatdesk.view_costs`: token usage and USD cost, in the list, the totals, the CSV, the
@@ -62,7 +62,7 @@ from chatdesk.backoffice.common import (
     usd,
 )
 from chatdesk.backoffice.transcripts import conversation_transcript, cost_by_modality
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message, ToolCall
 
 # --- Conversation list -------------------------------------------------------------------------
 
@@ -80,7 +80,7 @@ def transcript_matches(term: str) -> QuerySet[Message]:
     return (
         Message.objects.annotate(document=SearchVector("text", config="english"))
         .filter(document=query)
-        .values("interaction_id")
+        .values("conversation_id")
     )
 
 
@@ -98,7 +98,7 @@ def plain_text_matches(term: str) -> QuerySet[Message]:
             messages = messages.exclude(text__icontains=part[1:])
         elif part:
             messages = messages.filter(text__icontains=part)
-    return messages.values("interaction_id")
+    return messages.values("conversation_id")
 
 
 def conversations_matching(term: str, *, contact_details: bool = True) -> QuerySet:
@@ -113,15 +113,15 @@ def conversations_matching(term: str, *, contact_details: bool = True) -> QueryS
     customers = Customer.objects.filter(name__icontains=term).values("pk")
     sources = [
         transcript_matches(term),
-        Interaction.objects.filter(customer__in=customers).values("pk"),
+        Conversation.objects.filter(customer__in=customers).values("pk"),
     ]
     if any(ch.isdigit() for ch in term):
-        sources.append(Interaction.objects.filter(number__icontains=term).values("pk"))
+        sources.append(Conversation.objects.filter(number__icontains=term).values("pk"))
     phone = phone_from_search(term) if contact_details else None
     if phone:
         # Phones are stored normalized (E.164) on the customer and on the callback request.
-        sources.append(Interaction.objects.filter(customer__phone=phone).values("pk"))
-        sources.append(HandoffRequest.objects.filter(contact_phone=phone).values("interaction_id"))
+        sources.append(Conversation.objects.filter(customer__phone=phone).values("pk"))
+        sources.append(HandoffRequest.objects.filter(contact_phone=phone).values("conversation_id"))
     first, *rest = (source.order_by() for source in sources)
     return first.union(*rest)
 
@@ -135,7 +135,7 @@ class StartedFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [("today", "Today"), ("yesterday", "Yesterday"), ("7d", "Past 7 days"), ("30d", "Past 30 days")]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Interaction]) -> QuerySet[Interaction] | None:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation] | None:
         today = local_today()
 
         def midnight(days_ago: int) -> datetime:
@@ -178,7 +178,7 @@ class ToolErrorFilter(YesNoFilter):
     title = "had a tool error"
     parameter_name = "tool_error"
     # On the partial index toolcall_failed: only the failed calls are read.
-    condition = Q(Exists(ToolCall.objects.filter(interaction=OuterRef("pk")).filter(~Q(error=""))))
+    condition = Q(Exists(ToolCall.objects.filter(conversation=OuterRef("pk")).filter(~Q(error=""))))
 
 
 class ModelFailureFilter(admin.SimpleListFilter):
@@ -194,7 +194,7 @@ class ModelFailureFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return None
-        failures = Message.objects.filter(interaction=OuterRef("pk")).exclude(failure_kind="")
+        failures = Message.objects.filter(conversation=OuterRef("pk")).exclude(failure_kind="")
         if value == "any":
             failures = failures.exclude(failure_kind=Message.FailureKind.INCOMPLETE_RETRIED)
         else:
@@ -205,8 +205,8 @@ class ModelFailureFilter(admin.SimpleListFilter):
 class EscalatedFilter(YesNoFilter):
     title = "asked for a person"
     parameter_name = "escalated"
-    condition = Q(Exists(HandoffRequest.objects.filter(interaction=OuterRef("pk")))) | Q(
-        resolution=Interaction.Resolution.ESCALATED
+    condition = Q(Exists(HandoffRequest.objects.filter(conversation=OuterRef("pk")))) | Q(
+        resolution=Conversation.Resolution.ESCALATED
     )
 
 
@@ -263,7 +263,7 @@ class ConversationCsv:
 
     CHUNK = 1000
 
-    def __init__(self, queryset: QuerySet[Interaction], *, pii: bool, costs: bool) -> None:
+    def __init__(self, queryset: QuerySet[Conversation], *, pii: bool, costs: bool) -> None:
         self.queryset = queryset.select_related("customer")
         self.pii, self.costs = pii, costs
         self.writer = csv.writer(Echo())
@@ -278,7 +278,7 @@ class ConversationCsv:
             columns += ["audio_output_tokens", "cost_usd"]
         return self.writer.writerow(columns)
 
-    def row(self, i: Interaction) -> str:
+    def row(self, i: Conversation) -> str:
         tz = business_tz()
         customer = i.customer
         values: list[object] = [
@@ -301,17 +301,17 @@ class ConversationCsv:
 
     def lines(self) -> Iterator[str]:
         yield self.header()
-        for interaction in self.queryset.iterator(chunk_size=self.CHUNK):
-            yield self.row(interaction)
+        for conversation in self.queryset.iterator(chunk_size=self.CHUNK):
+            yield self.row(conversation)
 
     async def alines(self) -> AsyncIterator[str]:
         yield self.header()
-        async for interaction in self.queryset.aiterator(chunk_size=self.CHUNK):
-            yield self.row(interaction)
+        async for conversation in self.queryset.aiterator(chunk_size=self.CHUNK):
+            yield self.row(conversation)
 
 
-@admin.register(Interaction)
-class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
+@admin.register(Conversation)
+class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
     """Conversations: read-only, searchable through what was said, exportable."""
 
     list_display_links = ["number"]
@@ -375,8 +375,8 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         return columns
 
     def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Interaction], search_term: str
-    ) -> tuple[QuerySet[Interaction], bool]:
+        self, request: HttpRequest, queryset: QuerySet[Conversation], search_term: str
+    ) -> tuple[QuerySet[Conversation], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -384,57 +384,57 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         return queryset.filter(pk__in=matching), False
 
     @admin.display(description="started", ordering="started_at")
-    def started(self, interaction: Interaction) -> str:
-        return local_time(interaction.started_at)
+    def started(self, conversation: Conversation) -> str:
+        return local_time(conversation.started_at)
 
     @admin.display(description="started", ordering="started_at")
-    def started_short(self, interaction: Interaction) -> str:
+    def started_short(self, conversation: Conversation) -> str:
         # The list's form: one line, so the list fits at 1280 px.
-        return short_time(interaction.started_at)
+        return short_time(conversation.started_at)
 
     @admin.display(description="ended", ordering="ended_at")
-    def ended(self, interaction: Interaction) -> str:
-        return local_time(interaction.ended_at)
+    def ended(self, conversation: Conversation) -> str:
+        return local_time(conversation.ended_at)
 
     @admin.display(description="duration")
-    def duration(self, interaction: Interaction) -> str:
-        return duration_text(interaction.duration_seconds)
+    def duration(self, conversation: Conversation) -> str:
+        return duration_text(conversation.duration_seconds)
 
     @admin.display(description="customer", ordering="customer__name")
-    def customer_name(self, interaction: Interaction) -> str:
-        return interaction.customer.name if interaction.customer else "-"
+    def customer_name(self, conversation: Conversation) -> str:
+        return conversation.customer.name if conversation.customer else "-"
 
     @admin.display(description="customer", ordering="customer__name")
-    def customer_with_phone(self, interaction: Interaction) -> str:
-        if interaction.customer is None:
+    def customer_with_phone(self, conversation: Conversation) -> str:
+        if conversation.customer is None:
             return "-"
-        customer = interaction.customer
+        customer = conversation.customer
         return format_html("{}<br><small>{}</small>", customer.name, phone_display(customer.phone))
 
     @admin.display(description="customer's contact")
-    def customer_contact(self, interaction: Interaction) -> str:
-        customer = interaction.customer
+    def customer_contact(self, conversation: Conversation) -> str:
+        customer = conversation.customer
         if customer is None:
             return "-"
         return " · ".join(part for part in [phone_display(customer.phone), customer.email, customer.address] if part)
 
     @admin.display(description="bookings", ordering="booking_count")
-    def bookings(self, interaction: Interaction) -> int:
-        return interaction.booking_count
+    def bookings(self, conversation: Conversation) -> int:
+        return conversation.booking_count
 
     @admin.display(description="messages", ordering="message_count")
-    def messages(self, interaction: Interaction) -> int:
-        return interaction.message_count
+    def messages(self, conversation: Conversation) -> int:
+        return conversation.message_count
 
     @admin.display(description="cost", ordering="cost_usd")
-    def cost(self, interaction: Interaction) -> str:
-        if interaction.price_missing:
+    def cost(self, conversation: Conversation) -> str:
+        if conversation.price_missing:
             # Loud on purpose: part of the usage was priced at $0 (chatdesk.assistant.costs._priced).
-            return f"{usd(interaction.cost_usd)} (incomplete: price missing for a model it used)"
-        return usd(interaction.cost_usd)
+            return f"{usd(conversation.cost_usd)} (incomplete: price missing for a model it used)"
+        return usd(conversation.cost_usd)
 
     @admin.display(description="tokens")
-    def tokens(self, i: Interaction) -> str:
+    def tokens(self, i: Conversation) -> str:
         text = f"{i.input_tokens:,} in ({i.cached_input_tokens:,} cached), {i.output_tokens:,} out"
         if i.reasoning_tokens:
             text += f" ({i.reasoning_tokens:,} reasoning)"
@@ -443,8 +443,8 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         return text
 
     @admin.display(description="cost by modality")
-    def cost_breakdown_table(self, interaction: Interaction) -> str:
-        rows = cost_by_modality(interaction)
+    def cost_breakdown_table(self, conversation: Conversation) -> str:
+        rows = cost_by_modality(conversation)
         if not rows:
             return "-"
         return format_html(
@@ -455,9 +455,9 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         )
 
     @admin.display(description="model failures")
-    def model_failures(self, interaction: Interaction) -> str:
+    def model_failures(self, conversation: Conversation) -> str:
         counts = dict(
-            interaction.messages.exclude(failure_kind="")
+            conversation.messages.exclude(failure_kind="")
             .values("failure_kind")
             .annotate(n=Count("id"))
             .order_by()
@@ -467,12 +467,12 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         return ", ".join(f"{labels[kind]} ×{counts[kind]}" for kind in labels if kind in counts) or "-"
 
     @admin.display(description="taken over by")
-    def taken_over(self, interaction: Interaction) -> str:
-        if interaction.taken_over_by is None:
+    def taken_over(self, conversation: Conversation) -> str:
+        if conversation.taken_over_by is None:
             return "-"
-        return f"{staff_name(interaction.taken_over_by)} since {local_time(interaction.taken_over_at)}"
+        return f"{staff_name(conversation.taken_over_by)} since {local_time(conversation.taken_over_at)}"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Interaction]:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         # The model's item history (model_items) grows with every turn and is never shown.
         return (
             super()
@@ -484,7 +484,7 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         query = request.GET.copy()
         query.pop(PAGE_VAR, None)
-        export = reverse("admin:chatdesk_interaction_export")
+        export = reverse("admin:chatdesk_conversation_export")
         context = {
             "title": "Conversations",
             "export_url": f"{export}?{query.urlencode()}" if query else export,
@@ -495,7 +495,7 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
 
     # -- the conversation page -------------------------------------------------------------
 
-    def get_fieldsets(self, request: HttpRequest, obj: Interaction | None = None) -> list:
+    def get_fieldsets(self, request: HttpRequest, obj: Conversation | None = None) -> list:
         customer = ["customer_name", "customer_contact"] if can_see_pii(request.user) else ["customer_name"]
         fieldsets = [
             (
@@ -526,7 +526,7 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         add: bool = False,
         change: bool = False,
         form_url: str = "",
-        obj: Interaction | None = None,
+        obj: Conversation | None = None,
     ) -> HttpResponse:
         if obj is not None:
             context["title"] = f"Conversation {obj.number}"
@@ -541,7 +541,7 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         # Before the model's own URLs, whose "<object_id>/" would swallow these.
         return [
             path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="chatdesk_dashboard"),
-            path("export.csv", self.admin_site.admin_view(self.export_view), name="chatdesk_interaction_export"),
+            path("export.csv", self.admin_site.admin_view(self.export_view), name="chatdesk_conversation_export"),
             *super().get_urls(),
         ]
 
@@ -560,7 +560,7 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
-            return HttpResponseRedirect(reverse("admin:chatdesk_interaction_changelist") + "?e=1")
+            return HttpResponseRedirect(reverse("admin:chatdesk_conversation_changelist") + "?e=1")
         export = ConversationCsv(changelist.queryset, pii=can_see_pii(request.user), costs=can_see_costs(request.user))
         content = export.alines() if isinstance(request, ASGIRequest) else export.lines()
         response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
@@ -592,7 +592,7 @@ class InteractionAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
             "numbers_table": numbers_table(numbers, costs=costs),
             "schedule_chart": schedule_chart(numbers.schedule, numbers.today),
             "handoff_url": reverse("admin:chatdesk_handoffrequest_changelist"),
-            "list_url": reverse("admin:chatdesk_interaction_changelist"),
+            "list_url": reverse("admin:chatdesk_conversation_changelist"),
         }
         return TemplateResponse(request, "admin/chatdesk/dashboard.html", context)
 
@@ -601,7 +601,7 @@ class DashboardForm(forms.Form):
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     channel = forms.ChoiceField(
-        required=False, choices=[("", "All channels"), *Interaction.ChannelKind.choices], label="Channel"
+        required=False, choices=[("", "All channels"), *Conversation.ChannelKind.choices], label="Channel"
     )
 
     def clean(self) -> dict:

@@ -21,10 +21,10 @@ from django.db.models.functions import TruncDate
 
 from bookings.models import Booking, BookingStatus, Technician
 from bookings.selectors import business_tz, local_today
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message
 
 # A conversation's channel names the booking channel it books on (one vocabulary: chat, voice).
-CHANNELS = tuple(Interaction.ChannelKind.values)
+CHANNELS = tuple(Conversation.ChannelKind.values)
 # A year and a day: enough for "this time last year", small enough to stay fast.
 MAX_RANGE_DAYS = 367
 DEFAULT_RANGE_DAYS = 30
@@ -167,9 +167,9 @@ def in_channel(channel: str) -> Q:
     `channel` on a conversation is where it started; a call in a typed conversation sets
     has_call, and a voice conversation the customer later typed in has customer chat messages.
     """
-    if channel == Interaction.ChannelKind.VOICE:
+    if channel == Conversation.ChannelKind.VOICE:
         return Q(channel=channel) | Q(has_call=True)
-    typed = Message.objects.filter(interaction=OuterRef("pk"), role=Message.Role.CUSTOMER, channel=channel)
+    typed = Message.objects.filter(conversation=OuterRef("pk"), role=Message.Role.CUSTOMER, channel=channel)
     return Q(channel=channel) | Q(Exists(typed))
 
 
@@ -267,13 +267,13 @@ def dashboard(*, since: date, until: date, channel: str | None = None, today: da
     tz = business_tz()
     start, end = _midnight(since), _midnight(until + timedelta(days=1))
 
-    conversations = Interaction.objects.filter(started_at__gte=start, started_at__lt=end)
+    conversations = Conversation.objects.filter(started_at__gte=start, started_at__lt=end)
     bookings = Booking.objects.filter(created_at__gte=start, created_at__lt=end)
     handoffs = HandoffRequest.objects.filter(handled_at__isnull=True)
     if channel:
         conversations = conversations.filter(in_channel(channel))
         bookings = bookings.filter(channel=channel)
-        handoffs = handoffs.filter(interaction__in=Interaction.objects.filter(in_channel(channel)).values("pk"))
+        handoffs = handoffs.filter(conversation__in=Conversation.objects.filter(in_channel(channel)).values("pk"))
 
     with _room_to_sort():
         per_day: dict[date, dict] = defaultdict(lambda: {"conversations": 0, "booked": 0, "cost": {}})

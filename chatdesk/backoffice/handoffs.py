@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 from bookings.phones import phone_display
 from chatdesk.backoffice.common import BOTH_LOCATIONS, can_see_pii, duration_text, local_time, staff_name
 from chatdesk.conversations import services
-from chatdesk.conversations.models import HandoffRequest, Interaction
+from chatdesk.conversations.models import Conversation, HandoffRequest
 
 
 def handoff_mark_handled(*, handoffs: QuerySet[HandoffRequest], user: AbstractBaseUser) -> int:
@@ -34,7 +34,7 @@ def handoff_mark_handled(*, handoffs: QuerySet[HandoffRequest], user: AbstractBa
             HandoffRequest.objects.select_for_update()
             .filter(pk__in=handoffs.values("pk"), handled_at__isnull=True)
             .order_by("pk")
-            .values_list("pk", "interaction_id")
+            .values_list("pk", "conversation_id")
         )
         if not waiting:
             return 0
@@ -42,9 +42,9 @@ def handoff_mark_handled(*, handoffs: QuerySet[HandoffRequest], user: AbstractBa
             handled_at=timezone.now(), handled_by=user
         )
         who = staff_name(user)
-        interactions = Interaction.objects.in_bulk({interaction_id for _, interaction_id in waiting})
-        for _, interaction_id in waiting:
-            services.staff_event_record(interactions[interaction_id], f"{who} marked the callback request handled.")
+        conversations = Conversation.objects.in_bulk({conversation_id for _, conversation_id in waiting})
+        for _, conversation_id in waiting:
+            services.staff_event_record(conversations[conversation_id], f"{who} marked the callback request handled.")
     return len(waiting)
 
 
@@ -70,10 +70,10 @@ class HandoffRequestAdmin(admin.ModelAdmin):
     The contact phone is what staff call back on, so whoever may handle handoffs sees it.
     """
 
-    list_filter = [HandoffStateFilter, "urgent", "interaction__channel"]
-    list_select_related = ["interaction", "handled_by"]
+    list_filter = [HandoffStateFilter, "urgent", "conversation__channel"]
+    list_select_related = ["conversation", "handled_by"]
     ordering = [F("handled_at").desc(nulls_first=True), "-urgent", "created_at"]
-    search_fields = ["reason", "contact_name", "interaction__number"]
+    search_fields = ["reason", "contact_name", "conversation__number"]
     actions = ["mark_handled"]
     list_per_page = 50
     fields = [
@@ -107,7 +107,7 @@ class HandoffRequestAdmin(admin.ModelAdmin):
         return [f for f in self.fields if f != "callback_phone" or self.can_see_contact(request)]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[HandoffRequest]:
-        return super().get_queryset(request).select_related("interaction", "handled_by")
+        return super().get_queryset(request).select_related("conversation", "handled_by")
 
     def changeform_view(
         self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: dict | None = None
@@ -137,10 +137,10 @@ class HandoffRequestAdmin(admin.ModelAdmin):
     def callback_phone(self, handoff: HandoffRequest) -> str:
         return phone_display(handoff.contact_phone) or "-"
 
-    @admin.display(description="conversation", ordering="interaction__number")
+    @admin.display(description="conversation", ordering="conversation__number")
     def conversation(self, handoff: HandoffRequest) -> str:
-        url = reverse("admin:chatdesk_interaction_change", args=[handoff.interaction_id])
-        return format_html('<a href="{}">{}</a>', url, handoff.interaction.number)
+        url = reverse("admin:chatdesk_conversation_change", args=[handoff.conversation_id])
+        return format_html('<a href="{}">{}</a>', url, handoff.conversation.number)
 
     @admin.display(description="requested", ordering="created_at")
     def requested(self, handoff: HandoffRequest) -> str:

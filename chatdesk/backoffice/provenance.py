@@ -35,22 +35,22 @@ def booking_provenance(booking: Booking, *, pii: bool = False) -> list[dict]:
             references[event.pk] = (match["number"], match["call_id"])
     wanted = Q(booking=booking)
     for number, call_id in references.values():
-        wanted |= Q(interaction__number=number, call_id=call_id)
+        wanted |= Q(conversation__number=number, call_id=call_id)
     said = Message.objects.filter(
-        interaction=OuterRef("interaction"), role=Message.Role.CUSTOMER, created_at__lte=OuterRef("created_at")
+        conversation=OuterRef("conversation"), role=Message.Role.CUSTOMER, created_at__lte=OuterRef("created_at")
     ).order_by("-created_at", "-id")
     calls = {
-        (call.interaction.number, call.call_id): call
+        (call.conversation.number, call.call_id): call
         for call in ToolCall.objects.filter(wanted)
-        .select_related("interaction")
+        .select_related("conversation")
         .annotate(customer_said=Subquery(said.values("text")[:1]))
     }
 
     def call_row(call: ToolCall) -> dict:
-        url = reverse("admin:chatdesk_interaction_change", args=[call.interaction_id])
+        url = reverse("admin:chatdesk_conversation_change", args=[call.conversation_id])
         said_text = mask_text(call.customer_said or "")  # type: ignore[attr-defined]
         return {
-            "conversation": call.interaction.number,
+            "conversation": call.conversation.number,
             "url": f"{url}#call-{call.pk}",
             "tool": call.name,
             "call_id": call.call_id,

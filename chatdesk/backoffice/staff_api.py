@@ -19,7 +19,7 @@ from bookings.serializers import ErrorOut, QueryIn
 from chatdesk.backoffice import dashboard as stats
 from chatdesk.backoffice.permissions import StaffPolicy
 from chatdesk.conversations import access
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 
 MONEY = {"max_digits": 16, "decimal_places": 6}
 
@@ -31,7 +31,7 @@ class AnalyticsQuery(QueryIn):
     )
     until = serializers.DateField(required=False, help_text="Last day, included, ISO (YYYY-MM-DD). Default: today.")
     channel = serializers.ChoiceField(
-        choices=Interaction.ChannelKind.choices, required=False, help_text="Only conversations on this channel."
+        choices=Conversation.ChannelKind.choices, required=False, help_text="Only conversations on this channel."
     )
 
     def validate(self, data: dict) -> dict:

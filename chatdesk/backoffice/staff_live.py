@@ -5,8 +5,8 @@ current through the staff WebSocket and acts through the small staff API below, 
 calls the conversation services (so the audit rows are the same whoever acts).
 
 The staff permission policy (chatdesk.conversations.access) decides: the page and the reads
-need chatdesk.view_interaction; taking over, handing back and writing to the customer also
-need chatdesk.take_over_interaction. Everything sent goes through the member's Visibility:
+need chatdesk.view_conversation; taking over, handing back and writing to the customer also
+need chatdesk.take_over_conversation. Everything sent goes through the member's Visibility:
 contact details masked without chatdesk.view_customer_pii, costs null without
 chatdesk.view_costs.
 """
@@ -34,7 +34,7 @@ from chatdesk.backoffice.common import local_time
 from chatdesk.backoffice.permissions import StaffPolicy, staff_page
 from chatdesk.conversations import access, live, services
 from chatdesk.conversations.limits import MessageText
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 from chatdesk.conversations.selectors import MONITOR_LIMIT, QUIET_AFTER, monitor_conversations
 
 # ?quiet=1 lists the quiet greeting-only conversations too (hidden by default).
@@ -42,7 +42,7 @@ _QUIET_VALUES = {"": False, "0": False, "1": True}
 QUIET_ERROR = "quiet must be 0 or 1."
 
 
-def monitor_row(interaction: Interaction, seen: access.Visibility) -> dict:
+def monitor_row(conversation: Conversation, seen: access.Visibility) -> dict:
     """One row of the monitor, from monitor_conversations: the live summary, plus who and
     whether they wait for a person, as this staff member may see it.
 
@@ -50,14 +50,14 @@ def monitor_row(interaction: Interaction, seen: access.Visibility) -> dict:
     conversations sees who they are with, as in the admin and the staff API; contact details
     (phones, emails, addresses, also inside the summary's text) need view_customer_pii.
     """
-    name = interaction.customer.name if interaction.customer else (interaction.handoff_name or "")  # type: ignore[attr-defined]
+    name = conversation.customer.name if conversation.customer else (conversation.handoff_name or "")  # type: ignore[attr-defined]
     row = {
-        **live.summary(interaction),
+        **live.summary(conversation),
         "customer_name": name,
-        "wants_person": interaction.wants_person,  # type: ignore[attr-defined]
-        "last_activity_at": interaction.last_activity_at.isoformat(),
-        "last_activity_local": local_time(interaction.last_activity_at),
-        "last_activity_short": short_time(interaction.last_activity_at),
+        "wants_person": conversation.wants_person,  # type: ignore[attr-defined]
+        "last_activity_at": conversation.last_activity_at.isoformat(),
+        "last_activity_local": local_time(conversation.last_activity_at),
+        "last_activity_short": short_time(conversation.last_activity_at),
     }
     return seen.present(row)  # type: ignore[return-value]
 
@@ -79,15 +79,15 @@ def monitor_rows(seen: access.Visibility, *, include_quiet: bool = False) -> dic
     }
 
 
-def transcript(interaction: Interaction) -> list[dict]:
+def transcript(conversation: Conversation) -> list[dict]:
     """Messages and tool calls in time order, as staff see them."""
     entries = [
         {**live.message_event(m), "at_sort": m.created_at}
-        for m in interaction.messages.select_related("staff_user").order_by("created_at", "id")
+        for m in conversation.messages.select_related("staff_user").order_by("created_at", "id")
     ]
     entries += [
         {"kind": "tool_call", "name": c.name, "ok": c.ok, "error": c.error or None, "at_sort": c.created_at}
-        for c in interaction.tool_calls.order_by("created_at", "id")
+        for c in conversation.tool_calls.order_by("created_at", "id")
     ]
     entries.sort(key=lambda e: e["at_sort"])
     for entry in entries:
@@ -95,11 +95,11 @@ def transcript(interaction: Interaction) -> list[dict]:
     return entries
 
 
-def _interaction(number: str) -> Interaction:
-    interaction = Interaction.objects.filter(number=number).first()
-    if interaction is None:
+def _conversation(number: str) -> Conversation:
+    conversation = Conversation.objects.filter(number=number).first()
+    if conversation is None:
         raise NotFound("No such conversation.")
-    return interaction
+    return conversation
 
 
 @staff_page(access.VIEW_CONVERSATIONS)
@@ -121,9 +121,9 @@ class SummaryOut(serializers.Serializer):
     """chatdesk.conversations.live.summary(): a conversation on the monitor."""
 
     number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
-    channel = serializers.ChoiceField(choices=Interaction.ChannelKind.choices, help_text="Where it started.")
-    status = serializers.ChoiceField(choices=Interaction.Status.choices, help_text="Whether it is still open.")
-    mode = serializers.ChoiceField(choices=Interaction.Mode.choices, help_text="Model or guided flow.")
+    channel = serializers.ChoiceField(choices=Conversation.ChannelKind.choices, help_text="Where it started.")
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, help_text="Whether it is still open.")
+    mode = serializers.ChoiceField(choices=Conversation.Mode.choices, help_text="Model or guided flow.")
     message_count = serializers.IntegerField(help_text="Messages so far, every role.")
     booking_count = serializers.IntegerField(help_text="Bookings made in it.")
     cost_usd = serializers.CharField(
@@ -255,8 +255,8 @@ class ConversationAPI(StaffAPI):
         tags=[TAG],
     )
     def get(self, request: Request, number: str) -> Response:
-        interaction = _interaction(number)
-        return Response(self.shown({**live.summary(interaction), "transcript": transcript(interaction)}))
+        conversation = _conversation(number)
+        return Response(self.shown({**live.summary(conversation), "transcript": transcript(conversation)}))
 
 
 class TakeOverAPI(StaffAPI):
@@ -269,8 +269,8 @@ class TakeOverAPI(StaffAPI):
         tags=[TAG],
     )
     def post(self, request: Request, number: str) -> Response:
-        interaction = services.interaction_take_over(interaction=_interaction(number), user=request.user)
-        return Response(self.shown(live.summary(interaction)))
+        conversation = services.conversation_take_over(conversation=_conversation(number), user=request.user)
+        return Response(self.shown(live.summary(conversation)))
 
 
 class HandBackAPI(StaffAPI):
@@ -283,8 +283,8 @@ class HandBackAPI(StaffAPI):
         tags=[TAG],
     )
     def post(self, request: Request, number: str) -> Response:
-        interaction = services.interaction_hand_back(interaction=_interaction(number), user=request.user)
-        return Response(self.shown(live.summary(interaction)))
+        conversation = services.conversation_hand_back(conversation=_conversation(number), user=request.user)
+        return Response(self.shown(live.summary(conversation)))
 
 
 class StaffMessageAPI(StaffAPI):
@@ -308,5 +308,5 @@ class StaffMessageAPI(StaffAPI):
         text = request.data.get("text") if isinstance(request.data, dict) else None
         if not isinstance(text, str):
             raise serializers.ValidationError({"text": ["A text is required."]})
-        message: Message = services.staff_message_send(interaction=_interaction(number), user=request.user, text=text)
+        message: Message = services.staff_message_send(conversation=_conversation(number), user=request.user, text=text)
         return Response(self.shown(live.message_event(message)), status=201)

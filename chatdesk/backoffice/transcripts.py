@@ -14,7 +14,7 @@ from bookings.phones import phone_display
 from bookings.selectors import business_tz
 from chatdesk.backoffice.common import local_time, staff_name, usd
 from chatdesk.backoffice.pii import MASK, mask_json, mask_text
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message, ToolCall
 
 # JSON longer than this is folded into <details> so the conversation stays readable.
 FOLD_CHARS = 160
@@ -64,7 +64,7 @@ class Transcript:
     tool_errors: int
 
 
-def conversation_transcript(interaction: Interaction, *, pii: bool, costs: bool) -> Transcript:
+def conversation_transcript(conversation: Conversation, *, pii: bool, costs: bool) -> Transcript:
     """Messages and tool calls in time order, ready to render, in three queries.
 
     Tool calls are recorded when they start, so each sits between the customer's
@@ -72,9 +72,9 @@ def conversation_transcript(interaction: Interaction, *, pii: bool, costs: bool)
     """
     tz = business_tz()
     rows: list[tuple[datetime, int, int, object]] = []
-    for message in interaction.messages.select_related("staff_user").order_by("created_at", "id"):
+    for message in conversation.messages.select_related("staff_user").order_by("created_at", "id"):
         rows.append((message.created_at, 0, message.pk, message))
-    calls = list(interaction.tool_calls.select_related("booking").order_by("created_at", "id"))
+    calls = list(conversation.tool_calls.select_related("booking").order_by("created_at", "id"))
     rows += [(call.created_at, 1, call.pk, call) for call in calls]
     rows.sort(key=lambda row: row[:3])
 
@@ -96,7 +96,7 @@ def conversation_transcript(interaction: Interaction, *, pii: bool, costs: bool)
                     "text": row.text if pii else mask_text(row.text),
                     "latency": _seconds(row.latency_ms),
                     "cost": usd(row.cost_usd, 6) if costs and row.cost_usd is not None else "",
-                    "voice": row.channel == Interaction.ChannelKind.VOICE,
+                    "voice": row.channel == Conversation.ChannelKind.VOICE,
                     "interrupted": row.interrupted,
                 }
             )
@@ -137,7 +137,7 @@ def conversation_transcript(interaction: Interaction, *, pii: bool, costs: bool)
             "handled": f"{local_time(h.handled_at)} by {staff_name(h.handled_by)}" if h.handled_at else "",
             "url": reverse("admin:chatdesk_handoffrequest_change", args=[h.pk]),
         }
-        for h in interaction.handoffs.select_related("handled_by").order_by("created_at")
+        for h in conversation.handoffs.select_related("handled_by").order_by("created_at")
     ]
     return Transcript(
         entries=entries,
@@ -160,7 +160,7 @@ def _handoff_contact(handoff: HandoffRequest, pii: bool) -> str:
     return " · ".join(part for part in [handoff.contact_name, phone] if part)
 
 
-def cost_by_modality(interaction: Interaction) -> list[tuple[str, Decimal]]:
+def cost_by_modality(conversation: Conversation) -> list[tuple[str, Decimal]]:
     """USD per modality and kind, e.g. [("Audio output", 0.04), ("Text (chat model)", 0.0012)].
 
     Voice responses record their cost by modality in cost_breakdown; text chat turns only
@@ -168,11 +168,11 @@ def cost_by_modality(interaction: Interaction) -> list[tuple[str, Decimal]]:
     """
     rows = []
     explained = Decimal("0")
-    for kind, amount in sorted((interaction.cost_breakdown or {}).items()):
+    for kind, amount in sorted((conversation.cost_breakdown or {}).items()):
         value = Decimal(str(amount))
         explained += value
         rows.append((kind.replace("_", " ").capitalize(), value))
-    rest = interaction.cost_usd - explained
+    rest = conversation.cost_usd - explained
     if rest > 0:
         rows.append(("Text (chat model)", rest))
     return rows

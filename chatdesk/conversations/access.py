@@ -8,7 +8,7 @@ the same answer at every door.
 - A door is for active staff accounts only (`is_staff`, as the admin), and then for those
   holding the model permission of what the door does:
   view/add/change a booking (cancelling, moving, confirming, completing are changes);
-  view conversations; take a conversation over (`chatdesk.take_over_interaction`, which
+  view conversations; take a conversation over (`chatdesk.take_over_conversation`, which
   also covers handing it back and writing to the customer).
 - What they see: without `chatdesk.view_customer_pii` customers' phone numbers, emails
   and addresses are masked, in fields and in what was typed; without `chatdesk.view_costs`
@@ -31,11 +31,11 @@ User = AbstractBaseUser | AnonymousUser
 VIEW_BOOKINGS = "bookings.view_booking"
 ADD_BOOKINGS = "bookings.add_booking"
 CHANGE_BOOKINGS = "bookings.change_booking"
-VIEW_CONVERSATIONS = "chatdesk.view_interaction"
-# A custom permission rather than change_interaction: the record itself stays read-only for
+VIEW_CONVERSATIONS = "chatdesk.view_conversation"
+# A custom permission rather than change_conversation: the record itself stays read-only for
 # everyone (the admin refuses any change), while taking over is an action on the live
 # conversation. Owners and Dispatchers hold it (migration 0009).
-TAKE_OVER = "chatdesk.take_over_interaction"
+TAKE_OVER = "chatdesk.take_over_conversation"
 VIEW_COSTS = "chatdesk.view_costs"
 VIEW_PII = "chatdesk.view_customer_pii"
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from bookings.models import Booking, BookingEvent, BookingStatus
 from bookings.phones import business_phone
 from bookings.selectors import booking_public_dict, visit_when
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 
 
 class CardState:
@@ -111,7 +111,7 @@ def _cards_by_id(booking_ids: list[int]) -> dict[int, dict]:
     return {pk: booking_card(booking, moved_from=moved_from.get(pk)) for pk, booking in bookings.items()}
 
 
-def transcript(interaction: Interaction) -> list[dict]:
+def transcript(conversation: Conversation) -> list[dict]:
     """The conversation as the customer sees it: messages (no system events, no tool
     internals), each with the cards of the bookings it produced (`bookings`, usually empty).
 
@@ -121,14 +121,14 @@ def transcript(interaction: Interaction) -> list[dict]:
     (no reply yet) puts its cards after the newest message.
     """
     messages = list(
-        interaction.messages.exclude(role=Message.Role.EVENT)
+        conversation.messages.exclude(role=Message.Role.EVENT)
         .order_by("created_at", "id")
         .values_list("role", "text", "created_at")
     )
     entries = [{"role": role, "text": text, "at": at.isoformat(), "bookings": []} for role, text, at in messages]
     first_touch: dict[int, datetime] = {}
     for booking_id, at in (
-        interaction.tool_calls.filter(booking__isnull=False, error="")
+        conversation.tool_calls.filter(booking__isnull=False, error="")
         .order_by("created_at", "id")
         .values_list("booking_id", "created_at")
     ):

@@ -2,7 +2,7 @@
 
 Two kinds of groups:
 - `monitor`: every staff member on the live monitor; gets a summary of every change.
-- `interaction-<id>`: one conversation; its customer page and the staff watching it.
+- `conversation-<id>`: one conversation; its customer page and the staff watching it.
 
 With REDIS_URL set the layer is Redis, so a customer served by one server process and
 a staff member served by another see each other's messages. Publishing never raises:
@@ -27,7 +27,7 @@ from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
 from bookings.errors import DomainError
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +104,8 @@ def require_live() -> None:
         raise LiveUnavailable()
 
 
-def interaction_group(interaction_id: int) -> str:
-    return f"interaction-{interaction_id}"
+def conversation_group(conversation_id: int) -> str:
+    return f"conversation-{conversation_id}"
 
 
 def message_event(message: Message) -> dict:
@@ -120,48 +120,48 @@ def message_event(message: Message) -> dict:
     }
 
 
-def summary(interaction: Interaction) -> dict:
+def summary(conversation: Conversation) -> dict:
     return {
-        "number": interaction.number,
-        "channel": interaction.channel,
-        "status": interaction.status,
-        "mode": interaction.mode,
-        "message_count": interaction.message_count,
-        "booking_count": interaction.booking_count,
-        "cost_usd": str(interaction.cost_usd.quantize(Decimal("0.0001"))),
-        "taken_over": bool(interaction.taken_over_by_id),
+        "number": conversation.number,
+        "channel": conversation.channel,
+        "status": conversation.status,
+        "mode": conversation.mode,
+        "message_count": conversation.message_count,
+        "booking_count": conversation.booking_count,
+        "cost_usd": str(conversation.cost_usd.quantize(Decimal("0.0001"))),
+        "taken_over": bool(conversation.taken_over_by_id),
     }
 
 
-async def apublish(interaction: Interaction, event: dict) -> None:
+async def apublish(conversation: Conversation, event: dict) -> None:
     """Send `event` to the conversation's group and a summary to the monitor."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
         await layer.group_send(
-            interaction_group(interaction.pk),
-            {"type": "live.event", "via": "conversation", "interaction": interaction.number, "event": event},
+            conversation_group(conversation.pk),
+            {"type": "live.event", "via": "conversation", "conversation": conversation.number, "event": event},
         )
         await layer.group_send(
             MONITOR_GROUP,
             {
                 "type": "live.event",
                 "via": "monitor",
-                "interaction": interaction.number,
+                "conversation": conversation.number,
                 "event": {"kind": event.get("kind"), "role": event.get("role")},
-                "summary": summary(interaction),
+                "summary": summary(conversation),
             },
         )
     except LAYER_ERRORS as error:  # Redis is down: one line per outage, not a traceback per message
-        layer_outage.failed(f"update for {interaction.number} not sent", error)
+        layer_outage.failed(f"update for {conversation.number} not sent", error)
         return
     except Exception:  # a broken layer must not break a customer's turn
-        logger.exception("Live update for %s failed", interaction.number)
+        logger.exception("Live update for %s failed", conversation.number)
         return
     layer_outage.worked()
 
 
-def publish(interaction: Interaction, event: dict) -> None:
+def publish(conversation: Conversation, event: dict) -> None:
     """Sync flavour, for services running in worker threads and the admin."""
-    async_to_sync(apublish)(interaction, event)
+    async_to_sync(apublish)(conversation, event)

@@ -1,4 +1,4 @@
-"""The model's history as Interaction.model_items stores it: OpenAI Responses API input items.
+"""The model's history as Conversation.model_items stores it: OpenAI Responses API input items.
 
 The record owns this format: text turns, calls, staff replies and replay all append to
 the same list, so every writer builds its items here.

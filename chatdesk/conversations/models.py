@@ -1,8 +1,8 @@
-"""Conversations: every customer interaction, its transcript, its tool calls and its cost.
+"""Conversations: every customer conversation, its transcript, its tool calls and its cost.
 
 These rows are the transcript, the audit trail and the cost ledger at once: each
 customer message is stored before the model is called, each tool call is a row written
-when it runs, and token usage is added to the interaction after every model response.
+when it runs, and token usage is added to the conversation after every model response.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(32)
 
 
-class Interaction(models.Model):
+class Conversation(models.Model):
     """A conversation: what staff, the admin and the APIs call it (INT- numbers).
 
-    The code's name stays Interaction for now; every label a person reads says
+    The code's name stays Conversation for now; every label a person reads says
     "conversation" (verbose_name), so the word staff see is one.
     """
 
@@ -65,7 +65,7 @@ class Interaction(models.Model):
     resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.MODEL)
     customer = models.ForeignKey(
-        "bookings.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions"
+        "bookings.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
     )
     started_at = models.DateTimeField(auto_now_add=True)
     last_activity_at = models.DateTimeField(auto_now_add=True)
@@ -106,12 +106,12 @@ class Interaction(models.Model):
         verbose_name_plural = "conversations"
         ordering = ["-started_at"]
         # Checked at every staff door through the staff policy (chatdesk/conversations/access.py).
-        # The Owner group has all three; the Dispatcher group only take_over_interaction
+        # The Owner group has all three; the Dispatcher group only take_over_conversation
         # (migrations 0003 and 0009).
         permissions = [
             ("view_costs", "Can see conversation costs and token usage"),
             ("view_customer_pii", "Can see customers' phone numbers, emails and addresses"),
-            ("take_over_interaction", "Can take over a live conversation and write to the customer"),
+            ("take_over_conversation", "Can take over a live conversation and write to the customer"),
         ]
         indexes = [
             # close_stale_sessions and the live monitor look at open conversations by activity.
@@ -147,8 +147,8 @@ class Message(models.Model):
         # Not a failure the customer saw: the reply was cut off, and the retry answered.
         INCOMPLETE_RETRIED = "incomplete_retried", "Cut off, answered on retry"
 
-    interaction = models.ForeignKey(
-        Interaction, on_delete=models.CASCADE, related_name="messages", verbose_name="conversation"
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name="conversation"
     )
     role = models.CharField(max_length=10, choices=Role.choices)
     text = models.TextField()
@@ -164,7 +164,7 @@ class Message(models.Model):
     generated_text = models.TextField(blank=True)
     # Chat and voice share one conversation; this says how each message came in.
     channel = models.CharField(
-        max_length=10, choices=Interaction.ChannelKind.choices, default=Interaction.ChannelKind.CHAT
+        max_length=10, choices=Conversation.ChannelKind.choices, default=Conversation.ChannelKind.CHAT
     )
     # The Realtime item id of a voice utterance (for truncation and deduplication).
     item_id = models.CharField(max_length=100, blank=True)
@@ -180,14 +180,14 @@ class Message(models.Model):
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["interaction", "client_message_id"],
+                fields=["conversation", "client_message_id"],
                 condition=models.Q(role="customer"),
                 name="customer_message_once",
             ),
         ]
         indexes = [
             # Transcripts are always read per conversation in order.
-            models.Index(fields=["interaction", "created_at"], name="message_transcript"),
+            models.Index(fields=["conversation", "created_at"], name="message_transcript"),
             # The dashboard counts model failures by kind over a date range; only failure
             # events are in it.
             models.Index(
@@ -202,10 +202,10 @@ class Message(models.Model):
 
 
 class ToolCall(models.Model):
-    interaction = models.ForeignKey(
-        Interaction, on_delete=models.CASCADE, related_name="tool_calls", verbose_name="conversation"
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="tool_calls", verbose_name="conversation"
     )
-    # The model's call id. Unique per interaction so a replayed call returns the first
+    # The model's call id. Unique per conversation so a replayed call returns the first
     # result instead of acting twice.
     call_id = models.CharField(max_length=100)
     name = models.CharField(max_length=60)
@@ -222,7 +222,7 @@ class ToolCall(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["interaction", "call_id"], name="tool_call_once_per_interaction"),
+            models.UniqueConstraint(fields=["conversation", "call_id"], name="tool_call_once_per_interaction"),
         ]
 
     def __str__(self) -> str:
@@ -236,8 +236,8 @@ class ToolCall(models.Model):
 class HandoffRequest(models.Model):
     """A customer asked for a person (request_human): staff call back."""
 
-    interaction = models.ForeignKey(
-        Interaction, on_delete=models.CASCADE, related_name="handoffs", verbose_name="conversation"
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="handoffs", verbose_name="conversation"
     )
     reason = models.CharField(max_length=500)
     contact_name = models.CharField(max_length=limits.MAX_NAME, blank=True)
@@ -253,4 +253,4 @@ class HandoffRequest(models.Model):
         ordering = ["handled_at", "-created_at"]
 
     def __str__(self) -> str:
-        return f"Handoff for {self.interaction.number}"
+        return f"Handoff for {self.conversation.number}"

@@ -1,6 +1,6 @@
 """The conversation record's one writer for its running columns.
 
-An Interaction's model history (`model_items`), usage (tokens, cost, `cost_breakdown`) and
+A Conversation's model history (`model_items`), usage (tokens, cost, `cost_breakdown`) and
 counters (`message_count`, `failure_count`, `booking_count`) are written by text turns, staff
 replies, voice calls and tools, often at the same moment: a staff reply or a spoken line can
 be stored while a text turn waits on the model. They all write through here, and no writer
@@ -24,7 +24,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from chatdesk.conversations import rows
-from chatdesk.conversations.models import Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, Message, ToolCall
 from chatdesk.conversations.money import MONEY
 
 
@@ -54,9 +54,9 @@ class Usage:
         return {name: amount for name, amount in moved.items() if amount}
 
 
-def session_interaction(session_id: str) -> Interaction | None:
+def session_conversation(session_id: str) -> Conversation | None:
     """The conversation of this session id, or None."""
-    return rows.fetch_one(Interaction, field="session_id", value=session_id) if session_id else None
+    return rows.fetch_one(Conversation, field="session_id", value=session_id) if session_id else None
 
 
 def add_message(message: Message) -> Message:
@@ -78,7 +78,7 @@ def claim_message(message: Message) -> bool:
 
 
 def write(
-    interaction_id: int,
+    conversation_id: int,
     *,
     items: Sequence[dict] = (),
     messages: int = 0,
@@ -105,39 +105,39 @@ def write(
             values["price_missing"] = True
     if not (add or values or items):
         return
-    rows.update(Interaction, interaction_id, add=add, assign=values, append={"model_items": items})
+    rows.update(Conversation, conversation_id, add=add, assign=values, append={"model_items": items})
 
 
-def append_model_items(interaction_id: int, items: Sequence[dict], *, messages: int = 0, **assign: object) -> None:
+def append_model_items(conversation_id: int, items: Sequence[dict], *, messages: int = 0, **assign: object) -> None:
     """Add `items` to the end of the model history as stored now (and count `messages`)."""
-    write(interaction_id, items=items, messages=messages, assign=assign)
+    write(conversation_id, items=items, messages=messages, assign=assign)
 
 
-def count_message(interaction_id: int, messages: int = 1, *, failure: str = "", **assign: object) -> None:
+def count_message(conversation_id: int, messages: int = 1, *, failure: str = "", **assign: object) -> None:
     """Count stored messages (events included), and a failure if there was one."""
-    write(interaction_id, messages=messages, failure=failure, assign=assign)
+    write(conversation_id, messages=messages, failure=failure, assign=assign)
 
 
-def add_usage(interaction_id: int, usage: Usage, *, breakdown: Mapping[str, Decimal] | None = None) -> None:
+def add_usage(conversation_id: int, usage: Usage, *, breakdown: Mapping[str, Decimal] | None = None) -> None:
     """Add a response's tokens and cost; `breakdown` (cost by kind) merges into `cost_breakdown`."""
     if not breakdown:
-        write(interaction_id, usage=usage)
+        write(conversation_id, usage=usage)
         return
     with transaction.atomic():
         current = (
-            Interaction.objects.select_for_update().values_list("cost_breakdown", flat=True).get(pk=interaction_id)
+            Conversation.objects.select_for_update().values_list("cost_breakdown", flat=True).get(pk=conversation_id)
         )
         merged = dict(current or {})
         for kind, amount in breakdown.items():
             merged[kind] = str((Decimal(merged.get(kind, "0")) + amount).quantize(MONEY))
-        write(interaction_id, usage=usage, assign={"cost_breakdown": merged})
+        write(conversation_id, usage=usage, assign={"cost_breakdown": merged})
 
 
-def replace_model_item(interaction_id: int, old: dict, new: dict | None) -> None:
+def replace_model_item(conversation_id: int, old: dict, new: dict | None) -> None:
     """Replace the newest history item equal to `old` by `new` (None removes it)."""
     with transaction.atomic():
         items = list(
-            Interaction.objects.select_for_update().values_list("model_items", flat=True).get(pk=interaction_id)
+            Conversation.objects.select_for_update().values_list("model_items", flat=True).get(pk=conversation_id)
         )
         for index in range(len(items) - 1, -1, -1):
             if items[index] == old:
@@ -145,7 +145,7 @@ def replace_model_item(interaction_id: int, old: dict, new: dict | None) -> None
                     del items[index]
                 else:
                     items[index] = new
-                Interaction.objects.filter(pk=interaction_id).update(model_items=items)
+                Conversation.objects.filter(pk=conversation_id).update(model_items=items)
                 break
 
 
@@ -179,20 +179,20 @@ def tool_call_done(row: ToolCall) -> None:
     )
 
 
-def bookings_made_locked(interaction_id: int) -> int:
+def bookings_made_locked(conversation_id: int) -> int:
     """The conversation's booking count, its row locked until the caller's transaction ends.
 
     Parallel tool calls, two tabs and a voice call on one conversation queue here, and each
     sees the others' committed bookings. On SQLite select_for_update is a no-op, but the
     IMMEDIATE transaction (settings) already holds the database's write lock from BEGIN.
     """
-    return Interaction.objects.select_for_update().values_list("booking_count", flat=True).get(pk=interaction_id)
+    return Conversation.objects.select_for_update().values_list("booking_count", flat=True).get(pk=conversation_id)
 
 
-def count_booking(interaction_id: int, *, customer_id: int) -> None:
+def count_booking(conversation_id: int, *, customer_id: int) -> None:
     """The conversation made a booking for this customer: it is booked."""
     write(
-        interaction_id,
+        conversation_id,
         bookings=1,
-        assign={"customer": customer_id, "resolution": Interaction.Resolution.BOOKED},
+        assign={"customer": customer_id, "resolution": Conversation.Resolution.BOOKED},
     )

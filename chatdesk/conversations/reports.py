@@ -1,6 +1,6 @@
 """Read-only reports over conversations: cost per group, and transcripts for export.
 
-Both work on a [start, end) window of `Interaction.started_at`; the commands turn the
+Both work on a [start, end) window of `Conversation.started_at`; the commands turn the
 operator's days into that window in the business time zone.
 """
 
@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from bookings.selectors import business_tz
 from chatdesk.conversations.access import EVERYTHING, Visibility
-from chatdesk.conversations.models import Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, Message, ToolCall
 from chatdesk.conversations.money import MONEY
 
 GROUPINGS = ("day", "channel", "model")
@@ -59,7 +59,7 @@ def cost_report(*, start: datetime, end: datetime, by: str) -> tuple[list[CostRo
     """
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {GROUPINGS}")
-    window = Interaction.objects.filter(started_at__gte=start, started_at__lt=end)
+    window = Conversation.objects.filter(started_at__gte=start, started_at__lt=end)
     key = {"day": TruncDate("started_at", tzinfo=business_tz()), "channel": F("channel"), "model": F("model")}[by]
     grouped = window.order_by().values(group=key).annotate(**_totals()).order_by("group")
     rows = [_row(str(values["group"]) if values["group"] else "(none)", values) for values in grouped]
@@ -70,7 +70,7 @@ def cost_report(*, start: datetime, end: datetime, by: str) -> tuple[list[CostRo
 # --- transcripts ------------------------------------------------------------------------
 
 
-def transcripts(*, start: datetime, end: datetime, chunk_size: int = 200) -> QuerySet[Interaction]:
+def transcripts(*, start: datetime, end: datetime, chunk_size: int = 200) -> QuerySet[Conversation]:
     """Conversations in the window with their messages and tool calls, for streaming.
 
     Meant for `.iterator(chunk_size=...)`: Django then fetches `chunk_size` conversations
@@ -80,36 +80,36 @@ def transcripts(*, start: datetime, end: datetime, chunk_size: int = 200) -> Que
     messages = Message.objects.order_by("created_at", "id")
     tool_calls = ToolCall.objects.select_related("booking").order_by("created_at", "id")
     return (
-        Interaction.objects.filter(started_at__gte=start, started_at__lt=end)
+        Conversation.objects.filter(started_at__gte=start, started_at__lt=end)
         .order_by("started_at", "id")
         .prefetch_related(Prefetch("messages", queryset=messages), Prefetch("tool_calls", queryset=tool_calls))
     )
 
 
-def transcript_dict(interaction: Interaction) -> dict:
+def transcript_dict(conversation: Conversation) -> dict:
     """One conversation as exported: what happened, what it cost, every message and tool call.
 
     Customer PII is in here (messages, tool arguments) until transcript_lines masks it.
     The model's raw item history is left out; the messages and tool calls say the same.
     """
     return {
-        "number": interaction.number,
-        "channel": interaction.channel,
-        "status": interaction.status,
-        "resolution": interaction.resolution,
-        "mode": interaction.mode,
-        "started_at": interaction.started_at,
-        "last_activity_at": interaction.last_activity_at,
-        "ended_at": interaction.ended_at,
-        "end_reason": interaction.end_reason,
-        "duration_seconds": interaction.duration_seconds,
-        "customer_id": interaction.customer_id,
-        "message_count": interaction.message_count,
-        "booking_count": interaction.booking_count,
-        "model": interaction.model,
-        "tokens": {name: getattr(interaction, name) for name in (*TOKEN_FIELDS, "reasoning_tokens")},
-        "cost_usd": interaction.cost_usd,
-        "cost_breakdown": interaction.cost_breakdown,
+        "number": conversation.number,
+        "channel": conversation.channel,
+        "status": conversation.status,
+        "resolution": conversation.resolution,
+        "mode": conversation.mode,
+        "started_at": conversation.started_at,
+        "last_activity_at": conversation.last_activity_at,
+        "ended_at": conversation.ended_at,
+        "end_reason": conversation.end_reason,
+        "duration_seconds": conversation.duration_seconds,
+        "customer_id": conversation.customer_id,
+        "message_count": conversation.message_count,
+        "booking_count": conversation.booking_count,
+        "model": conversation.model,
+        "tokens": {name: getattr(conversation, name) for name in (*TOKEN_FIELDS, "reasoning_tokens")},
+        "cost_usd": conversation.cost_usd,
+        "cost_breakdown": conversation.cost_breakdown,
         "messages": [
             {
                 "role": m.role,
@@ -120,7 +120,7 @@ def transcript_dict(interaction: Interaction) -> dict:
                 "cost_usd": m.cost_usd,
                 "interrupted": m.interrupted,
             }
-            for m in interaction.messages.all()
+            for m in conversation.messages.all()
         ],
         "tool_calls": [
             {
@@ -133,17 +133,17 @@ def transcript_dict(interaction: Interaction) -> dict:
                 "at": c.created_at,
                 "booking_number": c.booking.number if c.booking else None,
             }
-            for c in interaction.tool_calls.all()
+            for c in conversation.tool_calls.all()
         ],
     }
 
 
 def transcript_lines(
-    queryset: QuerySet[Interaction], *, chunk_size: int = 200, seen: Visibility = EVERYTHING
+    queryset: QuerySet[Conversation], *, chunk_size: int = 200, seen: Visibility = EVERYTHING
 ) -> Iterator[str]:
     """JSON Lines, one conversation per line (no newline inside a line: JSON escapes them).
 
     Each conversation as `seen` may see it: the staff doors' one masking (access.Visibility).
     """
-    for interaction in queryset.iterator(chunk_size=chunk_size):
-        yield json.dumps(seen.present(transcript_dict(interaction)), cls=DjangoJSONEncoder, ensure_ascii=False)
+    for conversation in queryset.iterator(chunk_size=chunk_size):
+        yield json.dumps(seen.present(transcript_dict(conversation)), cls=DjangoJSONEncoder, ensure_ascii=False)

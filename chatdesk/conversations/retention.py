@@ -25,7 +25,7 @@ from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from chatdesk.conversations import live
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message, ToolCall
 from chatdesk.conversations.pii import replace_contact_details
 
 REDACTED = "[redacted]"
@@ -62,12 +62,12 @@ class RunResult:
 # --- idle conversations -----------------------------------------------------------------
 
 
-def stale_interactions(*, idle_minutes: int, now: datetime | None = None) -> QuerySet[Interaction]:
+def stale_conversations(*, idle_minutes: int, now: datetime | None = None) -> QuerySet[Conversation]:
     cutoff = (now or timezone.now()) - timedelta(minutes=idle_minutes)
-    return Interaction.objects.filter(status=Interaction.Status.OPEN, last_activity_at__lt=cutoff)
+    return Conversation.objects.filter(status=Conversation.Status.OPEN, last_activity_at__lt=cutoff)
 
 
-def interactions_close_stale(
+def conversations_close_stale(
     *,
     idle_minutes: int,
     now: datetime | None = None,
@@ -82,7 +82,7 @@ def interactions_close_stale(
     still owe them a call), abandoned otherwise.
     """
     now = now or timezone.now()
-    stale = stale_interactions(idle_minutes=idle_minutes, now=now)
+    stale = stale_conversations(idle_minutes=idle_minutes, now=now)
     result = RunResult(matched=stale.count())
     for pks in _batches(stale):
         with transaction.atomic():
@@ -90,21 +90,21 @@ def interactions_close_stale(
             # row it had to wait for, so a customer whose message landed since the batch was
             # read keeps their conversation open.
             closed = list(stale.filter(pk__in=pks).select_for_update().values_list("pk", flat=True))
-            Interaction.objects.filter(pk__in=closed).update(
-                status=Interaction.Status.ABANDONED,
+            Conversation.objects.filter(pk__in=closed).update(
+                status=Conversation.Status.ABANDONED,
                 ended_at=F("last_activity_at"),
                 end_reason="idle",
                 resolution=Case(
-                    When(booking_count__gt=0, then=Value(Interaction.Resolution.BOOKED)),
-                    When(resolution=Interaction.Resolution.ESCALATED, then=Value(Interaction.Resolution.ESCALATED)),
-                    default=Value(Interaction.Resolution.ABANDONED),
+                    When(booking_count__gt=0, then=Value(Conversation.Resolution.BOOKED)),
+                    When(resolution=Conversation.Resolution.ESCALATED, then=Value(Conversation.Resolution.ESCALATED)),
+                    default=Value(Conversation.Resolution.ABANDONED),
                 ),
             )
         result.done += len(closed)
-        for interaction in Interaction.objects.filter(pk__in=closed):
+        for conversation in Conversation.objects.filter(pk__in=closed):
             # The live monitor drops a conversation once its summary is no longer open.
             live.publish(
-                interaction, {"kind": "message", "role": Message.Role.EVENT, "text": "Closed: the customer went idle."}
+                conversation, {"kind": "message", "role": Message.Role.EVENT, "text": "Closed: the customer went idle."}
             )
         if on_batch:
             on_batch(len(closed))
@@ -121,24 +121,24 @@ def retention_cutoff(*, older_than_days: int, now: datetime | None = None) -> da
     return (now or timezone.now()) - timedelta(days=older_than_days)
 
 
-def expired_interactions(*, older_than_days: int, now: datetime | None = None) -> QuerySet[Interaction]:
+def expired_conversations(*, older_than_days: int, now: datetime | None = None) -> QuerySet[Conversation]:
     """Conversations whose last activity is older than the retention period.
 
     Open conversations are never touched, however old: close_stale_sessions ends them first.
     """
     cutoff = retention_cutoff(older_than_days=older_than_days, now=now)
-    return Interaction.objects.filter(last_activity_at__lt=cutoff).exclude(status=Interaction.Status.OPEN)
+    return Conversation.objects.filter(last_activity_at__lt=cutoff).exclude(status=Conversation.Status.OPEN)
 
 
-def still_identifying(queryset: QuerySet[Interaction]) -> QuerySet[Interaction]:
+def still_identifying(queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
     """Those of `queryset` that still hold something about the customer.
 
     Anonymizing a conversation clears all of these in one transaction, so this is also
     what makes `--anonymize` cheap to re-run: done conversations are not matched again.
     """
-    unredacted = Message.objects.filter(interaction=OuterRef("pk")).exclude(text=REDACTED)
-    unscrubbed_calls = ToolCall.objects.filter(interaction=OuterRef("pk")).exclude(raw_arguments="")
-    contact = HandoffRequest.objects.filter(interaction=OuterRef("pk")).filter(
+    unredacted = Message.objects.filter(conversation=OuterRef("pk")).exclude(text=REDACTED)
+    unscrubbed_calls = ToolCall.objects.filter(conversation=OuterRef("pk")).exclude(raw_arguments="")
+    contact = HandoffRequest.objects.filter(conversation=OuterRef("pk")).filter(
         ~Q(contact_name="") | ~Q(contact_phone="") | ~Q(reason=REDACTED)
     )
     return queryset.filter(
@@ -161,17 +161,17 @@ class RetentionCounts:
     handoffs: int
 
 
-def retention_counts(queryset: QuerySet[Interaction]) -> RetentionCounts:
+def retention_counts(queryset: QuerySet[Conversation]) -> RetentionCounts:
     return RetentionCounts(
         conversations=queryset.count(),
-        messages=Message.objects.filter(interaction__in=queryset).count(),
-        tool_calls=ToolCall.objects.filter(interaction__in=queryset).count(),
-        handoffs=HandoffRequest.objects.filter(interaction__in=queryset).count(),
+        messages=Message.objects.filter(conversation__in=queryset).count(),
+        tool_calls=ToolCall.objects.filter(conversation__in=queryset).count(),
+        handoffs=HandoffRequest.objects.filter(conversation__in=queryset).count(),
     )
 
 
-def interactions_delete(
-    queryset: QuerySet[Interaction],
+def conversations_delete(
+    queryset: QuerySet[Conversation],
     *,
     on_batch: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -190,11 +190,13 @@ def interactions_delete(
     return result
 
 
-def _known_values(interaction: Interaction, calls: Iterable[ToolCall], handoffs: Iterable[HandoffRequest]) -> set[str]:
+def _known_values(
+    conversation: Conversation, calls: Iterable[ToolCall], handoffs: Iterable[HandoffRequest]
+) -> set[str]:
     """The customer's own details as this conversation knows them, to find them in free text."""
     values: set[str] = set()
-    if interaction.customer is not None:
-        customer = interaction.customer
+    if conversation.customer is not None:
+        customer = conversation.customer
         values |= {customer.name, customer.phone, customer.email, customer.address}
     for call in calls:
         values |= set(_pii_values(call.arguments, ARGUMENT_PII_KEYS))
@@ -245,35 +247,35 @@ def scrub_json(data: object, known: Iterable[str] = (), keys: frozenset[str] = A
     return data
 
 
-def interaction_anonymize(interaction: Interaction) -> None:
+def conversation_anonymize(conversation: Conversation) -> None:
     """Remove everything about the customer from one conversation, keeping its metrics."""
     with transaction.atomic():
-        interaction = (
-            Interaction.objects.select_for_update(of=("self",)).select_related("customer").get(pk=interaction.pk)
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",)).select_related("customer").get(pk=conversation.pk)
         )
-        calls = list(interaction.tool_calls.all())
-        handoffs = list(interaction.handoffs.all())
-        known = _known_values(interaction, calls, handoffs)
-        interaction.messages.update(text=REDACTED)
+        calls = list(conversation.tool_calls.all())
+        handoffs = list(conversation.handoffs.all())
+        known = _known_values(conversation, calls, handoffs)
+        conversation.messages.update(text=REDACTED)
         for call in calls:
             call.arguments = scrub_json(call.arguments, known, ARGUMENT_PII_KEYS)
             call.result = scrub_json(call.result, known, RESULT_PII_KEYS) if call.result is not None else None
             call.raw_arguments = ""
         ToolCall.objects.bulk_update(calls, ["arguments", "result", "raw_arguments"])
-        interaction.handoffs.update(contact_name="", contact_phone="", reason=REDACTED)
-        interaction.customer = None
-        interaction.client_ip_hash = ""
-        interaction.user_agent = ""
-        interaction.model_items = []
-        interaction.guided_state = {}
-        interaction.last_error = scrub_text(interaction.last_error, known)
-        interaction.save(
+        conversation.handoffs.update(contact_name="", contact_phone="", reason=REDACTED)
+        conversation.customer = None
+        conversation.client_ip_hash = ""
+        conversation.user_agent = ""
+        conversation.model_items = []
+        conversation.guided_state = {}
+        conversation.last_error = scrub_text(conversation.last_error, known)
+        conversation.save(
             update_fields=["customer", "client_ip_hash", "user_agent", "model_items", "guided_state", "last_error"]
         )
 
 
-def interactions_anonymize(
-    queryset: QuerySet[Interaction],
+def conversations_anonymize(
+    queryset: QuerySet[Conversation],
     *,
     on_batch: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -281,8 +283,8 @@ def interactions_anonymize(
     todo = still_identifying(queryset)
     result = RunResult(matched=todo.count())
     for pks in _batches(todo):
-        for interaction in Interaction.objects.filter(pk__in=pks):
-            interaction_anonymize(interaction)
+        for conversation in Conversation.objects.filter(pk__in=pks):
+            conversation_anonymize(conversation)
         result.done += len(pks)
         if on_batch:
             on_batch(len(pks))

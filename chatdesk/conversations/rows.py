@@ -1,6 +1,6 @@
 """Row access for the chat-turn hot path, without the ORM's per-query work.
 
-Every chat turn reads its interaction, stores two messages and moves the interaction's
+Every chat turn reads its conversation, stores two messages and moves the conversation's
 counters twice. Through the ORM each of those statements cost 0.6-1.2 ms of CPU (query
 compilation, expression resolution, model construction), four to seven times the SQL
 itself (measured for bench/chat_turns.py), and a turn's database work was half of its

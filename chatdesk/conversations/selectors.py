@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message
 
 # The live monitor lists at most this many open conversations.
 MONITOR_LIMIT = 100
@@ -18,7 +18,7 @@ MONITOR_LIMIT = 100
 QUIET_AFTER = timedelta(minutes=10)
 
 
-def open_interaction_for(session_id: str) -> QuerySet[Interaction]:
+def open_conversation_for(session_id: str) -> QuerySet[Conversation]:
     """The open conversation of a browser session (from its signed cookie), as a query.
 
     At most one row (session_id is unique). A query rather than a row, so each door reads
@@ -27,24 +27,24 @@ def open_interaction_for(session_id: str) -> QuerySet[Interaction]:
     No session, no conversation.
     """
     if not session_id:
-        return Interaction.objects.none()
-    return Interaction.objects.filter(session_id=session_id, status=Interaction.Status.OPEN)
+        return Conversation.objects.none()
+    return Conversation.objects.filter(session_id=session_id, status=Conversation.Status.OPEN)
 
 
 @dataclass(frozen=True)
 class MonitorList:
     # Annotated with wants_person (an unhandled HandoffRequest) and handoff_name (the name
     # given in the newest one), customer selected.
-    conversations: list[Interaction]
+    conversations: list[Conversation]
     hidden_quiet: int  # quiet conversations left out (0 when they are included)
 
 
 def monitor_conversations(*, include_quiet: bool = False, now: datetime | None = None) -> MonitorList:
     """The open conversations for the live monitor: whoever waits for a person first, then the
     most recently active. Three queries whatever the number of rows."""
-    waiting = HandoffRequest.objects.filter(interaction=OuterRef("pk"), handled_at__isnull=True)
-    spoke = Message.objects.filter(interaction=OuterRef("pk"), role=Message.Role.CUSTOMER)
-    rows = Interaction.objects.filter(status=Interaction.Status.OPEN).annotate(
+    waiting = HandoffRequest.objects.filter(conversation=OuterRef("pk"), handled_at__isnull=True)
+    spoke = Message.objects.filter(conversation=OuterRef("pk"), role=Message.Role.CUSTOMER)
+    rows = Conversation.objects.filter(status=Conversation.Status.OPEN).annotate(
         wants_person=Exists(waiting),
         customer_spoke=Exists(spoke),
         handoff_name=Subquery(waiting.order_by("-created_at").values("contact_name")[:1]),
@@ -77,7 +77,7 @@ def workload(*, now: datetime | None = None) -> Workload:
     (status, last_activity_at) index; idle ones stay open until close_stale_sessions closes them.
     """
     counts = dict(
-        Interaction.objects.filter(status=Interaction.Status.OPEN)
+        Conversation.objects.filter(status=Conversation.Status.OPEN)
         .values_list("channel")
         .annotate(n=Count("id"))
         .values_list("channel", "n")
@@ -86,7 +86,7 @@ def workload(*, now: datetime | None = None) -> Workload:
     oldest = waiting["oldest"]
     age = max(0.0, ((now or timezone.now()) - oldest).total_seconds()) if oldest else 0.0
     return Workload(
-        open_by_channel={channel: counts.get(channel, 0) for channel in Interaction.ChannelKind.values},
+        open_by_channel={channel: counts.get(channel, 0) for channel in Conversation.ChannelKind.values},
         handoffs_waiting=waiting["n"],
         oldest_handoff_waiting_seconds=age,
     )

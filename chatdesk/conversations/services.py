@@ -19,7 +19,7 @@ from bookings.errors import DomainError, NotFound
 from bookings.numbering import next_number
 from chatdesk.conversations import booking_cards, live, model_items, record
 from chatdesk.conversations.limits import message_length_check
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, Message
 
 
 class ConversationClosed(DomainError):
@@ -49,7 +49,7 @@ def hash_ip(ip: str) -> str:
     return hashlib.sha256(f"{settings.SECRET_KEY}:{ip}".encode()).hexdigest()[:32] if ip else ""
 
 
-def interaction_create(
+def conversation_create(
     *,
     channel: str,
     mode: str,
@@ -58,13 +58,13 @@ def interaction_create(
     user_agent: str = "",
     number: str = "",
     has_call: bool = False,
-) -> Interaction:
+) -> Conversation:
     """Open a conversation: a text chat, a voice call, or a replay's scratch copy (`number` given).
 
     Its yearly number is allocated in the caller's transaction, if any (no savepoint).
     """
     with transaction.atomic(savepoint=False):
-        return Interaction.objects.create(
+        return Conversation.objects.create(
             number=number or next_number("INT", timezone.localdate().year, 5),
             channel=channel,
             mode=mode,
@@ -75,57 +75,57 @@ def interaction_create(
         )
 
 
-def interaction_by_session(session_id: str) -> Interaction:
-    interaction = Interaction.objects.filter(session_id=session_id).first() if session_id else None
-    if interaction is None:
+def conversation_by_session(session_id: str) -> Conversation:
+    conversation = Conversation.objects.filter(session_id=session_id).first() if session_id else None
+    if conversation is None:
         raise SessionNotFound("No conversation with that session id.")
-    return interaction
+    return conversation
 
 
-def interaction_close(*, session_id: str, resolution: str = "", reason: str = "customer_closed") -> Interaction:
+def conversation_close(*, session_id: str, resolution: str = "", reason: str = "customer_closed") -> Conversation:
     with transaction.atomic():
-        interaction = Interaction.objects.select_for_update().filter(session_id=session_id).first()
-        if interaction is None:
+        conversation = Conversation.objects.select_for_update().filter(session_id=session_id).first()
+        if conversation is None:
             raise SessionNotFound("No conversation with that session id.")
-        if interaction.status != Interaction.Status.OPEN:
+        if conversation.status != Conversation.Status.OPEN:
             raise ConversationClosed("This conversation is already closed.")
-        interaction.status = Interaction.Status.CLOSED
-        interaction.ended_at = timezone.now()
-        interaction.end_reason = reason
+        conversation.status = Conversation.Status.CLOSED
+        conversation.ended_at = timezone.now()
+        conversation.end_reason = reason
         if resolution:
-            interaction.resolution = resolution
-        elif not interaction.resolution:
-            interaction.resolution = (
-                Interaction.Resolution.BOOKED if interaction.booking_count else Interaction.Resolution.ANSWERED
+            conversation.resolution = resolution
+        elif not conversation.resolution:
+            conversation.resolution = (
+                Conversation.Resolution.BOOKED if conversation.booking_count else Conversation.Resolution.ANSWERED
             )
-        interaction.save(update_fields=["status", "ended_at", "end_reason", "resolution"])
-    return interaction
+        conversation.save(update_fields=["status", "ended_at", "end_reason", "resolution"])
+    return conversation
 
 
-def history(interaction: Interaction) -> list[dict]:
+def history(conversation: Conversation) -> list[dict]:
     """The transcript as the customer sees it (no system events, no tool internals); each
     message carries the cards of the bookings its turn produced, in their current state."""
-    return booking_cards.transcript(interaction)
+    return booking_cards.transcript(conversation)
 
 
-def booking_summaries(interaction: Interaction, entries: list[dict] | None = None) -> list[dict]:
+def booking_summaries(conversation: Conversation, entries: list[dict] | None = None) -> list[dict]:
     """Every booking the conversation touched, once, as it stands now, in transcript order.
 
     Pass `history()`'s entries when you have them, to save reading them again.
     """
-    entries = history(interaction) if entries is None else entries
+    entries = history(conversation) if entries is None else entries
     return [card for entry in entries for card in entry["bookings"]]
 
 
-def staff_event_record(interaction: Interaction, text: str) -> Message:
+def staff_event_record(conversation: Conversation, text: str) -> Message:
     """A line in the conversation's transcript saying what a staff member did (the audit row:
     who is in the text, when is `created_at`). Call it inside the transaction of the change."""
-    message = Message.objects.create(interaction=interaction, role=Message.Role.EVENT, text=text)
-    record.count_message(interaction.pk)
+    message = Message.objects.create(conversation=conversation, role=Message.Role.EVENT, text=text)
+    record.count_message(conversation.pk)
     return message
 
 
-def interaction_take_over(*, interaction: Interaction, user: object) -> Interaction:
+def conversation_take_over(*, conversation: Conversation, user: object) -> Conversation:
     """A staff member takes the conversation: the assistant stays quiet until handed back.
 
     Refused (LiveUnavailable) while live updates cannot reach the customer: they would wait
@@ -134,8 +134,8 @@ def interaction_take_over(*, interaction: Interaction, user: object) -> Interact
     """
     live.require_live()
     with transaction.atomic():
-        locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
-        if locked.status != Interaction.Status.OPEN:
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if locked.status != Conversation.Status.OPEN:
             raise ConversationClosed("This conversation is closed.")
         if locked.taken_over_by_id and locked.taken_over_by_id != getattr(user, "pk", None):
             raise ConversationClosed(f"{locked.taken_over_by} is already handling this conversation.")
@@ -147,9 +147,9 @@ def interaction_take_over(*, interaction: Interaction, user: object) -> Interact
     return locked
 
 
-def interaction_hand_back(*, interaction: Interaction, user: object) -> Interaction:
+def conversation_hand_back(*, conversation: Conversation, user: object) -> Conversation:
     with transaction.atomic():
-        locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         locked.taken_over_by = None
         locked.taken_over_at = None
         locked.save(update_fields=["taken_over_by", "taken_over_at"])
@@ -158,7 +158,7 @@ def interaction_hand_back(*, interaction: Interaction, user: object) -> Interact
     return locked
 
 
-def staff_message_send(*, interaction: Interaction, user: object, text: str) -> Message:
+def staff_message_send(*, conversation: Conversation, user: object, text: str) -> Message:
     """A staff reply, shown to the customer live and added to the model's history."""
     text = text.strip()
     if not text:
@@ -166,12 +166,12 @@ def staff_message_send(*, interaction: Interaction, user: object, text: str) -> 
     message_length_check(text)
     live.require_live()  # the customer sees staff replies live: refuse while that cannot happen
     with transaction.atomic():
-        locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
-        if locked.status != Interaction.Status.OPEN:
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if locked.status != Conversation.Status.OPEN:
             raise ConversationClosed("This conversation is closed.")
         if locked.taken_over_by_id != getattr(user, "pk", None):
             raise ConversationClosed("Take the conversation over before replying.")
-        message = Message.objects.create(interaction=locked, role=Message.Role.STAFF, text=text, staff_user=user)
+        message = Message.objects.create(conversation=locked, role=Message.Role.STAFF, text=text, staff_user=user)
         # The model sees staff replies as its own, so it can carry on after the handback.
         record.append_model_items(
             locked.pk, [model_items.assistant_item(text)], messages=1, last_activity_at=timezone.now()

@@ -38,8 +38,8 @@ from chatdesk.assistant.costs import TextUsage, realtime_usage, text_cost, trans
 from chatdesk.assistant.tool_bodies import ToolContext
 from chatdesk.assistant.tools import TOOLS
 from chatdesk.conversations import record
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
-from chatdesk.conversations.services import interaction_create
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message, ToolCall
+from chatdesk.conversations.services import conversation_create
 
 SEED = 20261204
 # The tools whose booking events get the conversation's time.
@@ -104,7 +104,7 @@ class HistoryResult:
 class Talk:
     """One conversation being written: its row, its timeline and what it used."""
 
-    interaction: Interaction
+    conversation: Conversation
     at: datetime
     voice: bool
     messages: list[Message] = field(default_factory=list)
@@ -166,14 +166,14 @@ class History:
         voice = self.rng.random() < 0.3
         guided = not voice and self.rng.random() < 0.06  # the model was down: the guided flow answered
         model = "" if guided else settings.OPENAI_REALTIME_MODEL if voice else settings.OPENAI_MODEL
-        interaction = interaction_create(
+        conversation = conversation_create(
             number=next_number("INT", at.year, 5),
-            channel=Interaction.ChannelKind.VOICE if voice else Interaction.ChannelKind.CHAT,
+            channel=Conversation.ChannelKind.VOICE if voice else Conversation.ChannelKind.CHAT,
             has_call=voice,
-            mode=Interaction.Mode.GUIDED if guided else Interaction.Mode.MODEL,
+            mode=Conversation.Mode.GUIDED if guided else Conversation.Mode.MODEL,
             model=model,
         )
-        talk = Talk(interaction=interaction, at=at, voice=voice)
+        talk = Talk(conversation=conversation, at=at, voice=voice)
         greeting = f"Hi, thanks for contacting {settings.BUSINESS_NAME}! How can I help?"
         self._say(talk, Message.Role.ASSISTANT, greeting, first=True)
         roll = self.rng.random()
@@ -189,7 +189,7 @@ class History:
             self._say(talk, Message.Role.CUSTOMER, self.rng.choice(["hi", "Hello?", "do you do roofs?"]))
             if self.rng.random() < 0.5:
                 self._say(talk, Message.Role.ASSISTANT, "We do heating, plumbing and electrical. What do you need?")
-            resolution = Interaction.Resolution.ABANDONED
+            resolution = Conversation.Resolution.ABANDONED
         if not guided and self.rng.random() < 0.04:
             self._model_failure(talk)
         self._store(talk, resolution)
@@ -213,7 +213,7 @@ class History:
         if not offered:
             self._say(talk, Message.Role.ASSISTANT, "I have nothing free that week. Shall I have someone call you?")
             self._say(talk, Message.Role.CUSTOMER, "No thanks, I'll try someone else.")
-            return Interaction.Resolution.ANSWERED
+            return Conversation.Resolution.ANSWERED
         choices = offered[: min(4, len(offered))]
         listed = ", ".join(f"{s['weekday']} {s['time']}" for s in choices)
         self._say(talk, Message.Role.ASSISTANT, f"I can offer {listed}. Which works?")
@@ -239,7 +239,7 @@ class History:
         if not booked or not booked.get("booked"):
             self._say(talk, Message.Role.ASSISTANT, "That time was just taken, sorry. Can I offer another?")
             self._say(talk, Message.Role.CUSTOMER, "Never mind, I'll call back.")
-            return Interaction.Resolution.ANSWERED
+            return Conversation.Resolution.ANSWERED
         booking = booked["booking"]
         self.result.bookings += 1
         self._say(
@@ -249,7 +249,7 @@ class History:
         )
         self._say(talk, Message.Role.CUSTOMER, "Great, thanks!")
         self._follow_up(talk, booking, phone)
-        return Interaction.Resolution.BOOKED
+        return Conversation.Resolution.BOOKED
 
     def _follow_up(self, talk: Talk, booking: dict, phone: str) -> None:
         """Some customers come back before the visit, to cancel or to move it."""
@@ -269,14 +269,14 @@ class History:
         found = self._tool(talk, "get_booking_info", {"booking_number": data["number"], "phone": data["phone"]})
         if not found or found["booking"]["status"] not in ACTIVE_STATUSES:
             self._say(talk, Message.Role.ASSISTANT, "That booking cannot be changed any more.")
-            return Interaction.Resolution.ANSWERED
+            return Conversation.Resolution.ANSWERED
         if kind == "cancel":
             reason = self.rng.choice(["Fixed it myself.", "Found someone sooner.", "Plans changed."])
             self._say(talk, Message.Role.CUSTOMER, f"Yes, please cancel it. {reason}")
             args = {"booking_number": data["number"], "phone": data["phone"], "customer_confirmed": True}
             done = self._tool(talk, "cancel_booking", {**args, "reason": reason})
             self._say(talk, Message.Role.ASSISTANT, "It's cancelled." if done else "I could not cancel it.")
-            return Interaction.Resolution.ANSWERED
+            return Conversation.Resolution.ANSWERED
         start = datetime.fromisoformat(found["booking"]["start"])
         later = (start + timedelta(days=self.rng.randint(1, 4))).date().isoformat()
         slots = self._tool(
@@ -287,12 +287,12 @@ class History:
         offered = (slots or {}).get("slots") or []
         if not offered:
             self._say(talk, Message.Role.ASSISTANT, "Nothing is free a bit later, so I kept your booking.")
-            return Interaction.Resolution.ANSWERED
+            return Conversation.Resolution.ANSWERED
         slot = offered[0]
         args = {"booking_number": data["number"], "phone": data["phone"], "customer_confirmed": True}
         moved = self._tool(talk, "reschedule_booking", {**args, "new_start": slot["start"]})
         self._say(talk, Message.Role.ASSISTANT, f"Moved to {slot['weekday']} {slot['time']}." if moved else "Sorry.")
-        return Interaction.Resolution.ANSWERED
+        return Conversation.Resolution.ANSWERED
 
     def _question(self, talk: Talk) -> str:
         text, slug = self.rng.choice(QUESTIONS)
@@ -301,7 +301,7 @@ class History:
         price = details["service"]["price"] if details else "on quote"
         self._say(talk, Message.Role.ASSISTANT, f"{self.services[slug].name} is {price}. Would you like to book?")
         self._say(talk, Message.Role.CUSTOMER, "Not yet, thanks.")
-        return Interaction.Resolution.ANSWERED
+        return Conversation.Resolution.ANSWERED
 
     def _handoff(self, talk: Talk) -> str:
         reason, urgent = self.rng.choice(HANDOFF_REASONS)
@@ -311,17 +311,17 @@ class History:
         done = self._tool(talk, "request_human", asked)
         self._say(talk, Message.Role.ASSISTANT, done["message"] if done else "Please call us.")
         if done:
-            handoff = HandoffRequest.objects.filter(interaction=talk.interaction).get()
+            handoff = HandoffRequest.objects.filter(conversation=talk.conversation).get()
             created = talk.at + timedelta(seconds=40)
             # Staff call back within hours (the latest requests wait: see build).
             handled = created + timedelta(minutes=self.rng.randint(10, 240))
             handoff.created_at, handoff.handled_at = created, handled
             handoff.save(update_fields=["created_at", "handled_at"])
-        return Interaction.Resolution.ESCALATED
+        return Conversation.Resolution.ESCALATED
 
     def _model_failure(self, talk: Talk) -> None:
         event = Message(
-            interaction=talk.interaction,
+            conversation=talk.conversation,
             role=Message.Role.EVENT,
             text="Model failure: Request timed out.",
             failure_kind=Message.FailureKind.TIMEOUT,
@@ -331,7 +331,7 @@ class History:
     # --- writing it the way the live code does ------------------------------------------
 
     def _say(self, talk: Talk, role: str, text: str, *, first: bool = False) -> None:
-        message = Message(interaction=talk.interaction, role=role, text=text)
+        message = Message(conversation=talk.conversation, role=role, text=text)
         if role == Message.Role.ASSISTANT and not first:
             message.latency_ms = int(self.rng.lognormvariate(7.0 if talk.voice else 7.6, 0.35))
             message.cost_usd = self._model_response(talk)
@@ -344,13 +344,13 @@ class History:
 
     def _add(self, talk: Talk, message: Message, *, seconds: int) -> None:
         talk.at += timedelta(seconds=seconds)
-        message.channel = Interaction.ChannelKind.VOICE if talk.voice else Interaction.ChannelKind.CHAT
+        message.channel = Conversation.ChannelKind.VOICE if talk.voice else Conversation.ChannelKind.CHAT
         message.created_at = talk.at
         talk.messages.append(message)
 
     def _model_response(self, talk: Talk) -> Decimal | None:
         """Tokens for one model response, priced by the table; None in the guided flow (no model)."""
-        model = talk.interaction.model
+        model = talk.conversation.model
         if not model:
             return None
         context = 2600 + 450 * len(talk.messages)
@@ -412,7 +412,7 @@ class History:
         talk.at += timedelta(seconds=self.rng.randint(1, 3))
         call_id = f"call_{talk.calls}"
         tool = TOOLS[name]
-        context = ToolContext(interaction=talk.interaction, now=talk.at, channel=talk.interaction.channel)
+        context = ToolContext(conversation=talk.conversation, now=talk.at, channel=talk.conversation.channel)
         try:
             with transaction.atomic() if tool.writes else nullcontext():
                 result = tool.run(context, args, call_id)
@@ -423,7 +423,7 @@ class History:
         # Stored with the transcript, finished: nothing can replay a call of the past (the live
         # path claims the row before running the tool for that, then stores the outcome).
         row = ToolCall(
-            interaction_id=talk.interaction.pk,
+            conversation_id=talk.conversation.pk,
             call_id=call_id,
             name=name,
             arguments=args,
@@ -442,7 +442,7 @@ class History:
         return None if error else result
 
     def _store(self, talk: Talk, resolution: str) -> None:
-        interaction = talk.interaction
+        conversation = talk.conversation
         # One INSERT for the transcript (the live path stores each message as it comes); the
         # record's writer counts them below. created_at is auto_now_add: set again at the end.
         rows = [*talk.messages, *talk.tool_calls]
@@ -454,20 +454,20 @@ class History:
         self.timestamps.extend(rows)
         if talk.usage != record.Usage() or talk.cost:
             usage = record.Usage(**{**talk.usage.__dict__, "cost": talk.cost})
-            record.add_usage(interaction.pk, usage, breakdown=talk.breakdown or None)
+            record.add_usage(conversation.pk, usage, breakdown=talk.breakdown or None)
         started = times[0]
         record.write(
-            interaction.pk,
+            conversation.pk,
             messages=len(talk.messages),
             failure="Request timed out." if any(m.failure_kind for m in talk.messages) else "",
             assign={
                 "started_at": started,
                 "last_activity_at": talk.at,
                 "ended_at": talk.at + timedelta(seconds=20),
-                "status": Interaction.Status.ABANDONED
-                if resolution == Interaction.Resolution.ABANDONED
-                else Interaction.Status.CLOSED,
-                "end_reason": "idle" if resolution == Interaction.Resolution.ABANDONED else "customer_closed",
+                "status": Conversation.Status.ABANDONED
+                if resolution == Conversation.Resolution.ABANDONED
+                else Conversation.Status.CLOSED,
+                "end_reason": "idle" if resolution == Conversation.Resolution.ABANDONED else "customer_closed",
                 "resolution": resolution,
             },
         )

@@ -33,7 +33,7 @@ from chatdesk.assistant.rate_limits import new_conversation_wait, too_many_conve
 from chatdesk.conversations import booking_cards, services
 from chatdesk.conversations.client_ip import client_ip
 from chatdesk.conversations.limits import MessageText, message_length_check
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from chatdesk.conversations.session_cookie import set_session_cookie
 
 MAX_BODY_BYTES = 16 * 1024
@@ -86,9 +86,9 @@ class SessionOut(serializers.Serializer):
     session_id = serializers.CharField(
         help_text="Send it with every message; keep it secret, it opens the conversation."
     )
-    interaction_number = serializers.CharField(help_text="The conversation's number staff see, e.g. INT-2026-00042.")
+    conversation_number = serializers.CharField(help_text="The conversation's number staff see, e.g. INT-2026-00042.")
     greeting = serializers.CharField(help_text="The assistant's first message, to show the customer.")
-    mode = serializers.ChoiceField(choices=Interaction.Mode.choices, help_text=MODE_HELP)
+    mode = serializers.ChoiceField(choices=Conversation.Mode.choices, help_text=MODE_HELP)
 
 
 MESSAGE_ID_HELP = (
@@ -142,7 +142,7 @@ class BookingCardOut(serializers.Serializer):
 
 
 class MessageOut(serializers.Serializer):
-    interaction_number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
+    conversation_number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
     reply = serializers.CharField(help_text="The assistant's answer; empty while staff have taken over (`paused`).")
     mode = serializers.CharField(help_text=MODE_HELP)
     tool_calls = ToolCallOut(many=True, help_text="The tools the assistant called this turn, in order.")
@@ -163,7 +163,7 @@ class HistoryMessageOut(serializers.Serializer):
 
 
 class HistoryOut(serializers.Serializer):
-    interaction_number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
+    conversation_number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
     status = serializers.CharField(help_text="open, closed or abandoned.")
     mode = serializers.CharField(help_text=MODE_HELP)
     messages = HistoryMessageOut(many=True, help_text="The transcript as the customer sees it, oldest first.")
@@ -172,7 +172,7 @@ class HistoryOut(serializers.Serializer):
 
 class CloseIn(serializers.Serializer):
     resolution = serializers.ChoiceField(
-        choices=Interaction.Resolution.choices,
+        choices=Conversation.Resolution.choices,
         required=False,
         allow_blank=True,
         help_text="How it ended, if the page knows; left out or empty: booked when a booking was made, else answered.",
@@ -180,8 +180,8 @@ class CloseIn(serializers.Serializer):
 
 
 class CloseOut(serializers.Serializer):
-    interaction_number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
-    status = serializers.ChoiceField(choices=Interaction.Status.choices, help_text="closed, once it is.")
+    conversation_number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, help_text="closed, once it is.")
 
 
 # The error answers the customer endpoints share (schema only).
@@ -216,17 +216,17 @@ class SessionNewAPI(ChatAPIView):
         wait = new_conversation_wait(ip=client_ip(request))
         if wait:
             raise turns.RateLimited(wait, too_many_conversations(wait))
-        interaction = turns.interaction_start(ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
+        conversation = turns.conversation_start(ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
         response = Response(
             {
-                "session_id": interaction.session_id,
-                "interaction_number": interaction.number,
-                "greeting": interaction.messages.first().text,
-                "mode": interaction.mode,
+                "session_id": conversation.session_id,
+                "conversation_number": conversation.number,
+                "greeting": conversation.messages.first().text,
+                "mode": conversation.mode,
             },
             status=201,
         )
-        set_session_cookie(response, interaction.session_id)
+        set_session_cookie(response, conversation.session_id)
         return response
 
 
@@ -239,15 +239,15 @@ class HistoryAPI(ChatAPIView):
         tags=[TAG],
     )
     def get(self, request: Request, session_id: str) -> Response:
-        interaction = services.interaction_by_session(session_id)
-        messages = services.history(interaction)
+        conversation = services.conversation_by_session(session_id)
+        messages = services.history(conversation)
         return Response(
             {
-                "interaction_number": interaction.number,
-                "status": interaction.status,
-                "mode": interaction.mode,
+                "conversation_number": conversation.number,
+                "status": conversation.status,
+                "mode": conversation.mode,
                 "messages": messages,
-                "bookings": services.booking_summaries(interaction, messages),
+                "bookings": services.booking_summaries(conversation, messages),
             }
         )
 
@@ -264,10 +264,10 @@ class CloseAPI(ChatAPIView):
     def post(self, request: Request, session_id: str) -> Response:
         data = CloseIn(data=request.data)
         data.is_valid(raise_exception=True)
-        interaction = services.interaction_close(
+        conversation = services.conversation_close(
             session_id=session_id, resolution=data.validated_data.get("resolution", "")
         )
-        return Response({"interaction_number": interaction.number, "status": interaction.status})
+        return Response({"conversation_number": conversation.number, "status": conversation.status})
 
 
 @require_POST
@@ -319,9 +319,9 @@ async def chat_message(request: HttpRequest) -> JsonResponse:
 
 def turn_payload(result: turns.TurnResult, cards: list[dict]) -> dict:
     return {
-        "interaction_number": result.interaction.number,
+        "conversation_number": result.conversation.number,
         "reply": result.reply,
-        "mode": result.interaction.mode,
+        "mode": result.conversation.mode,
         "tool_calls": [o.summary() for o in result.outcomes],
         "bookings": cards,
         "latency_ms": result.latency_ms,

@@ -9,8 +9,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
 from chatdesk.conversations import access, live
-from chatdesk.conversations.models import Interaction, Message
-from chatdesk.conversations.selectors import open_interaction_for
+from chatdesk.conversations.models import Conversation, Message
+from chatdesk.conversations.selectors import open_conversation_for
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 
 # Events a customer may see about their own conversation: what staff say and whether a
@@ -66,16 +66,16 @@ class CustomerLiveConsumer(LiveConsumer):
 
     async def connect(self) -> None:
         session_id = session_id_from_cookies(self.scope.get("cookies", {}))
-        self.interaction = await self._open_interaction(session_id)
-        if self.interaction is None:
+        self.conversation = await self._open_conversation(session_id)
+        if self.conversation is None:
             # Accept first: a close before accepting reaches the browser as a bare 1006.
             await self.accept()
             await self.close(code=4404)
             return
-        self.group = live.interaction_group(self.interaction.pk)
+        self.group = live.conversation_group(self.conversation.pk)
         await self.join(self.group)
         await self.accept()
-        await self.send_json({"type": "takeover", "taken_over": bool(self.interaction.taken_over_by_id)})
+        await self.send_json({"type": "takeover", "taken_over": bool(self.conversation.taken_over_by_id)})
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "group", None):
@@ -95,15 +95,15 @@ class CustomerLiveConsumer(LiveConsumer):
             await self.send_json({"type": "staff_message", "text": event["text"], "at": event.get("at")})
 
     @database_sync_to_async
-    def _open_interaction(self, session_id: str) -> Interaction | None:
-        return open_interaction_for(session_id).first()
+    def _open_conversation(self, session_id: str) -> Conversation | None:
+        return open_conversation_for(session_id).first()
 
 
 class StaffLiveConsumer(LiveConsumer):
     """Staff watch every open conversation's summary, and one conversation in full.
 
     The staff policy (chatdesk.conversations.access) decides, as at the staff API: connecting
-    and watching need chatdesk.view_interaction (checked again at each watch, against the
+    and watching need chatdesk.view_conversation (checked again at each watch, against the
     account as it is now, so a revoked permission stops the next watch), and every push goes
     through the member's Visibility (contact details masked, costs null, as they may see).
     """
@@ -132,25 +132,25 @@ class StaffLiveConsumer(LiveConsumer):
             await self.close(code=4403)
             return
         self.seen = seen
-        interaction_id = await self._interaction_id(str(content.get("interaction", ""))[:20])
-        if interaction_id is None:
+        conversation_id = await self._conversation_id(str(content.get("conversation", ""))[:20])
+        if conversation_id is None:
             await self.send_json({"type": "error", "message": "No such conversation."})
             return
         if self.watching:
             await self.channel_layer.group_discard(self.watching, self.channel_name)
-        self.watching = live.interaction_group(interaction_id)
+        self.watching = live.conversation_group(conversation_id)
         await self.join(self.watching)
-        await self.send_json({"type": "watching", "interaction": content.get("interaction")})
+        await self.send_json({"type": "watching", "conversation": content.get("conversation")})
 
     async def live_event(self, message: dict) -> None:
         # The monitor group carries a summary of every change (with the conversation's
         # totals); the watched conversation's group carries the full event.
         if message.get("via") == "monitor":
             summary = self.seen.present(message["summary"])
-            await self.send_json({"type": "summary", "interaction": message["interaction"], **summary})
+            await self.send_json({"type": "summary", "conversation": message["conversation"], **summary})
         else:
             event = self.seen.present(message["event"])
-            await self.send_json({"type": "event", "interaction": message["interaction"], "event": event})
+            await self.send_json({"type": "event", "conversation": message["conversation"], "event": event})
 
     @database_sync_to_async
     def _visibility(self, fresh: bool = False) -> access.Visibility | None:
@@ -164,5 +164,5 @@ class StaffLiveConsumer(LiveConsumer):
         return access.Visibility.of(user)
 
     @database_sync_to_async
-    def _interaction_id(self, number: str) -> int | None:
-        return Interaction.objects.filter(number=number).values_list("pk", flat=True).first()
+    def _conversation_id(self, number: str) -> int | None:
+        return Conversation.objects.filter(number=number).values_list("pk", flat=True).first()

@@ -24,8 +24,8 @@ from chatdesk.assistant.rate_limits import new_conversation_wait, too_many_conve
 from chatdesk.conversations import services
 from chatdesk.conversations.client_ip import client_ip
 from chatdesk.conversations.limits import MessageTooLong, message_length_check
-from chatdesk.conversations.models import Interaction
-from chatdesk.conversations.selectors import open_interaction_for
+from chatdesk.conversations.models import Conversation
+from chatdesk.conversations.selectors import open_conversation_for
 from chatdesk.conversations.session_cookie import SESSION_COOKIE, session_id_from_request, set_session_cookie
 
 # Where the no-JavaScript form returns to: the newest message (templates/chat.html). Not
@@ -38,19 +38,19 @@ SAME_MESSAGE_WAIT_SECONDS = 30
 
 
 def _page_context(session_id: str) -> dict:
-    interaction = open_interaction_for(session_id).first()
+    conversation = open_conversation_for(session_id).first()
     mode = (
-        interaction.mode
-        if interaction
-        else (Interaction.Mode.MODEL if openai_client.is_configured() else Interaction.Mode.GUIDED)
+        conversation.mode
+        if conversation
+        else (Conversation.Mode.MODEL if openai_client.is_configured() else Conversation.Mode.GUIDED)
     )
     return {
         "business_name": settings.BUSINESS_NAME,
         "business_phone": settings.BUSINESS_PHONE,
         "hours": hours_text(),
-        "interaction": interaction,
+        "conversation": conversation,
         # Each message carries the cards of its turn's bookings, in their current state.
-        "messages": services.history(interaction) if interaction else [],
+        "messages": services.history(conversation) if conversation else [],
         "greeting": turns.greeting(mode),
         "mode": mode,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
@@ -93,16 +93,16 @@ async def chat_page_send(request: HttpRequest) -> HttpResponse:
         context.update(error=error.message, draft=text)
         return render(request, "chat.html", context, status=error.http_status)
     session_id = session_id_from_request(request)
-    open_session = await open_interaction_for(session_id).aexists()
+    open_session = await open_conversation_for(session_id).aexists()
     response = redirect(NEWEST)
     if not open_session:
         wait = await sync_to_async(new_conversation_wait)(ip=client_ip(request))
         if wait:
             return await _page_with_error(request, "", text, too_many_conversations(wait), wait)
-        interaction = await services.db(
-            turns.interaction_start, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
+        conversation = await services.db(
+            turns.conversation_start, ip=client_ip(request), user_agent=request.headers.get("User-Agent", "")
         )
-        session_id = interaction.session_id
+        session_id = conversation.session_id
         set_session_cookie(response, session_id)
     message_id = request.POST.get("message_id") or ""
     try:
@@ -134,7 +134,7 @@ def chat_page_restart(request: HttpRequest) -> HttpResponse:
     session_id = session_id_from_request(request)
     if session_id:
         try:
-            services.interaction_close(session_id=session_id)
+            services.conversation_close(session_id=session_id)
         except DomainError:
             pass  # already closed or unknown: starting over is what they want anyway
     response = redirect("/")

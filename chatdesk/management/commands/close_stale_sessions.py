@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from bookings.management.base import Progress, plural, positive_int, stop_on_sigterm
-from chatdesk.conversations.retention import interactions_close_stale, stale_interactions
+from chatdesk.conversations.retention import conversations_close_stale, stale_conversations
 
 
 class Command(BaseCommand):
@@ -30,12 +30,12 @@ class Command(BaseCommand):
         minutes = options["idle_minutes"]
         idle = f"idle for more than {plural(minutes, 'minute')}"
         if options["dry_run"]:
-            count = stale_interactions(idle_minutes=minutes).count()
+            count = stale_conversations(idle_minutes=minutes).count()
             self.stdout.write(f"Would close {plural(count, 'conversation')} {idle} (dry run).")
             return
         progress = Progress(self.stdout, self.stderr, total=None, label="closed")
         with stop_on_sigterm() as stop:
-            result = interactions_close_stale(
+            result = conversations_close_stale(
                 idle_minutes=minutes, on_batch=progress.advance, should_stop=lambda: stop.requested
             )
         progress.finish()

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from bookings.management.base import Progress, day, day_window, plural, positive_int, stop_on_sigterm
 from bookings.selectors import business_tz, local_today
 from chatdesk.assistant import openai_client
-from chatdesk.assistant.replay import ReplayResult, interaction_replay, replayable_interactions
+from chatdesk.assistant.replay import ReplayResult, conversation_replay, replayable_conversations
 
 
 async def _close_client() -> None:
@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 "Replaying needs the model: set OPENAI_API_KEY (and OPENAI_BASE_URL for a proxy or a test server)."
             )
         start, end = day_window(options["since"], options["until"] or max(local_today(), options["since"]))
-        conversations = replayable_interactions(start=start, end=end)
+        conversations = replayable_conversations(start=start, end=end)
         if options["limit"]:
             conversations = conversations[: options["limit"]]
         conversations = list(conversations)
@@ -57,8 +57,8 @@ class Command(BaseCommand):
         # One event loop for the whole run keeps one HTTP connection pool to the model.
         with asyncio.Runner() as runner, stop_on_sigterm() as stop:
             try:
-                for interaction in conversations:
-                    results.append(interaction_replay(interaction, run=runner.run))
+                for conversation in conversations:
+                    results.append(conversation_replay(conversation, run=runner.run))
                     progress.advance()
                     if stop.requested:
                         stopped = True

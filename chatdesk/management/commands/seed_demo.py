@@ -11,7 +11,7 @@ from django.db import transaction
 from bookings.demo import seed_catalogue, seed_upcoming_bookings
 from bookings.management.base import Progress, plural
 from bookings.models import Booking, Service, Technician, Trade
-from chatdesk.conversations.models import Interaction
+from chatdesk.conversations.models import Conversation
 from chatdesk.management.demo_history import DAYS, seed_history
 
 # The public demo login the README prints; never a production account.
@@ -56,7 +56,7 @@ class Command(BaseCommand):
             made, skipped = (0, []) if options["no_bookings"] or Booking.objects.exists() else seed_upcoming_bookings()
             history = None
             # Once: on a record that already holds conversations (a re-run, or a tester's chats) it adds nothing.
-            if not (options["no_bookings"] or options["no_history"] or Interaction.objects.exists()):
+            if not (options["no_bookings"] or options["no_history"] or Conversation.objects.exists()):
                 progress = Progress(self.stdout, self.stderr, total=None, label="demo conversations")
                 history = seed_history(on_conversation=progress.advance)
                 progress.finish()

@@ -1,4 +1,4 @@
-"""`manage.py prune_interactions`: old conversations deleted, or kept without a trace of the customer.
+"""`manage.py prune_conversations`: old conversations deleted, or kept without a trace of the customer.
 
 Bookings are the business's record and stay whole either way.
 """
@@ -18,7 +18,7 @@ from django.db import connection
 from bookings.models import Booking, Customer
 from bookings.selectors import booking_public_dict
 from bookings.services import Actor, booking_create
-from chatdesk.conversations.models import HandoffRequest, Interaction, Message, ToolCall
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message, ToolCall
 from chatdesk.conversations.retention import REDACTED, scrub_text
 from tests.cmd_fixtures import conversation, help_text, run
 from tests.conftest import MONDAY_NOON_UTC
@@ -63,7 +63,7 @@ def dana(business):
         "customer_confirmed": True,
     }
     callback_args = {"reason": "Dana wants a price", "name": "Dana Whitfield", "phone": "416-555-0123", "urgent": False}
-    interaction = conversation(
+    conversation = conversation(
         started=NOW - timedelta(days=100),
         status="closed",
         resolution="booked",
@@ -105,12 +105,12 @@ def dana(business):
         ],
     )
     HandoffRequest.objects.create(
-        interaction=interaction,
+        conversation=conversation,
         reason="Dana wants a price",
         contact_name="Dana Whitfield",
         contact_phone="+14165550123",
     )
-    return interaction
+    return conversation
 
 
 @pytest.fixture
@@ -142,19 +142,19 @@ def rows_mentioning(text: str, exclude: tuple[int, ...] = ()) -> list[str]:
 
 
 def test_it_deletes_old_conversations_with_their_messages_and_tool_calls(dana, recent, old_but_open):
-    output = run("prune_interactions", "--older-than-days", "90", "--yes")
+    output = run("prune_conversations", "--older-than-days", "90", "--yes")
     assert "Deleted 1 conversation older than 90 days." in output
-    assert not Interaction.objects.filter(pk=dana.pk).exists()
-    assert not Message.objects.filter(interaction_id=dana.pk).exists()
-    assert not ToolCall.objects.filter(interaction_id=dana.pk).exists()
+    assert not Conversation.objects.filter(pk=dana.pk).exists()
+    assert not Message.objects.filter(conversation_id=dana.pk).exists()
+    assert not ToolCall.objects.filter(conversation_id=dana.pk).exists()
     assert not HandoffRequest.objects.exists()
     # What is not old, or still open, stays.
-    assert set(Interaction.objects.values_list("pk", flat=True)) == {recent.pk, old_but_open.pk}
+    assert set(Conversation.objects.values_list("pk", flat=True)) == {recent.pk, old_but_open.pk}
 
 
 def test_deleting_keeps_the_booking_and_its_customer(dana):
     booking = Booking.objects.get()
-    run("prune_interactions", "--older-than-days", "90", "--yes")
+    run("prune_conversations", "--older-than-days", "90", "--yes")
     kept = Booking.objects.select_related("customer").get(pk=booking.pk)
     assert kept.customer.phone == "+14165550123"
     assert kept.address == "12 Elm St, Toronto"
@@ -167,7 +167,7 @@ def test_deleting_keeps_the_booking_and_its_customer(dana):
 def test_anonymizing_leaves_no_trace_of_the_customer_in_the_conversation(dana, recent, old_but_open):
     before = [rows_mentioning(value, exclude=(recent.pk, old_but_open.pk)) for value in PII]
     assert all(before)  # the search does find them while they are there
-    output = run("prune_interactions", "--older-than-days", "90", "--anonymize", "--yes")
+    output = run("prune_conversations", "--older-than-days", "90", "--anonymize", "--yes")
     assert "Anonymized 1 conversation older than 90 days." in output
     for value in PII:
         assert rows_mentioning(value, exclude=(recent.pk, old_but_open.pk)) == [], value
@@ -175,24 +175,24 @@ def test_anonymizing_leaves_no_trace_of_the_customer_in_the_conversation(dana, r
 
 def test_anonymizing_keeps_the_rows_metrics_and_outcomes(dana):
     booking = Booking.objects.get()
-    run("prune_interactions", "--older-than-days", "90", "--anonymize", "--yes")
-    interaction = Interaction.objects.get(pk=dana.pk)
-    assert (interaction.status, interaction.resolution, interaction.booking_count) == ("closed", "booked", 1)
-    assert (interaction.input_tokens, interaction.output_tokens, interaction.cost_usd) == (
+    run("prune_conversations", "--older-than-days", "90", "--anonymize", "--yes")
+    conversation = Conversation.objects.get(pk=dana.pk)
+    assert (conversation.status, conversation.resolution, conversation.booking_count) == ("closed", "booked", 1)
+    assert (conversation.input_tokens, conversation.output_tokens, conversation.cost_usd) == (
         1200,
         80,
         Decimal("0.000160"),
     )
-    assert (interaction.message_count, interaction.started_at) == (dana.message_count, dana.started_at)
-    assert interaction.customer is None
-    assert (interaction.client_ip_hash, interaction.user_agent) == ("", "")
-    assert (interaction.model_items, interaction.guided_state) == ([], {})
-    assert list(interaction.messages.values_list("role", "text")) == [
+    assert (conversation.message_count, conversation.started_at) == (dana.message_count, dana.started_at)
+    assert conversation.customer is None
+    assert (conversation.client_ip_hash, conversation.user_agent) == ("", "")
+    assert (conversation.model_items, conversation.guided_state) == ([], {})
+    assert list(conversation.messages.values_list("role", "text")) == [
         ("assistant", REDACTED),
         ("customer", REDACTED),
         ("assistant", REDACTED),
     ]
-    calls = list(interaction.tool_calls.order_by("id"))
+    calls = list(conversation.tool_calls.order_by("id"))
     assert [c.name for c in calls] == ["create_booking", "request_human", "get_booking_info"]
     assert [c.error for c in calls] == ["", "", "booking_not_found"]
     assert calls[0].booking_id == booking.pk
@@ -213,16 +213,16 @@ def test_anonymizing_keeps_the_rows_metrics_and_outcomes(dana):
 
 def test_anonymizing_keeps_the_booking_whole(dana):
     booking = Booking.objects.get()
-    run("prune_interactions", "--older-than-days", "90", "--anonymize", "--yes")
+    run("prune_conversations", "--older-than-days", "90", "--anonymize", "--yes")
     assert Customer.objects.get(pk=booking.customer_id).name == "Dana Whitfield"
     assert Booking.objects.get(pk=booking.pk).notes == "Dana's furnace bangs"
 
 
 def test_anonymizing_again_finds_nothing_to_do(dana):
-    run("prune_interactions", "--older-than-days", "90", "--anonymize", "--yes")
-    assert "Nothing to anonymize" in run("prune_interactions", "--older-than-days", "90", "--anonymize", "--yes")
+    run("prune_conversations", "--older-than-days", "90", "--anonymize", "--yes")
+    assert "Nothing to anonymize" in run("prune_conversations", "--older-than-days", "90", "--anonymize", "--yes")
     assert "Would anonymize 0 conversations" in run(
-        "prune_interactions", "--older-than-days", "90", "--anonymize", "--dry-run"
+        "prune_conversations", "--older-than-days", "90", "--anonymize", "--dry-run"
     )
 
 
@@ -244,30 +244,30 @@ def test_it_works_through_many_conversations_in_batches(business, monkeypatch, a
             messages=[("customer", f"call 416-555-010{index}")],
         )
     args = ["--older-than-days", "90", "--yes", *(["--anonymize"] if anonymize else [])]
-    assert "d 5 conversations" in run("prune_interactions", *args)
+    assert "d 5 conversations" in run("prune_conversations", *args)
     if anonymize:
         assert set(Message.objects.values_list("text", flat=True)) == {REDACTED}
     else:
-        assert not Interaction.objects.exists()
+        assert not Conversation.objects.exists()
 
 
 # --- safety --------------------------------------------------------------------------------------
 
 
 def test_a_dry_run_counts_and_changes_nothing(dana, recent):
-    output = run("prune_interactions", "--older-than-days", "90", "--dry-run")
+    output = run("prune_conversations", "--older-than-days", "90", "--dry-run")
     assert (
         "Would delete 1 conversation older than 90 days, with 3 messages, 3 tool calls and 1 callback request" in output
     )
-    assert Interaction.objects.count() == 2
+    assert Conversation.objects.count() == 2
     assert Message.objects.filter(text=REDACTED).count() == 0
 
 
 def test_without_yes_and_without_a_terminal_it_refuses(dana, monkeypatch):
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False, raising=False)
     with pytest.raises(CommandError, match="Pass --yes"):
-        run("prune_interactions", "--older-than-days", "90")
-    assert Interaction.objects.filter(pk=dana.pk).exists()
+        run("prune_conversations", "--older-than-days", "90")
+    assert Conversation.objects.filter(pk=dana.pk).exists()
 
 
 @pytest.mark.parametrize(("answer", "deleted"), [("yes", True), ("no", False), ("", False)])
@@ -276,26 +276,26 @@ def test_on_a_terminal_it_asks_first(dana, monkeypatch, answer, deleted):
     questions = []
     monkeypatch.setattr(builtins, "input", lambda prompt: questions.append(prompt) or answer)
     if deleted:
-        run("prune_interactions", "--older-than-days", "90")
+        run("prune_conversations", "--older-than-days", "90")
     else:
         with pytest.raises(CommandError, match="Cancelled; nothing was changed"):
-            run("prune_interactions", "--older-than-days", "90")
+            run("prune_conversations", "--older-than-days", "90")
     assert "delete 1 conversation older than 90 days" in questions[0]
-    assert Interaction.objects.filter(pk=dana.pk).exists() is not deleted
+    assert Conversation.objects.filter(pk=dana.pk).exists() is not deleted
 
 
 def test_nothing_to_do_needs_no_confirmation(recent):
-    assert "Nothing to delete" in run("prune_interactions", "--older-than-days", "90")
+    assert "Nothing to delete" in run("prune_conversations", "--older-than-days", "90")
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "ninety"])
 def test_it_explains_a_bad_retention_period(value):
     with pytest.raises(CommandError, match="--older-than-days"):
-        run("prune_interactions", "--older-than-days", value, "--yes")
+        run("prune_conversations", "--older-than-days", value, "--yes")
 
 
 def test_help_explains_the_policy():
-    text = help_text("prune_interactions")
+    text = help_text("prune_conversations")
     assert "--anonymize" in text
     assert "Bookings are never touched" in text
     assert "--yes" in text
