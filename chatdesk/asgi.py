@@ -3,6 +3,7 @@
 WebSockets: the voice call relay (voice.routing) and the live updates for customers and
 staff (chatdesk.web.routing). The Origin (scheme, host and port) is checked before any consumer
 runs (chatdesk.websocket_origin); the auth stack gives consumers the cookies and the staff user.
+Static files (collectstatic's output) are answered in front of both (chatdesk.static_files).
 """
 
 import os
@@ -19,17 +20,21 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chatdesk.request_ids import RequestIdMiddleware  # noqa: E402
+from chatdesk.static_files import StaticFiles  # noqa: E402
 from chatdesk.web.routing import websocket_urlpatterns as live_routes  # noqa: E402
 from chatdesk.websocket_origin import SameOriginValidator  # noqa: E402
 from voice.routing import websocket_urlpatterns as voice_routes  # noqa: E402
 
-# Every HTTP request and WebSocket connection gets a request id for its log lines (and HTTP
-# responses echo it in X-Request-ID).
-application = RequestIdMiddleware(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
-        }
+# collectstatic's output under /static/ for servers that serve no files (chatdesk/static_files.py);
+# every other request goes straight to Django or Channels, with a request id for its log lines
+# (HTTP responses echo it in X-Request-ID; chatdesk/request_ids.py).
+application = StaticFiles(
+    RequestIdMiddleware(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
+            }
+        )
     )
 )

@@ -243,7 +243,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# Where `manage.py collectstatic` writes. nginx serves it at /static/ in the production recipe
+# (deploy/), and the app serves it too (WhiteNoise, chatdesk/static_files.py) behind any other proxy.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "var" / "staticfiles")
 
 # --- Security -------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
@@ -256,11 +258,12 @@ if not SECURE_HSTS_PRELOAD:
     # Preloading is a one-way commitment (browsers hard-code HTTPS for the domain and every
     # subdomain for months), so the operator opts in; until then its deploy warning is noise.
     SILENCED_SYSTEM_CHECKS.append("security.W021")
+# Probes talk to a worker directly over plain HTTP (deploy/rolling-restart.sh), and so may a
+# Prometheus on the private network or loopback (/metrics; its token is sent on the first
+# request either way): a redirect to HTTPS would hide the answer.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if os.environ.get("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
-# A scraper on the private network or loopback talks plain HTTP to a worker: a redirect to
-# https would only fail its scrape (the token is sent on the first request either way).
-SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # CSP.NONCE is replaced by the request's nonce only on pages that use it (the API docs'

@@ -1,10 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 import voice.views
 from bookings import identifiers  # noqa: F401 (registers the `ident` path converter)
-from chatdesk import metrics_view
+from chatdesk import health, metrics_view
 from chatdesk.backoffice import calendar_feeds, staff_api, staff_live
 from chatdesk.openapi import DocsView
 from chatdesk.web import api, views
@@ -17,6 +18,9 @@ admin.site.site_header = "Chatdesk"
 admin.site.site_title = "Chatdesk staff"
 
 urlpatterns = [
+    # Probes for nginx, systemd scripts and load balancers (chatdesk/health.py).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("", views.chat_page, name="chat"),
     path("send", views.chat_page_send, name="chat-send"),
     path("restart", views.chat_page_restart, name="chat-restart"),
@@ -38,6 +42,11 @@ urlpatterns = [
     path("api/v1/chat/analytics", staff_api.AnalyticsAPI.as_view(), name="chat-analytics"),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("api/docs/", DocsView.as_view(url_name="schema", permission_classes=[]), name="api-docs"),
+    # Staff bookmarks from before issue 10 renamed the model (Interaction -> Conversation).
+    re_path(
+        r"^admin/chatdesk/interaction/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/chatdesk/conversation/%(rest)s", permanent=True, query_string=True),
+    ),
     path("admin/", admin.site.urls),
     # The operator's Prometheus scrape: a 404 without METRICS_TOKEN (chatdesk/metrics_view.py).
     path("metrics", metrics_view.metrics, name="metrics"),

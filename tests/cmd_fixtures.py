@@ -14,7 +14,7 @@ from chatdesk.conversations.models import Conversation, Message, ToolCall
 _numbers = itertools.count(1)
 
 
-def conversation(
+def stored_conversation(
     *,
     started: datetime,
     minutes: float = 5,

@@ -29,7 +29,7 @@ DESKTOP = {"width": 1280, "height": 900}
 
 
 @pytest.fixture
-def conversation(business) -> dict:
+def transcript(business) -> dict:
     """A booked conversation with a refused call, a long tool result, a handoff and a staff reply."""
     conversation = converse(business, tool_error=True, handoff=True, urgent=True)
     customer_says(conversation, "Thanks! Will the technician call before coming?")
@@ -45,7 +45,7 @@ def conversation(business) -> dict:
 
 
 @pytest.fixture
-def month(business, conversation) -> None:
+def month(business, transcript) -> None:
     """Thirty days of conversations, replies and bookings, and a full day of visits today."""
     rng = random.Random(7)
     tz = business_tz()
@@ -125,9 +125,9 @@ def log_in(browser: Browser, live_server, *, dark: bool = False) -> tuple[Page, 
     return page, problems
 
 
-def test_transcript_reads_as_a_conversation(live_server, admin_user, conversation, chromium):
+def test_transcript_reads_as_a_conversation(live_server, admin_user, transcript, chromium):
     page, problems = log_in(chromium, live_server)
-    page.goto(live_server.url + conversation["url"])
+    page.goto(live_server.url + transcript["url"])
 
     expect(page.locator(".chat-row.from-customer .bubble").first).to_be_visible()
     expect(page.locator(".chat-row.from-assistant .bubble").first).to_be_visible()

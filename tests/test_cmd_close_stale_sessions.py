@@ -14,7 +14,7 @@ from django.core.management import CommandError
 
 from chatdesk.conversations.live import MONITOR_GROUP
 from chatdesk.conversations.models import Conversation
-from tests.cmd_fixtures import conversation, help_text, run
+from tests.cmd_fixtures import help_text, run, stored_conversation
 from tests.conftest import MONDAY_NOON_UTC
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def frozen(time_machine):
 
 def idle_for(minutes: int, *, length: int = 4, **fields) -> Conversation:
     """A conversation whose last activity was `minutes` ago, after `length` minutes of chat."""
-    return conversation(started=NOW - timedelta(minutes=minutes + length), minutes=length, **fields)
+    return stored_conversation(started=NOW - timedelta(minutes=minutes + length), minutes=length, **fields)
 
 
 def test_it_closes_idle_conversations_as_abandoned_at_their_last_activity():

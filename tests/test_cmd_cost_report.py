@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.management import CommandError
 
-from tests.cmd_fixtures import conversation, help_text, run
+from tests.cmd_fixtures import help_text, run, stored_conversation
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def local(text: str) -> datetime:
 @pytest.fixture
 def november():
     """Four conversations in November (Toronto) and two just outside it."""
-    conversation(
+    stored_conversation(
         started=local("2026-11-02 10:00"),
         input_tokens=1000,
         cached_input_tokens=400,
@@ -34,8 +34,10 @@ def november():
         cost_usd=Decimal("0.000150"),
     )
     # 23:30 in Toronto is already the 3rd in UTC: it still counts for the 2nd.
-    conversation(started=local("2026-11-02 23:30"), input_tokens=2000, output_tokens=100, cost_usd=Decimal("0.000250"))
-    conversation(
+    stored_conversation(
+        started=local("2026-11-02 23:30"), input_tokens=2000, output_tokens=100, cost_usd=Decimal("0.000250")
+    )
+    stored_conversation(
         started=local("2026-11-03 09:00"),
         channel="voice",
         model="gpt-realtime-2.1-mini",
@@ -45,10 +47,10 @@ def november():
         audio_output_tokens=800,
         cost_usd=Decimal("0.021000"),
     )
-    conversation(started=local("2026-11-03 12:00"), model="", mode="guided")
+    stored_conversation(started=local("2026-11-03 12:00"), model="", mode="guided")
     # Outside: Oct 31 local (Nov 1 in UTC), and Dec 1 local.
-    conversation(started=local("2026-10-31 23:30"), input_tokens=9, cost_usd=Decimal("9"))
-    conversation(started=local("2026-12-01 00:10"), input_tokens=9, cost_usd=Decimal("9"))
+    stored_conversation(started=local("2026-10-31 23:30"), input_tokens=9, cost_usd=Decimal("9"))
+    stored_conversation(started=local("2026-12-01 00:10"), input_tokens=9, cost_usd=Decimal("9"))
 
 
 def report(*args: str) -> list[dict]:

@@ -18,7 +18,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from chatdesk.conversations import reports
-from tests.cmd_fixtures import conversation, help_text, run
+from tests.cmd_fixtures import help_text, run, stored_conversation
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def stored():
     made = []
     for index in range(5):
         made.append(
-            conversation(
+            stored_conversation(
                 started=first + timedelta(days=index),
                 messages=[
                     ("assistant", "Hi! How can I help?"),
@@ -47,7 +47,7 @@ def stored():
                 ],
             )
         )
-    conversation(started=datetime(2026, 12, 1, 9, 0, tzinfo=TORONTO), messages=[("customer", "December")])
+    stored_conversation(started=datetime(2026, 12, 1, 9, 0, tzinfo=TORONTO), messages=[("customer", "December")])
     return made
 
 
@@ -230,7 +230,7 @@ def test_a_reader_that_stops_early_ends_the_export_quietly(tmp_path):
 
 @pytest.fixture
 def with_contact_details():
-    return conversation(
+    return stored_conversation(
         started=datetime(2026, 11, 3, 9, 0, tzinfo=TORONTO),
         messages=[("customer", "Call me at 416-555-0142 or dana@example.com")],
         tool_calls=[

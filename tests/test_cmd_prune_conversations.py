@@ -20,7 +20,7 @@ from bookings.selectors import booking_public_dict
 from bookings.services import Actor, booking_create
 from chatdesk.conversations.models import Conversation, HandoffRequest, Message, ToolCall
 from chatdesk.conversations.retention import REDACTED, scrub_text
-from tests.cmd_fixtures import conversation, help_text, run
+from tests.cmd_fixtures import help_text, run, stored_conversation
 from tests.conftest import MONDAY_NOON_UTC
 from tests.test_booking_services import TUESDAY, at
 
@@ -63,7 +63,7 @@ def dana(business):
         "customer_confirmed": True,
     }
     callback_args = {"reason": "Dana wants a price", "name": "Dana Whitfield", "phone": "416-555-0123", "urgent": False}
-    conversation = conversation(
+    conversation = stored_conversation(
         started=NOW - timedelta(days=100),
         status="closed",
         resolution="booked",
@@ -115,14 +115,14 @@ def dana(business):
 
 @pytest.fixture
 def recent(business):
-    return conversation(
+    return stored_conversation(
         started=NOW - timedelta(days=2), status="closed", messages=[("customer", "Is Dana Whitfield booked?")]
     )
 
 
 @pytest.fixture
 def old_but_open(business):
-    return conversation(started=NOW - timedelta(days=200), messages=[("customer", "still typing, Dana")])
+    return stored_conversation(started=NOW - timedelta(days=200), messages=[("customer", "still typing, Dana")])
 
 
 def rows_mentioning(text: str, exclude: tuple[int, ...] = ()) -> list[str]:
@@ -238,7 +238,7 @@ def test_it_works_through_many_conversations_in_batches(business, monkeypatch, a
 
     monkeypatch.setattr(retention, "BATCH_SIZE", 2)
     for index in range(5):
-        conversation(
+        stored_conversation(
             started=NOW - timedelta(days=100 + index),
             status="closed",
             messages=[("customer", f"call 416-555-010{index}")],

@@ -16,7 +16,7 @@ from django.core.management import CommandError
 from bookings.models import Booking, BookingEvent, YearlyCounter
 from chatdesk.conversations.models import Conversation, ToolCall
 from chatdesk.conversations.retention import REDACTED
-from tests.cmd_fixtures import conversation, help_text, run
+from tests.cmd_fixtures import help_text, run, stored_conversation
 from tests.conftest import MONDAY_NOON_UTC
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 
@@ -55,7 +55,7 @@ def model(fake_openai, settings):
 
 def stored_booking_conversation(started: datetime = LAST_MONDAY, **fields) -> Conversation:
     """Dana asked for a visit tomorrow at 10 and booked it: three tool calls, one booking."""
-    return conversation(
+    return stored_conversation(
         started=started,
         status="closed",
         resolution="booked",
@@ -168,10 +168,10 @@ def test_a_model_failure_is_reported_for_that_conversation(business, model):
 
 def test_it_only_replays_text_conversations_the_model_answered(business, model):
     stored_booking_conversation()
-    conversation(started=LAST_MONDAY, channel="voice", messages=[("customer", "hello by voice")])
-    conversation(started=LAST_MONDAY, model="", mode="guided", messages=[("customer", "1")])
-    conversation(started=LAST_MONDAY, messages=[("customer", REDACTED)])
-    conversation(started=LAST_MONDAY - timedelta(days=3), messages=[("customer", "too early")])
+    stored_conversation(started=LAST_MONDAY, channel="voice", messages=[("customer", "hello by voice")])
+    stored_conversation(started=LAST_MONDAY, model="", mode="guided", messages=[("customer", "1")])
+    stored_conversation(started=LAST_MONDAY, messages=[("customer", REDACTED)])
+    stored_conversation(started=LAST_MONDAY - timedelta(days=3), messages=[("customer", "too early")])
     script_other_decisions(model)
     output = run("replay_conversations", "--since", "2026-11-09")
     assert "Replayed 1 conversation" in output

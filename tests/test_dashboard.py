@@ -38,7 +38,7 @@ def local(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=business_tz())
 
 
-def conversation(at: datetime, *, channel: str = "chat", booked: bool = False, cost: str = "0.01") -> Conversation:
+def conversation_at(at: datetime, *, channel: str = "chat", booked: bool = False, cost: str = "0.01") -> Conversation:
     conversation = Conversation.objects.create(
         number=f"INT-2026-{next(NUMBERS):05d}",
         channel=channel,
@@ -85,14 +85,14 @@ def weekend(business, time_machine):
     0.02; voice 0.50 each. Handoffs: two waiting (one urgent), one handled.
     """
     time_machine.move_to(MONDAY_NOON_UTC, tick=False)
-    sat = [conversation(local(SAT, 9 + i), booked=i == 0) for i in range(4)]
+    sat = [conversation_at(local(SAT, 9 + i), booked=i == 0) for i in range(4)]
     for latency, hour in zip([100, 200, 300, 400, 1000], range(9, 14), strict=True):
         reply(sat[0], local(SAT, hour, 5), latency)
     reply(sat[1], local(SAT, 9, 1), None)  # the greeting: no latency
-    sun = [conversation(local(SUN, 10 + i), channel="voice", booked=True, cost="0.50") for i in range(2)]
+    sun = [conversation_at(local(SUN, 10 + i), channel="voice", booked=True, cost="0.50") for i in range(2)]
     reply(sun[0], local(SUN, 10, 2), 500, channel="voice")
-    conversation(local(SUN, 23, 30), cost="0.02")  # 04:30 UTC on Monday
-    conversation(local(date(2026, 11, 13), 23, 59))  # Friday: outside the range
+    conversation_at(local(SUN, 23, 30), cost="0.02")  # 04:30 UTC on Monday
+    conversation_at(local(date(2026, 11, 13), 23, 59))  # Friday: outside the range
     booking_made(business, local(SAT, 10), "chat", day_offset=0)  # a visit today
     booking_made(business, local(SUN, 10), "voice")
     booking_made(business, local(SUN, 11), "voice")
@@ -274,7 +274,7 @@ def test_dashboard_page_queries_do_not_grow_with_the_data_or_the_range(admin_cli
 
     empty = queries({})
     for i in range(20):
-        conversation = conversation(local(SUN, 8) - timedelta(hours=i * 7), booked=i % 2 == 0)
+        conversation = conversation_at(local(SUN, 8) - timedelta(hours=i * 7), booked=i % 2 == 0)
         reply(conversation, local(SUN, 8) - timedelta(hours=i * 7), 100 * i)
     booking_made(business, local(SUN, 9), "chat", day_offset=0)
     assert queries({}) == empty

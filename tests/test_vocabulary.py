@@ -1,7 +1,8 @@
 """One vocabulary (issue 10 item 7): technician, conversation, and one set of channel names.
 
-Pins the words people see (admin labels) and the migrations that moved the code to them
-without moving the data: the Employee -> Technician rename keeps its table and columns.
+Pins the words people see (admin labels), the words in the code, and the migrations that moved
+the code to them without moving the data: the Employee -> Technician and Interaction ->
+Conversation renames keep their tables and columns.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 import re
 from datetime import datetime
 from io import StringIO
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,12 +22,14 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django.urls import reverse
 
 from bookings.models import ActorKind, Booking, BookingEvent, Channel, Technician
 from bookings.services import Actor, booking_create
-from chatdesk.conversations.models import Interaction, Message
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message, ToolCall
 from tests.conftest import MONDAY_NOON_UTC
+from tests.staff import staff_groups
 from tests.test_conversation_admin import converse
 
 pytestmark = pytest.mark.django_db
@@ -154,36 +158,174 @@ def test_the_rename_renames_the_content_type_when_contenttypes_did_not(django_us
         ContentType.objects.clear_cache()
 
 
+# --- Conversation, not interaction -----------------------------------------------------------
+
+CONVERSATION_MIGRATION = importlib.import_module("chatdesk.migrations.0011_interaction_becomes_conversation")
+
+
+def test_the_conversation_rename_moves_no_data():
+    # State-only: not one statement touches a table (the only operation left is the Python one
+    # that renames the content type and the permission codenames).
+    assert sql_statements("chatdesk", "0011_interaction_becomes_conversation") == []
+    assert Conversation._meta.db_table == "chatdesk_interaction"
+    for model in (Message, ToolCall, HandoffRequest):
+        assert model._meta.get_field("conversation").column == "interaction_id"
+
+
+def test_staff_keep_their_conversation_permissions_through_the_rename(django_user_model):
+    conversation_type = ContentType.objects.get_for_model(Conversation)
+    try:
+        # As a database migrated up to 0010 holds them: the content type and codenames of old.
+        ContentType.objects.filter(pk=conversation_type.pk).update(model="interaction")
+        for permission in Permission.objects.filter(content_type=conversation_type, codename__endswith="_conversation"):
+            permission.codename = permission.codename.replace("_conversation", "_interaction")
+            permission.save()
+        dispatchers = Group.objects.create(name="Night dispatch")
+        dispatchers.permissions.add(
+            *Permission.objects.filter(codename__in=["view_interaction", "take_over_interaction"])
+        )
+        clerk = django_user_model.objects.create_user("clerk", is_staff=True)
+        clerk.user_permissions.add(Permission.objects.get(codename="change_interaction"))
+
+        with connection.schema_editor() as editor:
+            CONVERSATION_MIGRATION.forwards(django_apps, editor)
+
+        ContentType.objects.clear_cache()
+        assert ContentType.objects.get(pk=conversation_type.pk).model == "conversation"
+        assert not Permission.objects.filter(codename__endswith="_interaction").exists()
+        assert set(dispatchers.permissions.values_list("codename", flat=True)) == {
+            "view_conversation",
+            "take_over_conversation",
+        }
+        clerk = django_user_model.objects.get(pk=clerk.pk)  # a fresh permission cache
+        assert clerk.has_perm("chatdesk.change_conversation")
+        assert not clerk.has_perm("chatdesk.view_conversation")
+
+        # And back: a rollback to 0010 leaves what 0010's code expects.
+        with connection.schema_editor() as editor:
+            CONVERSATION_MIGRATION.backwards(django_apps, editor)
+        assert ContentType.objects.get(pk=conversation_type.pk).model == "interaction"
+        assert set(dispatchers.permissions.values_list("codename", flat=True)) == {
+            "view_interaction",
+            "take_over_interaction",
+        }
+        with connection.schema_editor() as editor:
+            CONVERSATION_MIGRATION.forwards(django_apps, editor)
+    finally:
+        ContentType.objects.clear_cache()
+
+
+def test_holders_of_a_stale_old_permission_get_the_new_one():
+    # After a rollback to 0010 and a migrate forward, post_migrate has made the new content type
+    # and permissions beside the old ones: the old ones' holders must not lose their access.
+    try:
+        stale_type = ContentType.objects.create(app_label="chatdesk", model="interaction")
+        stale = Permission.objects.create(content_type=stale_type, codename="take_over_interaction", name="x")
+        night = Group.objects.create(name="Night desk")
+        night.permissions.add(stale)
+
+        with connection.schema_editor() as editor:
+            CONVERSATION_MIGRATION.forwards(django_apps, editor)
+
+        assert list(night.permissions.values_list("codename", flat=True)) == ["take_over_conversation"]
+        assert not Permission.objects.filter(codename__endswith="_interaction").exists()
+    finally:
+        ContentType.objects.clear_cache()
+
+
+def test_the_groups_hold_the_new_codenames_after_the_migrations():
+    groups = staff_groups()  # the migrations' own functions, 0003 to 0011, as migrate runs them
+    owner = set(groups["Owner"].permissions.values_list("codename", flat=True))
+    dispatcher = set(groups["Dispatcher"].permissions.values_list("codename", flat=True))
+    assert {"view_conversation", "change_conversation", "take_over_conversation"} <= owner
+    assert {"view_conversation", "take_over_conversation"} <= dispatcher
+    assert not {c for c in owner | dispatcher if c.endswith("_interaction")}
+
+
+def test_the_code_says_conversation():
+    # The old word survives only where it names something outside the code's vocabulary: the
+    # database (table, column, index and constraint names), the migrations that are history,
+    # and the compatibility names kept for clients and operators (interaction_number in the
+    # chat API, the prune_interactions command, the old admin URLs).
+    allowed = re.compile(
+        r"chatdesk_interaction(?![_a-z])|interaction_id\b|interaction_open_activity|tool_call_once_per_interaction"
+        r"|interaction_number|prune_interactions|admin/chatdesk/interaction/|renamed the model \(Interaction"
+    )
+    root = Path(__file__).resolve().parent.parent
+    offenders = []
+    for folder in ("chatdesk", "bookings", "voice", "templates", "static", "bench"):
+        for path in (root / folder).rglob("*"):
+            if path.suffix not in {".py", ".html", ".js", ".css"} or "migrations" in path.parts:
+                continue
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if "nteraction" in allowed.sub("", line):
+                    offenders.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_clients_written_for_the_old_name_keep_working(client, business):
+    started = client.post("/api/v1/chat/session/new", content_type="application/json").json()
+    assert started["conversation_number"].startswith("INT-")
+    assert started["interaction_number"] == started["conversation_number"]
+    history = client.get(f"/api/v1/chat/session/{started['session_id']}/history").json()
+    assert history["interaction_number"] == history["conversation_number"] == started["conversation_number"]
+    schema = client.get("/api/schema/?format=json").json()["components"]["schemas"]
+    assert "Deprecated" in schema["SessionOut"]["properties"]["interaction_number"]["description"]
+
+
+def test_staff_bookmarks_and_crontabs_from_before_the_rename_keep_working(admin_client, business):
+    conversation = Conversation.objects.create(number="INT-2026-00977")
+    old = admin_client.get(f"/admin/chatdesk/interaction/{conversation.pk}/change/?_changelist_filters=status%3Dopen")
+    assert old.status_code == 301
+    assert old["Location"] == (
+        f"/admin/chatdesk/conversation/{conversation.pk}/change/?_changelist_filters=status%3Dopen"
+    )
+    assert admin_client.get(old["Location"]).status_code == 200
+    assert admin_client.get("/admin/chatdesk/interaction/").headers["Location"] == "/admin/chatdesk/conversation/"
+
+    err, out = StringIO(), StringIO()
+    call_command("prune_interactions", "--older-than-days", "90", "--dry-run", stdout=out, stderr=err)
+    assert "now called prune_conversations" in err.getvalue()
+    dry = StringIO()
+    call_command("prune_conversations", "--older-than-days", "90", "--dry-run", stdout=dry)
+    assert out.getvalue() == dry.getvalue()
+
+
 # --- One set of channel names ----------------------------------------------------------------
 
 CHANNEL_MIGRATION = importlib.import_module("chatdesk.migrations.0010_one_vocabulary")
 
 
+def apps_at(app: str, migration: str):
+    """The models as they were right after `migration` (0010 knows the model as Interaction)."""
+    return MigrationLoader(connection).project_state((app, migration)).apps
+
+
 def test_a_conversation_channel_is_a_booking_channel_of_the_same_name():
-    assert dict(Interaction.ChannelKind.choices) == {"chat": "Chat", "voice": "Voice"}
+    assert dict(Conversation.ChannelKind.choices) == {"chat": "Chat", "voice": "Voice"}
     booking_channels = dict(Channel.choices)
-    for value, label in Interaction.ChannelKind.choices:
+    for value, label in Conversation.ChannelKind.choices:
         assert booking_channels[value] == label
-    assert Interaction().channel == Message().channel == Channel.CHAT
+    assert Conversation().channel == Message().channel == Channel.CHAT
 
 
 def test_the_channel_migration_converts_text_rows_to_chat_and_back():
-    typed = Interaction.objects.create(number="INT-2026-00901")
-    called = Interaction.objects.create(number="INT-2026-00902", channel=Interaction.ChannelKind.VOICE)
-    said = Message.objects.create(interaction=typed, role=Message.Role.CUSTOMER, text="hi")
-    spoke = Message.objects.create(interaction=called, role=Message.Role.CUSTOMER, text="hi", channel="voice")
+    typed = Conversation.objects.create(number="INT-2026-00901")
+    called = Conversation.objects.create(number="INT-2026-00902", channel=Conversation.ChannelKind.VOICE)
+    said = Message.objects.create(conversation=typed, role=Message.Role.CUSTOMER, text="hi")
+    spoke = Message.objects.create(conversation=called, role=Message.Role.CUSTOMER, text="hi", channel="voice")
     # Rows as they were stored before the vocabulary was made one.
-    Interaction.objects.filter(pk=typed.pk).update(channel="text")
+    Conversation.objects.filter(pk=typed.pk).update(channel="text")
     Message.objects.filter(pk=said.pk).update(channel="text")
 
     with connection.schema_editor() as editor:
-        CHANNEL_MIGRATION.forwards(django_apps, editor)
-    assert dict(Interaction.objects.values_list("pk", "channel")) == {typed.pk: "chat", called.pk: "voice"}
+        CHANNEL_MIGRATION.forwards(apps_at("chatdesk", "0010_one_vocabulary"), editor)
+    assert dict(Conversation.objects.values_list("pk", "channel")) == {typed.pk: "chat", called.pk: "voice"}
     assert dict(Message.objects.values_list("pk", "channel")) == {said.pk: "chat", spoke.pk: "voice"}
 
     with connection.schema_editor() as editor:
-        CHANNEL_MIGRATION.backwards(django_apps, editor)
-    assert dict(Interaction.objects.values_list("pk", "channel")) == {typed.pk: "text", called.pk: "voice"}
+        CHANNEL_MIGRATION.backwards(apps_at("chatdesk", "0010_one_vocabulary"), editor)
+    assert dict(Conversation.objects.values_list("pk", "channel")) == {typed.pk: "text", called.pk: "voice"}
     assert dict(Message.objects.values_list("pk", "channel")) == {said.pk: "text", spoke.pk: "voice"}
 
 
@@ -205,9 +347,9 @@ def test_staff_pages_say_technician_and_conversation(admin_client, business):
     assert "Technicians" in index and "Conversations" in index
     pages = {
         "index": index,
-        "conversations": visible_text(admin_client.get(reverse("admin:chatdesk_interaction_changelist"))),
+        "conversations": visible_text(admin_client.get(reverse("admin:chatdesk_conversation_changelist"))),
         "conversation": visible_text(
-            admin_client.get(reverse("admin:chatdesk_interaction_change", args=[conversation.pk]))
+            admin_client.get(reverse("admin:chatdesk_conversation_change", args=[conversation.pk]))
         ),
         "handoffs": visible_text(admin_client.get(reverse("admin:chatdesk_handoffrequest_changelist"))),
         "technicians": visible_text(admin_client.get(reverse("admin:bookings_technician_changelist"))),

@@ -197,7 +197,8 @@ async def test_a_customer_books_a_visit_by_voice(business, voice, frozen):
 
     dana = Caller()
     ready = await dana.connect()
-    assert ready["interaction_number"].startswith("INT-2026-")
+    assert ready["conversation_number"].startswith("INT-2026-")
+    assert ready["interaction_number"] == ready["conversation_number"]  # the old key, for old clients
     greeting = await dana.expect("transcript", role="assistant", final=True)
     assert greeting["text"] == "Maple Home Services, how can I help?"
     assert len(dana.audio[greeting["item_id"]]) == 300 * 48
@@ -246,7 +247,7 @@ async def test_a_customer_books_a_visit_by_voice(business, voice, frozen):
     assert connection.closed
 
     conversation = await conversation_of(ready["session_id"])
-    assert conversation.channel == "voice" and conversation.number == ready["interaction_number"]
+    assert conversation.channel == "voice" and conversation.number == ready["conversation_number"]
     assert conversation.end_reason == "customer_hung_up"
     assert conversation.status == Conversation.Status.OPEN  # the customer may keep typing
     assert conversation.booking_count == 1 and conversation.resolution == Conversation.Resolution.BOOKED

@@ -39,7 +39,7 @@ from chatdesk.assistant.openai_client import FunctionCall, is_configured
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
 from chatdesk.assistant.tools import TOO_MANY_TOOL_CALLS, ToolOutcome, realtime_tool_definitions
 from chatdesk.conversations.booking_cards import booking_cards
-from chatdesk.conversations.models import Conversation, Message
+from chatdesk.conversations.models import Conversation, Message, number_fields
 from chatdesk.conversations.services import db, hash_ip
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 from chatdesk.observability import context, metrics
@@ -193,7 +193,7 @@ class VoiceCall:
             await self._send(
                 {
                     "type": "ready",
-                    "conversation_number": self.start_info.number,
+                    **number_fields(self.start_info.number),
                     "session_id": self.start_info.session_id,
                 }
             )

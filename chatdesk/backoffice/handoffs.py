@@ -82,7 +82,7 @@ class HandoffRequestAdmin(admin.ModelAdmin):
         "reason",
         "contact_name",
         "callback_phone",
-        "conversation",
+        "conversation_link",
         "requested",
         "handled",
     ]
@@ -101,7 +101,7 @@ class HandoffRequestAdmin(admin.ModelAdmin):
         columns = ["state", "urgency", "waiting", "reason_short", "contact_name"]
         if self.can_see_contact(request):
             columns.append("callback_phone")
-        return [*columns, "conversation", "handled"]
+        return [*columns, "conversation_link", "handled"]
 
     def get_fields(self, request: HttpRequest, obj: HandoffRequest | None = None) -> list[str]:
         return [f for f in self.fields if f != "callback_phone" or self.can_see_contact(request)]
@@ -138,7 +138,7 @@ class HandoffRequestAdmin(admin.ModelAdmin):
         return phone_display(handoff.contact_phone) or "-"
 
     @admin.display(description="conversation", ordering="conversation__number")
-    def conversation(self, handoff: HandoffRequest) -> str:
+    def conversation_link(self, handoff: HandoffRequest) -> str:
         url = reverse("admin:chatdesk_conversation_change", args=[handoff.conversation_id])
         return format_html('<a href="{}">{}</a>', url, handoff.conversation.number)
 

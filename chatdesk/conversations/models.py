@@ -22,6 +22,16 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(32)
 
 
+def number_fields(number: str) -> dict[str, str]:
+    """The conversation's number as clients read it: the chat API and the voice `ready` message.
+
+    Until issue 10 renamed the model they sent it under the model's old name only (the second
+    key). A widget or script already in a business's website may still read that key, so it is
+    sent too, with the same value.
+    """
+    return {"conversation_number": number, "interaction_number": number}
+
+
 class Conversation(models.Model):
     """A conversation: what staff, the admin and the APIs call it (INT- numbers).
 
@@ -105,6 +115,9 @@ class Conversation(models.Model):
         verbose_name = "conversation"
         verbose_name_plural = "conversations"
         ordering = ["-started_at"]
+        # The model was called Conversation until issue 10 gave the code one vocabulary; the table
+        # keeps its name so no data moves (migration 0011).
+        db_table = "chatdesk_interaction"
         # Checked at every staff door through the staff policy (chatdesk/conversations/access.py).
         # The Owner group has all three; the Dispatcher group only take_over_conversation
         # (migrations 0003 and 0009).
@@ -148,7 +161,11 @@ class Message(models.Model):
         INCOMPLETE_RETRIED = "incomplete_retried", "Cut off, answered on retry"
 
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name="conversation"
+        Conversation,
+        on_delete=models.CASCADE,
+        db_column="interaction_id",
+        related_name="messages",
+        verbose_name="conversation",
     )
     role = models.CharField(max_length=10, choices=Role.choices)
     text = models.TextField()
@@ -203,7 +220,11 @@ class Message(models.Model):
 
 class ToolCall(models.Model):
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="tool_calls", verbose_name="conversation"
+        Conversation,
+        on_delete=models.CASCADE,
+        db_column="interaction_id",
+        related_name="tool_calls",
+        verbose_name="conversation",
     )
     # The model's call id. Unique per conversation so a replayed call returns the first
     # result instead of acting twice.
@@ -237,7 +258,11 @@ class HandoffRequest(models.Model):
     """A customer asked for a person (request_human): staff call back."""
 
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="handoffs", verbose_name="conversation"
+        Conversation,
+        on_delete=models.CASCADE,
+        db_column="interaction_id",
+        related_name="handoffs",
+        verbose_name="conversation",
     )
     reason = models.CharField(max_length=500)
     contact_name = models.CharField(max_length=limits.MAX_NAME, blank=True)

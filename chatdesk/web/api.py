@@ -33,7 +33,7 @@ from chatdesk.assistant.rate_limits import new_conversation_wait, too_many_conve
 from chatdesk.conversations import booking_cards, services
 from chatdesk.conversations.client_ip import client_ip
 from chatdesk.conversations.limits import MessageText, message_length_check
-from chatdesk.conversations.models import Conversation
+from chatdesk.conversations.models import Conversation, number_fields
 from chatdesk.conversations.session_cookie import set_session_cookie
 
 MAX_BODY_BYTES = 16 * 1024
@@ -79,6 +79,7 @@ SESSION_ID = OpenApiParameter(
     pattern=f"^{identifiers.PATTERN}$",
     description="The conversation's session id, from `session/new`: the bearer secret of the conversation.",
 )
+OLD_NUMBER_HELP = "Deprecated: the same as conversation_number, kept for clients written before it."
 MODE_HELP = "model: the OpenAI model answers; guided: the built-in guided flow does (no API key, or the model is off)."
 
 
@@ -87,6 +88,7 @@ class SessionOut(serializers.Serializer):
         help_text="Send it with every message; keep it secret, it opens the conversation."
     )
     conversation_number = serializers.CharField(help_text="The conversation's number staff see, e.g. INT-2026-00042.")
+    interaction_number = serializers.CharField(help_text=OLD_NUMBER_HELP)
     greeting = serializers.CharField(help_text="The assistant's first message, to show the customer.")
     mode = serializers.ChoiceField(choices=Conversation.Mode.choices, help_text=MODE_HELP)
 
@@ -143,6 +145,7 @@ class BookingCardOut(serializers.Serializer):
 
 class MessageOut(serializers.Serializer):
     conversation_number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
+    interaction_number = serializers.CharField(help_text=OLD_NUMBER_HELP)
     reply = serializers.CharField(help_text="The assistant's answer; empty while staff have taken over (`paused`).")
     mode = serializers.CharField(help_text=MODE_HELP)
     tool_calls = ToolCallOut(many=True, help_text="The tools the assistant called this turn, in order.")
@@ -164,6 +167,7 @@ class HistoryMessageOut(serializers.Serializer):
 
 class HistoryOut(serializers.Serializer):
     conversation_number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
+    interaction_number = serializers.CharField(help_text=OLD_NUMBER_HELP)
     status = serializers.CharField(help_text="open, closed or abandoned.")
     mode = serializers.CharField(help_text=MODE_HELP)
     messages = HistoryMessageOut(many=True, help_text="The transcript as the customer sees it, oldest first.")
@@ -181,6 +185,7 @@ class CloseIn(serializers.Serializer):
 
 class CloseOut(serializers.Serializer):
     conversation_number = serializers.CharField(help_text="The conversation's number, e.g. INT-2026-00042.")
+    interaction_number = serializers.CharField(help_text=OLD_NUMBER_HELP)
     status = serializers.ChoiceField(choices=Conversation.Status.choices, help_text="closed, once it is.")
 
 
@@ -220,7 +225,7 @@ class SessionNewAPI(ChatAPIView):
         response = Response(
             {
                 "session_id": conversation.session_id,
-                "conversation_number": conversation.number,
+                **number_fields(conversation.number),
                 "greeting": conversation.messages.first().text,
                 "mode": conversation.mode,
             },
@@ -243,7 +248,7 @@ class HistoryAPI(ChatAPIView):
         messages = services.history(conversation)
         return Response(
             {
-                "conversation_number": conversation.number,
+                **number_fields(conversation.number),
                 "status": conversation.status,
                 "mode": conversation.mode,
                 "messages": messages,
@@ -267,7 +272,7 @@ class CloseAPI(ChatAPIView):
         conversation = services.conversation_close(
             session_id=session_id, resolution=data.validated_data.get("resolution", "")
         )
-        return Response({"conversation_number": conversation.number, "status": conversation.status})
+        return Response({**number_fields(conversation.number), "status": conversation.status})
 
 
 @require_POST
@@ -319,7 +324,7 @@ async def chat_message(request: HttpRequest) -> JsonResponse:
 
 def turn_payload(result: turns.TurnResult, cards: list[dict]) -> dict:
     return {
-        "conversation_number": result.conversation.number,
+        **number_fields(result.conversation.number),
         "reply": result.reply,
         "mode": result.conversation.mode,
         "tool_calls": [o.summary() for o in result.outcomes],
