@@ -485,3 +485,12 @@ OPENAI_REALTIME_TURN_DETECTION = os.environ.get("OPENAI_REALTIME_TURN_DETECTION"
 OPENAI_REALTIME_VAD_SILENCE_MS = envint("OPENAI_REALTIME_VAD_SILENCE_MS", 500)
 OPENAI_REALTIME_TRANSCRIPTION_MODEL = os.environ.get("OPENAI_REALTIME_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe")
 OPENAI_REALTIME_MAX_OUTPUT_TOKENS = envint("OPENAI_REALTIME_MAX_OUTPUT_TOKENS", 1024)
+# The account's rate limits (chatdesk.assistant.openai_budget), shared by every worker through
+# the cache. 0 = unknown: learnt from OpenAI's x-ratelimit-* headers, which win whenever known.
+OPENAI_LIMIT_RPM = envint("OPENAI_LIMIT_RPM", 0)
+OPENAI_LIMIT_TPM = envint("OPENAI_LIMIT_TPM", 0)
+# Longest a chat turn (or a call's start) waits for budget before the guided flow (or a polite
+# refusal of the call) instead.
+OPENAI_BUDGET_WAIT_SECONDS = float(os.environ.get("OPENAI_BUDGET_WAIT_SECONDS") or 5)
+if OPENAI_LIMIT_RPM < 0 or OPENAI_LIMIT_TPM < 0 or OPENAI_BUDGET_WAIT_SECONDS < 0:
+    raise ImproperlyConfigured("OPENAI_LIMIT_RPM, OPENAI_LIMIT_TPM and OPENAI_BUDGET_WAIT_SECONDS cannot be negative.")

@@ -20,7 +20,7 @@ GROUP_MIGRATIONS = [
     ("chatdesk", "0003_staff_groups", "create_groups"),
     ("bookings", "0004_employee_becomes_technician", "forwards"),
     ("chatdesk", "0009_take_over_permission", "grant"),
-    ("chatdesk", "0011_conversation_becomes_conversation", "forwards"),
+    ("chatdesk", "0011_interaction_becomes_conversation", "forwards"),
 ]
 _STATES: dict[str, object] = {}
 

@@ -438,8 +438,10 @@ async def test_realtime_vad_turn_gives_transcript_and_spoken_reply(fake_openai):
         "conversation.item.input_audio_transcription.delta",
         "conversation.item.input_audio_transcription.completed",
     ]
-    assert types[7:11] == [
+    assert types[7:12] == [
         "response.created",
+        # The standing once the response has started, as the real API sends it.
+        "rate_limits.updated",
         "response.output_item.added",
         "conversation.item.added",
         "response.content_part.added",

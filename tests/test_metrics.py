@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bookings.models import Channel
+from chatdesk.assistant import openai_budget
 from chatdesk.conversations.models import Conversation, HandoffRequest
 from chatdesk.metrics_view import sweep_dead_workers
 from tests.chat_customer import Customer, model_fixture  # noqa: F401 (registers `model`)
@@ -160,6 +161,31 @@ def test_open_conversations_and_handoffs_waiting_are_read_at_scrape_time(busines
     assert samples[("chatdesk_conversations_open", (("channel", "voice"),))] == 1
     assert samples[("chatdesk_handoffs_waiting", ())] == 1
     assert samples[("chatdesk_handoff_oldest_wait_seconds", ())] > 300 * 24 * 3600
+
+
+def test_the_fleets_openai_budget_is_reported_from_its_snapshot(operator, settings):
+    headers = {
+        "x-ratelimit-limit-requests": "10000",
+        "x-ratelimit-remaining-requests": "9000",
+        "x-ratelimit-reset-requests": "30s",
+        "x-ratelimit-limit-tokens": "2000000",
+        "x-ratelimit-remaining-tokens": "1500000",
+        "x-ratelimit-reset-tokens": "15s",
+    }
+    openai_budget.record(settings.OPENAI_MODEL, openai_budget.windows_from_headers(headers))
+    openai_budget.pause(20, "a 429 said so")
+
+    samples = scrape(operator)
+
+    def budget(name: str, kind: str) -> float:
+        return samples[(f"chatdesk_openai_budget_{name}", (("kind", kind), ("model", settings.OPENAI_MODEL)))]
+
+    assert 9000 <= budget("remaining", "requests") <= 10000  # it refills as the window runs
+    assert 1_500_000 <= budget("remaining", "tokens") <= 2_000_000
+    assert (budget("limit", "requests"), budget("limit", "tokens")) == (10000, 2_000_000)
+    assert 0 < budget("reset_seconds", "requests") <= 30
+    assert 15 < samples[("chatdesk_openai_budget_paused_seconds", ())] <= 20
+    assert samples[("chatdesk_openai_budget_shared", ())] == 1
 
 
 # --- several workers: the multiprocess directory --------------------------------------------------

@@ -26,7 +26,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-import time as clock
+import time
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from chatdesk.assistant import openai_budget
 from chatdesk.assistant.costs import realtime_usage, transcription_usage
 from chatdesk.assistant.openai_client import FunctionCall, is_configured
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
@@ -83,6 +84,12 @@ WRITER_DRAIN_SECONDS = 5.0
 MAX_FAILED_RESPONSES = 2
 # A caller's turn in the metrics, by how the response answering it ended.
 VOICE_TURN_OUTCOMES = {"completed": "answered", "failed": "model_failed", "cancelled": "interrupted"}
+# A call refused because the fleet's OpenAI budget is used up or paused (openai_budget).
+BUSY = (
+    "busy",
+    "We're very busy right now and can't take a call this minute. "
+    "You can type instead, or call again in a few minutes.",
+)
 
 # --- the call -------------------------------------------------------------------------
 
@@ -144,6 +151,7 @@ class VoiceCall:
             "conversation.item.input_audio_transcription.completed": self._on_customer_transcript_done,
             "conversation.item.input_audio_transcription.failed": self._on_customer_transcript_failed,
             "error": self._on_error,
+            "rate_limits.updated": self._on_rate_limits,
         }
 
     @property
@@ -169,6 +177,18 @@ class VoiceCall:
                 return
             self.admitted = True
             metrics.voice_call_admitted()
+            # Admitted against the fleet's OpenAI budget like a text turn: opening the session
+            # is a request, and nothing goes to OpenAI while a 429 has paused the fleet.
+            try:
+                await openai_budget.acquire(
+                    settings.OPENAI_REALTIME_MODEL,
+                    settings.OPENAI_REALTIME_MAX_OUTPUT_TOKENS,
+                    wait_until=time.monotonic() + settings.OPENAI_BUDGET_WAIT_SECONDS,
+                )
+            except openai_budget.BudgetExhausted as busy:
+                logger.warning("Voice call refused for call %s: %s", self.ip_hash[:8], busy.detail)
+                await self.end("busy", UNAVAILABLE, error=BUSY)
+                return
             # Open the socket while the database trip runs: both take tens of milliseconds.
             connecting = asyncio.ensure_future(realtime.connect())
             self.start_info = await db(
@@ -346,7 +366,7 @@ class VoiceCall:
     # -- frames from the browser -----------------------------------------------------------
 
     async def receive(self, text: str | None = None, data: bytes | None = None) -> None:
-        arrived = clock.perf_counter()
+        arrived = time.perf_counter()
         if self.ended:
             return
         if not self.budget.take():
@@ -362,7 +382,7 @@ class VoiceCall:
                 # Frames before `ready` are dropped: the browser starts the microphone on `ready`.
                 with contextlib.suppress(realtime.RealtimeUnavailable):  # the relay task sees it too and ends the call
                     await self.upstream.append_audio(frame.audio)
-                    metrics.RELAY_UPLINK.observe(clock.perf_counter() - arrived)
+                    metrics.RELAY_UPLINK.observe(time.perf_counter() - arrived)
         elif frame.kind == "playback":
             await self._on_playback(frame.item_id, frame.played_ms)
         elif frame.kind == "hangup":
@@ -389,7 +409,7 @@ class VoiceCall:
     # -- events from the Realtime API ------------------------------------------------------
 
     async def _on_audio_delta(self, event: dict[str, Any]) -> None:
-        arrived = clock.perf_counter()
+        arrived = time.perf_counter()
         item_id = event.get("item_id", "")
         audio = self.audio
         if audio is None or audio.item_id != item_id:
@@ -416,7 +436,7 @@ class VoiceCall:
                 await self.browser.send_audio(pcm)
             except Exception:
                 self.browser_open = False
-            metrics.RELAY_DOWNLINK.observe(clock.perf_counter() - arrived)
+            metrics.RELAY_DOWNLINK.observe(time.perf_counter() - arrived)
 
     async def _on_audio_done(self, event: dict[str, Any]) -> None:
         audio = self.audio
@@ -577,6 +597,12 @@ class VoiceCall:
             await self._request_response()
         else:
             await self._set_state("listening")
+
+    async def _on_rate_limits(self, event: dict[str, Any]) -> None:
+        # Stored off the audio path: the next call (on any worker) is admitted against it.
+        windows = openai_budget.windows_from_realtime(event.get("rate_limits"))
+        if windows:
+            self._spawn(openai_budget.arecord(settings.OPENAI_REALTIME_MODEL, windows))
 
     async def _on_error(self, event: dict[str, Any]) -> None:
         error = event.get("error") or {}

@@ -8,7 +8,7 @@ turn whose tool call already ran must not be replayed behind our back.
 from __future__ import annotations
 
 import asyncio
-import time as clock
+import time
 import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ import openai
 from django.conf import settings
 from openai import AsyncOpenAI
 
+from chatdesk.assistant import openai_budget
 from chatdesk.assistant.costs import TextUsage
 from chatdesk.observability import metrics
 
@@ -31,10 +32,11 @@ class ModelUnavailable(Exception):
     """The model could not answer this turn.
 
     `kind` is one of Message.FailureKind: timeout, unreachable (refused or reset),
-    rate_limited (429), server_error (5xx or a failed response), bad_request (other 4xx),
-    incomplete (cut off at max_output_tokens even after the retry, or by the content
-    filter), bad_reply (not a Responses API body). `usage` is what the responses that did
-    come back cost (an incomplete response is billed too).
+    rate_limited (429), budget_exhausted (nothing sent: the fleet's OpenAI budget had nothing
+    left within the wait, chatdesk.assistant.openai_budget), server_error (5xx or a failed
+    response), bad_request (other 4xx), incomplete (cut off at max_output_tokens even after
+    the retry, or by the content filter), bad_reply (not a Responses API body). `usage` is
+    what the responses that did come back cost (an incomplete response is billed too).
     """
 
     def __init__(self, kind: str, detail: str, *, usage: TextUsage | None = None, model: str = "") -> None:
@@ -65,6 +67,9 @@ class ModelReply:
     # Set when this reply is the retry of one cut off at max_output_tokens: the cut-off reply's
     # budget, to be recorded (its usage is already added to `usage`).
     retried_after_budget: int = 0
+    # Seconds this reply's requests waited for the fleet's OpenAI budget, and what for.
+    budget_waited: float = 0.0
+    budget_wait_reason: str = ""
 
 
 def is_configured() -> bool:
@@ -121,8 +126,13 @@ def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, instance: AsyncOpen
     return generator
 
 
-async def respond(*, instructions: str, items: list[dict], tools: list[dict]) -> ModelReply:
+async def respond(
+    *, instructions: str, items: list[dict], tools: list[dict], wait_until: float | None = None
+) -> ModelReply:
     """One complete model response for the conversation so far. Raises ModelUnavailable.
+
+    Each request first takes its share of the fleet's OpenAI budget, waiting for it until
+    `wait_until` (time.monotonic(); default now + OPENAI_BUDGET_WAIT_SECONDS) at most.
 
     A response cut off at max_output_tokens is never used (its text ends mid-word, its
     function call arguments may be cut): it is asked for once more with twice the budget
@@ -133,27 +143,37 @@ async def respond(*, instructions: str, items: list[dict], tools: list[dict]) ->
     Each failure is counted in the metrics by kind (chatdesk_model_errors_total), once.
     """
     try:
-        return await _respond(instructions=instructions, items=items, tools=tools)
+        return await _respond(instructions=instructions, items=items, tools=tools, wait_until=wait_until)
     except ModelUnavailable as error:
         metrics.count_model_error(api="responses", kind=error.kind)
         raise
 
 
-async def _respond(*, instructions: str, items: list[dict], tools: list[dict]) -> ModelReply:
+async def _respond(*, instructions: str, items: list[dict], tools: list[dict], wait_until: float | None) -> ModelReply:
+    if wait_until is None:
+        wait_until = time.monotonic() + settings.OPENAI_BUDGET_WAIT_SECONDS
     budget = settings.OPENAI_MAX_OUTPUT_TOKENS
-    reply = await _respond_once(instructions=instructions, items=items, tools=tools, max_output_tokens=budget)
+    reply = await _respond_once(
+        instructions=instructions, items=items, tools=tools, max_output_tokens=budget, wait_until=wait_until
+    )
     retry_budget = min(2 * budget, settings.OPENAI_RETRY_MAX_OUTPUT_TOKENS)
     if reply.status == "incomplete" and reply.incomplete_reason == "max_output_tokens" and retry_budget > budget:
         cut_off = reply
         try:
             reply = await _respond_once(
-                instructions=instructions, items=items, tools=tools, max_output_tokens=retry_budget
+                instructions=instructions,
+                items=items,
+                tools=tools,
+                max_output_tokens=retry_budget,
+                wait_until=wait_until,
             )
         except ModelUnavailable as error:
             error.usage = _sum(cut_off.usage, error.usage)
             error.model = error.model or cut_off.model
             raise
         reply.usage = _sum(cut_off.usage, reply.usage)
+        reply.budget_waited += cut_off.budget_waited
+        reply.budget_wait_reason = reply.budget_wait_reason or cut_off.budget_wait_reason
         reply.retried_after_budget = budget
         budget = retry_budget
     if reply.status == "incomplete":
@@ -175,7 +195,7 @@ def _sum(first: TextUsage, second: TextUsage | None) -> TextUsage:
 
 
 async def _respond_once(
-    *, instructions: str, items: list[dict], tools: list[dict], max_output_tokens: int
+    *, instructions: str, items: list[dict], tools: list[dict], max_output_tokens: int, wait_until: float
 ) -> ModelReply:
     body = {
         "model": settings.OPENAI_MODEL,
@@ -189,37 +209,58 @@ async def _respond_once(
         "reasoning": {"effort": settings.OPENAI_REASONING_EFFORT},
         "max_output_tokens": max_output_tokens,
     }
-    try:
-        # The SDK's generic `post` (its documented way to make a request the typed method
-        # would make) with the raw HTTP response back: same endpoint, auth, timeout, retry
-        # policy and error classes as `responses.create`, without its per-call work that
-        # we do not need. Measured in bench/chat_turns.py: the typed call walked our JSON
-        # against its TypedDicts (~3 ms) and built the typed Response with a fresh pydantic
-        # schema each time (~9 ms of CPU per call on the 2-core bench machine), more than
-        # the rest of a turn together. We read the JSON ourselves, as the wire protocol
-        # defines it.
-        started = clock.perf_counter()
+    model = settings.OPENAI_MODEL
+    tokens = openai_budget.estimate_tokens(body, max_output_tokens)
+    waited = 0.0
+    reason = ""
+    # A 429 that says how long pauses the fleet; this request is sent once more after the pause
+    # if it ends within the wait (a 429 means OpenAI ran nothing, so nothing can happen twice).
+    for attempt in (1, 2):
         try:
-            http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
-        except Exception:  # not a cancellation: the customer leaving is not the model's failure
-            metrics.observe_model_request(clock.perf_counter() - started, ok=False)
-            raise
-        metrics.observe_model_request(clock.perf_counter() - started, ok=True)
-        response = http_response.json()
-    except openai.APITimeoutError as error:
-        raise ModelUnavailable("timeout" if is_timeout(error) else "unreachable", str(error)) from error
-    except openai.RateLimitError as error:
-        raise ModelUnavailable("rate_limited", str(error)) from error
-    except openai.APIConnectionError as error:
-        raise ModelUnavailable("unreachable", str(error)) from error
-    except openai.APIStatusError as error:
-        kind = "server_error" if error.status_code >= 500 else "bad_request"
-        raise ModelUnavailable(kind, f"HTTP {error.status_code}: {error}") from error
-    except openai.OpenAIError as error:
-        raise ModelUnavailable("bad_reply", str(error)) from error
-    except ValueError as error:  # not JSON
-        raise ModelUnavailable("bad_reply", str(error)) from error
-    return parse_response(response)
+            seconds, waited_for = await openai_budget.acquire(model, tokens, wait_until=wait_until)
+        except openai_budget.BudgetExhausted as exhausted:
+            raise ModelUnavailable("budget_exhausted", exhausted.detail, model=model) from exhausted
+        waited += seconds
+        reason = reason or waited_for
+        try:
+            # The SDK's generic `post` (its documented way to make a request the typed method
+            # would make) with the raw HTTP response back: same endpoint, auth, timeout, retry
+            # policy and error classes as `responses.create`, without its per-call work that
+            # we do not need. Measured in bench/chat_turns.py: the typed call walked our JSON
+            # against its TypedDicts (~3 ms) and built the typed Response with a fresh pydantic
+            # schema each time (~9 ms of CPU per call on the 2-core bench machine), more than
+            # the rest of a turn together. We read the JSON ourselves, as the wire protocol
+            # defines it. The raw response also carries the x-ratelimit-* headers.
+            started = time.perf_counter()
+            try:
+                http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
+            except Exception:  # not a cancellation: the customer leaving is not the model's failure
+                metrics.observe_model_request(time.perf_counter() - started, ok=False)
+                raise
+            metrics.observe_model_request(time.perf_counter() - started, ok=True)
+            await openai_budget.arecord(model, openai_budget.windows_from_headers(http_response.headers))
+            response = http_response.json()
+        except openai.RateLimitError as error:
+            pause = await openai_budget.arate_limited(model, error.response.headers)
+            if attempt == 1 and pause and time.monotonic() + pause < wait_until:
+                continue
+            raise ModelUnavailable("rate_limited", str(error), model=model) from error
+        except openai.APITimeoutError as error:
+            raise ModelUnavailable("timeout" if is_timeout(error) else "unreachable", str(error)) from error
+        except openai.APIConnectionError as error:
+            raise ModelUnavailable("unreachable", str(error)) from error
+        except openai.APIStatusError as error:
+            kind = "server_error" if error.status_code >= 500 else "bad_request"
+            raise ModelUnavailable(kind, f"HTTP {error.status_code}: {error}") from error
+        except openai.OpenAIError as error:
+            raise ModelUnavailable("bad_reply", str(error)) from error
+        except ValueError as error:  # not JSON
+            raise ModelUnavailable("bad_reply", str(error)) from error
+        reply = parse_response(response)
+        reply.budget_waited = waited
+        reply.budget_wait_reason = reason
+        return reply
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def is_timeout(error: openai.APITimeoutError) -> bool:

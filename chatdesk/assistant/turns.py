@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 # After this many model failures in one conversation, it continues in the guided flow.
 MODEL_FAILURES_BEFORE_GUIDED = 2
+# Said before the guided flow's answer when the fleet's OpenAI budget ran out (a 429 paused
+# every worker, or the account's limits are used up): the customer still gets an answer now.
+BUSY_LEAD_IN = "We're very busy right now, so let's go step by step."
 
 
 class RateLimited(DomainError):
@@ -278,7 +281,8 @@ def _finish_turn(
     assign: dict = {"last_activity_at": timezone.now()}
     if switch_to_guided:
         assign["mode"] = Conversation.Mode.GUIDED
-        assign["guided_state"] = {"step": "menu"}
+        # The guided flow's state when it already answered this turn (the budget fallback).
+        assign["guided_state"] = conversation.guided_state or {"step": "menu"}
     spent = (
         record.Usage(
             input_tokens=usage.input_tokens,
@@ -311,9 +315,21 @@ async def _model_turn(
     reply = ""
     spent = conversation.cost_usd
     price_missing = False
+    # The whole turn waits at most this long for the fleet's OpenAI budget, over all its rounds.
+    budget_deadline = clock.monotonic() + settings.OPENAI_BUDGET_WAIT_SECONDS
     try:
         for _ in range(settings.CHAT_MAX_TOOL_ROUNDS):
-            answer = await openai_client.respond(instructions=instructions, items=items, tools=tools)
+            answer = await openai_client.respond(
+                instructions=instructions, items=items, tools=tools, wait_until=budget_deadline
+            )
+            if answer.budget_waited:
+                events.append(
+                    (
+                        Message.FailureKind.BUDGET_WAIT,
+                        f"Waited {answer.budget_waited * 1000:.0f} ms for the fleet's OpenAI budget "
+                        f"({answer.budget_wait_reason}).",
+                    )
+                )
             turn_cost = text_cost(answer.model, answer.usage)
             price_missing = price_missing or not has_text_price(answer.model)
             usage.add(answer.usage)
@@ -346,13 +362,33 @@ async def _model_turn(
             reply = "Sorry, that took me too many steps. Could you say again what you need, more simply?"
     except openai_client.ModelUnavailable as error:
         logger.warning("Model unavailable for %s: %s", conversation.number, error)
+        if error.kind == Message.FailureKind.BUDGET_EXHAUSTED and not outcomes:
+            # Nothing ran this turn: the guided flow answers the customer's words now.
+            return await db(
+                _budget_fallback_turn,
+                conversation,
+                text,
+                started,
+                usage=usage,
+                cost=cost,
+                items=items[history:],
+                failure=f"{error.kind}: {error.detail}",
+                events=events,
+                price_missing=price_missing,
+                message_id=message_id,
+            )
         if error.usage is not None:
             # What came back before the failure (a cut-off reply) was billed all the same.
             failed_cost = text_cost(error.model or settings.OPENAI_MODEL, error.usage)
             price_missing = price_missing or not has_text_price(error.model or settings.OPENAI_MODEL)
             usage.add(error.usage)
             cost += failed_cost
-        switch = conversation.failure_count + 1 >= MODEL_FAILURES_BEFORE_GUIDED
+        # Out of budget after a tool ran: the greeting, not the customer's words again (the
+        # guided flow would act on them a second time).
+        switch = (
+            conversation.failure_count + 1 >= MODEL_FAILURES_BEFORE_GUIDED
+            or error.kind == Message.FailureKind.BUDGET_EXHAUSTED
+        )
         reply = "Sorry, I'm having trouble thinking right now."
         if switch:
             conversation.mode = Conversation.Mode.GUIDED
@@ -394,6 +430,51 @@ async def _model_turn(
         message_id=message_id,
     )
     return TurnResult(conversation, reply, outcomes, bookings_touched(outcomes), latency)
+
+
+def _budget_fallback_turn(
+    conversation: Conversation,
+    text: str,
+    started: float,
+    *,
+    usage: TextUsage,
+    cost: Decimal,
+    items: list[dict],
+    failure: str,
+    events: Sequence[tuple[str, str]],
+    price_missing: bool,
+    message_id: str | None,
+) -> TurnResult:
+    """The fleet has no OpenAI budget for this turn (nothing was sent): the conversation goes on
+    in the guided flow, which answers this message now. `items` are what the turn added to the
+    model history so far (the customer's message, and any earlier round of this turn)."""
+    conversation.mode = Conversation.Mode.GUIDED
+    conversation.guided_state = {"step": "menu"}
+    answer = guided_reply(conversation, text)
+    reply = f"{BUSY_LEAD_IN}\n{answer.text}"
+    latency = int((clock.perf_counter() - started) * 1000)
+    _finish_turn(
+        conversation=conversation,
+        reply=reply,
+        latency_ms=latency,
+        usage=usage if usage.input_tokens or usage.output_tokens else None,
+        cost=cost,
+        items=[*items, model_items.assistant_item(reply)],
+        failure=failure,
+        failure_kind=Message.FailureKind.BUDGET_EXHAUSTED,
+        events=events,
+        switch_to_guided=True,
+        price_missing=price_missing,
+        message_id=message_id,
+    )
+    return TurnResult(
+        conversation,
+        reply,
+        answer.outcomes,
+        bookings_touched(answer.outcomes),
+        latency,
+        failed=Message.FailureKind.BUDGET_EXHAUSTED,
+    )
 
 
 def _guided_turn(conversation: Conversation, text: str, started: float, message_id: str | None = None) -> TurnResult:

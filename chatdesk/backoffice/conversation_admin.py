@@ -196,7 +196,7 @@ class ModelFailureFilter(admin.SimpleListFilter):
             return None
         failures = Message.objects.filter(conversation=OuterRef("pk")).exclude(failure_kind="")
         if value == "any":
-            failures = failures.exclude(failure_kind=Message.FailureKind.INCOMPLETE_RETRIED)
+            failures = failures.exclude(failure_kind__in=Message.RECOVERED_KINDS)
         else:
             failures = failures.filter(failure_kind=value)
         return queryset.filter(Exists(failures))

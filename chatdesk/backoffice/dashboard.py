@@ -135,8 +135,9 @@ class ModelFailures:
 
     @property
     def total(self) -> int:
-        """Failures the customer saw (a reply cut off but answered on retry is not one)."""
-        return sum(n for kind, n in self.by_kind.items() if kind != Message.FailureKind.INCOMPLETE_RETRIED)
+        """Failures the customer saw (a reply cut off but answered on retry, or a wait for the
+        OpenAI budget that the model then answered, is not one)."""
+        return sum(n for kind, n in self.by_kind.items() if kind not in Message.RECOVERED_KINDS)
 
     def rows(self) -> list[tuple[str, str, int]]:
         """(kind, label, count) for every kind, in the order of Message.FailureKind."""

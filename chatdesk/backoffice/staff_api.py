@@ -100,8 +100,9 @@ class ModelFailuresOut(serializers.Serializer):
     total = serializers.IntegerField(help_text="Turns the customer got the failure reply for.")
     by_kind = serializers.DictField(
         child=serializers.IntegerField(),
-        help_text="timeout, unreachable, rate_limited, server_error, bad_request, incomplete, bad_reply, and "
-        "incomplete_retried (cut off, answered on retry: not counted in total).",
+        help_text="timeout, unreachable, rate_limited, budget_exhausted (no OpenAI budget: guided flow), "
+        "server_error, bad_request, incomplete, bad_reply, and, not counted in total, incomplete_retried (cut "
+        "off, answered on retry) and budget_wait (waited for the OpenAI budget, then answered).",
     )
 
 

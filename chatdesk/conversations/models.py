@@ -159,6 +159,15 @@ class Message(models.Model):
         BAD_REPLY = "bad_reply", "Unusable reply"
         # Not a failure the customer saw: the reply was cut off, and the retry answered.
         INCOMPLETE_RETRIED = "incomplete_retried", "Cut off, answered on retry"
+        # The fleet's OpenAI budget (chatdesk.assistant.openai_budget): nothing was sent, the
+        # turn went to the guided flow (a 429 paused every worker, or the limits were used up).
+        BUDGET_EXHAUSTED = "budget_exhausted", "No OpenAI budget (guided flow)"
+        # Not a failure the customer saw: the turn waited for budget, then the model answered.
+        BUDGET_WAIT = "budget_wait", "Waited for OpenAI budget"
+
+    # Recorded problems the customer never saw (the dashboard, the admin's "any" filter and
+    # the analytics' total leave them out).
+    RECOVERED_KINDS = (FailureKind.INCOMPLETE_RETRIED, FailureKind.BUDGET_WAIT)
 
     conversation = models.ForeignKey(
         Conversation,

@@ -59,7 +59,7 @@ MODEL_REQUEST_SECONDS = Histogram(
 MODEL_ERRORS = Counter(
     "chatdesk_model_errors",
     "Model failures by API (responses, realtime) and kind (timeout, unreachable, rate_limited, "
-    "server_error, bad_request, incomplete, bad_reply).",
+    "server_error, bad_request, incomplete, bad_reply, budget_exhausted: the fleet's budget was used up).",
     ["api", "kind"],
 )
 BOOKINGS_MADE = Counter(
@@ -96,7 +96,16 @@ RELAY_UPLINK = VOICE_RELAY_SECONDS.labels(direction="uplink")
 RELAY_DOWNLINK = VOICE_RELAY_SECONDS.labels(direction="downlink")
 
 # Shown at 0 before the first one, so `rate()` and `increase()` alerts see them from the start.
-MODEL_ERROR_KINDS = ("timeout", "unreachable", "rate_limited", "server_error", "bad_request", "incomplete", "bad_reply")
+MODEL_ERROR_KINDS = (
+    "timeout",
+    "unreachable",
+    "rate_limited",
+    "server_error",
+    "bad_request",
+    "incomplete",
+    "bad_reply",
+    "budget_exhausted",
+)
 for _kind in MODEL_ERROR_KINDS:
     MODEL_ERRORS.labels(api="responses", kind=_kind)
 for _channel in ("chat", "voice", "staff", "api"):

@@ -321,6 +321,10 @@ class _Session(InputAudioBuffer, ConversationItems):
             "metadata": overrides.get("metadata"),
         }
         await self.send({"type": "response.created", "response": copy.deepcopy(response)})
+        # As the real API: the standing once a response has started (its output tokens reserved).
+        limit = response["max_output_tokens"]
+        self.fake.rate_limits.take(limit if isinstance(limit, int) else 4096)
+        await self.send({"type": "rate_limits.updated", "rate_limits": self.fake.rate_limits.realtime_entries()})
         if reply.drop_after_chunks == 0:
             await self.drop(reply.close_code)
             raise _Dropped

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .rate_limits import RateLimits
 from .responses_api import IdFactory
 from .responses_script import FunctionCall, as_function_call, coerce_reply
 
@@ -128,6 +129,10 @@ class FakeRealtime:
         self._sessions: list[_Session] = []  # the open connections, run by realtime.py
         self._ids = IdFactory()
 
+        self.rate_limits = RateLimits()
+        """The voice model's limits, sent as `rate_limits.updated` when each response starts
+        (rate_limits.py). Report only: a Realtime session is not refused mid-call."""
+        self.rate_limits.enforce = False
         self.default_transcript = "Hello."
         self.default_reply_text = "OK"
         self.chunk_ms = 100
@@ -244,6 +249,8 @@ class FakeRealtime:
             self.sent.clear()
             self.truncations.clear()
             self.pcm_bytes_received = 0
+        self.rate_limits = RateLimits()
+        self.rate_limits.enforce = False
 
     @property
     def pending_replies(self) -> int:

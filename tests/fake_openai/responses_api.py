@@ -35,6 +35,7 @@ __all__ = [
     "build_response",
     "compute_usage",
     "estimate_tokens",
+    "retry_after_headers",
     "stream_events",
     "validate_request",
     "word_deltas",
@@ -73,6 +74,11 @@ def argument_deltas(arguments: str, pieces: int = 3) -> list[str]:
     """Function-call `arguments` cut into `pieces` deltas ([] for "")."""
     size = max(1, math.ceil(len(arguments) / pieces))
     return [arguments[i : i + size] for i in range(0, len(arguments), size)]
+
+
+def retry_after_headers(seconds: float) -> dict[str, str]:
+    """`retry-after` (whole seconds, rounded up) and `retry-after-ms`, as the real API sends with a 429."""
+    return {"retry-after": str(max(1, math.ceil(seconds))), "retry-after-ms": str(max(1, math.ceil(seconds * 1000)))}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -444,6 +450,10 @@ class ResponsesEndpoint:
         if problem is not None:
             # Client mistakes don't consume the script: the test's next scripted reply is still there.
             return self._error_response(problem)
+        # The limits are checked before anything runs; a refused request consumes no script either.
+        refused = self._over_rate_limit(body)
+        if refused is not None:
+            return self._error_response(refused)
 
         reply, delay = self._next_reply(body)
         if delay + self.latency > 0:
@@ -529,7 +539,31 @@ class ResponsesEndpoint:
                 self._store.save(response_id, body, output)
 
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        return {"x-request-id": self._ids.next("req"), "openai-processing-ms": "1", **(extra or {})}
+        # Every answer, errors included, carries the model's standing, as the real API's do.
+        return {
+            "x-request-id": self._ids.next("req"),
+            "openai-processing-ms": "1",
+            **self.rate_limits.headers(),
+            **(extra or {}),
+        }
+
+    def _over_rate_limit(self, body: dict[str, Any]) -> ErrorReply | None:
+        """The 429 the real API sends when this request does not fit the model's limits (it counts
+        the prompt's estimated tokens plus max_output_tokens), else None (and it is counted)."""
+        prompt = json.dumps([body.get("instructions"), body.get("input"), body.get("tools")], default=str)
+        max_output = body.get("max_output_tokens")
+        tokens = estimate_tokens(prompt) + (max_output if isinstance(max_output, int) else 0)
+        refused = self.rate_limits.take(tokens)
+        if refused is None:
+            return None
+        kind, wait = refused
+        return ErrorReply(
+            429,
+            self.rate_limits.refusal_message(str(body.get("model")), kind, tokens, wait),
+            error_type=kind,
+            code="rate_limit_exceeded",
+            headers=retry_after_headers(wait),
+        )
 
     def _error_response(self, error: ErrorReply) -> web.Response:
         with self._lock:

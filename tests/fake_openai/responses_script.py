@@ -17,6 +17,7 @@ How a reply goes on the wire (response bodies, SSE events, request validation, t
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -321,6 +322,29 @@ class ResponsesScript:
                 param=param,
                 headers=dict(headers or {}),
                 mid_stream=mid_stream,
+            )
+        )
+
+    def queue_rate_limited(
+        self, retry_after: float | None = 1.0, *, kind: str = "requests", retry_after_ms: bool = True
+    ) -> None:
+        """Queue a 429 `rate_limit_exceeded` (type `requests` or `tokens`), the real API's message,
+        with `retry-after` (whole seconds) and, unless `retry_after_ms=False`, `retry-after-ms`.
+        `retry_after=None` sends neither (a 429 that does not say how long)."""
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["retry-after"] = str(max(1, math.ceil(retry_after)))
+            if retry_after_ms:
+                headers["retry-after-ms"] = str(max(1, math.ceil(retry_after * 1000)))
+        wait = f"{retry_after:g}s" if retry_after is not None else "a moment"
+        self.queue(
+            ErrorReply(
+                429,
+                f"Rate limit reached for the model in organization org-fake on {kind} per min. "
+                f"Please try again in {wait}. Visit https://platform.openai.com/account/rate-limits to learn more.",
+                error_type=kind,
+                code="rate_limit_exceeded",
+                headers=headers,
             )
         )
 

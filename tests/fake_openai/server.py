@@ -20,6 +20,7 @@ from typing import Self
 
 from aiohttp import web
 
+from .rate_limits import RateLimits
 from .realtime import handle_websocket
 from .realtime_script import FakeRealtime
 from .responses_api import IdFactory, ResponsesEndpoint, ResponseStore
@@ -63,6 +64,8 @@ class FakeOpenAI(ResponsesScript, ResponsesEndpoint):
         """Answer 401 when `Authorization: Bearer <key>` is missing, as the real API does."""
         self.validate_requests = validate_requests
         """Answer 400 for the request mistakes the real API rejects (see `validate_request`)."""
+        self.rate_limits = RateLimits()
+        """The text model's limits: reported in `x-ratelimit-*` headers, a 429 when over (rate_limits.py)."""
 
         self._host = host
         self._requested_port = port
@@ -158,3 +161,4 @@ class FakeOpenAI(ResponsesScript, ResponsesEndpoint):
         """Forget queued replies, the responder and all recordings (HTTP and Realtime)."""
         super().reset()
         self.realtime.reset()
+        self.rate_limits = RateLimits()
