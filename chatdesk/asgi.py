@@ -1,9 +1,10 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+"""ASGI entry point: HTTP through Django, WebSockets through Channels, and the lifespan.
 
 WebSockets: the voice call relay (voice.routing) and the live updates for customers and
 staff (chatdesk.web.routing). The Origin (scheme, host and port) is checked before any consumer
 runs (chatdesk.websocket_origin); the auth stack gives consumers the cookies and the staff user.
 Static files (collectstatic's output) are answered in front of both (chatdesk.static_files).
+The lifespan (uvicorn's startup and shutdown) installs the drain on SIGTERM (chatdesk.drain).
 """
 
 import os
@@ -19,6 +20,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from chatdesk.drain import lifespan  # noqa: E402
 from chatdesk.request_ids import RequestIdMiddleware  # noqa: E402
 from chatdesk.static_files import StaticFiles  # noqa: E402
 from chatdesk.web.routing import websocket_urlpatterns as live_routes  # noqa: E402
@@ -34,6 +36,7 @@ application = StaticFiles(
             {
                 "http": django_asgi_app,
                 "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
+                "lifespan": lifespan,
             }
         )
     )

@@ -59,6 +59,19 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 
+# The business's own sites that may show the chat widget (static/widget.js): origins such as
+# https://www.example.com, or https://*.example.com for its subdomains. They become the
+# `frame-ancestors` of the widget's pages only (chatdesk/web/widget.py); every other page keeps
+# X-Frame-Options: DENY. Our own origin may always frame it (the admin's preview). A typo stops
+# startup rather than silently leaving the widget blank on the business's site.
+WIDGET_ALLOWED_ORIGINS = [origin.rstrip("/").lower() for origin in envlist("WIDGET_ALLOWED_ORIGINS", "")]
+for _origin in WIDGET_ALLOWED_ORIGINS:
+    if not re.fullmatch(r"https?://(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?", _origin):
+        raise ImproperlyConfigured(
+            f"WIDGET_ALLOWED_ORIGINS: {_origin!r} is not an origin like https://www.example.com "
+            "(scheme and host, optional port, no path)."
+        )
+
 INSTALLED_APPS = [
     "daphne",  # first, so `runserver` serves ASGI (HTTP + WebSocket)
     "django.contrib.admin",
@@ -494,3 +507,16 @@ OPENAI_LIMIT_TPM = envint("OPENAI_LIMIT_TPM", 0)
 OPENAI_BUDGET_WAIT_SECONDS = float(os.environ.get("OPENAI_BUDGET_WAIT_SECONDS") or 5)
 if OPENAI_LIMIT_RPM < 0 or OPENAI_LIMIT_TPM < 0 or OPENAI_BUDGET_WAIT_SECONDS < 0:
     raise ImproperlyConfigured("OPENAI_LIMIT_RPM, OPENAI_LIMIT_TPM and OPENAI_BUDGET_WAIT_SECONDS cannot be negative.")
+
+# --- Draining a worker on SIGTERM (chatdesk/drain.py) ---------------------------------------
+# From SIGTERM, turns already running get this long to finish; what still runs then answers 503
+# server_draining (the message stays stored; a retry with its message id is answered elsewhere).
+DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS") or 20)
+# Within that, how long an open call gets to hear the assistant's goodbye before it is ended.
+VOICE_GOODBYE_SECONDS = float(os.environ.get("VOICE_GOODBYE_SECONDS") or 8)
+# The shared lease on a message being answered (chatdesk/assistant/turn_lease.py): it lapses this
+# long after its worker stops refreshing it (a SIGKILL), and then a retry is answered elsewhere.
+TURN_LEASE_SECONDS = float(os.environ.get("TURN_LEASE_SECONDS") or 10)
+for _name in ("DRAIN_SECONDS", "VOICE_GOODBYE_SECONDS", "TURN_LEASE_SECONDS"):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")

@@ -8,7 +8,7 @@ from bookings import identifiers  # noqa: F401 (registers the `ident` path conve
 from chatdesk import health, metrics_view
 from chatdesk.backoffice import calendar_feeds, staff_api, staff_live
 from chatdesk.openapi import DocsView
-from chatdesk.web import api, views
+from chatdesk.web import api, views, widget
 
 # The API answers these in JSON, and a 503 when a service is down (chatdesk.api_errors).
 handler400 = "chatdesk.api_errors.bad_request"
@@ -24,6 +24,11 @@ urlpatterns = [
     path("", views.chat_page, name="chat"),
     path("send", views.chat_page_send, name="chat-send"),
     path("restart", views.chat_page_restart, name="chat-restart"),
+    # The website widget: the script businesses embed, and the compact chat page it frames.
+    path("widget.js", widget.widget_script, name="widget-js"),
+    path("widget/", views.widget_chat_page, name="widget"),
+    path("widget/send", views.widget_send, name="widget-send"),
+    path("widget/restart", views.widget_restart, name="widget-restart"),
     path("voice/", voice.views.voice_page, name="voice"),
     path("api/v1/chat/voice/session", voice.views.CallSessionAPI.as_view(), name="voice-session"),
     path("api/v1/chat/session/new", api.SessionNewAPI.as_view(), name="chat-session-new"),

@@ -29,6 +29,10 @@
   // While the server is still answering the first copy (409 turn_in_progress), ask again
   // after its Retry-After, this many times at most.
   var IN_PROGRESS_MAX_WAITS = 30;
+  // A server that is restarting takes no new message (503 server_draining) and stores nothing;
+  // another one will: sent again after its Retry-After, this many times at most, without
+  // using up the one resend above.
+  var DRAINING_MAX_RETRIES = 5;
   // The server closes with this when live updates are unavailable (Redis down;
   // chatdesk/conversations/live.py): the chat works on, and the page tries again every while.
   var LIVE_UNAVAILABLE = 4503;
@@ -55,6 +59,8 @@
   var maxChars = parseInt(root.dataset.maxChars, 10) || 2000;
   var phone = root.dataset.phone || "";
   var urls = { create: root.dataset.urlNew, message: root.dataset.urlMessage, live: root.dataset.urlLive };
+  // Inside the website widget: the business's page the conversation starts on (chatdesk/web/widget.py).
+  var newSession = root.dataset.widgetPage !== undefined ? { widget_page: root.dataset.widgetPage } : {};
   var busy = false;
   // The text and id of a message that failed: sent again unchanged, it keeps its id, since
   // the server may have stored it before failing.
@@ -247,11 +253,16 @@
   function sendMessage(body) {
     var resent = false;
     var waits = 0;
+    var drainingRetries = 0;
     function attempt() {
       return post(urls.message, body).catch(function (error) {
         if (error.status === 409 && error.code === "turn_in_progress" && waits < IN_PROGRESS_MAX_WAITS) {
           waits++;
           return delay(1000 * (error.retryAfter || 2)).then(attempt);
+        }
+        if (error.status === 503 && error.code === "server_draining" && drainingRetries < DRAINING_MAX_RETRIES) {
+          drainingRetries++;
+          return delay(1000 * (error.retryAfter || 1)).then(attempt);
         }
         var transient = error.code === "network" || error.code === "timeout" || error.status >= 500;
         if (transient && !resent) {
@@ -266,7 +277,7 @@
   }
 
   function startSession() {
-    return post(urls.create, {}).then(function (data) {
+    return post(urls.create, newSession).then(function (data) {
       sessionId = data.session_id;
       root.dataset.session = sessionId;
       setMode(data.mode);

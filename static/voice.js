@@ -59,7 +59,7 @@
     max_duration: "The call reached its time limit.",
     limit_reached: "This conversation reached its limit for calls.",
     upstream_error: "The voice service stopped responding.",
-    server_shutdown: "The call was cut off because our server restarted. Please call again.",
+    server_shutdown: "We had to end the call because our server is restarting. Please call again.",
     bad_frame: "The call ended because of a technical problem.",
     voice_unavailable: "Voice calls aren't available right now.",
     server_error: "Something went wrong on our side.",

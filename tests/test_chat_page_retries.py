@@ -1,5 +1,6 @@
 """static/chat.js names each message and resends it once, with the same id, when it fails
-on the way (network, 5xx, 503): the server stores it once and the page shows one reply.
+on the way (network, 5xx, 503): the server stores it once and the page shows one reply. A
+server that is restarting (503 server_draining) is tried again a few more times.
 
 Headless Chromium against the live server (guided flow); the first request's fate is set
 by Playwright's routing: its answer lost after the server handled it, or a 503.
@@ -73,6 +74,26 @@ def test_a_503_is_retried_once_after_its_retry_after(chat: Chat):
     chat.page.route("**/api/v1/chat/message", unavailable_once)
     expect(chat.send("1")).to_contain_text("Which service do you need?")
     assert [m["message_id"] for m in sent] == [sent[0]["message_id"]] * 2
+    assert orm(customer_messages, "1") == 1
+
+
+def test_a_restarting_server_is_retried_until_another_one_takes_the_message(chat: Chat):
+    chat.open().expect_enhanced()
+    sent: list[dict] = []
+
+    def draining_three_times(route: Route) -> None:
+        # As a worker answers while it drains (chatdesk/drain.py): nothing stored, try another.
+        sent.append(json.loads(route.request.post_data or "{}"))
+        if len(sent) <= 3:
+            body = {"error": "server_draining", "message": "This server is restarting.", "retry_after": 1}
+            route.fulfill(status=503, json=body, headers={"Retry-After": "1"})
+        else:
+            route.continue_()
+
+    chat.page.route("**/api/v1/chat/message", draining_three_times)
+    expect(chat.send("1")).to_contain_text("Which service do you need?", timeout=10_000)
+    expect(chat.error).to_be_hidden()
+    assert [m["message_id"] for m in sent] == [sent[0]["message_id"]] * 4
     assert orm(customer_messages, "1") == 1
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from chatdesk import lifecycle
 from chatdesk.assistant import openai_budget
 from chatdesk.assistant.costs import realtime_usage, transcription_usage
 from chatdesk.assistant.openai_client import FunctionCall, is_configured
@@ -91,14 +92,58 @@ BUSY = (
     "You can type instead, or call again in a few minutes.",
 )
 
+# The browser plays what it was sent behind a small jitter buffer: after the last audio should
+# have played, wait this much more before closing (closing stops its playback).
+PLAYBACK_MARGIN_SECONDS = 0.4
+
+# What the assistant is asked to say when the server must end the call (a worker draining on
+# SIGTERM, chatdesk/drain.py), and what the page shows.
+GOODBYE_INSTRUCTIONS = (
+    "Our system is restarting and this call has to end now. In one or two short sentences, tell the "
+    "caller politely that we need to end this call, that everything said so far is saved, and ask "
+    "them to please call back in a minute. Do not ask a question. Do not call any tools."
+)
+SHUTDOWN_MESSAGE = (
+    "We had to end this call because our server is restarting. Everything said so far is saved: "
+    "please call back in a minute, or keep typing here."
+)
+RESTARTING_MESSAGE = "This server is restarting. Please call again in a moment, or keep typing here."
+
+# The calls open in this process, for the drain to say goodbye on (end_calls_for_shutdown).
+_open_calls: set[VoiceCall] = set()
+
+
+def open_call_count() -> int:
+    return len(_open_calls)
+
+
+async def end_calls_for_shutdown(timeout: float) -> int:
+    """Say goodbye on every call open in this process and end them (server_shutdown), within
+    `timeout` seconds; how many there were. Each call's transcript and end are stored."""
+    calls = list(_open_calls)
+    if calls:
+        await asyncio.gather(*(call.say_goodbye(timeout) for call in calls), return_exceptions=True)
+    return len(calls)
+
+
 # --- the call -------------------------------------------------------------------------
 
 
 class VoiceCall:
     """One call. The consumer calls `start()`, `receive()` per frame and `browser_gone()`."""
 
-    def __init__(self, browser: Browser, *, ip: str, user_agent: str, cookies: dict[str, str]) -> None:
+    def __init__(
+        self,
+        browser: Browser,
+        *,
+        ip: str,
+        user_agent: str,
+        cookies: dict[str, str],
+        widget_page: str | None = None,
+    ) -> None:
         self.browser = browser
+        # Placed from the website widget (its host page, or ""), or None (voice.consumers).
+        self.widget_page = widget_page
         self.browser_open = True
         self.ip = ip
         self.ip_hash = hash_ip(ip)
@@ -120,6 +165,12 @@ class VoiceCall:
         self.ended = False
         self.end_reason = ""
         self.finished = asyncio.Event()  # set once end() has stored everything and freed the slot
+        # The server is ending this call (say_goodbye): the caller's audio is no longer relayed
+        # and no reply other than the goodbye is asked for.
+        self.leaving = False
+        # When the browser will have played all the audio sent so far (the loop's clock).
+        self.playback_ends_at = 0.0
+        self.response_done_waiters: list[asyncio.Future[str]] = []
         self.admitted = False
         self.state = ""
         # Conversation state, driven by upstream events.
@@ -161,12 +212,16 @@ class VoiceCall:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        _open_calls.add(self)
         self._spawn(self._run())
 
     async def _run(self) -> None:
         connecting: asyncio.Task[realtime.RealtimeLink] | None = None
         try:
             await self._set_state("connecting")
+            if lifecycle.draining():
+                await self.end("server_shutdown", SERVICE_RESTART, error=("server_shutdown", RESTARTING_MESSAGE))
+                return
             if not is_configured():
                 message = "Voice calls need OPENAI_API_KEY to be set on the server. You can keep typing instead."
                 await self.end("voice_unavailable", UNAVAILABLE, error=("voice_unavailable", message))
@@ -196,6 +251,7 @@ class VoiceCall:
                 session_id=session_id_from_cookies(self.cookies),
                 ip=self.ip,
                 user_agent=self.user_agent,
+                widget_page=self.widget_page,
             )
             self.writer = CallWriter()
             # This task's log lines, and those of the tasks it spawns, name the conversation.
@@ -333,6 +389,7 @@ class VoiceCall:
             try:
                 await self._release()
             finally:
+                _open_calls.discard(self)
                 self.finished.set()
 
     async def _release(self) -> None:
@@ -342,15 +399,59 @@ class VoiceCall:
             metrics.voice_call_released()
             await sync_to_async(call_release, thread_sensitive=False)(self.ip_hash)
 
-    async def finish(self, reason: str, code: int = NORMAL) -> None:
+    async def finish(self, reason: str, code: int = NORMAL, *, error: tuple[str, str] | None = None) -> None:
         """End the call and return only once it is fully recorded, whichever task is ending it.
 
         The consumer returns after this, so the server (daphne waits for applications it
         cancels at shutdown) and the tests see a call that is completely stored.
         """
-        await self.end(reason, code)
+        await self.end(reason, code, error=error)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.finished.wait(), WRITER_DRAIN_SECONDS + 2)
+
+    async def say_goodbye(self, timeout: float) -> None:
+        """The server must end this call (it is shutting down): the assistant says so, the caller
+        hears it, then the call ends as server_shutdown with its transcript stored. Bounded by
+        `timeout`; past it, or without a working upstream, the call ends with the goodbye written
+        on the page only."""
+        if self.ended:
+            return
+        self.leaving = True
+        with contextlib.suppress(TimeoutError, realtime.RealtimeUnavailable):
+            async with asyncio.timeout(timeout):
+                await self._speak_goodbye(timeout)
+        await self.finish("server_shutdown", SERVICE_RESTART, error=("server_shutdown", SHUTDOWN_MESSAGE))
+
+    async def _speak_goodbye(self, timeout: float) -> None:
+        if not self.ready or self.upstream is None or self.ended:
+            return  # still connecting: the caller has heard nothing yet, the page says why
+        await self._send({"type": "notice", "code": "server_shutdown", "message": SHUTDOWN_MESSAGE})
+        # A tool round being run finishes first: a booking being made is made, and the model
+        # has its outcome.
+        while self.tools_running:
+            await asyncio.sleep(0.05)
+        if self.response_active:
+            # Let the sentence being spoken end; cut it only when it runs long.
+            done = self._response_done()
+            try:
+                await asyncio.wait_for(asyncio.shield(done), timeout / 2)
+            except TimeoutError:
+                await self.upstream.send({"type": "response.cancel"})
+                await done
+        done = self._response_done()
+        self.response_active = True
+        await self.upstream.send(
+            {"type": "response.create", "response": {"instructions": GOODBYE_INSTRUCTIONS, "tool_choice": "none"}}
+        )
+        await done
+        # Closing the socket stops the browser's playback: wait until the goodbye has played.
+        await asyncio.sleep(max(0.0, self.playback_ends_at - self.loop.time()) + PLAYBACK_MARGIN_SECONDS)
+
+    def _response_done(self) -> asyncio.Future[str]:
+        """A future resolved with the status of the next response.done."""
+        future: asyncio.Future[str] = self.loop.create_future()
+        self.response_done_waiters.append(future)
+        return future
 
     async def browser_gone(self, code: int) -> None:
         """The browser's socket closed: a clean close is a hang-up, anything else a lost client."""
@@ -378,7 +479,7 @@ class VoiceCall:
         elif frame is None:
             return
         elif frame.kind == "audio":
-            if self.ready and frame.audio and self.upstream is not None:
+            if self.ready and frame.audio and self.upstream is not None and not self.leaving:
                 # Frames before `ready` are dropped: the browser starts the microphone on `ready`.
                 with contextlib.suppress(realtime.RealtimeUnavailable):  # the relay task sees it too and ends the call
                     await self.upstream.append_audio(frame.audio)
@@ -430,7 +531,9 @@ class VoiceCall:
         if audio.first_sent_at is None:
             audio.first_sent_at = self.loop.time()
         audio.sent_bytes += len(pcm)
-        self.last_activity = self.loop.time()
+        now = self.last_activity = self.loop.time()
+        # The browser plays what it gets back to back, from when it arrives.
+        self.playback_ends_at = max(self.playback_ends_at, now) + len(pcm) / (BYTES_PER_MS * 1000)
         if self.browser_open:
             try:
                 await self.browser.send_audio(pcm)
@@ -496,6 +599,7 @@ class VoiceCall:
         """Barge-in: the browser drops queued audio at once; the model is told what was heard."""
         self.last_activity = self.loop.time()
         await self._send({"type": "flush"})
+        self.playback_ends_at = 0.0  # the browser dropped what it had queued
         audio = self.audio
         if audio is not None and not audio.flushed and audio.sent_bytes:
             audio.flushed = True
@@ -559,6 +663,10 @@ class VoiceCall:
         response = event.get("response") or {}
         status = response.get("status")
         output = response.get("output") or []
+        waiters, self.response_done_waiters = self.response_done_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(status or "")
         usage = realtime_usage(settings.OPENAI_REALTIME_MODEL, response.get("usage"))
         if self.start_info is not None and self.writer is not None and (usage.input_tokens or usage.output_tokens):
             self.writer.put(add_usage, conversation_id=self.start_info.conversation_id, usage=usage)
@@ -688,6 +796,8 @@ class VoiceCall:
             self.last_activity = self.loop.time()
 
     async def _request_response(self) -> None:
+        if self.leaving:
+            return  # the goodbye is the last reply (say_goodbye asks for it itself)
         if self.response_active:
             self.response_wanted = True
             return

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chatdesk.conversations.client_ip import scope_client_ip
+from chatdesk.conversations.widget_pages import NotAWidgetPage, host_page
 from voice.calls import VoiceCall
 from voice.wire import SERVICE_RESTART
 
@@ -60,6 +62,7 @@ class VoiceCallConsumer(AsyncWebsocketConsumer):
             ip=scope_client_ip(self.scope),
             user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
             cookies=self.scope.get("cookies") or {},
+            widget_page=_widget_page(self.scope, headers),
         )
         self.call.start()
 
@@ -77,3 +80,20 @@ class VoiceCallConsumer(AsyncWebsocketConsumer):
 
     async def send_audio(self, pcm: bytes) -> None:
         await self.send(bytes_data=pcm)
+
+
+def _widget_page(scope: dict, headers: dict[bytes, bytes]) -> str | None:
+    """A call placed from the website widget: its host page (checked; "" when unusable), else None.
+
+    The widget's chat page puts `?widget_page=` on the call's URL (templates/voice_call.html), so
+    a call that starts the conversation records it as a widget one, as chat.js does for text.
+    """
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True).get("widget_page")
+    if values is None:
+        return None
+    scheme = "https" if scope.get("scheme") == "wss" else "http"
+    own = f"{scheme}://{headers.get(b'host', b'').decode('latin-1')}"
+    try:
+        return host_page(values[0], own_origin=own) if values[0] else ""
+    except NotAWidgetPage:
+        return ""

@@ -63,7 +63,7 @@ def _what_came_before(conversation: Conversation) -> str:
     return realtime.AFTER_CALL if spoke else realtime.NEW
 
 
-def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
+def call_begin(*, session_id: str, ip: str, user_agent: str, widget_page: str | None = None) -> CallStart:
     """Continue the customer's conversation, or start a voice one; note the call in it.
 
     Only a conversation in which the customer has already said something is continued: an
@@ -86,6 +86,7 @@ def call_begin(*, session_id: str, ip: str, user_agent: str) -> CallStart:
                 ip=ip,
                 user_agent=user_agent,
                 has_call=True,
+                widget_page=widget_page,
             )
         started = Message.objects.create(
             conversation=conversation, role=Message.Role.EVENT, text="Voice call started.", channel="voice"

@@ -83,10 +83,12 @@ def call_session(request: HttpRequest) -> JsonResponse:
         message = "session_id (the id the call's ready message gave) is required."
         return json_error("bad_request", message, 400, fields=data.errors)
     session_id = data.validated_data["session_id"]
-    if not open_conversation_for(session_id).filter(has_call=True).exists():
+    conversation = open_conversation_for(session_id).filter(has_call=True).only("from_widget").first()
+    if conversation is None:
         return json_error("session_not_found", "No open conversation with a call has that session id.", 404)
     response = JsonResponse({"session_id": session_id})
-    set_session_cookie(response, session_id)
+    # A call placed in the website widget: the cookie is a partitioned one, as the widget's chat sets.
+    set_session_cookie(response, session_id, embedded=conversation.from_widget)
     return response
 
 

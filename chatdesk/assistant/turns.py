@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time as clock
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from django.utils import timezone
 
 from bookings.errors import DomainError
 from bookings.phones import business_phone
+from chatdesk import lifecycle
 from chatdesk.assistant import openai_client
 from chatdesk.assistant.costs import TextUsage, has_text_price, text_cost
 from chatdesk.assistant.guided import guided_greeting, guided_reply
@@ -28,6 +28,7 @@ from chatdesk.assistant.prompts import system_prompt
 from chatdesk.assistant.rate_limits import message_wait, too_many_messages
 from chatdesk.assistant.tool_rounds import bookings_touched, calls_run, run_tool_round
 from chatdesk.assistant.tools import ToolOutcome, tool_definitions
+from chatdesk.assistant.turn_lease import TurnLease
 from chatdesk.conversations import live, model_items, record
 from chatdesk.conversations.models import Conversation, Message, ToolCall
 from chatdesk.conversations.services import ConversationClosed, SessionNotFound, conversation_create, db
@@ -52,23 +53,36 @@ class RateLimited(DomainError):
 
 
 class TurnInProgress(DomainError):
-    """A retry of a message whose turn is still running here: ask again shortly."""
+    """A retry of a message whose turn is still running, in this process or another: ask again shortly."""
 
     code = "turn_in_progress"
     http_status = 409
     retry_after = 2
 
-    def __init__(self, running: threading.Event | None = None) -> None:
+    def __init__(self, lease: TurnLease) -> None:
         super().__init__("Still working on that message. Please retry in a moment.")
-        self.running = running
+        self.lease = lease
 
     async def finished(self, timeout: float) -> None:
-        """Wait, at most `timeout` seconds, for the running turn to end (polled: the turn may
-        run on another event loop or thread)."""
-        waited = 0.0
-        while self.running is not None and not self.running.is_set() and waited < timeout:
-            await asyncio.sleep(0.1)
-            waited += 0.1
+        """Wait, at most `timeout` seconds, for the running turn to end, wherever it runs."""
+        await self.lease.released(timeout)
+
+
+class ServerDraining(DomainError):
+    """This worker is shutting down (SIGTERM, chatdesk/drain.py): it takes no new turn.
+
+    Raised before anything is stored, so the same request sent again (to another worker: nginx
+    does that itself for the message endpoint, and static/chat.js resends with the same id) is
+    a first try there. A turn still running at the drain's deadline is stopped with it too:
+    its message is stored then, and the retry is answered once, by another worker.
+    """
+
+    code = "server_draining"
+    http_status = 503
+    retry_after = 1
+
+    def __init__(self) -> None:
+        super().__init__("This server is restarting. Please send your message again.")
 
 
 class MessageIdReused(DomainError):
@@ -81,13 +95,10 @@ class MessageIdReused(DomainError):
         super().__init__("This message id was already used for another message.", field="message_id")
 
 
-# The turns running in this process that carry a client's message id, by (conversation pk,
-# message id), each with an event set when it ends: a retry of one of them is told to wait; a
-# retry of a stored message whose turn is not running here was left unanswered (its process or
-# the database failed) and is answered. Kept in the process, not in the database or Redis, so a
-# turn pays nothing for it; with several processes, a retry that reaches another one while the
-# first still runs is answered there too (the message is still stored once, the reply twice).
-_running: dict[tuple[int, str], threading.Event] = {}
+# The turns answering in this process, with their loops: the drain stops those still running
+# at its deadline (cut_turns_in_flight). Those it cut are in _cut until they have answered 503.
+_answering: dict[asyncio.Task, asyncio.AbstractEventLoop] = {}
+_cut: set[asyncio.Task] = set()
 
 
 def greeting(mode: str) -> str:
@@ -100,7 +111,7 @@ def greeting(mode: str) -> str:
 
 
 def conversation_start(
-    *, channel: str = Conversation.ChannelKind.CHAT, ip: str = "", user_agent: str = ""
+    *, channel: str = Conversation.ChannelKind.CHAT, ip: str = "", user_agent: str = "", widget_page: str | None = None
 ) -> Conversation:
     mode = Conversation.Mode.MODEL if openai_client.is_configured() else Conversation.Mode.GUIDED
     with transaction.atomic():
@@ -110,6 +121,7 @@ def conversation_start(
             model=settings.OPENAI_MODEL if mode == Conversation.Mode.MODEL else "",
             ip=ip,
             user_agent=user_agent,
+            widget_page=widget_page,
         )
         text = greeting(mode)
         Message.objects.create(conversation=conversation, role=Message.Role.ASSISTANT, text=text)
@@ -143,15 +155,19 @@ class _Begun:
     earlier: TurnResult | None = None
     # A retry of a message stored by a turn that ended without answering: answered now.
     resumed: bool = False
+    # Held from before the message is stored until its reply is (with the client's message id).
+    lease: TurnLease | None = None
 
 
 def _begin_turn(session_id: str, text: str, client_ip: str | None, message_id: str | None = None) -> _Begun:
     """Store the customer's message first, so nothing they typed is ever lost.
 
-    With the client's `message_id`, a message already stored under it is not stored again: the
-    earlier turn's answer is returned if it has one, TurnInProgress is raised while it runs here,
-    and otherwise the stored message is answered now. The rate limit check (a cache round trip)
-    and the instructions come in the same trip to a worker thread as the writes.
+    With the client's `message_id`, the turn first takes the message's lease (turn_lease): held
+    elsewhere, TurnInProgress is raised, wherever that turn runs. Then a message already stored
+    under the id is not stored again: the earlier turn's answer is returned if it has one, and
+    otherwise (its turn died) the stored message is answered now. The rate limit check and the
+    lease (cache round trips) and the instructions come in the same trip to a worker thread as
+    the writes.
     """
     wait = message_wait(ip=client_ip, session_id=session_id) if client_ip is not None else None
     if wait:
@@ -167,23 +183,29 @@ def _begin_turn(session_id: str, text: str, client_ip: str | None, message_id: s
     message = Message(conversation=conversation, role=Message.Role.CUSTOMER, text=text, client_message_id=message_id)
     # The id rides on the message's INSERT: no extra statement on a first try.
     resumed = False
+    lease = None
     if message_id is None:
         record.add_message(message)
-    elif record.claim_message(message):
-        _running[conversation.pk, message_id] = threading.Event()
     else:
-        earlier = _earlier_turn(conversation, message_id, text)
-        if earlier is not None:
-            return _Begun(conversation, earlier=earlier)
-        resumed = True
-        _running[conversation.pk, message_id] = threading.Event()
+        # Taken before the message is stored: a retry on another worker then either finds the
+        # lease (409) or, once it is released, the reply, never a stored message nobody answers.
+        lease = TurnLease(conversation.pk, message_id)
+        if not lease.take():
+            raise TurnInProgress(lease)
     try:
+        if lease is not None and not record.claim_message(message):
+            earlier = _earlier_turn(conversation, message_id, text)
+            if earlier is not None:
+                lease.release()
+                return _Begun(conversation, earlier=earlier)
+            resumed = True
         if not resumed:
             record.count_message(conversation.pk, last_activity_at=now)
             conversation.message_count += 1
         instructions = system_prompt(now) if conversation.mode == Conversation.Mode.MODEL else ""
     except BaseException:
-        _running.pop((conversation.pk, message_id or ""), None)
+        if lease is not None:
+            lease.release()
         raise
     if conversation.message_count > settings.CHAT_MAX_MESSAGES:
         return _Begun(
@@ -194,22 +216,26 @@ def _begin_turn(session_id: str, text: str, client_ip: str | None, message_id: s
             ),
             instructions,
             resumed=resumed,
+            lease=lease,
         )
     if conversation.cost_usd >= settings.CHAT_SPEND_CAP_USD:
         return _Begun(
             conversation,
             f"I can't continue this conversation here. Please call us at {business_phone()}.",
             resumed=resumed,
+            lease=lease,
         )
-    return _Begun(conversation, None, instructions, resumed=resumed)
+    return _Begun(conversation, None, instructions, resumed=resumed, lease=lease)
 
 
 def _earlier_turn(conversation: Conversation, message_id: str, text: str) -> TurnResult | None:
     """The answer of the turn that stored the customer's message `message_id`, as it first
     answered; None when that turn ended without an answer, so the message is answered now.
 
-    Retries are rare, so these reads are paid only by them. A turn's tool calls are stored
-    between its message and its reply (as chatdesk.conversations.booking_cards reads them).
+    Called with the message's lease held, so the turn that stored it is over (it released the
+    lease, or its process died and the lease lapsed). Retries are rare, so these reads are paid
+    only by them. A turn's tool calls are stored between its message and its reply (as
+    chatdesk.conversations.booking_cards reads them).
     """
     stored = list(Message.objects.filter(conversation=conversation, client_message_id=message_id).order_by("id"))
     asked = next(m for m in stored if m.role == Message.Role.CUSTOMER)
@@ -217,11 +243,8 @@ def _earlier_turn(conversation: Conversation, message_id: str, text: str) -> Tur
         raise MessageIdReused()
     reply = next((m for m in stored if m.role == Message.Role.ASSISTANT), None)
     if reply is None:
-        running = _running.get((conversation.pk, message_id))
-        if running is not None:
-            raise TurnInProgress(running)
-        # Not running here: the turn that stored it failed before answering. (Taken over
-        # meanwhile, _answer pauses it, as the first try was.)
+        # The turn that stored it failed before answering. (Taken over meanwhile, _answer
+        # pauses it, as the first try was.)
         return None
     calls = ToolCall.objects.filter(
         conversation=conversation, created_at__gte=asked.created_at, created_at__lte=reply.created_at
@@ -494,21 +517,61 @@ async def chat_turn(
     checked first, in the same worker thread trip: over one, RateLimited is raised and nothing
     is stored. With the client's `message_id`, a retry of a message already stored stores
     nothing again (see _begin_turn): it gets the first answer, TurnInProgress, or its answer now.
+
+    A worker that is draining (chatdesk/drain.py) refuses new turns with ServerDraining before
+    storing anything, and stops the turns still running at its deadline with it.
     """
+    if lifecycle.draining():
+        raise ServerDraining()
     started = clock.perf_counter()
     begun = await db(_begin_turn, session_id, text, client_ip, message_id)
     if begun.earlier is not None:
         return begun.earlier
+    task = asyncio.current_task()
+    assert task is not None
+    _answering[task] = asyncio.get_running_loop()
+    heartbeat = asyncio.ensure_future(begun.lease.keep_alive()) if begun.lease is not None else None
     try:
-        with context.conversation(begun.conversation.number):
+        with lifecycle.in_flight(), context.conversation(begun.conversation.number):
             result = await _answer(begun, text, started, message_id)
         _count(begun, result, clock.perf_counter() - started)
         return result
+    except asyncio.CancelledError:
+        # Cut by the drain's deadline (and not also cancelled by the server): the message is
+        # stored, so a retry of its id is answered by another worker.
+        if task in _cut and task.uncancel() == 0:
+            raise ServerDraining() from None
+        raise
     finally:
-        if message_id is not None:
-            running = _running.pop((begun.conversation.pk, message_id), None)
-            if running is not None:
-                running.set()
+        _answering.pop(task, None)
+        cut = task in _cut
+        _cut.discard(task)
+        if heartbeat is not None:
+            heartbeat.cancel()
+        # A cut turn's lease is left to lapse (TURN_LEASE_SECONDS) rather than released: its
+        # last database write may still be running on a worker thread, and a retry must find
+        # its reply, if it lands, instead of answering a second time.
+        if begun.lease is not None and not cut:
+            await begun.lease.arelease()
+
+
+def cut_turns_in_flight() -> int:
+    """Stop the turns still running in this process (the drain's deadline); how many there were.
+
+    Each answers 503 server_draining. Whatever the turn stored stays (its message, the tool
+    calls that ran); the retry of its message id is answered by another worker.
+    """
+    running = list(_answering.items())
+    for task, loop in running:
+        loop.call_soon_threadsafe(_cut_turn, task)
+    return len(running)
+
+
+def _cut_turn(task: asyncio.Task) -> None:
+    # On the turn's own loop: one that has just finished answering is left alone.
+    if task in _answering:
+        _cut.add(task)
+        task.cancel()
 
 
 def _count(begun: _Begun, result: TurnResult, seconds: float) -> None:

@@ -49,6 +49,7 @@ from bookings.models import Customer
 from bookings.phones import looks_like_phone, phone_display, phone_from_search
 from bookings.selectors import business_tz, local_today
 from chatdesk.backoffice import dashboard as stats
+from chatdesk.backoffice import widget_snippet
 from chatdesk.backoffice.charts import dashboard_charts, numbers_table, schedule_chart
 from chatdesk.backoffice.common import (
     ReadOnlyMixin,
@@ -318,6 +319,7 @@ class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_filter = [
         "channel",
         "has_call",
+        "from_widget",
         "price_missing",
         "status",
         "resolution",
@@ -341,6 +343,7 @@ class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
     readonly_fields = [
         "number",
         "channel",
+        "came_from",
         "status",
         "resolution",
         "mode",
@@ -466,6 +469,12 @@ class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         labels = dict(Message.FailureKind.choices)
         return ", ".join(f"{labels[kind]} ×{counts[kind]}" for kind in labels if kind in counts) or "-"
 
+    @admin.display(description="came from")
+    def came_from(self, conversation: Conversation) -> str:
+        if not conversation.from_widget:
+            return "Our chat or voice page"
+        return f"Website widget, on {conversation.widget_page}" if conversation.widget_page else "Website widget"
+
     @admin.display(description="taken over by")
     def taken_over(self, conversation: Conversation) -> str:
         if conversation.taken_over_by is None:
@@ -503,6 +512,7 @@ class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
                 {
                     "fields": [
                         ("number", "channel", "mode"),
+                        "came_from",
                         ("status", "resolution", "end_reason"),
                         tuple(customer),
                         ("started", "ended", "duration"),
@@ -541,6 +551,7 @@ class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         # Before the model's own URLs, whose "<object_id>/" would swallow these.
         return [
             path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="chatdesk_dashboard"),
+            path("widget/", self.admin_site.admin_view(self.widget_view), name="chatdesk_widget"),
             path("export.csv", self.admin_site.admin_view(self.export_view), name="chatdesk_conversation_export"),
             *super().get_urls(),
         ]
@@ -567,6 +578,19 @@ class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         stamp = timezone.localtime(timezone.now(), business_tz()).strftime("%Y%m%d-%H%M")
         response["Content-Disposition"] = f'attachment; filename="conversations-{stamp}.csv"'
         return response
+
+    def widget_view(self, request: HttpRequest) -> TemplateResponse:
+        """The website widget: the snippet to paste, and the sites allowed to show it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Website widget",
+            "opts": self.model._meta,
+            **widget_snippet.snippet_context(request),
+            "list_url": reverse("admin:chatdesk_conversation_changelist") + "?from_widget__exact=1",
+        }
+        return TemplateResponse(request, "admin/chatdesk/widget.html", context)
 
     def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
         if not self.has_view_permission(request):

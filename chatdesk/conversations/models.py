@@ -71,6 +71,14 @@ class Conversation(models.Model):
     # in every channel it used (chatdesk.backoffice.dashboard.in_channel).
     channel = models.CharField(max_length=10, choices=ChannelKind.choices, default=ChannelKind.CHAT)
     has_call = models.BooleanField(default=False, help_text="A voice call took place in this conversation.")
+    # Started in the website widget (static/widget.js) on the business's own site, and on which
+    # page: scheme, host and path only (a query string may carry the visitor's own data).
+    from_widget = models.BooleanField(
+        "from the website widget", default=False, help_text="Started in the chat widget on the business's website."
+    )
+    widget_page = models.CharField(
+        "website page", max_length=500, blank=True, help_text="The page of the business's website it started on."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.MODEL)
@@ -129,6 +137,8 @@ class Conversation(models.Model):
         indexes = [
             # close_stale_sessions and the live monitor look at open conversations by activity.
             models.Index(fields=["status", "last_activity_at"], name="interaction_open_activity"),
+            # The admin list's "from the website widget" filter: widget conversations only, newest first.
+            models.Index(fields=["-started_at"], condition=models.Q(from_widget=True), name="conversation_from_widget"),
         ]
 
     def __str__(self) -> str:

@@ -58,10 +58,13 @@ def conversation_create(
     user_agent: str = "",
     number: str = "",
     has_call: bool = False,
+    widget_page: str | None = None,
 ) -> Conversation:
     """Open a conversation: a text chat, a voice call, or a replay's scratch copy (`number` given).
 
-    Its yearly number is allocated in the caller's transaction, if any (no savepoint).
+    `widget_page` (a checked page URL, or "" when unknown) marks one started in the website
+    widget; None is any other door. Its yearly number is allocated in the caller's transaction,
+    if any (no savepoint).
     """
     with transaction.atomic(savepoint=False):
         return Conversation.objects.create(
@@ -72,6 +75,8 @@ def conversation_create(
             client_ip_hash=hash_ip(ip),
             user_agent=user_agent[:300],
             has_call=has_call,
+            from_widget=widget_page is not None,
+            widget_page=widget_page or "",
         )
 
 

@@ -35,6 +35,8 @@ from chatdesk.conversations.client_ip import client_ip
 from chatdesk.conversations.limits import MessageText, message_length_check
 from chatdesk.conversations.models import Conversation, number_fields
 from chatdesk.conversations.session_cookie import set_session_cookie
+from chatdesk.conversations.widget_pages import NotAWidgetPage, host_page
+from chatdesk.web.widget import own_origin
 
 MAX_BODY_BYTES = 16 * 1024
 
@@ -81,6 +83,23 @@ SESSION_ID = OpenApiParameter(
 )
 OLD_NUMBER_HELP = "Deprecated: the same as conversation_number, kept for clients written before it."
 MODE_HELP = "model: the OpenAI model answers; guided: the built-in guided flow does (no API key, or the model is off)."
+
+
+class SessionNewIn(serializers.Serializer):
+    widget_page = Text(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Only from the website widget (static/widget.js): the page of the business's site it is shown "
+        'on, an http(s) address of an origin in WIDGET_ALLOWED_ORIGINS ("" when unknown). The conversation is '
+        "recorded as coming from the widget, with that page, and its cookie is partitioned (CHIPS).",
+    )
+
+    def validate_widget_page(self, value: str) -> str:
+        try:
+            return host_page(value, own_origin=own_origin(self.context["request"])) if value else ""
+        except NotAWidgetPage as error:
+            raise serializers.ValidationError(str(error)) from error
 
 
 class SessionOut(serializers.Serializer):
@@ -210,18 +229,25 @@ class ChatAPIView(MethodFirstAPIView):
 
 class SessionNewAPI(ChatAPIView):
     @extend_schema(
-        request=None,
-        responses={201: SessionOut, 403: CSRF_FAILED, 429: RATE_LIMITED},
+        request=SessionNewIn,
+        responses={201: SessionOut, 400: INVALID, 403: CSRF_FAILED, 429: RATE_LIMITED},
         summary="Start a conversation",
         description="Opens a conversation and sets the signed session cookie the live socket and the page use. "
-        "New conversations are rate limited per client IP (CHAT_RATE_SESSION_PER_IP).",
+        "New conversations are rate limited per client IP (CHAT_RATE_SESSION_PER_IP). The body is optional.",
         tags=[TAG],
     )
     def post(self, request: Request) -> Response:
+        # The body is optional; only a JSON one is read (a bare POST, or an empty form, starts a plain chat).
+        body = request.data if request.content_type.startswith("application/json") else {}
+        data = SessionNewIn(data=body, context={"request": request})
+        data.is_valid(raise_exception=True)
+        widget_page = data.validated_data.get("widget_page")
         wait = new_conversation_wait(ip=client_ip(request))
         if wait:
             raise turns.RateLimited(wait, too_many_conversations(wait))
-        conversation = turns.conversation_start(ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""))
+        conversation = turns.conversation_start(
+            ip=client_ip(request), user_agent=request.headers.get("User-Agent", ""), widget_page=widget_page
+        )
         response = Response(
             {
                 "session_id": conversation.session_id,
@@ -231,7 +257,7 @@ class SessionNewAPI(ChatAPIView):
             },
             status=201,
         )
-        set_session_cookie(response, conversation.session_id)
+        set_session_cookie(response, conversation.session_id, embedded=widget_page is not None)
         return response
 
 
@@ -314,6 +340,8 @@ async def chat_message(request: HttpRequest) -> JsonResponse:
         return json_error(error.code, error.message, 429, retry_after=error.retry_after)
     except turns.TurnInProgress as error:
         return json_error(error.code, error.message, 409, retry_after=error.retry_after)
+    except turns.ServerDraining as error:
+        return json_error(error.code, error.message, 503, retry_after=error.retry_after)
     except DomainError as error:
         return JsonResponse(error.as_dict(), status=error.http_status)
     # Read again after the turn rather than taken from the tool results: a booking created
@@ -360,6 +388,12 @@ class ChatMessageAPI(SchemaFor):
                 ErrorOut, description="too_large: the body is over 16 KiB; message_too_long: the message is too long."
             ),
             429: RATE_LIMITED,
+            503: OpenApiResponse(
+                ErrorOut,
+                description="server_draining: this server is restarting. Send the same message (same message_id) "
+                "again after Retry-After: it is stored once and answered once, by another server. Also "
+                "service_unavailable when the database or Redis is down.",
+            ),
         },
         parameters=[
             OpenApiParameter(
