@@ -41,7 +41,8 @@ class Worker:
         self.log = log
         self.host = f"127.0.0.1:{self.port}"
         uvicorn = str(Path(sys.executable).parent / "uvicorn")
-        command = [uvicorn, "--host", "127.0.0.1", "--port", str(self.port), "--lifespan", "off"]
+        # As production runs it (deploy/systemd): lifespan on (the drain), proxy headers off.
+        command = [uvicorn, "--host", "127.0.0.1", "--port", str(self.port), "--no-proxy-headers"]
         with log.open("wb") as stderr:
             self.process = subprocess.Popen(
                 [*command, "chatdesk.asgi:application"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr
