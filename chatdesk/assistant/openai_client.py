@@ -27,6 +27,7 @@ from openai import AsyncOpenAI
 
 from chatdesk.assistant import openai_budget
 from chatdesk.assistant.costs import TextUsage
+from chatdesk.observability import metrics
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, AsyncOpenAI, AsyncGenerator[None]]] = (
     weakref.WeakKeyDictionary()
@@ -175,7 +176,26 @@ async def respond(
     filter, it raises ModelUnavailable("incomplete"). Nothing ran between the two requests,
     so the retry cannot repeat a tool call. (Streamed, the cut-off text was shown as it came;
     the retry's text replaces it.)
+
+    Each failure is counted in the metrics by kind (chatdesk_model_errors_total), once.
     """
+    try:
+        return await _respond(
+            instructions=instructions, items=items, tools=tools, wait_until=wait_until, listener=listener
+        )
+    except ModelUnavailable as error:
+        metrics.count_model_error(api="responses", kind=error.kind)
+        raise
+
+
+async def _respond(
+    *,
+    instructions: str,
+    items: list[dict],
+    tools: list[dict],
+    wait_until: float | None,
+    listener: ReplyListener | None,
+) -> ModelReply:
     if wait_until is None:
         wait_until = time.monotonic() + settings.OPENAI_BUDGET_WAIT_SECONDS
     budget = settings.OPENAI_MAX_OUTPUT_TOKENS
@@ -269,10 +289,18 @@ async def _respond_once(
             # schema each time (~9 ms of CPU per call on the 2-core bench machine), more than
             # the rest of a turn together. We read the JSON ourselves, as the wire protocol
             # defines it. The raw response also carries the x-ratelimit-* headers.
-            if listener is not None:
-                reply = await _stream_once(body, listener, model)
-            else:
-                http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
+            started = time.perf_counter()
+            try:
+                if listener is not None:
+                    # Timed to the stream's end: a streamed request lasts until its last event.
+                    reply = await _stream_once(body, listener, model)
+                else:
+                    http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
+            except Exception:  # not a cancellation: the customer leaving is not the model's failure
+                metrics.observe_model_request(time.perf_counter() - started, ok=False)
+                raise
+            metrics.observe_model_request(time.perf_counter() - started, ok=True)
+            if listener is None:
                 await openai_budget.arecord(model, openai_budget.windows_from_headers(http_response.headers))
                 reply = parse_response(http_response.json())
         except openai.RateLimitError as error:

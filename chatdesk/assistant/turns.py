@@ -32,6 +32,7 @@ from chatdesk.assistant.turn_lease import TurnLease
 from chatdesk.conversations import live, model_items, record
 from chatdesk.conversations.models import Conversation, Message, ToolCall
 from chatdesk.conversations.services import ConversationClosed, SessionNotFound, conversation_create, db
+from chatdesk.observability import context, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -542,8 +543,10 @@ async def chat_turn(
     _answering[task] = asyncio.get_running_loop()
     heartbeat = asyncio.ensure_future(begun.lease.keep_alive()) if begun.lease is not None else None
     try:
-        with lifecycle.in_flight():
-            return await _answer(begun, text, started, message_id)
+        with lifecycle.in_flight(), context.conversation(begun.conversation.number):
+            result = await _answer(begun, text, started, message_id)
+        _count(begun, result, clock.perf_counter() - started)
+        return result
     except asyncio.CancelledError:
         # Cut by the drain's deadline (and not also cancelled by the server): the message is
         # stored, so a retry of its id is answered by another worker.
@@ -580,6 +583,25 @@ def _cut_turn(task: asyncio.Task) -> None:
     if task in _answering:
         _cut.add(task)
         task.cancel()
+
+
+def _count(begun: _Begun, result: TurnResult, seconds: float) -> None:
+    """The turn in the metrics: answered, model_failed (the failure reply), limited (a limit's
+    reply), or paused (staff have taken over; no reply). A retry given its first answer again
+    is not a turn."""
+    if result.paused:
+        outcome = "paused"
+    elif begun.stop_reply:
+        outcome = "limited"
+    elif result.failed:
+        outcome = "model_failed"
+    else:
+        outcome = "answered"
+    # The mode the turn ran in (as _answer chose it): a model failure that switched the
+    # conversation to the guided flow still counts as a model turn.
+    ran_model = begun.conversation.mode == Conversation.Mode.MODEL and openai_client.is_configured()
+    mode = Conversation.Mode.MODEL if result.failed or ran_model else Conversation.Mode.GUIDED
+    metrics.count_turn(channel=Conversation.ChannelKind.CHAT, mode=mode, outcome=outcome, seconds=seconds)
 
 
 async def _answer(begun: _Begun, text: str, started: float, message_id: str | None) -> TurnResult:
