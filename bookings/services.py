@@ -43,6 +43,7 @@ from bookings.models import (
 from bookings.numbering import next_number
 from bookings.phones import business_phone, normalize_phone, phone_display
 from bookings.selectors import active_bookings_in, available_slots, booking_public_dict, business_tz
+from chatdesk.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -360,6 +361,8 @@ def booking_create(
             note=f"Override: {override_reason}" if override_reason else "",
         )
         transaction.on_commit(partial(_send_email, booking.pk, "confirmed", CONFIRMATION))
+        # Counted once committed: a slot lost to a race (rolled back) or a replay is no booking.
+        transaction.on_commit(partial(metrics.count_booking_made, channel))
         return booking
 
     return _claim_technician(
