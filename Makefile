@@ -60,6 +60,11 @@ bench: venv
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/dates_compare.py
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/guided_corpus.py
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL_FOR_TESTS=$${REDIS_URL_FOR_TESTS:-$(TEST_REDIS_URL)} $(PY) bench/drain.py
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/metrics.py
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/streaming.py
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) bench/widget_load.py
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} $(PY) bench/openai_budget.py
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL_FOR_TESTS=$${REDIS_URL_FOR_TESTS:-$(TEST_REDIS_URL)} $(PY) bench/scale_out.py
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3*

@@ -45,6 +45,7 @@ from bookings.numbering import next_number
 from bookings.phones import business_phone, normalize_phone, phone_display
 from bookings.selectors import active_bookings_in, available_slots, booking_public_dict, business_tz
 from bookings.text_messages import TextConsent, booking_change_text_queue, consent_record
+from chatdesk.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -378,6 +379,8 @@ def booking_create(
         )
         transaction.on_commit(partial(_send_email, booking.pk, "confirmed", CONFIRMATION))
         booking_change_text_queue(booking=booking, kind=TextMessage.Kind.CONFIRMATION, event=event)
+        # Counted once committed: a slot lost to a race (rolled back) or a replay is no booking.
+        transaction.on_commit(partial(metrics.count_booking_made, channel))
         return booking
 
     return _claim_technician(

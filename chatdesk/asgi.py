@@ -21,19 +21,23 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chatdesk.drain import lifespan  # noqa: E402
+from chatdesk.request_ids import RequestIdMiddleware  # noqa: E402
 from chatdesk.static_files import StaticFiles  # noqa: E402
 from chatdesk.web.routing import websocket_urlpatterns as live_routes  # noqa: E402
 from chatdesk.websocket_origin import SameOriginValidator  # noqa: E402
 from voice.routing import websocket_urlpatterns as voice_routes  # noqa: E402
 
 # collectstatic's output under /static/ for servers that serve no files (chatdesk/static_files.py);
-# every other request goes straight to Django or Channels.
+# every other request goes straight to Django or Channels, with a request id for its log lines
+# (HTTP responses echo it in X-Request-ID; chatdesk/request_ids.py).
 application = StaticFiles(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
-            "lifespan": lifespan,
-        }
+    RequestIdMiddleware(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter([*voice_routes, *live_routes]))),
+                "lifespan": lifespan,
+            }
+        )
     )
 )

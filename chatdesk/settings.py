@@ -271,9 +271,10 @@ if not SECURE_HSTS_PRELOAD:
     # Preloading is a one-way commitment (browsers hard-code HTTPS for the domain and every
     # subdomain for months), so the operator opts in; until then its deploy warning is noise.
     SILENCED_SYSTEM_CHECKS.append("security.W021")
-# Probes talk to a worker directly over plain HTTP (deploy/rolling-restart.sh): a redirect to
-# HTTPS would hide the answer.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Probes talk to a worker directly over plain HTTP (deploy/rolling-restart.sh), and so may a
+# Prometheus on the private network or loopback (/metrics; its token is sent on the first
+# request either way): a redirect to HTTPS would hide the answer.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if os.environ.get("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -445,19 +446,48 @@ CHAT_RATE_SESSION_PER_IP = os.environ.get("CHAT_RATE_SESSION_PER_IP", "20/h")
 CHAT_RATE_MESSAGE_PER_IP = os.environ.get("CHAT_RATE_MESSAGE_PER_IP", "120/m")
 CHAT_RATE_MESSAGE_PER_SESSION = os.environ.get("CHAT_RATE_MESSAGE_PER_SESSION", "20/m")
 
+# --- Logs and metrics (README, "Metrics and logs") ---------------------------------------
+# json: one JSON object a line with the request id and conversation number (production);
+# text: plain lines for a terminal (DEBUG, make run). Both mask phone numbers and secrets
+# (chatdesk/log_lines.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or ("text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text.")
+_log_level = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # The SDK's HTTP client logs every request at INFO: noise, and a cost per model call.
+    "filters": {"context": {"()": "chatdesk.log_lines.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "chatdesk.log_lines.JsonFormatter"},
+        "text": {"()": "chatdesk.log_lines.TextFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
+    "root": {"handlers": ["console"], "level": _log_level},
     "loggers": {
+        # The SDK's HTTP client logs every request at INFO: noise, and a cost per model call.
         "httpx2": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         # Twilio's HTTP client too: each text's request and headers at INFO.
         "twilio.http_client": {"level": "WARNING"},
+        # uvicorn configured its own handlers before loading us: its lines (the access log's
+        # paths carry session ids) go through our formatter and scrub instead.
+        "uvicorn": {"handlers": ["console"], "level": _log_level, "propagate": False},
+        "uvicorn.error": {"handlers": [], "level": _log_level, "propagate": True},
+        "uvicorn.access": {"handlers": ["console"], "level": _log_level, "propagate": False},
     },
 }
+
+# The operator's bearer token for GET /metrics (chatdesk/metrics_view.py); unset, /metrics is a 404.
+METRICS_TOKEN = envstr("METRICS_TOKEN").strip()
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 32`).")
+# Several workers on one host share their metrics through this directory (prometheus_client's
+# multiprocess mode). It is read from the environment by prometheus_client itself, at import:
+# checked here so a missing directory stops startup with a clear message, not an mmap error.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if _metrics_dir and not Path(_metrics_dir).is_dir():
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir} is not a directory: create it (empty) first.")
 
 CSRF_FAILURE_VIEW = "chatdesk.web.views.csrf_failure"
 INSTALLED_APPS.append("drf_spectacular_sidecar")

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 import voice.views
 from bookings import identifiers  # noqa: F401 (registers the `ident` path converter)
-from chatdesk import health
+from chatdesk import health, metrics_view
 from chatdesk.backoffice import calendar_feeds, staff_api, staff_live
 from chatdesk.openapi import DocsView
 from chatdesk.web import api, sms, views, widget
@@ -55,4 +55,6 @@ urlpatterns = [
         RedirectView.as_view(url="/admin/chatdesk/conversation/%(rest)s", permanent=True, query_string=True),
     ),
     path("admin/", admin.site.urls),
+    # The operator's Prometheus scrape: a 404 without METRICS_TOKEN (chatdesk/metrics_view.py).
+    path("metrics", metrics_view.metrics, name="metrics"),
 ]

@@ -8,6 +8,10 @@
 # HOST_HEADER: a name in ALLOWED_HOSTS (the probe goes straight to the worker's port).
 set -euo pipefail
 READY_TIMEOUT=${READY_TIMEOUT:-60}
+# nginx leaves a worker that refused a connection out for fail_timeout (5 s in
+# deploy/nginx/chatdesk.conf.template), even once it is ready again: taking the next one down
+# sooner leaves nginx with "no live upstreams" (measured in tests/test_rolling_restart.py).
+SETTLE_SECONDS=${SETTLE_SECONDS:-6}
 HOST_HEADER=${HOST_HEADER:-$(sed -n 's/^ALLOWED_HOSTS=\([^,]*\).*/\1/p' /etc/chatdesk/chatdesk.env 2>/dev/null | head -n1)}
 HOST_HEADER=${HOST_HEADER:-localhost}
 
@@ -32,4 +36,5 @@ for port in "${ports[@]}"; do
     sleep 1
   done
   echo "chatdesk@${port} is ready"
+  sleep "${SETTLE_SECONDS}"
 done

@@ -73,6 +73,9 @@
   var liveNotice = null; // "live updates are unavailable", while they are
   // Staff messages on the page, by time and text: a reconnect adds only the ones it missed.
   var seenStaff = {};
+  // The reply to the message being sent, as the model writes it (live `reply_delta` pushes):
+  // { id: its message id, part, text, gap, bubble }. The answer to the POST replaces it.
+  var writing = null;
 
   // --- DOM helpers (text only) -------------------------------------------------------
 
@@ -288,9 +291,64 @@
     });
   }
 
+  // --- the reply as it is written ------------------------------------------------------------
+  // The server pushes the assistant's reply to our message piece by piece while the model
+  // writes it. It is a preview: the bubble stays marked as being written (and the typing
+  // indicator stays on) until the API's answer replaces its text with the stored reply.
+  // Screen readers hear the reply once, from the answer.
+
+  function startWriting(messageId) {
+    writing = { id: messageId, part: -1, text: "", gap: false, bubble: null };
+  }
+
+  function showPiece(data) {
+    if (!writing || data.message_id !== writing.id || typeof data.delta !== "string") return;
+    if (data.part < writing.part) return;
+    if (data.part > writing.part) {
+      // A new model response in the turn: its text replaces the previous one's.
+      writing.part = data.part;
+      writing.text = "";
+      writing.gap = false;
+    }
+    if (writing.gap || data.offset !== writing.text.length) {
+      // A piece missed (the socket opened mid-reply): wait for the answer.
+      writing.gap = true;
+      return;
+    }
+    writing.text += data.delta;
+    if (!writing.bubble) {
+      writing.bubble = appendMessage("assistant", "");
+      writing.bubble.classList.add("writing");
+      writing.bubble.setAttribute("aria-busy", "true");
+    }
+    writing.bubble.classList.remove("broken");
+    writing.bubble.querySelector(".text").textContent = writing.text;
+    scrollToEnd();
+  }
+
+  function showBroken(data) {
+    if (!writing || data.message_id !== writing.id || !writing.bubble) return;
+    // The words so far will not be the reply: never leave them standing as if they were.
+    writing.bubble.classList.add("broken");
+    writing.bubble.querySelector(".text").textContent = "The reply was interrupted. One moment…";
+    writing.text = "";
+    writing.gap = true;
+  }
+
+  // The bubble to put the answer in (the one being written, if any), done being written.
+  function finishWriting() {
+    var bubble = writing && writing.bubble;
+    writing = null;
+    if (bubble) {
+      bubble.classList.remove("writing", "broken");
+      bubble.removeAttribute("aria-busy");
+    }
+    return bubble;
+  }
+
   // --- staff replies, live ----------------------------------------------------------------
   // The server pushes what staff say (and whether one of them has taken over) over a
-  // WebSocket; the assistant's replies come back in the API response instead.
+  // WebSocket; the assistant's final replies come back in the API response instead.
 
   function setStaffActive(active) {
     if (active === staffActive) return;
@@ -365,6 +423,10 @@
       setStaffActive(Boolean(data.taken_over));
     } else if (data.type === "staff_message" && typeof data.text === "string") {
       showStaffMessage(data.text, data.at);
+    } else if (data.type === "reply_delta") {
+      showPiece(data);
+    } else if (data.type === "reply_broken") {
+      showBroken(data);
     }
   }
 
@@ -463,17 +525,21 @@
         });
     var messageId = unsent && unsent.text === text ? unsent.id : newMessageId();
     unsent = null;
+    startWriting(messageId);
     ready
       .then(function () {
         return sendMessage({ session_id: sessionId, message: text, message_id: messageId });
       })
       .then(function (data) {
+        var written = finishWriting();
         if (data.paused) {
           // Staff have the conversation: they answer over the live connection.
+          if (written) written.remove();
           setStaffActive(true);
           return;
         }
-        var reply = appendMessage("assistant", data.reply);
+        var reply = written || appendMessage("assistant", "");
+        reply.querySelector(".text").textContent = data.reply;
         var spoken = "Assistant: " + data.reply;
         (data.bookings || []).forEach(function (booking) {
           if (showBooking(booking, reply)) {
@@ -484,7 +550,9 @@
         announce(spoken);
       })
       .catch(function (error) {
-        // The server did not answer the message: take the bubble back, give the text back.
+        // The server did not answer the message: take the bubbles back, give the text back.
+        var written = finishWriting();
+        if (written) written.remove();
         bubble.remove();
         restoreDraft(text);
         unsent = { text: textarea.value, id: messageId };

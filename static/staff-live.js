@@ -147,7 +147,34 @@
     toggle.replaceChildren(a);
   }
 
+  // The assistant's reply while the model writes it: one entry per customer message, its whole
+  // text so far in each push (masked as this member may see it), replaced by the final message.
+  function writingEntry(e) {
+    const key = e.message_id || "";
+    let li = Array.prototype.find.call(transcript.querySelectorAll("li.writing"), function (item) {
+      return item.dataset.reply === key;
+    });
+    if (!li) {
+      li = document.createElement("li");
+      li.className = "assistant writing";
+      li.dataset.reply = key;
+      li.setAttribute("aria-busy", "true");
+      transcript.append(li);
+    }
+    return li;
+  }
+
   function addEntry(e) {
+    if (e.kind === "reply_delta" || e.kind === "reply_broken") {
+      const entry = writingEntry(e);
+      entry.classList.toggle("broken", e.kind === "reply_broken");
+      entry.textContent = e.kind === "reply_broken" ? "(The reply broke off; the customer gets a failure note.)" : e.text;
+      transcript.scrollTop = transcript.scrollHeight;
+      return;
+    }
+    if (e.kind === "message" && e.role === "assistant") {
+      transcript.querySelectorAll("li.writing").forEach(function (item) { item.remove(); });
+    }
     const li = document.createElement("li");
     if (e.kind === "tool_call") {
       li.className = "tool_call";

@@ -105,6 +105,8 @@ class Worker:
             f"x-served-by:{self.name}",
             "--timeout-graceful-shutdown",
             str(DRAIN_SECONDS),
+            "--ws-per-message-deflate",
+            "false",
             "--no-access-log",
         ]
 

@@ -75,12 +75,8 @@ def resetting_server() -> Iterator[int]:
         (lambda fake: fake.queue_error(503, "overloaded"), "server_error"),
         (lambda fake: fake.queue_error(400, "Invalid 'input[3]'"), "bad_request"),
         (lambda fake: fake.queue_error(401, "bad key"), "bad_request"),
-        (
-            lambda fake: fake.queue(
-                {"id": "resp_1", "object": "response", "status": "failed", "error": {"message": "boom"}, "output": []}
-            ),
-            "server_error",
-        ),
+        # Streamed (as every chat turn is), a failed response is its last event, response.failed.
+        (lambda fake: fake.queue(Reply(status="failed")), "server_error"),
         (
             lambda fake: fake.queue(Reply(text="!", status="incomplete", incomplete_reason="content_filter")),
             "incomplete",

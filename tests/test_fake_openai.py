@@ -311,6 +311,64 @@ def test_mid_stream_error_event(fake_openai):
     assert events[-1].message == "overloaded"
 
 
+def test_a_stream_that_breaks_with_an_error_event_after_some_words(fake_openai):
+    fake_openai.queue_broken_stream("We can come on", how="error")
+
+    events = list(ask(client_for(fake_openai), stream=True))
+
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "We can come on"
+    assert events[-1].type == "error"
+    assert (events[-1].code, events[-1].param) == ("server_error", None)
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+
+
+def test_a_stream_that_ends_with_a_failed_response_after_some_words(fake_openai):
+    fake_openai.queue_broken_stream("We can come on", how="failed")
+
+    events = list(ask(client_for(fake_openai), stream=True))
+
+    assert events[-1].type == "response.failed"
+    failed = events[-1].response
+    assert failed.status == "failed" and failed.error.code == "server_error"
+    assert failed.output[0].content[0].text == "We can come on"
+
+
+def test_a_cut_connection_fails_the_sdk_read_after_the_words_it_got(fake_openai):
+    fake_openai.queue_broken_stream("We can come on", how="cut")
+    got = []
+
+    with pytest.raises(openai.APIConnectionError):
+        for event in ask(client_for(fake_openai), stream=True):
+            got.append(event)
+
+    assert "".join(e.delta for e in got if e.type == "response.output_text.delta") == "We can come on"
+    # The server is fine afterwards: the next request is answered.
+    assert ask(client_for(fake_openai)).output_text == "OK"
+
+
+def test_a_broken_stream_asked_without_streaming_is_a_500_or_a_dropped_connection(fake_openai):
+    fake_openai.queue_broken_stream("We can", how="error")
+    fake_openai.queue_broken_stream("We can", how="cut")
+
+    with pytest.raises(openai.InternalServerError):
+        ask(client_for(fake_openai))
+    with pytest.raises(openai.APIConnectionError):
+        ask(client_for(fake_openai))
+
+
+def test_a_stream_records_when_its_first_words_went_out(fake_openai):
+    fake_openai.stream_event_delay = 0.05
+    fake_openai.queue_text("Hello there")
+    asked = time.monotonic()
+
+    events = list(ask(client_for(fake_openai), stream=True))
+
+    # created, in_progress, item added and content part added go first, 50 ms apart.
+    first_text_at = fake_openai.replies[-1]["first_text_at"]
+    assert first_text_at - asked >= 0.2
+    assert any(e.type == "response.output_text.delta" for e in events)
+
+
 # --------------------------------------------------------------------------------------------------
 # Async client and concurrency
 

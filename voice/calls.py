@@ -44,6 +44,7 @@ from chatdesk.conversations.booking_cards import booking_cards
 from chatdesk.conversations.models import Conversation, Message, number_fields
 from chatdesk.conversations.services import db, hash_ip
 from chatdesk.conversations.session_cookie import session_id_from_cookies
+from chatdesk.observability import context, metrics
 from voice import realtime
 from voice.heard import BYTES_PER_MS, AssistantAudio, Transcript, cut_audio
 from voice.limits import FrameBudget, call_admit, call_release
@@ -82,6 +83,8 @@ PLAYBACK_REPORT_WAIT_SECONDS = 0.5
 WRITER_DRAIN_SECONDS = 5.0
 # Failed model responses in a row before the call gives up and offers the text chat.
 MAX_FAILED_RESPONSES = 2
+# A caller's turn in the metrics, by how the response answering it ended.
+VOICE_TURN_OUTCOMES = {"completed": "answered", "failed": "model_failed", "cancelled": "interrupted"}
 # A call refused because the fleet's OpenAI budget is used up or paused (openai_budget).
 BUSY = (
     "busy",
@@ -180,6 +183,8 @@ class VoiceCall:
         self.spent = Decimal("0")
         self.carried_cost = Decimal("0")
         self.turn_ended_at: float | None = None
+        # The caller has spoken and has not had an answer yet (a turn, in the metrics).
+        self.caller_waiting = False
         self.audio: AssistantAudio | None = None
         self.transcript = Transcript(self.loop.time, self._sink)
         self.handlers: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, None]]] = {
@@ -226,6 +231,7 @@ class VoiceCall:
                 await self.end("limit_reached", RATE_LIMITED, error=("rate_limited", refusal))
                 return
             self.admitted = True
+            metrics.voice_call_admitted()
             # Admitted against the fleet's OpenAI budget like a text turn: opening the session
             # is a request, and nothing goes to OpenAI while a 429 has paused the fleet.
             try:
@@ -248,6 +254,8 @@ class VoiceCall:
                 widget_page=self.widget_page,
             )
             self.writer = CallWriter()
+            # This task's log lines, and those of the tasks it spawns, name the conversation.
+            context.conversation_number.set(self.start_info.number)
             await publish([self.start_info.live])
             self.upstream = await connecting
             connecting = None
@@ -271,6 +279,7 @@ class VoiceCall:
             await self._relay_upstream()
         except realtime.RealtimeUnavailable as error:
             logger.warning("Realtime upstream failed for call %s: %s", self.ip_hash[:8], error)
+            metrics.count_model_error(api="realtime", kind=Message.FailureKind.UNREACHABLE)
             await self.end(
                 "upstream_error",
                 UNAVAILABLE,
@@ -337,6 +346,7 @@ class VoiceCall:
             return
         self.ended = True
         self.end_reason = reason
+        metrics.count_voice_call(reason)
         current = asyncio.current_task()
         for task in list(self.tasks):
             if task is not current:
@@ -386,6 +396,7 @@ class VoiceCall:
         """Free this call's place in its client's concurrent-calls count (once)."""
         if self.admitted:
             self.admitted = False
+            metrics.voice_call_released()
             await sync_to_async(call_release, thread_sensitive=False)(self.ip_hash)
 
     async def finish(self, reason: str, code: int = NORMAL, *, error: tuple[str, str] | None = None) -> None:
@@ -456,6 +467,7 @@ class VoiceCall:
     # -- frames from the browser -----------------------------------------------------------
 
     async def receive(self, text: str | None = None, data: bytes | None = None) -> None:
+        arrived = time.perf_counter()
         if self.ended:
             return
         if not self.budget.take():
@@ -471,6 +483,7 @@ class VoiceCall:
                 # Frames before `ready` are dropped: the browser starts the microphone on `ready`.
                 with contextlib.suppress(realtime.RealtimeUnavailable):  # the relay task sees it too and ends the call
                     await self.upstream.append_audio(frame.audio)
+                    metrics.RELAY_UPLINK.observe(time.perf_counter() - arrived)
         elif frame.kind == "playback":
             await self._on_playback(frame.item_id, frame.played_ms)
         elif frame.kind == "hangup":
@@ -497,6 +510,7 @@ class VoiceCall:
     # -- events from the Realtime API ------------------------------------------------------
 
     async def _on_audio_delta(self, event: dict[str, Any]) -> None:
+        arrived = time.perf_counter()
         item_id = event.get("item_id", "")
         audio = self.audio
         if audio is None or audio.item_id != item_id:
@@ -504,7 +518,9 @@ class VoiceCall:
             await self._send({"type": "audio_item", "item_id": item_id})
             if self.turn_ended_at is not None:
                 # Voice-to-voice latency as we can see it: caller stopped -> first audio out.
-                latency = int((self.loop.time() - self.turn_ended_at) * 1000)
+                waited = self.loop.time() - self.turn_ended_at
+                latency = int(waited * 1000)
+                metrics.VOICE_REPLY_SECONDS.observe(waited)
                 self.turn_ended_at = None
                 self.transcript.utterance(item_id, Message.Role.ASSISTANT).latency_ms = latency
             await self._set_state("speaking")
@@ -523,6 +539,7 @@ class VoiceCall:
                 await self.browser.send_audio(pcm)
             except Exception:
                 self.browser_open = False
+            metrics.RELAY_DOWNLINK.observe(time.perf_counter() - arrived)
 
     async def _on_audio_done(self, event: dict[str, Any]) -> None:
         audio = self.audio
@@ -630,6 +647,7 @@ class VoiceCall:
         now = self.loop.time()
         self.turn_ended_at = now
         self.last_activity = now
+        self.caller_waiting = True
         self.tool_rounds = 0
         self.tool_calls_in_turn = 0
         await self._set_state("thinking")
@@ -661,6 +679,12 @@ class VoiceCall:
         else:
             self.carried_cost += usage.cost
 
+        calls = [item for item in output if item.get("type") == "function_call"]
+        if self.caller_waiting and not (status == "completed" and calls):
+            # The caller's turn got its answer (a tool-calling response is a step towards it).
+            self.caller_waiting = False
+            outcome = VOICE_TURN_OUTCOMES.get(status or "", "other")
+            metrics.count_turn(channel=Conversation.ChannelKind.VOICE, mode=Conversation.Mode.MODEL, outcome=outcome)
         if status == "failed":
             error = (response.get("status_details") or {}).get("error") or {}
             await self._reply_failed(f"{error.get('code')}: {error.get('message')}")
@@ -672,7 +696,6 @@ class VoiceCall:
             message = "This call reached its length limit. You can continue by typing."
             await self.end("limit_reached", MAX_DURATION, error=("limit_reached", message))
             return
-        calls = [item for item in output if item.get("type") == "function_call"]
         # Only a completed response's calls are real: a cancelled one's arguments may be cut off.
         if status == "completed" and calls:
             self.tools_running += 1
@@ -709,6 +732,7 @@ class VoiceCall:
         """A reply failed: say sorry and listen again; after MAX_FAILED_RESPONSES in a row, end."""
         self.failed_responses += 1
         logger.warning("Realtime reply failed (%s in a row): %s", self.failed_responses, detail)
+        metrics.count_model_error(api="realtime", kind=realtime_failure_kind(detail))
         if self.failed_responses >= MAX_FAILED_RESPONSES:
             await self.end(
                 "upstream_error",

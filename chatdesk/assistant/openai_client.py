@@ -3,15 +3,21 @@
 Responses are not stored at OpenAI (`store=False`: transcripts hold customer PII), so the
 whole item history is resent each turn. The SDK never retries here (`max_retries=0`): a
 turn whose tool call already ran must not be replayed behind our back.
+
+A chat turn streams (`stream=True`): the text goes to a ReplyListener as the model writes it,
+and the reply (text, function calls, usage) is assembled from the stream's events. Replay
+asks without a listener and gets the plain JSON answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 import httpx2
@@ -21,6 +27,7 @@ from openai import AsyncOpenAI
 
 from chatdesk.assistant import openai_budget
 from chatdesk.assistant.costs import TextUsage
+from chatdesk.observability import metrics
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple, AsyncOpenAI, AsyncGenerator[None]]] = (
     weakref.WeakKeyDictionary()
@@ -34,16 +41,38 @@ class ModelUnavailable(Exception):
     rate_limited (429), budget_exhausted (nothing sent: the fleet's OpenAI budget had nothing
     left within the wait, chatdesk.assistant.openai_budget), server_error (5xx or a failed
     response), bad_request (other 4xx), incomplete (cut off at max_output_tokens even after
-    the retry, or by the content filter), bad_reply (not a Responses API body). `usage` is
+    the retry, or by the content filter), bad_reply (not a Responses API body), stream_broken (a streamed response that
+    failed after some of its text was written: an `error` or `response.failed` event, the
+    connection lost, or the stream ending without its last event; before any text, the same
+    failures are server_error, unreachable or bad_reply, as without a stream). `usage` is
     what the responses that did come back cost (an incomplete response is billed too).
+    `partial_text` is what a broken stream had written before it broke (the customer saw it
+    appear, then taken back).
     """
 
-    def __init__(self, kind: str, detail: str, *, usage: TextUsage | None = None, model: str = "") -> None:
+    def __init__(
+        self, kind: str, detail: str, *, usage: TextUsage | None = None, model: str = "", partial_text: str = ""
+    ) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail[:250]
         self.usage = usage
         self.model = model
+        self.partial_text = partial_text
+
+
+class ReplyListener(Protocol):
+    """Who hears a streamed reply as it is written (chatdesk.conversations.live.ReplyStream).
+
+    Both are called on the event loop between two reads of the stream, so they must not wait:
+    a slow listener would hold the model's stream back.
+    """
+
+    def response_started(self) -> None:
+        """A new model response began: its text replaces any earlier response's in this turn."""
+
+    def text_delta(self, delta: str) -> None:
+        """The model wrote `delta`, the next piece of this response's text."""
 
 
 @dataclass
@@ -126,9 +155,17 @@ def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, instance: AsyncOpen
 
 
 async def respond(
-    *, instructions: str, items: list[dict], tools: list[dict], wait_until: float | None = None
+    *,
+    instructions: str,
+    items: list[dict],
+    tools: list[dict],
+    wait_until: float | None = None,
+    listener: ReplyListener | None = None,
 ) -> ModelReply:
     """One complete model response for the conversation so far. Raises ModelUnavailable.
+
+    With a `listener`, the response is streamed and its text handed to the listener as it is
+    written; the reply returned is the same either way.
 
     Each request first takes its share of the fleet's OpenAI budget, waiting for it until
     `wait_until` (time.monotonic(); default now + OPENAI_BUDGET_WAIT_SECONDS) at most.
@@ -137,13 +174,38 @@ async def respond(
     function call arguments may be cut): it is asked for once more with twice the budget
     (at most OPENAI_RETRY_MAX_OUTPUT_TOKENS). Still cut off, or stopped by the content
     filter, it raises ModelUnavailable("incomplete"). Nothing ran between the two requests,
-    so the retry cannot repeat a tool call.
+    so the retry cannot repeat a tool call. (Streamed, the cut-off text was shown as it came;
+    the retry's text replaces it.)
+
+    Each failure is counted in the metrics by kind (chatdesk_model_errors_total), once.
     """
+    try:
+        return await _respond(
+            instructions=instructions, items=items, tools=tools, wait_until=wait_until, listener=listener
+        )
+    except ModelUnavailable as error:
+        metrics.count_model_error(api="responses", kind=error.kind)
+        raise
+
+
+async def _respond(
+    *,
+    instructions: str,
+    items: list[dict],
+    tools: list[dict],
+    wait_until: float | None,
+    listener: ReplyListener | None,
+) -> ModelReply:
     if wait_until is None:
         wait_until = time.monotonic() + settings.OPENAI_BUDGET_WAIT_SECONDS
     budget = settings.OPENAI_MAX_OUTPUT_TOKENS
     reply = await _respond_once(
-        instructions=instructions, items=items, tools=tools, max_output_tokens=budget, wait_until=wait_until
+        instructions=instructions,
+        items=items,
+        tools=tools,
+        max_output_tokens=budget,
+        wait_until=wait_until,
+        listener=listener,
     )
     retry_budget = min(2 * budget, settings.OPENAI_RETRY_MAX_OUTPUT_TOKENS)
     if reply.status == "incomplete" and reply.incomplete_reason == "max_output_tokens" and retry_budget > budget:
@@ -155,6 +217,7 @@ async def respond(
                 tools=tools,
                 max_output_tokens=retry_budget,
                 wait_until=wait_until,
+                listener=listener,
             )
         except ModelUnavailable as error:
             error.usage = _sum(cut_off.usage, error.usage)
@@ -184,7 +247,13 @@ def _sum(first: TextUsage, second: TextUsage | None) -> TextUsage:
 
 
 async def _respond_once(
-    *, instructions: str, items: list[dict], tools: list[dict], max_output_tokens: int, wait_until: float
+    *,
+    instructions: str,
+    items: list[dict],
+    tools: list[dict],
+    max_output_tokens: int,
+    wait_until: float,
+    listener: ReplyListener | None = None,
 ) -> ModelReply:
     body = {
         "model": settings.OPENAI_MODEL,
@@ -220,9 +289,20 @@ async def _respond_once(
             # schema each time (~9 ms of CPU per call on the 2-core bench machine), more than
             # the rest of a turn together. We read the JSON ourselves, as the wire protocol
             # defines it. The raw response also carries the x-ratelimit-* headers.
-            http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
-            await openai_budget.arecord(model, openai_budget.windows_from_headers(http_response.headers))
-            response = http_response.json()
+            started = time.perf_counter()
+            try:
+                if listener is not None:
+                    # Timed to the stream's end: a streamed request lasts until its last event.
+                    reply = await _stream_once(body, listener, model)
+                else:
+                    http_response = await client().post("/responses", cast_to=httpx2.Response, body=body)
+            except Exception:  # not a cancellation: the customer leaving is not the model's failure
+                metrics.observe_model_request(time.perf_counter() - started, ok=False)
+                raise
+            metrics.observe_model_request(time.perf_counter() - started, ok=True)
+            if listener is None:
+                await openai_budget.arecord(model, openai_budget.windows_from_headers(http_response.headers))
+                reply = parse_response(http_response.json())
         except openai.RateLimitError as error:
             pause = await openai_budget.arate_limited(model, error.response.headers)
             if attempt == 1 and pause and time.monotonic() + pause < wait_until:
@@ -239,11 +319,166 @@ async def _respond_once(
             raise ModelUnavailable("bad_reply", str(error)) from error
         except ValueError as error:  # not JSON
             raise ModelUnavailable("bad_reply", str(error)) from error
-        reply = parse_response(response)
         reply.budget_waited = waited
         reply.budget_wait_reason = reason
         return reply
     raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+async def _stream_once(body: dict, listener: ReplyListener, model: str) -> ModelReply:
+    """One response streamed (`stream=True`), its reply assembled from the events.
+
+    Through the SDK's generic `post` with `stream=True`, as `_respond_once` and for the same
+    reason: the SDK reads the server-sent events (and maps HTTP and connection errors), and
+    we read each event's JSON as the wire protocol defines it instead of building the SDK's
+    typed event objects. The text goes to `listener` delta by delta; function calls are put
+    together from `response.output_item.added` (call id, name) and the arguments' deltas,
+    and each item is taken as finished from `response.output_item.done`. The usage and the
+    status come from the last event (`response.completed` or `response.incomplete`).
+
+    A 429 is raised as the SDK's RateLimitError, for the budget's pause and one more try in
+    `_respond_once`; every other failure as ModelUnavailable.
+    """
+    body = {**body, "stream": True}
+    stream = _ReadStream(listener)
+    try:
+        events = await client().post(
+            "/responses", cast_to=object, body=body, stream=True, stream_cls=openai.AsyncStream[object]
+        )
+        await openai_budget.arecord(model, openai_budget.windows_from_headers(events.response.headers))
+        async with events:
+            if "text/event-stream" not in events.response.headers.get("content-type", ""):
+                # Answered in one piece after all (a gateway that does not stream): read as such.
+                return parse_response(json.loads(await _whole_body(events.response)))
+            # Read to the end of the body even after the last event, so that the connection
+            # goes back to the pool instead of being closed half-read.
+            async for event in events:
+                stream.read(event)
+    except (ModelUnavailable, openai.RateLimitError):
+        raise
+    except openai.APITimeoutError as error:
+        kind = "timeout" if is_timeout(error) else stream.broken_or("unreachable")
+        raise ModelUnavailable(kind, stream.detail(str(error)), partial_text=stream.text) from error
+    except openai.APIConnectionError as error:
+        raise ModelUnavailable(
+            stream.broken_or("unreachable"), stream.detail(f"connection lost: {error}"), partial_text=stream.text
+        ) from error
+    except openai.APIStatusError as error:
+        kind = "server_error" if error.status_code >= 500 else "bad_request"
+        raise ModelUnavailable(kind, f"HTTP {error.status_code}: {error}") from error
+    except openai.OpenAIError as error:  # an event with a top-level "error" key, among others
+        raise ModelUnavailable(
+            stream.broken_or("bad_reply"), stream.detail(str(error)), partial_text=stream.text
+        ) from error
+    except ValueError as error:  # an event that is not JSON
+        raise ModelUnavailable(
+            stream.broken_or("bad_reply"), stream.detail(str(error)), partial_text=stream.text
+        ) from error
+    return stream.reply()
+
+
+async def _whole_body(response: httpx2.Response) -> bytes:
+    """The body of a response the SDK handed over unread, with its read errors as the SDK's."""
+    try:
+        return await response.aread()
+    except httpx2.TimeoutException as error:
+        raise openai.APITimeoutError(request=response.request) from error
+    except httpx2.RequestError as error:
+        raise openai.APIConnectionError(request=response.request) from error
+
+
+class _ReadStream:
+    """What one streamed response has said so far, event by event (see `_stream_once`)."""
+
+    def __init__(self, listener: ReplyListener) -> None:
+        self.listener = listener
+        self.began = False
+        # By output_index: the item as announced, then as finished; its text or arguments so far.
+        self.items: dict[int, dict] = {}
+        self.pieces: dict[int, list[str]] = {}
+        self.final: dict | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(
+            "".join(self.pieces.get(index, []))
+            for index, item in sorted(self.items.items())
+            if item.get("type") == "message"
+        )
+
+    def broken_or(self, kind: str) -> str:
+        """The failure kind: stream_broken once words of the reply were written (they were on
+        the customer's screen), else `kind`, what the same failure is without a stream."""
+        return "stream_broken" if self.text else kind
+
+    def detail(self, what: str) -> str:
+        written = len(self.text)
+        return f"{what} (after {written} characters of the reply)" if written else what
+
+    def read(self, event: object) -> None:
+        """Take in one event. Raises ModelUnavailable for a failure."""
+        if not isinstance(event, dict):
+            raise ModelUnavailable(self.broken_or("bad_reply"), self.detail("an event is not an object"))
+        kind = event.get("type")
+        index = event.get("output_index")
+        if kind == "response.created":
+            self.began = True
+            self.listener.response_started()
+        elif kind == "response.output_text.delta" and isinstance(event.get("delta"), str):
+            self.pieces.setdefault(index, []).append(event["delta"])
+            self.listener.text_delta(event["delta"])
+        elif kind == "response.function_call_arguments.delta" and isinstance(event.get("delta"), str):
+            self.pieces.setdefault(index, []).append(event["delta"])
+        elif kind in {"response.output_item.added", "response.output_item.done"}:
+            if not isinstance(event.get("item"), dict) or not isinstance(index, int):
+                raise ModelUnavailable(self.broken_or("bad_reply"), self.detail(f"{kind} without its item"))
+            self.items[index] = event["item"]
+        elif kind in {"response.completed", "response.incomplete"}:
+            self.final = event.get("response") if isinstance(event.get("response"), dict) else {}
+        elif kind == "response.failed":
+            response = event.get("response") if isinstance(event.get("response"), dict) else {}
+            error = response.get("error") if isinstance(response.get("error"), dict) else {}
+            raise ModelUnavailable(
+                self.broken_or("server_error"),
+                self.detail(f"response failed: {_error_words(error)}"),
+                partial_text=self.text,
+            )
+        elif kind == "error":
+            raise ModelUnavailable(
+                self.broken_or("server_error"),
+                self.detail(f"error event: {_error_words(event)}"),
+                partial_text=self.text,
+            )
+
+    def reply(self) -> ModelReply:
+        if self.final is None:
+            raise ModelUnavailable(
+                self.broken_or("bad_reply"),
+                self.detail("the stream ended before the response was complete"),
+                partial_text=self.text,
+            )
+        output = [self._assembled(index, item) for index, item in sorted(self.items.items())]
+        if not output and isinstance(self.final.get("output"), list):
+            output = self.final["output"]  # nothing itemised along the way: the final snapshot has it
+        return parse_response({**self.final, "output": output})
+
+    def _assembled(self, index: int, item: dict) -> dict:
+        """The item as finished; one that never got its `output_item.done` is put together from
+        its deltas (a function call's arguments, a message's text)."""
+        if item.get("status") not in {None, "in_progress"}:
+            return item
+        pieces = "".join(self.pieces.get(index, []))
+        if item.get("type") == "function_call":
+            return {**item, "arguments": pieces, "status": "completed"}
+        if item.get("type") == "message":
+            part = {"type": "output_text", "text": pieces, "annotations": []}
+            return {**item, "content": [part], "status": "completed"}
+        return item
+
+
+def _error_words(error: dict) -> str:
+    """An error object of the stream (`code`, `message`) in a few words for the failure's row."""
+    return " ".join(str(part) for part in (error.get("code"), error.get("message") or "no message") if part)
 
 
 def is_timeout(error: openai.APITimeoutError) -> bool:

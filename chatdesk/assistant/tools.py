@@ -33,7 +33,7 @@ import time as clock
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 import jsonschema
 from django.conf import settings
@@ -60,6 +60,7 @@ from chatdesk.assistant.tool_bodies import (
 )
 from chatdesk.conversations import record
 from chatdesk.conversations.models import Conversation, ToolCall
+from chatdesk.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -399,6 +400,7 @@ def refuse_tool_calls(*, conversation_id: int, calls: list[tuple[str, str, str]]
         row.result, row.error = result, TOO_MANY_TOOL_CALLS
         if record.claim_tool_call(row):
             outcomes.append(ToolOutcome(call_id, name, result, TOO_MANY_TOOL_CALLS))
+            _count_on_commit(name, TOO_MANY_TOOL_CALLS)
         else:
             outcomes.append(_replayed(conversation_id, call_id))
     return outcomes
@@ -445,4 +447,15 @@ def execute_tool_call(
     row.arguments, row.result, row.error, row.booking_id = args, result, error, booking_id
     row.duration_ms = int((clock.perf_counter() - started) * 1000)
     record.tool_call_done(row)
+    _count_on_commit(name, error)
     return ToolOutcome(call_id, name, result, error, booking_id)
+
+
+def _count_on_commit(name: str, error: str) -> None:
+    """Count the call in the metrics once its row is committed (at once outside a transaction):
+    replay_conversations runs calls in a transaction it rolls back, and those never happened.
+    A name the model made up counts as "unknown", so the label stays a short fixed list."""
+    tool = tool_named(name)
+    transaction.on_commit(
+        partial(metrics.count_tool_call, tool=tool.name if tool else "unknown", outcome=error or "ok")
+    )

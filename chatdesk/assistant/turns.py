@@ -32,6 +32,7 @@ from chatdesk.assistant.turn_lease import TurnLease
 from chatdesk.conversations import live, model_items, record
 from chatdesk.conversations.models import Conversation, Message, ToolCall
 from chatdesk.conversations.services import ConversationClosed, SessionNotFound, conversation_create, db
+from chatdesk.observability import context, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +266,7 @@ def _finish_turn(
     items: Sequence[dict] = (),
     failure: str = "",
     failure_kind: str = "",
+    failure_partial: str = "",
     events: Sequence[tuple[str, str]] = (),
     switch_to_guided: bool = False,
     price_missing: bool = False,
@@ -273,7 +275,8 @@ def _finish_turn(
     """Store the reply and move the counters. `items` are the model-history items this turn
     added (appended to the history as stored then, not as read at the turn's start: a staff
     reply or a spoken line may have come in meanwhile). `failure` (with its `failure_kind`) is
-    a model failure the customer got the failure reply for; `events` are (kind, text) model
+    a model failure the customer got the failure reply for (`failure_partial`: the words a broken
+    stream had shown before it broke, kept on the failure's row); `events` are (kind, text) model
     problems that were recovered from in this turn (a reply cut off, answered on retry).
     The reply carries the customer's `message_id`, so a retry of that message finds it."""
     record.add_message(
@@ -297,6 +300,7 @@ def _finish_turn(
                 role=Message.Role.EVENT,
                 text=f"Model failure: {failure[:250]}",
                 failure_kind=failure_kind,
+                generated_text=failure_partial,
             )
         )
     messages = 1 + len(events) + (1 if failure else 0)
@@ -339,10 +343,12 @@ async def _model_turn(
     price_missing = False
     # The whole turn waits at most this long for the fleet's OpenAI budget, over all its rounds.
     budget_deadline = clock.monotonic() + settings.OPENAI_BUDGET_WAIT_SECONDS
+    # The reply goes to the customer's page and to staff watching as the model writes it.
+    relay = live.ReplyStream(conversation, message_id)
     try:
         for _ in range(settings.CHAT_MAX_TOOL_ROUNDS):
             answer = await openai_client.respond(
-                instructions=instructions, items=items, tools=tools, wait_until=budget_deadline
+                instructions=instructions, items=items, tools=tools, wait_until=budget_deadline, listener=relay
             )
             if answer.budget_waited:
                 events.append(
@@ -384,6 +390,9 @@ async def _model_turn(
             reply = "Sorry, that took me too many steps. Could you say again what you need, more simply?"
     except openai_client.ModelUnavailable as error:
         logger.warning("Model unavailable for %s: %s", conversation.number, error)
+        if relay.wrote:
+            # Words of this reply are on screen: take them back before the failure reply comes.
+            await relay.broken()
         if error.kind == Message.FailureKind.BUDGET_EXHAUSTED and not outcomes:
             # Nothing ran this turn: the guided flow answers the customer's words now.
             return await db(
@@ -429,6 +438,7 @@ async def _model_turn(
             items=[*items[history:], model_items.assistant_item(reply)],
             failure=f"{error.kind}: {error.detail}",
             failure_kind=error.kind,
+            failure_partial=error.partial_text,
             events=events,
             switch_to_guided=switch,
             price_missing=price_missing,
@@ -438,6 +448,8 @@ async def _model_turn(
     if not reply:
         reply = "Sorry, could you rephrase that?"
         items.append(model_items.assistant_item(reply))
+    # Every piece sent before the final reply is published (chat_turn's `message` event).
+    await relay.flush()
     latency = int((clock.perf_counter() - started) * 1000)
     await db(
         _finish_turn,
@@ -531,8 +543,10 @@ async def chat_turn(
     _answering[task] = asyncio.get_running_loop()
     heartbeat = asyncio.ensure_future(begun.lease.keep_alive()) if begun.lease is not None else None
     try:
-        with lifecycle.in_flight():
-            return await _answer(begun, text, started, message_id)
+        with lifecycle.in_flight(), context.conversation(begun.conversation.number):
+            result = await _answer(begun, text, started, message_id)
+        _count(begun, result, clock.perf_counter() - started)
+        return result
     except asyncio.CancelledError:
         # Cut by the drain's deadline (and not also cancelled by the server): the message is
         # stored, so a retry of its id is answered by another worker.
@@ -569,6 +583,25 @@ def _cut_turn(task: asyncio.Task) -> None:
     if task in _answering:
         _cut.add(task)
         task.cancel()
+
+
+def _count(begun: _Begun, result: TurnResult, seconds: float) -> None:
+    """The turn in the metrics: answered, model_failed (the failure reply), limited (a limit's
+    reply), or paused (staff have taken over; no reply). A retry given its first answer again
+    is not a turn."""
+    if result.paused:
+        outcome = "paused"
+    elif begun.stop_reply:
+        outcome = "limited"
+    elif result.failed:
+        outcome = "model_failed"
+    else:
+        outcome = "answered"
+    # The mode the turn ran in (as _answer chose it): a model failure that switched the
+    # conversation to the guided flow still counts as a model turn.
+    ran_model = begun.conversation.mode == Conversation.Mode.MODEL and openai_client.is_configured()
+    mode = Conversation.Mode.MODEL if result.failed or ran_model else Conversation.Mode.GUIDED
+    metrics.count_turn(channel=Conversation.ChannelKind.CHAT, mode=mode, outcome=outcome, seconds=seconds)
 
 
 async def _answer(begun: _Begun, text: str, started: float, message_id: str | None) -> TurnResult:

@@ -59,6 +59,12 @@ def _is_trusted(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
     return any(address.version == network.version and address in network for network in networks)
 
 
+def is_trusted_proxy(peer: str) -> bool:
+    """Whether the connection's peer is one of settings.TRUSTED_PROXIES (so its headers count)."""
+    address = _parse(peer)
+    return address is not None and _is_trusted(address, trusted_networks())
+
+
 def resolve_client_ip(peer: str, forwarded_for: Iterable[str] = ()) -> str:
     """The client's address, given the connection's peer and its X-Forwarded-For header values.
 

@@ -8,6 +8,11 @@ With REDIS_URL set the layer is Redis, so a customer served by one server proces
 a staff member served by another see each other's messages. Publishing never raises:
 a live view is a convenience, the database rows are the record.
 
+A reply is relayed as the model writes it (ReplyStream): `reply_delta` events carry each new
+piece of text, `reply_broken` says a reply broke off and its words so far are void. They go
+to the conversation's group only (the monitor's summary does not change while a reply is
+written); the stored message, and the turn's answer, are the final text.
+
 When Redis is unreachable the live parts say so instead of failing: the live sockets close
 with LIVE_UNAVAILABLE_CLOSE (chatdesk/web/consumers.py; the pages retry and fetch what they
 missed), and taking a conversation over or replying as staff is refused with LiveUnavailable
@@ -133,8 +138,8 @@ def summary(conversation: Conversation) -> dict:
     }
 
 
-async def apublish(conversation: Conversation, event: dict) -> None:
-    """Send `event` to the conversation's group and a summary to the monitor."""
+async def apublish(conversation: Conversation, event: dict, *, monitor: bool = True) -> None:
+    """Send `event` to the conversation's group and (with `monitor`) a summary to the monitor."""
     layer = get_channel_layer()
     if layer is None:
         return
@@ -143,6 +148,8 @@ async def apublish(conversation: Conversation, event: dict) -> None:
             conversation_group(conversation.pk),
             {"type": "live.event", "via": "conversation", "conversation": conversation.number, "event": event},
         )
+        if not monitor:
+            return
         await layer.group_send(
             MONITOR_GROUP,
             {
@@ -165,3 +172,71 @@ async def apublish(conversation: Conversation, event: dict) -> None:
 def publish(conversation: Conversation, event: dict) -> None:
     """Sync flavour, for services running in worker threads and the admin."""
     async_to_sync(apublish)(conversation, event)
+
+
+class ReplyStream:
+    """Relays one turn's reply to the conversation's group as the model writes it.
+
+    The model's stream calls `response_started` and `text_delta` (chatdesk.assistant.openai_client.
+    ReplyListener) between two reads, so neither waits: the text is sent by one task per turn,
+    in order. The first piece goes out at once; pieces that arrive while a send is on its way
+    go together in the next one, so a slow layer gets fewer, larger events instead of a queue.
+
+    Events (to the conversation's group only): `reply_delta` with the customer's `message_id`
+    (the page shows only its own turn's reply), `part` (one per model response in the turn:
+    a new part's text replaces the previous one's, e.g. "Let me check..." before a tool call,
+    then the answer), `offset` (where `delta` goes in the part's text) and `delta`;
+    `reply_broken` when the stream broke off, so that its words are not left on screen as if
+    they were the reply. The final text then comes as the turn's answer (and `message` event).
+    """
+
+    def __init__(self, conversation: Conversation, message_id: str | None) -> None:
+        self.conversation = conversation
+        self.message_id = message_id or ""
+        self.part = -1
+        self.text = ""
+        self._sent_part = -1
+        self._sent = 0
+        self._sender: asyncio.Task | None = None
+        # Whether any words of this turn went out (then a failure must take them back).
+        self.wrote = False
+
+    def response_started(self) -> None:
+        self.part += 1
+        self.text = ""
+
+    def text_delta(self, delta: str) -> None:
+        if not delta:
+            return
+        self.wrote = True
+        self.text += delta
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        while (self._sent_part, self._sent) != (self.part, len(self.text)):
+            if self._sent_part != self.part:
+                self._sent_part, self._sent = self.part, 0
+            offset, delta = self._sent, self.text[self._sent :]
+            self._sent = len(self.text)
+            if delta:
+                await apublish(self.conversation, self._event("reply_delta", offset=offset, delta=delta), monitor=False)
+
+    async def broken(self) -> None:
+        """Say that the reply broke off (after what was already written went out)."""
+        await self.flush()
+        await apublish(self.conversation, self._event("reply_broken"), monitor=False)
+
+    async def flush(self) -> None:
+        """Wait until everything written so far has been sent (before the turn's final events)."""
+        if self._sender is not None:
+            await self._sender
+
+    def _event(self, kind: str, **fields: object) -> dict:
+        return {
+            "kind": kind,
+            "role": Message.Role.ASSISTANT,
+            "message_id": self.message_id,
+            "part": self.part,
+            **fields,
+        }

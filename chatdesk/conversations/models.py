@@ -167,6 +167,10 @@ class Message(models.Model):
         BAD_REQUEST = "bad_request", "Bad request (4xx)"
         INCOMPLETE = "incomplete", "Cut off (incomplete reply)"
         BAD_REPLY = "bad_reply", "Unusable reply"
+        # A streamed reply that broke after some of its words were written (an error event, a
+        # failed response, the connection lost): the customer saw them appear, then the kind
+        # failure reply instead.
+        STREAM_BROKEN = "stream_broken", "Broke off mid-reply"
         # Not a failure the customer saw: the reply was cut off, and the retry answered.
         INCOMPLETE_RETRIED = "incomplete_retried", "Cut off, answered on retry"
         # The fleet's OpenAI budget (chatdesk.assistant.openai_budget): nothing was sent, the

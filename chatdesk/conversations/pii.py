@@ -65,6 +65,18 @@ def replace_contact_details(text: str, replacement: str) -> str:
     return PHONE_RUN.sub(phone, EMAIL.sub(replacement, text))
 
 
+# The end of a text still being written that may yet grow into contact details: a run of
+# phone digits and separators, or a word with an @ in it, not ended yet.
+_UNFINISHED = re.compile(r"(?:\+?\(?\d[\d\s().-]*|\S*@\S*)\Z")
+
+
+def settled_part(text: str) -> str:
+    """The part of a text still being written (a reply as the model writes it) that masking can
+    already judge: "call 613 555" is not a phone number yet, but may be one word later, so
+    staff who may not see contact details get it when it is complete (then masked)."""
+    return _UNFINISHED.sub("", text)
+
+
 def mask_text(text: str) -> str:
     """Mask emails and phone numbers in free text (what a customer typed, or was read back).
 

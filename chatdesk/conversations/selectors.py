@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from chatdesk.conversations.models import Conversation, HandoffRequest, Message
@@ -86,3 +86,35 @@ def answer_to(conversation_id: int, question: str) -> tuple[Message, Message] | 
             reply = next((m for m in messages[index + 1 :] if m.role == Message.Role.CUSTOMER), None)
             return (asked, reply) if reply is not None else None
     return None
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is waiting right now, as the operator's metrics report it (chatdesk.metrics_view)."""
+
+    open_by_channel: dict[str, int]  # every channel, 0 when none
+    handoffs_waiting: int
+    oldest_handoff_waiting_seconds: float  # 0 when none waits
+
+
+def workload(*, now: datetime | None = None) -> Workload:
+    """Open conversations by channel and unhandled handoff requests: two aggregate queries.
+
+    Read from the database at scrape time rather than counted by each process, so every
+    worker reports the same numbers and a restart loses nothing. The open count uses the
+    (status, last_activity_at) index; idle ones stay open until close_stale_sessions closes them.
+    """
+    counts = dict(
+        Conversation.objects.filter(status=Conversation.Status.OPEN)
+        .values_list("channel")
+        .annotate(n=Count("id"))
+        .values_list("channel", "n")
+    )
+    waiting = HandoffRequest.objects.filter(handled_at__isnull=True).aggregate(n=Count("id"), oldest=Min("created_at"))
+    oldest = waiting["oldest"]
+    age = max(0.0, ((now or timezone.now()) - oldest).total_seconds()) if oldest else 0.0
+    return Workload(
+        open_by_channel={channel: counts.get(channel, 0) for channel in Conversation.ChannelKind.values},
+        handoffs_waiting=waiting["n"],
+        oldest_handoff_waiting_seconds=age,
+    )

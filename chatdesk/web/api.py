@@ -35,8 +35,7 @@ from chatdesk.conversations.client_ip import client_ip
 from chatdesk.conversations.limits import MessageText, message_length_check
 from chatdesk.conversations.models import Conversation, number_fields
 from chatdesk.conversations.session_cookie import set_session_cookie
-from chatdesk.conversations.widget_pages import NotAWidgetPage, host_page
-from chatdesk.web.widget import own_origin
+from chatdesk.web.widget import page_from
 
 MAX_BODY_BYTES = 16 * 1024
 
@@ -91,15 +90,15 @@ class SessionNewIn(serializers.Serializer):
         allow_blank=True,
         max_length=2000,
         help_text="Only from the website widget (static/widget.js): the page of the business's site it is shown "
-        'on, an http(s) address of an origin in WIDGET_ALLOWED_ORIGINS ("" when unknown). The conversation is '
-        "recorded as coming from the widget, with that page, and its cookie is partitioned (CHIPS).",
+        "on. The conversation is recorded as coming from the widget, and its cookie is partitioned (CHIPS). The "
+        "page is kept when it is an http(s) address of an origin in WIDGET_ALLOWED_ORIGINS (without its query "
+        'string); anything else ("" included) is recorded as an unknown page, as the widget\'s other doors do.',
     )
 
     def validate_widget_page(self, value: str) -> str:
-        try:
-            return host_page(value, own_origin=own_origin(self.context["request"])) if value else ""
-        except NotAWidgetPage as error:
-            raise serializers.ValidationError(str(error)) from error
+        # What the visitor's browser says, not what the customer typed: an unusable page is not a
+        # reason to refuse the chat (the widget's page and a call from it ignore one the same way).
+        return page_from(value, self.context["request"])
 
 
 class SessionOut(serializers.Serializer):

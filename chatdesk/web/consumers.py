@@ -8,15 +8,22 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from chatdesk.conversations import access, live
+from chatdesk.conversations import access, live, pii
 from chatdesk.conversations.models import Conversation, Message
 from chatdesk.conversations.selectors import open_conversation_for
 from chatdesk.conversations.session_cookie import session_id_from_cookies
 
-# Events a customer may see about their own conversation: what staff say and whether a
-# person is with them. Their own messages and the assistant's replies reach the page
-# through the chat API response.
-CUSTOMER_VISIBLE = {("message", Message.Role.STAFF), ("takeover", None)}
+# Events a customer may see about their own conversation: what staff say, whether a person
+# is with them, and the assistant's reply as it is written (live.ReplyStream). Their own
+# messages and the assistant's final replies reach the page through the chat API response.
+CUSTOMER_VISIBLE = {
+    ("message", Message.Role.STAFF),
+    ("takeover", None),
+    ("reply_delta", Message.Role.ASSISTANT),
+    ("reply_broken", Message.Role.ASSISTANT),
+}
+# What a reply's events carry to the customer's page (docs/websockets.md).
+REPLY_FIELDS = ("message_id", "part", "offset", "delta")
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,21 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 await send({"type": "websocket.close", "code": live.LIVE_UNAVAILABLE_CLOSE})
             except Exception:  # the client went away meanwhile: nothing to tell
                 logger.debug("The live socket was gone before it could be told", exc_info=True)
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every handler, through
+        # sync_to_async on Django's one shared sync thread: for every piece of a streamed
+        # reply, on every socket, all queued behind each other on that thread (bench/
+        # streaming.py: first words 200-500 ms late with 100 conversations). Live events
+        # touch no database (what does goes through database_sync_to_async, which closes
+        # old connections itself), so they are handled right here on the event loop.
+        if message.get("type") == "live.event":
+            await self.live_event(message)
+            return
+        await super().dispatch(message)
+
+    async def live_event(self, message: dict) -> None:
+        raise NotImplementedError
 
     async def accept(self, subprotocol=None, headers=None) -> None:
         await super().accept(subprotocol, headers)
@@ -91,6 +113,8 @@ class CustomerLiveConsumer(LiveConsumer):
             return
         if event["kind"] == "takeover":
             await self.send_json({"type": "takeover", "taken_over": event["taken_over"]})
+        elif event["kind"] in ("reply_delta", "reply_broken"):
+            await self.send_json({"type": event["kind"], **{k: event[k] for k in REPLY_FIELDS if k in event}})
         else:
             await self.send_json({"type": "staff_message", "text": event["text"], "at": event.get("at")})
 
@@ -114,6 +138,10 @@ class StaffLiveConsumer(LiveConsumer):
             await self.close(code=4403)
             return
         self.watching: str | None = None
+        # The reply being written in the watched conversation, as far as it has come: staff get
+        # its whole text each time, masked as a whole (a phone number can span two pieces).
+        self.writing: tuple[str, int] | None = None
+        self.written_from, self.written = 0, ""
         await self.join(live.MONITOR_GROUP)
         await self.accept()
 
@@ -138,6 +166,7 @@ class StaffLiveConsumer(LiveConsumer):
             return
         if self.watching:
             await self.channel_layer.group_discard(self.watching, self.channel_name)
+        self.writing, self.written_from, self.written = None, 0, ""
         self.watching = live.conversation_group(conversation_id)
         await self.join(self.watching)
         await self.send_json({"type": "watching", "conversation": content.get("conversation")})
@@ -149,8 +178,22 @@ class StaffLiveConsumer(LiveConsumer):
             summary = self.seen.present(message["summary"])
             await self.send_json({"type": "summary", "conversation": message["conversation"], **summary})
         else:
-            event = self.seen.present(message["event"])
+            event = self.seen.present(self._whole_reply(message["event"]))
             await self.send_json({"type": "event", "conversation": message["conversation"], "event": event})
+
+    def _whole_reply(self, event: dict) -> dict:
+        """A `reply_delta` as the reply's text so far (`text`); other events as they are."""
+        if event.get("kind") != "reply_delta":
+            return event
+        writing = (event.get("message_id", ""), event.get("part", 0))
+        offset = event.get("offset", 0)
+        if writing != self.writing or offset != self.written_from + len(self.written):
+            # A new reply or part, or pieces missed (watching began mid-reply): from here on.
+            self.writing, self.written_from, self.written = writing, offset, ""
+        self.written += event.get("delta", "")
+        text = self.written if self.seen.pii else pii.settled_part(self.written)
+        rest = {k: v for k, v in event.items() if k not in ("offset", "delta")}
+        return {**rest, "text": ("…" if self.written_from else "") + text}
 
     @database_sync_to_async
     def _visibility(self, fresh: bool = False) -> access.Visibility | None:

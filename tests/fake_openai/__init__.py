@@ -23,7 +23,9 @@ with the `settings` fixture.
 
 Responses API (`POST /v1/responses`, plain and `stream=True`) scripting, see `FakeOpenAI`:
 `queue_text`, `queue_function_calls`, `queue_function_call`, `queue_malformed_arguments`,
-`queue_error`, `queue_delay`, `queue` (any reply spec), `respond_with(fn)`, `default_text`, `latency`.
+`queue_error`, `queue_broken_stream` (a stream that breaks after some words: an `error` event, a
+`response.failed` event or a cut connection), `queue_delay`, `queue` (any reply spec), `respond_with(fn)`,
+`default_text`, `latency`, `stream_event_delay` (seconds between SSE events: a model that writes slowly).
 Recordings: `requests`, `replies`, `response_requests`, `last_request`.
 
 Realtime (`GET /v1/realtime?model=...` WebSocket, GA protocol) scripting and recordings live on
@@ -58,6 +60,7 @@ import pytest
 
 from .realtime_script import FakeRealtime, RealtimeConnection, RealtimeReply
 from .responses_script import (
+    BrokenStream,
     ErrorReply,
     FunctionCall,
     RawReply,
@@ -69,6 +72,7 @@ from .responses_script import (
 from .server import FakeOpenAI
 
 __all__ = [
+    "BrokenStream",
     "ErrorReply",
     "FakeOpenAI",
     "FakeRealtime",

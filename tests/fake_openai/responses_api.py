@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .responses_script import ErrorReply, RawReply, Reply, input_items, message_text
+from .responses_script import BrokenStream, ErrorReply, RawReply, Reply, input_items, message_text
 
 __all__ = [
     "IdFactory",
@@ -203,14 +203,19 @@ def stream_events(
     usage: Mapping[str, Any],
     incomplete_reason: str | None = None,
     stream_error: ErrorReply | None = None,
+    broken: BrokenStream | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The SSE event sequence for one streamed response, without `sequence_number` (added by the sender).
 
     Order per item type is the one in the wire doc section 2 (and what the SDK's
-    `responses.stream()` accumulator checks: stable ids per `output_index`).
+    `responses.stream()` accumulator checks: stable ids per `output_index`). With `broken`, `output`
+    is the one message whose words go out before the break: an `error` or `response.failed` event
+    ends the sequence, or nothing does (`"cut"`: the sender drops the connection).
     """
 
-    def snapshot(status: str, items: list[dict[str, Any]], with_usage: bool) -> dict[str, Any]:
+    def snapshot(
+        status: str, items: list[dict[str, Any]], with_usage: bool, error: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         return build_response(
             request,
             response_id=response_id,
@@ -219,6 +224,7 @@ def stream_events(
             output=items,
             usage=usage if with_usage else None,
             incomplete_reason=incomplete_reason,
+            error=error,
         )
 
     yield {"type": "response.created", "response": snapshot("in_progress", [], False)}
@@ -226,6 +232,10 @@ def stream_events(
     if stream_error is not None:
         error = stream_error.body()["error"]
         yield {"type": "error", "code": error["code"], "message": error["message"], "param": error["param"]}
+        return
+
+    if broken is not None:
+        yield from _broken_stream_events(output[0], broken, snapshot)
         return
 
     for index, item in enumerate(output):
@@ -272,6 +282,29 @@ def stream_events(
         final_status, "response.failed"
     )
     yield {"type": final_type, "response": snapshot(final_status, output, True)}
+
+
+def _broken_stream_events(message: dict[str, Any], broken: BrokenStream, snapshot: Any) -> Iterator[dict[str, Any]]:
+    """A message item that starts as usual, streams the words of `broken.text`, then breaks."""
+    location = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+    partial = {**message, "status": "in_progress", "content": []}
+    yield {"type": "response.output_item.added", "output_index": 0, "item": partial}
+    yield {
+        "type": "response.content_part.added",
+        **location,
+        "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+    }
+    for delta in word_deltas(broken.text):
+        yield {"type": "response.output_text.delta", **location, "delta": delta, "logprobs": []}
+    if broken.how == "error":
+        yield {"type": "error", "code": broken.code, "message": broken.message, "param": None}
+    elif broken.how == "failed":
+        # The failed response holds what was generated before the failure, still in progress.
+        written = {**partial, "content": [{**message["content"][0], "text": broken.text}]}
+        yield {
+            "type": "response.failed",
+            "response": snapshot("failed", [written], True, {"code": broken.code, "message": broken.message}),
+        }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -465,6 +498,10 @@ class ResponsesEndpoint:
             return web.json_response(reply.body, status=reply.status, headers=self._headers(reply.headers))
         if isinstance(reply, ErrorReply) and not (reply.mid_stream and body.get("stream")):
             return self._error_response(reply)
+        if isinstance(reply, BrokenStream) and not body.get("stream"):
+            if reply.how == "cut":
+                return await self._cut(request)
+            return self._error_response(ErrorReply(500, reply.message, code=reply.code))
 
         response_id = self._ids.next("resp")
         created_at = int(time.time())
@@ -472,6 +509,8 @@ class ResponsesEndpoint:
             # Mid-stream failure: the body the client sees is the stream itself.
             return await self._stream(request, body, response_id, created_at, Reply(), stream_error=reply)
 
+        if isinstance(reply, BrokenStream):
+            return await self._stream(request, body, response_id, created_at, Reply(text=reply.text), broken=reply)
         if body.get("stream"):
             return await self._stream(request, body, response_id, created_at, reply)
 
@@ -497,6 +536,7 @@ class ResponsesEndpoint:
         reply: Reply,
         *,
         stream_error: ErrorReply | None = None,
+        broken: BrokenStream | None = None,
     ) -> web.StreamResponse:
         output = build_output(reply, self._ids)
         usage = compute_usage(body, output, reply.usage)
@@ -514,27 +554,68 @@ class ResponsesEndpoint:
             usage=usage,
             incomplete_reason=reply.incomplete_reason,
             stream_error=stream_error,
+            broken=broken,
         )
+        first_text_at: float | None = None
         for sequence_number, event in enumerate(events):
             event = {**event, "sequence_number": sequence_number}
             if "response" in event:
                 final = event["response"]
             # The SDK only reads `data:` lines; `event:` is sent because the real API sends it.
             chunk = f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+            if first_text_at is None and event["type"] == "response.output_text.delta":
+                first_text_at = time.monotonic()
             await response.write(chunk.encode())
             if self.stream_event_delay:
                 await asyncio.sleep(self.stream_event_delay)
+        if broken is not None and broken.how == "cut":
+            # A pause before the cut, so that the client has read the words first: aiohttp drops
+            # what it has buffered but not yet handed over once the connection fails.
+            await asyncio.sleep(0.2)
+            with self._lock:
+                self.replies.append({"status": 200, "json": None, "broken": broken, "first_text_at": first_text_at})
+            return await self._cut(request, response)
         await response.write_eof()
-        if final is not None and stream_error is None:
-            self._remember(body, response_id, output, final)
+        if final is not None and stream_error is None and broken is None:
+            self._remember(body, response_id, output, final, first_text_at=first_text_at)
         else:
             with self._lock:
-                self.replies.append({"status": 200, "json": final, "stream_error": stream_error})
+                self.replies.append(
+                    {
+                        "status": 200,
+                        "json": final,
+                        "stream_error": stream_error,
+                        "broken": broken,
+                        "first_text_at": first_text_at,
+                    }
+                )
         return response
 
-    def _remember(self, body: dict[str, Any], response_id: str, output: list[dict[str, Any]], payload: Any) -> None:
+    async def _cut(self, request: web.Request, response: web.StreamResponse | None = None) -> web.StreamResponse:
+        """Drop the connection: no more bytes, not even the chunked body's last chunk. What was
+        written goes out first (close, not abort, which would discard it), then the FIN."""
+        if response is None:
+            with self._lock:
+                self.replies.append({"status": None, "json": None, "cut": True})
+        assert request.transport is not None
+        request.transport.close()
+        # aiohttp's own close of the handler's response would write to the aborted socket.
+        raise asyncio.CancelledError
+
+    def _remember(
+        self,
+        body: dict[str, Any],
+        response_id: str,
+        output: list[dict[str, Any]],
+        payload: Any,
+        *,
+        first_text_at: float | None = None,
+    ) -> None:
         with self._lock:
-            self.replies.append({"status": 200, "json": payload})
+            entry: dict[str, Any] = {"status": 200, "json": payload}
+            if body.get("stream"):
+                entry["first_text_at"] = first_text_at
+            self.replies.append(entry)
             if body.get("store", True) is not False:
                 self._store.save(response_id, body, output)
 

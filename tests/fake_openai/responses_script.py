@@ -2,10 +2,12 @@
 
 Lives here:
 - the reply specs: `Reply` (text and/or function calls), `FunctionCall`, `ErrorReply` (an HTTP error, or
-  a failure partway through a stream), `RawReply` (a verbatim body), the `Delay` marker, and
+  a failure right after a stream opened), `BrokenStream` (a streamed reply that breaks after some of
+  its words), `RawReply` (a verbatim body), the `Delay` marker, and
   `coerce_reply` for the loose forms tests write (`"Hello"`, `("get_x", {...})`, lists of calls);
 - `ResponsesScript`, the half of `FakeOpenAI` that tests call: `queue_text`, `queue_function_call(s)`,
-  `queue_malformed_arguments`, `queue_error`, `queue_delay`, `queue`, `respond_with`, `reset`, and the
+  `queue_malformed_arguments`, `queue_error`, `queue_broken_stream`, `queue_delay`, `queue`,
+  `respond_with`, `reset`, and the
   recordings `requests`, `replies`, `response_requests`, `last_request`, `responder_errors`;
 - helpers for `respond_with()` callables: `function_call_outputs`, `last_function_call_output`,
   `last_user_text`.
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "BrokenStream",
     "Delay",
     "ErrorReply",
     "FunctionCall",
@@ -107,6 +110,26 @@ class ErrorReply:
 
 
 @dataclass
+class BrokenStream:
+    """A streamed reply that breaks partway: the words of `text` go out as `response.output_text.delta`
+    events, then the stream breaks the way `how` says:
+
+    - `"error"`: an `error` event (`code`, `message`), as the API sends when it fails mid-response;
+    - `"failed"`: a `response.failed` event whose response carries the error and the partial message;
+    - `"cut"`: the connection is closed without ending the chunked body (a crashed upstream or a
+      proxy that dropped the connection): the client's read fails.
+
+    A request without `stream` gets what the same failure looks like there: a 500 for `"error"` and
+    `"failed"`, a connection closed before any answer for `"cut"`.
+    """
+
+    text: str
+    how: Literal["error", "failed", "cut"] = "error"
+    code: str = "server_error"
+    message: str = "The server had an error while processing your request. Sorry about that!"
+
+
+@dataclass
 class RawReply:
     """A body sent verbatim with the given status: for shapes the builders don't produce."""
 
@@ -124,10 +147,10 @@ class Delay:
 
 # What a responder callable or `FakeOpenAI.queue()` accepts. `None` from a responder means
 # "use the default reply".
-ReplySpec = Reply | ErrorReply | RawReply | FunctionCall | str | Sequence[Any] | Mapping[str, Any] | None
+ReplySpec = Reply | ErrorReply | BrokenStream | RawReply | FunctionCall | str | Sequence[Any] | Mapping[str, Any] | None
 
 
-def coerce_reply(spec: ReplySpec) -> Reply | ErrorReply | RawReply | None:
+def coerce_reply(spec: ReplySpec) -> Reply | ErrorReply | BrokenStream | RawReply | None:
     """Turn the loose forms tests like to write into a reply object.
 
     - `"Hello"` -> a text reply;
@@ -136,7 +159,7 @@ def coerce_reply(spec: ReplySpec) -> Reply | ErrorReply | RawReply | None:
     - a `dict` -> sent verbatim as the JSON body (status 200);
     - `None` -> `None` (the caller falls back to the default reply).
     """
-    if spec is None or isinstance(spec, Reply | ErrorReply | RawReply):
+    if spec is None or isinstance(spec, Reply | ErrorReply | BrokenStream | RawReply):
         return spec
     if isinstance(spec, str):
         return Reply(text=spec)
@@ -254,11 +277,13 @@ class ResponsesScript:
         """Every HTTP request received: method, path, query, headers (lower-cased), json (parsed body;
         also under "body"), received_at (time.monotonic())."""
         self.replies: list[dict[str, Any]] = []
-        """Every reply sent to `/v1/responses`: status and the JSON body (the final response for streams)."""
+        """Every reply sent to `/v1/responses`: status and the JSON body (the final response for streams).
+        A stream's entry also has `first_text_at`: `time.monotonic()` when its first text delta was
+        written (None without text), for measuring how fast the first words reach a client."""
         self.responder_errors: list[BaseException] = []
         """Exceptions raised by a `respond_with()` callable (the client got a 500 or a failed response)."""
         self._lock = threading.Lock()
-        self._script: deque[Reply | ErrorReply | RawReply | Delay] = deque()
+        self._script: deque[Reply | ErrorReply | BrokenStream | RawReply | Delay] = deque()
         self._responder: Responder | None = None
 
     def queue(self, *specs: ReplySpec) -> None:
@@ -325,6 +350,12 @@ class ResponsesScript:
             )
         )
 
+    def queue_broken_stream(
+        self, text: str, *, how: Literal["error", "failed", "cut"] = "error", code: str = "server_error"
+    ) -> None:
+        """Queue a streamed reply that breaks after the words of `text` (see `BrokenStream`)."""
+        self.queue(BrokenStream(text, how=how, code=code))
+
     def queue_rate_limited(
         self, retry_after: float | None = 1.0, *, kind: str = "requests", retry_after_ms: bool = True
     ) -> None:
@@ -388,7 +419,7 @@ class ResponsesScript:
         """Parsed JSON bodies of the `POST /v1/responses` requests, in arrival order."""
         return [r["json"] for r in self.requests if r["path"] == "/v1/responses" and r["method"] == "POST"]
 
-    def _next_reply(self, body: dict[str, Any]) -> tuple[Reply | ErrorReply | RawReply, float]:
+    def _next_reply(self, body: dict[str, Any]) -> tuple[Reply | ErrorReply | BrokenStream | RawReply, float]:
         delay = 0.0
         with self._lock:
             while self._script and isinstance(self._script[0], Delay):
