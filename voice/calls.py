@@ -76,6 +76,8 @@ from voice.wire import (
 )
 
 logger = logging.getLogger(__name__)
+# Budget records in flight (strong references until done: the loop keeps only weak ones).
+_BUDGET_RECORDS: set[asyncio.Task[None]] = set()
 
 # After a barge-in the browser reports what it played "at once"; don't wait longer than this.
 PLAYBACK_REPORT_WAIT_SECONDS = 0.5
@@ -708,9 +710,13 @@ class VoiceCall:
 
     async def _on_rate_limits(self, event: dict[str, Any]) -> None:
         # Stored off the audio path: the next call (on any worker) is admitted against it.
+        # Not one of the call's own tasks: a hang-up right after the greeting cancels those, and
+        # the fleet must still learn what this call was told (found by the full suite under load).
         windows = openai_budget.windows_from_realtime(event.get("rate_limits"))
         if windows:
-            self._spawn(openai_budget.arecord(settings.OPENAI_REALTIME_MODEL, windows))
+            task = self.loop.create_task(openai_budget.arecord(settings.OPENAI_REALTIME_MODEL, windows))
+            _BUDGET_RECORDS.add(task)
+            task.add_done_callback(_BUDGET_RECORDS.discard)
 
     async def _on_error(self, event: dict[str, Any]) -> None:
         error = event.get("error") or {}
