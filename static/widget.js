@@ -1,5 +1,14 @@
 /*
- * Chatdesk website widget: the one line a business pastes into its own site.
+ * Chatdesk website widget: the one line a business pastes into its own site. The admin's
+ * snippet fetches this file only after the host page's load event (a browser holds `load`
+ * until an async script has arrived, so a first visit would otherwise wait for it), and
+ * passes the options as data- attributes of the <script> element it creates:
+ *
+ *   <script>(function(){function l(){var s=document.createElement("script");s.src="https://<chatdesk host>/widget.js";
+ *     s.async=true;s.dataset.color="#0f4c81";document.body.appendChild(s)}
+ *     document.readyState=="complete"?l():addEventListener("load",l)})()</script>
+ *
+ * The simpler form works too, at the cost of the fetch inside a first visit's load event:
  *
  *   <script src="https://<chatdesk host>/widget.js" async
  *           data-color="#0f4c81" data-position="right" data-greeting="Furnace trouble? Book a visit here."></script>
@@ -16,7 +25,9 @@
 (function () {
   "use strict";
 
-  var script = document.currentScript;
+  // currentScript is null in some cases for a script another script inserted (and in old
+  // browsers): then our own tag is the one whose address ends in /widget.js.
+  var script = document.currentScript || document.querySelector('script[src$="/widget.js"]');
   if (!script || !script.src || window.ChatdeskWidget || !Element.prototype.attachShadow) return;
 
   var origin = new URL(script.src, location.href).origin;

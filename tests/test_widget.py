@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils.html import escape
 
+from chatdesk.backoffice.widget_snippet import deferred_snippet
 from chatdesk.conversations.models import Conversation
 from chatdesk.conversations.widget_pages import NotAWidgetPage, host_page, origin_allowed
 from tests.staff import staff_groups
@@ -301,10 +303,27 @@ def test_the_admin_shows_the_snippet_with_a_copy_button_and_the_allowed_sites(cl
     response = client.get("/admin/chatdesk/conversation/widget/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "&lt;script src=&quot;http://testserver/widget.js&quot; async&gt;&lt;/script&gt;" in html
+    # The snippet to copy: widget.js inserted once the host page has loaded (or at once if it has).
+    deferred = (
+        '<script>(function(){function l(){var s=document.createElement("script");'
+        's.src="http://testserver/widget.js";s.async=true;document.body.appendChild(s)}'
+        'document.readyState=="complete"?l():addEventListener("load",l)})()</script>'
+    )
+    assert f">{escape(deferred)}</textarea>" in html
     assert 'data-copy="widget-snippet"' in html
+    # The simpler alternative, with its own copy button.
+    assert ">&lt;script src=&quot;http://testserver/widget.js&quot; async&gt;&lt;/script&gt;</textarea>" in html
+    assert 'data-copy="widget-snippet-plain"' in html
     assert f"<code>{SITE}</code>" in html and "<code>https://*.maple-example.ca</code>" in html
-    assert "data-greeting" in html and "data-position" in html and "data-color" in html
+    # Each option, written for either form.
+    for name in ("color", "position", "greeting", "title"):
+        assert f"<code>s.dataset.{name}=" in html and f"<code>data-{name}=" in html
+
+
+def test_the_snippets_options_are_javascript_strings_that_cannot_end_the_script() -> None:
+    snippet = deferred_snippet("https://chat.example.com/widget.js", {"greeting": 'Hi "there" </script><b>'})
+    assert 's.dataset.greeting="Hi \\"there\\" <\\/script><b>";document.body.appendChild(s)' in snippet
+    assert snippet.count("</script>") == 1 and snippet.endswith("</script>")
 
 
 def test_the_admin_says_when_no_site_is_allowed_yet(client, dispatcher, settings) -> None:
