@@ -29,6 +29,7 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect, sync_playwright
 
+from chatdesk.backoffice.widget_snippet import deferred_snippet
 from tests.browser import CHROMIUM_ARGS, CHROMIUM_PATH, DESKTOP, PHONE, chromium_fixture, orm  # noqa: F401
 from tests.fake_openai import fake_openai_fixture  # noqa: F401  (registers `fake_openai`)
 from tests.servers import free_port, subprocess_database_url
@@ -38,6 +39,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parent.parent
 AXE = Path(__file__).parent / "axe" / "axe.min.js"
 BOOKING_NUMBER = re.compile(r"BK-\d{4}-\d{6}")
+SLOW_IMAGE_SECONDS = 0.6
+# A 1x1 PNG.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201a1f2a96a0000000049454e44ae426082"
+)
+# When the page's load event started, and when each request to Chatdesk started (page clock, ms).
+LOAD_AND_APP_FETCHES = """(app) => ({
+    load: performance.getEntriesByType("navigation")[0].loadEventStart,
+    fetches: performance.getEntriesByType("resource").filter((r) => r.name.startsWith(app)).map((r) => r.startTime),
+})"""
 # The site's own CSS, at its worst: nothing of it may reach the launcher or the panel.
 HOSTILE_CSS = (
     "* { font-family: 'Comic Sans MS', cursive !important; color: #f0f !important; line-height: 3 !important; }"
@@ -62,6 +74,11 @@ class BusinessSite:
         self.url = f"http://localhost:{self.port}"
         app = app_url
         snippet_attributes = 'data-color="#ffcc00" data-greeting="Furnace trouble? Chat with us."'
+        plain_snippet = f'<script src="{app}/widget.js" async {snippet_attributes}></script>'
+        # The admin's snippet (widget.js inserted after the load event), its options via dataset.
+        deferred = deferred_snippet(f"{app}/widget.js", {"color": "#ffcc00", "greeting": "Deferred, and here."})
+        # An image that takes SLOW_IMAGE_SECONDS holds the page's load event back.
+        slow_image = '<img src="/slow.png" alt="" width="1" height="1">'
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args: object) -> None:
@@ -69,7 +86,22 @@ class BusinessSite:
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                if path == "/frame-chat-page":
+                if path == "/slow.png":
+                    time.sleep(SLOW_IMAGE_SECONDS)
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/png")
+                    self.send_header("Content-Length", str(len(PNG)))
+                    self.end_headers()
+                    self.wfile.write(PNG)
+                    return
+                if path in ("/deferred/", "/deferred/services", "/slow-async"):
+                    snippet = plain_snippet if path == "/slow-async" else deferred
+                    body = (
+                        f"<main><h1>Maple Home Services: {path}</h1>{slow_image}"
+                        '<p><a href="/deferred/services">Our services</a></p></main>'
+                        f"{snippet}"
+                    )
+                elif path == "/frame-chat-page":
                     # The full chat page (not the widget's) framed directly: must be refused.
                     body = f'<iframe id="direct" title="chat" src="{app}/"></iframe>'
                 elif path in ("/", "/services", "/contact"):
@@ -77,7 +109,7 @@ class BusinessSite:
                         f"<main><h1>Maple Home Services: {path}</h1>"
                         '<p><a href="/services">Our services</a> <a href="/contact">Contact</a></p>'
                         '<label>Search <input id="site-search"></label></main>'
-                        f'<script src="{app}/widget.js" async {snippet_attributes}></script>'
+                        f"{plain_snippet}"
                     )
                 else:
                     self.send_error(404)
@@ -341,6 +373,51 @@ def test_a_visitor_books_in_the_widget_and_finds_the_conversation_on_the_next_pa
     assert conversations[0]["session_id"] == session
     assert conversations[0]["from_widget"] and conversations[0]["widget_page"] == site.url + "/"
     assert conversations[0]["booking_count"] == 1
+
+
+def test_the_admins_snippet_fetches_nothing_before_the_page_has_loaded_and_keeps_the_conversation(
+    site: BusinessSite, app: str, chromium: Browser
+) -> None:
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+
+    # The control: the plain async tag is fetched while the slow image still holds the load event.
+    page.goto(site.url + "/slow-async", wait_until="load")
+    timing = page.evaluate(LOAD_AND_APP_FETCHES, app)
+    assert timing["load"] > SLOW_IMAGE_SECONDS * 1000
+    assert timing["fetches"] and min(timing["fetches"]) < timing["load"]
+
+    # The admin's snippet: nothing from Chatdesk until the load event, then widget.js alone.
+    page = context.new_page()
+    widget = Widget(page, app)
+    page.goto(site.url + "/deferred/", wait_until="load")
+    expect(widget.launcher).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    timing = page.evaluate(LOAD_AND_APP_FETCHES, app)
+    assert timing["load"] > SLOW_IMAGE_SECONDS * 1000
+    assert len(timing["fetches"]) == 1 and timing["fetches"][0] >= timing["load"]
+    assert [url.removeprefix(app) for url in widget.app_requests] == ["/widget.js"]
+    # Its options, set on the created <script> element's dataset, are read.
+    expect(widget.launcher).to_have_css("background-color", "rgb(255, 204, 0)")
+    expect(page.locator("chatdesk-widget .bubble")).to_have_text("Deferred, and here.")
+
+    # It opens, and the conversation follows the visitor to the next page.
+    frame = widget.open()
+    expect(widget.send("1")).to_contain_text("Which service do you need?")
+    session = frame.locator("#chat").get_attribute("data-session")
+    assert session
+    page.get_by_role("link", name="Our services").click()
+    page.wait_for_url(site.url + "/deferred/services")
+    expect(widget.launcher).to_be_visible()
+    frame = widget.open()
+    assert frame.locator("#chat").get_attribute("data-session") == session
+    expect(frame.locator("#transcript li.msg.customer .text").first).to_have_text("1")
+    assert widget.console == []
+    context.close()
+
+    conversations = orm(widget_conversations)
+    assert len(conversations) == 1
+    assert conversations[0]["from_widget"] and conversations[0]["widget_page"] == site.url + "/deferred/"
 
 
 def test_escape_closes_the_panel_focus_returns_to_the_launcher_and_tab_stays_inside(
