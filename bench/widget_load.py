@@ -3,8 +3,9 @@
     python bench/widget_load.py [--runs 60]
 
 The app runs under daphne (it serves /widget.js itself) on http://127.0.0.1:<port>; a small
-host site on http://localhost:<port> (another origin and site, as in production) serves two
-identical pages, one with the one-line snippet. Headless Chromium loads them alternately,
+host site on http://localhost:<port> (another origin and site, as in production) serves three
+identical pages: none has no widget, async the plain `<script src async>` tag, deferred the
+admin's snippet, which inserts that tag after the load event. Headless Chromium loads them in turn,
 each twice in a fresh browser context: a first visit (empty cache, widget.js is fetched) and
 the next page of the site (widget.js cached for an hour). It reads from the page itself the
 load event (navigation timing's loadEventEnd), DOMContentLoaded and the largest contentful
@@ -32,11 +33,16 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import free_port, percentile
+
+from chatdesk.backoffice.widget_snippet import deferred_snippet
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 BUDGET_GZIP_BYTES = 8 * 1024
+# The host pages: no widget, the plain async tag, and the admin's snippet (inserted after load).
+VARIANTS = ("none", "async", "deferred")
 # A 1x1 PNG, scaled up by CSS: the page's hero image, its largest contentful paint.
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -51,10 +57,13 @@ def host_site(app_url: str, port: int) -> http.server.ThreadingHTTPServer:
         for i in range(30)
     )
 
-    def page(with_widget: bool) -> bytes:
-        snippet = (
-            f'<script src="{app_url}/widget.js" async data-greeting="Need a hand?"></script>' if with_widget else ""
-        )
+    snippets = {
+        "none": "",
+        "async": f'<script src="{app_url}/widget.js" async data-greeting="Need a hand?"></script>',
+        "deferred": deferred_snippet(f"{app_url}/widget.js", {"greeting": "Need a hand?"}),
+    }
+
+    def page(snippet: str) -> bytes:
         return (
             '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Maple</title>'
             '<link rel="icon" href="data:,"><meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -63,7 +72,8 @@ def host_site(app_url: str, port: int) -> http.server.ThreadingHTTPServer:
             f"{paragraphs}{snippet}</body></html>"
         ).encode()
 
-    pages = {"/plain": (page(False), "text/html"), "/with": (page(True), "text/html"), "/hero.png": (PNG, "image/png")}
+    pages = {f"/{variant}": (page(snippet), "text/html") for variant, snippet in snippets.items()}
+    pages["/hero.png"] = (PNG, "image/png")
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -145,9 +155,9 @@ def main() -> None:
                 encoding = response.headers.get("Content-Encoding")
             raw = gzip.decompress(served) if encoding == "gzip" else served
             results: dict[str, dict[str, list[float]]] = {
-                v: {"load": [], "dcl": [], "lcp": []} for v in ("plain cold", "with cold", "plain warm", "with warm")
+                f"{v} {c}": {"load": [], "dcl": [], "lcp": []} for v in VARIANTS for c in ("cold", "warm")
             }
-            app_requests: list[int] = []
+            app_requests: dict[str, list[int]] = {"async": [], "deferred": []}
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
                     executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
@@ -155,7 +165,7 @@ def main() -> None:
                 # One warm-up of each, not counted (the first launch pays for process start-up).
                 for run in range(args.runs + 1):
                     # Alternating the order evens out drift in the machine's speed.
-                    order = ("plain", "with") if run % 2 else ("with", "plain")
+                    order = VARIANTS[run % 3 :] + VARIANTS[: run % 3]
                     for variant in order:
                         context = browser.new_context()
                         page = context.new_page()
@@ -165,9 +175,9 @@ def main() -> None:
                             # cold: a first visit (empty cache); warm: the next page of the site, widget.js cached.
                             page.goto(f"{site_url}/{variant}?{cache}", wait_until="load")
                             numbers = page.evaluate(MEASURE)
-                            if variant == "with" and cache == "cold":
+                            if variant != "none" and cache == "cold":
                                 page.wait_for_timeout(200)  # anything the launcher would fetch late
-                                app_requests.append(len(seen))
+                                app_requests[variant].append(len(seen))
                             if run:
                                 for key, value in numbers.items():
                                     results[f"{variant} {cache}"][key].append(value)
@@ -179,19 +189,23 @@ def main() -> None:
             app.wait(timeout=10)
 
     print(f"widget.js: {len(raw):,} bytes, {len(served):,} bytes gzipped as served (budget {BUDGET_GZIP_BYTES:,})")
-    print(f"requests to the app before the widget is opened, per page load: {sorted(set(app_requests))} (widget.js)")
-    print(f"{args.runs} loads of each page per cache state, headless Chromium, loopback (milliseconds):")
-    print(f"{'':40}{'median':>8}{'p95':>8}{'mean':>8}")
+    for variant, counts in app_requests.items():
+        print(f"requests to the app before the widget is opened, per page load, {variant}: {sorted(set(counts))}")
+    print(f"{args.runs} loads of each page per cache state, headless Chromium, loopback (milliseconds);")
+    print("cold: a first visit (empty cache); warm: the next page of the site (widget.js cached)")
+    print(f"{'':44}{'median':>8}{'p95':>8}{'mean':>8}{'vs none':>9}")
     for cache in ("cold", "warm"):
         for key, label in (("dcl", "DOMContentLoaded"), ("load", "load event"), ("lcp", "LCP")):
-            plain, with_widget = results[f"plain {cache}"][key], results[f"with {cache}"][key]
-            for name, values in (("without", plain), ("with", with_widget)):
-                row = f"{cache} cache, {label}, {name}"
+            baseline = results[f"none {cache}"][key]
+            for variant in VARIANTS:
+                values = results[f"{variant} {cache}"][key]
+                row = f"{cache} cache, {label}, {variant}"
                 median, p95 = statistics.median(values), percentile(values, 0.95)
-                print(f"{row:40}{median:>8.1f}{p95:>8.1f}{statistics.fmean(values):>8.1f}")
-            difference = statistics.median(with_widget) - statistics.median(plain)
-            spread = statistics.median(abs(v - statistics.median(plain)) for v in plain)
-            print(f"{'  difference of medians':40}{difference:>+8.1f}   (run-to-run spread without: {spread:.1f})")
+                difference = median - statistics.median(baseline)
+                shown = "" if variant == "none" else f"{difference:>+9.1f}"
+                print(f"{row:44}{median:>8.1f}{p95:>8.1f}{statistics.fmean(values):>8.1f}{shown}")
+            spread = statistics.median(abs(v - statistics.median(baseline)) for v in baseline)
+            print(f"{'  run-to-run spread of none (median abs dev)':44}{spread:>8.1f}")
     if len(served) > BUDGET_GZIP_BYTES:
         sys.exit("widget.js is over its 8 KB gzip budget")
 
