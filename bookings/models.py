@@ -222,6 +222,13 @@ class Customer(models.Model):
     email = models.EmailField(blank=True)
     address = models.CharField(max_length=limits.MAX_ADDRESS, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Consent to text messages (bookings.text_messages), as the customer gave it in a
+    # conversation: when they answered, the exact question they were asked and their answer,
+    # and where (the conversation's number). Null when they never agreed, or said no later.
+    sms_consent_at = models.DateTimeField("agreed to texts at", null=True, blank=True)
+    sms_consent_wording = models.TextField("question asked", blank=True)
+    sms_consent_reply = models.TextField("customer's answer", blank=True)
+    sms_consent_source = models.CharField("where", max_length=120, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -405,3 +412,113 @@ class CalendarFeed(models.Model):
 
     def __str__(self) -> str:
         return f"Calendar feed: {self.technician or 'whole business'}"
+
+
+class TextOptOut(models.Model):
+    """A phone number that gets no text messages: the customer replied STOP, or staff added it.
+
+    Keyed by the number, not the customer: STOP comes from a phone, and it holds for every
+    booking on that number, including ones made later. START (or staff) removes the row.
+    """
+
+    class Source(models.TextChoices):
+        CUSTOMER = "customer", "Customer replied STOP"
+        STAFF = "staff", "Added by staff"
+        PROVIDER = "provider", "Provider says unsubscribed"
+
+    # E.164, like Customer.phone.
+    phone = models.CharField(max_length=20, unique=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.STAFF)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "text opt-out"
+
+    def __str__(self) -> str:
+        # No number: this string lands in admin messages and LogEntry, which staff without
+        # view_customer_pii read too.
+        return f"Text opt-out {self.pk}"
+
+
+class TextMessage(models.Model):
+    """One text message to a customer about a booking: the outbox row and its delivery record.
+
+    Written in the transaction that changed the booking (bookings.services), so a booking
+    change and its message commit together or not at all; bookings.text_messages sends it
+    exactly once (a conditional UPDATE claims it) and records the outcome here.
+    """
+
+    class Kind(models.TextChoices):
+        CONFIRMATION = "confirmation", "Confirmation"
+        RESCHEDULE = "reschedule", "Rescheduled"
+        CANCELLATION = "cancellation", "Cancellation"
+        REMINDER = "reminder", "Day-before reminder"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        HELD = "held", "Held for quiet hours"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed, will retry"
+        UNDELIVERABLE = "undeliverable", "Not delivered (gave up)"
+        SKIPPED = "skipped", "Not sent"
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="text_messages")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # What makes the message one of a kind: "event:<BookingEvent id>" for a change, and
+    # "reminder:<booking id>:<visit start>" for a reminder (one per visit time). The unique
+    # index is what stops two concurrent send_reminders runs from queueing it twice.
+    key = models.CharField(max_length=120, unique=True)
+    to_phone = models.CharField(max_length=20)
+    body = models.TextField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # Not before this moment: the end of quiet hours for a held message.
+    send_after = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    provider_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            # text_messages.due_text_messages: waiting messages whose time has come.
+            models.Index(
+                fields=["send_after"],
+                name="text_message_due",
+                condition=Q(status__in=["queued", "held", "failed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.booking_id}"
+
+
+class InboundTextMessage(models.Model):
+    """A text a customer sent us (the Twilio webhook): STOP, START, HELP, or anything else."""
+
+    class Keyword(models.TextChoices):
+        STOP = "stop", "STOP (opted out)"
+        START = "start", "START (opted in again)"
+        HELP = "help", "HELP (sent our details)"
+        OTHER = "other", "Message for staff"
+
+    # The provider's id (Twilio's MessageSid): a webhook delivered twice is recorded once.
+    provider_id = models.CharField(max_length=64, unique=True)
+    from_phone = models.CharField(max_length=20)
+    body = models.TextField(blank=True)
+    keyword = models.CharField(max_length=10, choices=Keyword.choices)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = "text from a customer"
+        verbose_name_plural = "texts from customers"
+
+    def __str__(self) -> str:
+        return f"Text {self.pk} from a customer: {self.get_keyword_display()}"

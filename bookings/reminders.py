@@ -10,6 +10,9 @@ looks broken.
 
 Rescheduling clears reminder_sent_at (bookings.services), so a moved visit is reminded
 again for its new day.
+
+Customers who agreed to texts also get the reminder by text (`booking_text_reminder`): one
+per visit time, with the same claim-then-send guarantee (bookings.text_messages).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from django.utils import timezone
 from bookings.models import ACTIVE_STATUSES, ActorKind, Booking, BookingEvent
 from bookings.selectors import business_tz
 from bookings.services import email_details
+from bookings.sms import SmsBackend
+from bookings.text_messages import NOT_MINE, reminder_text_queue, text_message_send
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +37,7 @@ SENT = "sent"
 ALREADY_SENT = "already_sent"
 NO_EMAIL = "no_email"
 FAILED = "failed"
+NO_TEXTS = "no_texts"
 
 REMINDER = """Hello {customer_name},
 
@@ -95,3 +101,23 @@ def booking_send_reminder(*, booking: Booking, now: datetime | None = None) -> s
         changes={"reminder_sent_at": claimed_at.isoformat()},
     )
     return SENT
+
+
+def booking_text_reminder(
+    *, booking: Booking, now: datetime | None = None, backend: SmsBackend | None = None
+) -> tuple[str, int | None]:
+    """Text the reminder about `booking` to a customer who agreed to texts, once per visit time.
+
+    Returns what happened and the message's id: NO_TEXTS (never agreed), ALREADY_SENT (another
+    run has it, or had it), or what bookings.text_messages.text_message_send did: sent, held
+    (quiet hours), failed (retried by the next run), undeliverable or skipped (opted out).
+    Must not run inside a transaction.
+    """
+    message = reminder_text_queue(booking=booking, now=now)
+    if message is None:
+        return NO_TEXTS, None
+    outcome = text_message_send(message.pk, now=now, backend=backend)
+    if outcome == NOT_MINE:
+        # Sent, being sent, or given up by an earlier run; or held, and quiet hours go on.
+        outcome = message.status if message.status in ("held", "skipped") else ALREADY_SENT
+    return outcome, message.pk

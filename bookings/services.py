@@ -1,8 +1,8 @@
 """The one way to change a booking.
 
 The admin, the API, the assistant's tools and the management commands all call these
-functions, so validation, the audit trail and the confirmation emails are the same
-whoever acts.
+functions, so validation, the audit trail and the customer's emails and text messages
+(bookings.text_messages: queued in the transaction of the change) are the same whoever acts.
 
 Double booking is prevented twice over:
 - in Python: the technician row is locked (SELECT ... FOR UPDATE) before the overlap check
@@ -39,10 +39,12 @@ from bookings.models import (
     Customer,
     Service,
     Technician,
+    TextMessage,
 )
 from bookings.numbering import next_number
 from bookings.phones import business_phone, normalize_phone, phone_display
 from bookings.selectors import active_bookings_in, available_slots, booking_public_dict, business_tz
+from bookings.text_messages import TextConsent, booking_change_text_queue, consent_record
 from chatdesk.observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -79,8 +81,8 @@ def _clean_text(value: str | None, *, field: str, max_length: int, required: boo
     return text
 
 
-def _record(booking: Booking, *, kind: str, actor: Actor, changes: dict | None = None, note: str = "") -> None:
-    BookingEvent.objects.create(
+def _record(booking: Booking, *, kind: str, actor: Actor, changes: dict | None = None, note: str = "") -> BookingEvent:
+    return BookingEvent.objects.create(
         booking=booking,
         kind=kind,
         actor_kind=actor.kind,
@@ -263,8 +265,13 @@ def email_clean(raw: str | None) -> str:
     return email
 
 
-def customer_upsert(*, name: str, phone: str, email: str = "", address: str = "") -> Customer:
-    """Find the customer by phone (the identity we match on) or create them."""
+def customer_upsert(
+    *, name: str, phone: str, email: str = "", address: str = "", sms_consent: TextConsent | None = None
+) -> Customer:
+    """Find the customer by phone (the identity we match on) or create them.
+
+    With `sms_consent`, the customer's answer to the text-message question is recorded too.
+    """
     phone_e164 = normalize_phone(phone)
     name = _clean_text(name, field="name", max_length=MAX_NAME, required=True)
     email = email_clean(email)
@@ -280,6 +287,8 @@ def customer_upsert(*, name: str, phone: str, email: str = "", address: str = ""
         for key, value in updates.items():
             setattr(customer, key, value)
         customer.save(update_fields=list(updates))
+    if sms_consent is not None:
+        consent_record(customer, sms_consent)
     return customer
 
 
@@ -298,8 +307,12 @@ def booking_create(
     status: str = BookingStatus.CONFIRMED,
     now: datetime | None = None,
     override_reason: str = "",
+    sms_consent: TextConsent | None = None,
 ) -> Booking:
     """Book `service` at `start` (a slot the availability engine offers).
+
+    The confirmation goes by email (when the customer gave an address) and by text (when they
+    agreed to texts, now in `sms_consent` or in an earlier conversation).
 
     With no `technician`, the first qualified technician free for that slot gets it. With an
     `override_reason` (staff only, a named technician), any future time the technician is not
@@ -331,7 +344,9 @@ def booking_create(
     occupied_end = end + service.buffer_after
 
     def write(technician_id: int) -> Booking:
-        customer = customer_upsert(name=name, phone=phone, email=customer_email, address=address)
+        customer = customer_upsert(
+            name=name, phone=phone, email=customer_email, address=address, sms_consent=sms_consent
+        )
         booking = Booking.objects.create(
             # The year the booking was made (business time), so numbers rise with time.
             number=next_number("BK", now.astimezone(business_tz()).year, 6),
@@ -353,7 +368,9 @@ def booking_create(
         changes = {"start": start.isoformat(), "technician_id": technician_id, "status": status}
         if override_reason:
             changes["override"] = True
-        _record(
+        if sms_consent is not None:
+            changes["sms_consent"] = sms_consent.given
+        event = _record(
             booking,
             kind=BookingEvent.Kind.CREATED,
             actor=actor,
@@ -361,6 +378,7 @@ def booking_create(
             note=f"Override: {override_reason}" if override_reason else "",
         )
         transaction.on_commit(partial(_send_email, booking.pk, "confirmed", CONFIRMATION))
+        booking_change_text_queue(booking=booking, kind=TextMessage.Kind.CONFIRMATION, event=event)
         # Counted once committed: a slot lost to a race (rolled back) or a replay is no booking.
         transaction.on_commit(partial(metrics.count_booking_made, channel))
         return booking
@@ -441,8 +459,9 @@ def booking_reschedule(
         if override_reason:
             changes["override"] = True
             note = f"Override: {override_reason}" + (f" ({reason})" if reason else "")
-        _record(locked, kind=BookingEvent.Kind.RESCHEDULED, actor=actor, changes=changes, note=note)
+        event = _record(locked, kind=BookingEvent.Kind.RESCHEDULED, actor=actor, changes=changes, note=note)
         transaction.on_commit(partial(_send_email, locked.pk, "rescheduled", CONFIRMATION))
+        booking_change_text_queue(booking=locked, kind=TextMessage.Kind.RESCHEDULE, event=event)
         return locked
 
     _claim_technician(
@@ -458,8 +477,18 @@ def booking_reschedule(
 
 
 def _transition(
-    *, booking: Booking, to: str, allowed_from: tuple[str, ...], kind: str, actor: Actor, note: str = "", **fields
+    *,
+    booking: Booking,
+    to: str,
+    allowed_from: tuple[str, ...],
+    kind: str,
+    actor: Actor,
+    note: str = "",
+    text: str = "",
+    **fields,
 ) -> Booking:
+    """Move the booking to status `to`, with its audit row and, when `text` names a kind, the
+    customer's text message, in one transaction."""
     with transaction.atomic():
         locked = Booking.objects.select_for_update().get(pk=booking.pk)
         if locked.status not in allowed_from:
@@ -470,7 +499,9 @@ def _transition(
         for key, value in fields.items():
             setattr(locked, key, value)
         locked.save(update_fields=["status", "updated_at", *fields])
-        _record(locked, kind=kind, actor=actor, changes={"status": [old_status, to]}, note=note)
+        event = _record(locked, kind=kind, actor=actor, changes={"status": [old_status, to]}, note=note)
+        if text:
+            booking_change_text_queue(booking=locked, kind=text, event=event)
     booking.refresh_from_db()
     return booking
 
@@ -487,6 +518,7 @@ def booking_cancel(*, booking: Booking, actor: Actor, reason: str = "", now: dat
         kind=BookingEvent.Kind.CANCELLED,
         actor=actor,
         note=reason,
+        text=TextMessage.Kind.CANCELLATION,
         cancellation_reason=reason,
         cancelled_at=now,
     )

@@ -327,6 +327,29 @@ if _email_backend.endswith("smtp.EmailBackend"):
 MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "bookings@chatdesk.local")
 
+# --- Text messages (SMS) --------------------------------------------------------------
+# Like EMAIL_BACKEND: the console backend prints texts (make run needs nothing); production
+# sets the Twilio backend and its credentials. bookings.sms loads it.
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "bookings.sms.ConsoleBackend")
+TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = envstr("TWILIO_AUTH_TOKEN")
+# The sender: a Twilio number in E.164, or a Messaging Service SID (MG...).
+TWILIO_FROM = os.environ.get("TWILIO_FROM", "")
+# Empty: Twilio's own API. The tests point it at a loopback fake of the Messages API.
+TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL", "").rstrip("/")
+# The public URL Twilio calls for inbound texts, exactly as configured in Twilio (its signature
+# covers it). Empty: the URL the request arrived on, which is only right without a proxy.
+TWILIO_INBOUND_URL = os.environ.get("TWILIO_INBOUND_URL", "")
+SMS_TIMEOUT_SECONDS = envint("SMS_TIMEOUT_SECONDS", 10)
+# Texts are not sent between these times (business time zone); they wait until the end.
+SMS_QUIET_HOURS = os.environ.get("SMS_QUIET_HOURS", "21:00-08:00").strip()
+if SMS_QUIET_HOURS and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", SMS_QUIET_HOURS):
+    raise ImproperlyConfigured("SMS_QUIET_HOURS must look like 21:00-08:00 (or be empty for none).")
+# Attempts before a text that keeps failing is given up.
+SMS_MAX_ATTEMPTS = envint("SMS_MAX_ATTEMPTS", 5)
+if SMS_BACKEND.endswith("TwilioBackend") and not (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_FROM):
+    raise ImproperlyConfigured("The Twilio SMS backend needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM.")
+
 # --- REST framework -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -464,6 +487,8 @@ LOGGING = {
         # The SDK's HTTP client logs every request at INFO: noise, and a cost per model call.
         "httpx2": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # Twilio's HTTP client too: each text's request and headers at INFO.
+        "twilio.http_client": {"level": "WARNING"},
         # uvicorn configured its own handlers before loading us: its lines (the access log's
         # paths carry session ids) go through our formatter and scrub instead.
         "uvicorn": {"handlers": ["console"], "level": _log_level, "propagate": False},

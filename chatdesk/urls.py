@@ -8,7 +8,7 @@ from bookings import identifiers  # noqa: F401 (registers the `ident` path conve
 from chatdesk import health, metrics_view
 from chatdesk.backoffice import calendar_feeds, staff_api, staff_live
 from chatdesk.openapi import DocsView
-from chatdesk.web import api, views, widget
+from chatdesk.web import api, sms, views, widget
 
 # The API answers these in JSON, and a 503 when a service is down (chatdesk.api_errors).
 handler400 = "chatdesk.api_errors.bad_request"
@@ -37,6 +37,8 @@ urlpatterns = [
     path("api/v1/chat/session/<ident:session_id>/close", api.CloseAPI.as_view(), name="chat-close"),
     # A calendar app's subscription: the token is the credential (chatdesk/backoffice/calendar_feeds.py).
     path("calendar/<str:token>.ics", calendar_feeds.feed_view, name="calendar-feed"),
+    # Texts from customers (Twilio's inbound webhook, signed): STOP, START, HELP, or staff.
+    path("sms/twilio/inbound", sms.twilio_inbound, name="sms-twilio-inbound"),
     path("staff/live/", staff_live.live_page, name="staff-live"),
     path("api/v1/staff/conversations/open", staff_live.OpenConversationsAPI.as_view(), name="staff-open"),
     path("api/v1/staff/conversations/<ident:number>", staff_live.ConversationAPI.as_view(), name="staff-conversation"),

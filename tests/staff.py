@@ -15,12 +15,13 @@ from django.db.migrations.executor import MigrationExecutor
 
 # Each migration that makes, grants to or renames the groups' permissions, in the order they
 # run, with the function that does it (bookings 0004: view_employee & co. -> view_technician;
-# chatdesk 0011: view_conversation & co. -> view_conversation).
+# chatdesk 0011: view_interaction & co. -> view_conversation).
 GROUP_MIGRATIONS = [
     ("chatdesk", "0003_staff_groups", "create_groups"),
     ("bookings", "0004_employee_becomes_technician", "forwards"),
     ("chatdesk", "0009_take_over_permission", "grant"),
     ("chatdesk", "0011_interaction_becomes_conversation", "forwards"),
+    ("bookings", "0006_text_messages", "add_to_groups"),
 ]
 _STATES: dict[str, object] = {}
 

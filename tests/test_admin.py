@@ -24,6 +24,7 @@ from bookings.models import (
     Customer,
     Service,
     Technician,
+    TextMessage,
     Trade,
     WorkingHours,
     YearlyCounter,
@@ -331,6 +332,7 @@ def test_bookings_cannot_be_deleted_in_the_admin(admin_client, bookings):
 def change_form_post(booking: Booking, **fields) -> dict:
     """What the browser posts for a booking's page: its editable fields and the inline's forms."""
     events = booking.events.count()
+    texts = booking.text_messages.count()
     return {
         "address": booking.address,
         "notes": booking.notes,
@@ -338,6 +340,10 @@ def change_form_post(booking: Booking, **fields) -> dict:
         "events-INITIAL_FORMS": events,
         "events-MIN_NUM_FORMS": 0,
         "events-MAX_NUM_FORMS": 1000,
+        "text_messages-TOTAL_FORMS": texts,
+        "text_messages-INITIAL_FORMS": texts,
+        "text_messages-MIN_NUM_FORMS": 0,
+        "text_messages-MAX_NUM_FORMS": 1000,
         "_save": "Save",
         **fields,
     }
@@ -378,8 +384,10 @@ def test_change_form_shows_the_service_owned_fields_read_only(admin_client, book
 def test_booking_event_inline_is_read_only(admin_client, bookings):
     target = bookings[0]
     response = admin_client.get(change_url(target))
-    (inline,) = response.context["inline_admin_formsets"]
+    inline, texts = response.context["inline_admin_formsets"]
     assert inline.opts.model is BookingEvent
+    assert texts.opts.model is TextMessage
+    assert not (texts.has_add_permission or texts.has_change_permission or texts.has_delete_permission)
     assert not inline.has_add_permission
     assert not inline.has_change_permission
     assert not inline.has_delete_permission

@@ -321,7 +321,8 @@ def test_without_a_key_the_guided_flow_books_a_visit(business, frozen):
     assert "1. 8:30 AM with Alice T." in slots["reply"]
     dana.send("1")
     dana.send("Dana Customer")
-    dana.send("416 555 0123")
+    assert "May we text you" in dana.send("416 555 0123")["reply"]
+    dana.send("no thanks")
     assert "What email" in dana.send("12 Queen St W, Toronto")["reply"]
     readback = dana.send("skip")
     assert "Wednesday, November 18, 2026 at 8:30 AM" in readback["reply"]

@@ -159,7 +159,8 @@ def test_customer_books_a_visit_through_the_guided_flow_and_sees_the_confirmatio
     expect(chat.send(a_weekday_ahead())).to_contain_text("Free times on")
     expect(chat.send("1")).to_contain_text("What is your full name?")
     expect(chat.send("Jane Customer")).to_contain_text("What phone number")
-    expect(chat.send("416-555-0123")).to_contain_text("What is the address")
+    expect(chat.send("416-555-0123")).to_contain_text("May we text you")
+    expect(chat.send("yes please")).to_contain_text("What is the address")
     expect(chat.send("12 Elm Street, Toronto")).to_contain_text("What email")
     expect(chat.send("skip")).to_contain_text("Shall I book it?")
     expect(chat.send("yes")).to_contain_text("You're booked!")
@@ -177,14 +178,14 @@ def test_customer_books_a_visit_through_the_guided_flow_and_sees_the_confirmatio
         "address": "12 Elm Street, Toronto",
     }
     expect(chat.textarea).to_be_focused()
-    expect(chat.customer_messages).to_have_count(9)
+    expect(chat.customer_messages).to_have_count(10)
 
     # The server renders the same transcript and card, next to the booking reply, after a reload.
     page.reload()
     expect(page.locator("#transcript li.booking .booking-number")).to_have_text(number)
     assert [(n, state) for n, state, _ in card_placement(page)] == [(number, "confirmed")]
     assert "You're booked!" in card_placement(page)[0][2]
-    expect(chat.customer_messages).to_have_count(9)
+    expect(chat.customer_messages).to_have_count(10)
 
     # Cancelled in the same chat: the card says so where it is, live and after a reload.
     chat.expect_enhanced()

@@ -98,10 +98,11 @@ def a_booking(shop, *, start: datetime, technician=None) -> Booking:
     )
 
 
-def give_details(door: Door, email: str = "dana@example.com") -> str:
+def give_details(door: Door, email: str = "dana@example.com", texts: str = "no thanks") -> str:
     assert "What is your full name?" in door.replies[-1]
     assert "What phone number" in door.send("Dana Whitfield")
-    assert "What is the address of the visit?" in door.send("416 555 0123")
+    assert "May we text you the booking confirmation" in door.send("416 555 0123")
+    assert "What is the address of the visit?" in door.send(texts)
     assert "What email should we send the confirmation to?" in door.send("12 Queen St W, Toronto")
     return door.send(email)
 
@@ -316,6 +317,8 @@ def test_a_bad_phone_address_or_email_is_asked_again(door):
     door.send("Dana Whitfield")
     assert "Please type it with the area code" in door.send("12345")
     door.send("416-555-0123")
+    assert "Please reply yes or no." in door.send("at home")
+    door.send("nope")
     assert door.send("at home").startswith("Please give the street address with the house number")
     door.send("12 Queen St W")
     assert "Please type it again, or reply 'skip'" in door.send("dana at example dot com")

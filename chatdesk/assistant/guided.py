@@ -47,7 +47,7 @@ GAS_ADVICE = (
     "emergency visit, or 'call me' and our team will call you back."
 )
 # Steps where the customer types free text that must not be read as a new request.
-FREE_TEXT_STEPS = {"book_name", "book_phone", "book_address", "book_email", "handoff_phone"}
+FREE_TEXT_STEPS = {"book_name", "book_phone", "book_texts", "book_address", "book_email", "handoff_phone"}
 
 
 @dataclass

@@ -13,6 +13,7 @@ from bookings.phones import business_phone, normalize_phone, phone_display
 from bookings.selectors import local_today
 from bookings.service_matching import normalize
 from bookings.services import email_clean
+from bookings.text_messages import SMS_CONSENT_QUESTION
 from chatdesk.assistant.guided_base import (
     DAY_EXAMPLES,
     MENU,
@@ -25,6 +26,20 @@ from chatdesk.assistant.understanding import BOOK, RESCHEDULE, Understanding
 
 MAX_SLOTS_OFFERED = 8
 PARTS = {"morning": (0, 12), "midday": (11, 14), "afternoon": (12, 17), "evening": (17, 24)}
+# Answers to the text-message question beyond a plain yes or no, on normalize()d text. A "no"
+# phrase wins over a "yes" in the same answer ("sure, but no texts please").
+TEXTS_NO = re.compile(
+    r"\b(no texts?|no sms|no messages|dont text|do not text|not text|rather not|prefer not|email only|"
+    r"only email|just email|by email|just call|only call|no thanks?|no thank you|not needed|dont need|"
+    r"no need|skip|pass)\b"
+)
+YES_WORDS = {"y", "yes", "yeah", "yea", "ya", "yep", "yup", "sure", "ok", "okay", "k", "fine", "please", "alright"}
+NO_WORDS = {"n", "no", "nah", "nope", "never", "dont", "not"}
+TEXTS_YES = re.compile(
+    r"\b(text me|texts? (are|is|would be) (fine|ok|okay|good|great)|texting is fine|fine|that works|"
+    r"works for me|go for it|why not|sounds good|please do|yes please|sure thing|of course|definitely|"
+    r"go ahead|thats fine|alright|all right|no problem|no worries|texts? (ok|okay|fine|good))\b"
+)
 
 
 def _spoken(day: date) -> str:
@@ -307,7 +322,7 @@ class BookingSteps(FlowBase):
                 f"{prefix}Move booking {booking['number']} from {booking['when']} to {self.state['day']} at "
                 f"{time_label} with {technician}? (yes / no)"
             )
-        if all(key in self.state for key in ("name", "phone", "address", "email")):
+        if all(key in self.state for key in ("name", "phone", "texts", "address", "email")):
             return prefix + self.read_back()  # a new time after a clash: the details are known
         self.go("book_name")
         return f"{prefix}Great. What is your full name?"
@@ -331,8 +346,18 @@ class BookingSteps(FlowBase):
             phone = normalize_phone(heard.phone or text)
         except InvalidInput as error:
             return f"{error.message} Please type it with the area code, e.g. 416-555-0123."
-        self.go("book_address", phone=phone)
-        return "What is the address of the visit?"
+        self.go("book_texts", phone=phone)
+        return f"Thanks. {SMS_CONSENT_QUESTION} (yes / no)"
+
+    def step_book_texts(self, text: str, heard: Understanding) -> str:
+        answer = _texts_answer(text)
+        if answer is None:
+            return f"Sorry, I didn't catch that. {SMS_CONSENT_QUESTION} Please reply yes or no."
+        # The answer itself (and the question it answers) stays in the transcript; the
+        # create_booking tool records both from there.
+        self.go("book_address", texts=answer)
+        lead = "Great, we'll text you." if answer else "No problem, no texts."
+        return f"{lead} What is the address of the visit?"
 
     def step_book_address(self, text: str, heard: Understanding) -> str:
         address = text.strip()
@@ -363,9 +388,11 @@ class BookingSteps(FlowBase):
         s = self.state
         self.go("book_confirm")
         email = f" and email the confirmation to {s['email']}" if s.get("email") else ""
+        texts = " We will text you the confirmation and a reminder." if s.get("texts") else ""
         return (
             f"Please check: {s['service_name']} with {s['technician']} on {s['day']} at {s['time']}, at "
-            f"{s['address']}. We will call {phone_display(s['phone'])} if needed{email}. Shall I book it? (yes / no)"
+            f"{s['address']}. We will call {phone_display(s['phone'])} if needed{email}.{texts} "
+            "Shall I book it? (yes / no)"
         )
 
     def step_book_confirm(self, text: str, heard: Understanding) -> str:
@@ -383,6 +410,7 @@ class BookingSteps(FlowBase):
             customer_name=s["name"],
             customer_phone=s["phone"],
             customer_email=s.get("email") or None,
+            sms_consent=s.get("texts"),
             address=s["address"],
             notes=s.get("notes") or None,
             customer_confirmed=True,
@@ -390,11 +418,12 @@ class BookingSteps(FlowBase):
         if result.get("booked"):
             booking = result["booking"]
             email = f" A confirmation email is on its way to {s['email']}." if s.get("email") else ""
+            texts = " We'll text you a reminder the day before." if result.get("text_messages") == "on" else ""
             self.reset()
             return (
                 f"You're booked! Your booking number is {booking['booking_number']}: {booking['service']} with "
-                f"{booking['technician']} on {booking['when']}.{email} Keep the number and your phone number to "
-                "change or cancel the visit."
+                f"{booking['technician']} on {booking['when']}.{email}{texts} Keep the number and your phone number "
+                "to change or cancel the visit."
             )
         return self.write_failed(result, s.get("day_iso"), s.get("day"))
 
@@ -413,6 +442,24 @@ class BookingSteps(FlowBase):
             f"Sorry, I couldn't do that here. Please call us at {business_phone()}, or reply 5 and our "
             "team will call you back."
         )
+
+
+def _texts_answer(text: str) -> bool | None:
+    """Yes (True), no (False) or unclear (None) to the text-message question, in the customer's
+    words: "yeah sure", "oh ok yes", "no thanks, email only", "sure, but no texts", a thumbs up."""
+    said = normalize(text)
+    if TEXTS_NO.search(said):
+        return False
+    if TEXTS_YES.search(said) or any(mark in text for mark in ("👍", "👌")):
+        return True
+    words = set(said.split())
+    # A short answer with only yes-words or only no-words ("oh ok yes", "nope sorry") is clear;
+    # both ("not sure") or neither ("what for?", an address typed early) is not.
+    if len(words) <= 6:
+        yes, no = bool(words & YES_WORDS), bool(words & NO_WORDS)
+        if yes != no:
+            return yes
+    return None
 
 
 def _slot_row(slot: dict) -> list:

@@ -25,10 +25,12 @@ from bookings.selectors import (
     technicians_available,
 )
 from bookings.services import Actor, booking_cancel, booking_create, booking_reschedule
+from bookings.text_messages import SMS_CONSENT_ASK, SMS_CONSENT_QUESTION, TextConsent
 from chatdesk.assistant.dates import day_for_booking
 from chatdesk.assistant.lookup_guard import LookupGuard
 from chatdesk.conversations import record
 from chatdesk.conversations.models import Conversation, HandoffRequest
+from chatdesk.conversations.selectors import answer_to
 
 MAX_SLOTS_LISTED = 16
 
@@ -40,6 +42,10 @@ class LimitReached(DomainError):
 
 class ConfirmationMissing(DomainError):
     code = "confirmation_required"
+
+
+class ConsentNotAsked(DomainError):
+    code = "sms_consent_not_asked"
 
 
 @dataclass(frozen=True)
@@ -214,8 +220,29 @@ def get_available_time_slots(ctx: ToolContext, args: dict, call_id: str) -> dict
     return result
 
 
+def _sms_consent(ctx: ToolContext, answer: bool | None) -> TextConsent | None:
+    """The customer's answer to the text-message question, with its evidence from the transcript:
+    the message that asked, word for word, and the reply. The model only says yes or no."""
+    if answer is None:
+        return None
+    found = answer_to(ctx.conversation.pk, SMS_CONSENT_ASK)
+    if found is None:
+        if not answer:
+            return None  # nothing was asked, so there is no answer to record
+        raise ConsentNotAsked(
+            f'Before sms_consent=true, ask the customer in these exact words and wait for the answer: "'
+            f'{SMS_CONSENT_QUESTION}"',
+            field="sms_consent",
+        )
+    asked, reply = found
+    return TextConsent(
+        given=answer, wording=asked.text, reply=reply.text, at=reply.created_at, source=ctx.conversation.number
+    )
+
+
 def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
     _require_confirmation(args)
+    sms_consent = _sms_consent(ctx, args.get("sms_consent"))
     # Counted under a lock on the conversation's row, in the transaction that books.
     booked = record.bookings_made_locked(ctx.conversation.pk)
     if booked >= settings.CHAT_MAX_BOOKINGS:
@@ -232,10 +259,17 @@ def create_booking(ctx: ToolContext, args: dict, call_id: str) -> dict:
         channel=ctx.booking_channel,
         actor=ctx.actor(call_id),
         now=ctx.now,
+        sms_consent=sms_consent,
     )
     record.count_booking(ctx.conversation.pk, customer_id=booking.customer_id)
     ctx.conversation.booking_count = booked + 1
-    return {"booked": True, "booking": booking_public_dict(booking), "_booking_id": booking.pk}
+    texts = booking.customer.sms_consent_at is not None
+    return {
+        "booked": True,
+        "booking": booking_public_dict(booking),
+        "text_messages": "on" if texts else "off",
+        "_booking_id": booking.pk,
+    }
 
 
 def get_booking_info(ctx: ToolContext, args: dict, call_id: str) -> dict:

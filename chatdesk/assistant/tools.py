@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from bookings import limits
 from bookings.errors import DomainError, InvalidInput
+from bookings.text_messages import SMS_CONSENT_QUESTION
 from chatdesk.assistant.date_grammar import WEEK_CHOICES
 from chatdesk.assistant.date_words import WEEKDAY_NAMES
 from chatdesk.assistant.tool_bodies import (
@@ -197,6 +198,11 @@ TOOLS: dict[str, Tool] = {
                     "customer_name": _str("Full name.", limits.MAX_NAME),
                     "customer_phone": PHONE,
                     "customer_email": _str("Email for the confirmation, if given.", limits.MAX_EMAIL, nullable=True),
+                    "sms_consent": {
+                        "type": ["boolean", "null"],
+                        "description": "The customer's answer to the text-message question, asked in exactly these "
+                        f'words: "{SMS_CONSENT_QUESTION}" true for yes, false for no, null if not asked.',
+                    },
                     "address": _str("Service address.", limits.MAX_ADDRESS),
                     "notes": _str("What the problem is, access notes.", limits.MAX_NOTES, nullable=True),
                     "customer_confirmed": CONFIRMED,

@@ -67,6 +67,7 @@ from chatdesk.backoffice.common import (
 from chatdesk.backoffice.dispatch_board import dispatch_board_view
 from chatdesk.backoffice.pii import MASK, mask_text
 from chatdesk.backoffice.provenance import booking_provenance_html
+from chatdesk.backoffice.text_message_admin import TextMessageInline
 from chatdesk.conversations.access import Visibility
 
 
@@ -284,9 +285,9 @@ class CustomerAdmin(PhoneSearchMixin, admin.ModelAdmin):
     search_fields = ["name"]
     contact_search_fields = ("phone", "email")
     phone_search_field = "phone"
-    readonly_fields = ["created_at", "bookings_link"]
+    readonly_fields = ["created_at", "bookings_link", "text_consent"]
 
-    CONTACT = ("phone", "phone_number", "email", "address")
+    CONTACT = ("phone", "phone_number", "email", "address", "text_consent")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Customer]:
         return super().get_queryset(request).annotate(booking_total=Count("bookings"))
@@ -307,6 +308,21 @@ class CustomerAdmin(PhoneSearchMixin, admin.ModelAdmin):
     @admin.display(description="bookings", ordering="booking_total")
     def booking_count(self, customer: Customer) -> int:
         return customer.booking_total
+
+    @admin.display(description="text messages")
+    def text_consent(self, customer: Customer) -> str:
+        # The evidence of consent: when, where, the question word for word and the answer.
+        if customer.sms_consent_at is None:
+            return "Not agreed" + (
+                f" (said no in {customer.sms_consent_source})" if customer.sms_consent_source else ""
+            )
+        return format_html(
+            "Agreed {} in {}<br>Asked: “{}”<br>Answer: “{}”",
+            local_time(customer.sms_consent_at),
+            customer.sms_consent_source or "-",
+            customer.sms_consent_wording,
+            customer.sms_consent_reply,
+        )
 
     @admin.display(description="bookings")
     def bookings_link(self, customer: Customer) -> str:
@@ -435,7 +451,7 @@ class BookingAdmin(ReplicaListMixin, WideListMixin, PhoneSearchMixin, admin.Mode
     phone_search_field = "customer__phone"
     date_hierarchy = "start"
     actions = ["confirm", "cancel", "mark_completed", "mark_no_show"]
-    inlines = [BookingEventInline]
+    inlines = [BookingEventInline, TextMessageInline]
 
     STAFF_EDITABLE = ("address", "notes")
     add_fieldsets = [

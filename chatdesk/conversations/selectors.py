@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,6 +59,33 @@ def monitor_conversations(*, include_quiet: bool = False, now: datetime | None =
         rows = rows.exclude(quiet)
     rows = rows.select_related("customer").order_by("-wants_person", "-last_activity_at", "-id")[:MONITOR_LIMIT]
     return MonitorList(conversations=list(rows), hidden_quiet=hidden)
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def answer_to(conversation_id: int, question: str) -> tuple[Message, Message] | None:
+    """The newest assistant message of the conversation that asked `question` (its words,
+    ignoring case and punctuation), and the customer's first message after it; None when it
+    was never asked, or not answered yet.
+
+    Evidence of what the customer agreed to comes from the stored transcript, never from
+    the model's say-so (text-message consent: chatdesk.assistant.tool_bodies).
+    """
+    wanted = _words(question)
+    # A conversation holds at most CHAT_MAX_MESSAGES (plus a call's lines): read it whole.
+    messages = list(
+        Message.objects.filter(
+            conversation_id=conversation_id, role__in=(Message.Role.ASSISTANT, Message.Role.CUSTOMER)
+        ).order_by("created_at", "pk")
+    )
+    for index in range(len(messages) - 1, -1, -1):
+        asked = messages[index]
+        if asked.role == Message.Role.ASSISTANT and wanted in _words(asked.text):
+            reply = next((m for m in messages[index + 1 :] if m.role == Message.Role.CUSTOMER), None)
+            return (asked, reply) if reply is not None else None
+    return None
 
 
 @dataclass(frozen=True)

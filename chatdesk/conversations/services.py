@@ -16,10 +16,11 @@ from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from bookings.errors import DomainError, NotFound
+from bookings.limits import MAX_NAME
 from bookings.numbering import next_number
 from chatdesk.conversations import booking_cards, live, model_items, record
 from chatdesk.conversations.limits import message_length_check
-from chatdesk.conversations.models import Conversation, Message
+from chatdesk.conversations.models import Conversation, HandoffRequest, Message
 
 
 class ConversationClosed(DomainError):
@@ -184,3 +185,23 @@ def staff_message_send(*, conversation: Conversation, user: object, text: str) -
         locked.message_count += 1  # for the live summary, as the row now says
     live.publish(locked, live.message_event(message))
     return message
+
+
+def text_handoff_create(*, customer_id: int | None, phone: str, name: str, text: str) -> HandoffRequest | None:
+    """A customer's text message that is not STOP, START or HELP: a callback request for staff,
+    on the customer's latest conversation (the queue lists handoffs by conversation).
+
+    None when the customer has no conversation (a booking staff made by phone): the text is
+    then in the admin's "texts from customers" list only.
+    """
+    if customer_id is None:
+        return None
+    conversation = Conversation.objects.filter(customer_id=customer_id).order_by("-started_at").first()
+    if conversation is None:
+        return None
+    return HandoffRequest.objects.create(
+        conversation=conversation,
+        reason=" ".join(f"Text message: {text}".split())[:500],
+        contact_name=name[:MAX_NAME],
+        contact_phone=phone,
+    )
