@@ -9,12 +9,11 @@ physical copy and follows by itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.deprecation import MiddlewareMixin
 
 from chatdesk import replica
 
@@ -39,55 +38,35 @@ class PrimaryUnlessMarked:
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-class StickToPrimary:
+class StickToPrimary(MiddlewareMixin):
     """After a signed-in user's successful write, their browser reads the primary for a few seconds.
 
     A staff member who saves a booking and lands on the list must see it there even while
     the replica lags: the response to the write carries a cookie with the time until which
     use_replica() picks the primary for them (REPLICA_STICKY_SECONDS). Without a replica the
     middleware does nothing. Customers never read the replica, so only signed-in users get it.
+
+    A MiddlewareMixin listed in chatdesk.handlers.INLINE_MIDDLEWARE: its hook runs on the
+    event loop, except when it may load the user (a write, with a replica): then in the thread.
     """
 
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response: Callable) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if self.is_async:
-            return self._acall(request)
-        response = self.get_response(request)
-        if self._wrote(request, response):
-            self._stick(response)
-        return response
-
-    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        response = await self.get_response(request)
-        if request.method not in SAFE_METHODS and response.status_code < 400 and replica.configured():
-            user = await request.auser()
-            if user.is_authenticated:
-                self._stick(response)
-        return response
-
-    @staticmethod
-    def _wrote(request: HttpRequest, response: HttpResponseBase) -> bool:
-        if request.method in SAFE_METHODS or response.status_code >= 400 or not replica.configured():
-            return False
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if not may_stick(request) or response.status_code >= 400:
+            return response
         user = getattr(request, "user", None)
-        return bool(user is not None and user.is_authenticated)
+        if user is not None and user.is_authenticated:
+            seconds = settings.REPLICA_STICKY_SECONDS
+            response.set_cookie(
+                replica.STICKY_COOKIE,
+                f"{time.time() + seconds:.3f}",
+                max_age=seconds,
+                secure=settings.SESSION_COOKIE_SECURE,
+                httponly=True,
+                samesite="Lax",
+            )
+        return response
 
-    @staticmethod
-    def _stick(response: HttpResponseBase) -> None:
-        seconds = settings.REPLICA_STICKY_SECONDS
-        response.set_cookie(
-            replica.STICKY_COOKIE,
-            f"{time.time() + seconds:.3f}",
-            max_age=seconds,
-            secure=settings.SESSION_COOKIE_SECURE,
-            httponly=True,
-            samesite="Lax",
-        )
+
+def may_stick(request: HttpRequest) -> bool:
+    """Only a write, with a replica configured, can set the cookie (and load the user to know)."""
+    return request.method not in SAFE_METHODS and replica.configured()
