@@ -14,10 +14,10 @@ process_view (CSRF's) is called on the loop wherever the middleware sits, throug
 adapt_method_mode. Those hooks do no I/O (they read headers and cookies, set headers and make
 lazy objects). The three that can touch the database still go to the thread, but only when
 they would: SessionMiddleware when it is about to save a modified session, MessageMiddleware
-when flash messages were read or added, StickToPrimary on a write with a read replica. Any other middleware, and everything inside one the
-walk cannot see through (a sync-only or function middleware), stays exactly as Django built
-it. settings.MIDDLEWARE is unchanged, so Django's system and deploy checks see the same
-middleware by the same names.
+when flash messages were read or added, StickToPrimary on a write with a read replica. Any
+other middleware, and everything inside one the walk cannot see through (a sync-only or
+function middleware), stays exactly as Django built it. settings.MIDDLEWARE is unchanged, so
+Django's system and deploy checks see the same middleware by the same names.
 """
 
 from __future__ import annotations
