@@ -4,6 +4,6 @@ The admins themselves (conversations, handoffs, bookings and reference data) liv
 chatdesk.backoffice, the staff-facing layer.
 """
 
-from chatdesk.backoffice import booking_admin, calendar_feeds, conversation_admin, handoffs
+from chatdesk.backoffice import booking_admin, calendar_feeds, conversation_admin, handoffs, reference_admin
 
-__all__ = ["booking_admin", "calendar_feeds", "conversation_admin", "handoffs"]
+__all__ = ["booking_admin", "calendar_feeds", "conversation_admin", "handoffs", "reference_admin"]
