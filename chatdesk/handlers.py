@@ -12,12 +12,12 @@ middleware listed in INLINE_MIDDLEWARE that Django set up in async mode gets its
 process_request/process_response called on the event loop instead of in the thread. Their
 process_view (CSRF's) is called on the loop wherever the middleware sits, through
 adapt_method_mode. Those hooks do no I/O (they read headers and cookies, set headers and make
-lazy objects). The two that can touch the database still go to the thread, but only when
+lazy objects). The three that can touch the database still go to the thread, but only when
 they would: SessionMiddleware when it is about to save a modified session, MessageMiddleware
-when flash messages were read or added. Any other middleware, and everything inside one the
-walk cannot see through (a sync-only or function middleware), stays exactly as Django built
-it. settings.MIDDLEWARE is unchanged, so Django's system and deploy checks see the same
-middleware by the same names.
+when flash messages were read or added, StickToPrimary on a write with a read replica. Any
+other middleware, and everything inside one the walk cannot see through (a sync-only or
+function middleware), stays exactly as Django built it. settings.MIDDLEWARE is unchanged, so
+Django's system and deploy checks see the same middleware by the same names.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
+
+from chatdesk.db_router import may_stick
 
 
 def _never(request: HttpRequest) -> bool:
@@ -60,6 +62,8 @@ INLINE_MIDDLEWARE: dict[str, Callable[[HttpRequest], bool]] = {
     "django.middleware.common.CommonMiddleware": _never,
     "django.middleware.csrf.CsrfViewMiddleware": _never,
     "django.contrib.auth.middleware.AuthenticationMiddleware": _never,
+    # Loads the user (session, user row) only for a write with a read replica configured.
+    "chatdesk.db_router.StickToPrimary": may_stick,
     "django.contrib.messages.middleware.MessageMiddleware": _messages_will_store,
     "django.middleware.clickjacking.XFrameOptionsMiddleware": _never,
 }

@@ -6,6 +6,7 @@ OpenAI key). Every production knob is an environment variable documented in READ
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import os
 import re
@@ -100,6 +101,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # With a read replica: a signed-in user who just wrote reads the primary for a few seconds.
+    "chatdesk.db_router.StickToPrimary",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a refused admin login into the lockout page (async-native,
@@ -152,6 +155,22 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 DATABASES = {"default": _db}
+# A streaming replica of the primary (optional): the heavy staff reads (admin lists, dashboard,
+# analytics, exports, cost report) go there; everything else stays on the primary
+# (chatdesk/db_router.py, chatdesk/replica.py). Same engine options and pool size as the primary.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    _replica = dj_database_url.parse(DATABASE_REPLICA_URL)
+    if _replica["ENGINE"] != _db["ENGINE"]:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must use the same database engine as DATABASE_URL")
+    _replica["CONN_MAX_AGE"] = _db["CONN_MAX_AGE"]
+    _replica["OPTIONS"] = {**copy.deepcopy(_db.get("OPTIONS", {})), **_replica.get("OPTIONS", {})}
+    # In the test run, the replica alias reads the test database (no second one is created).
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+DATABASE_ROUTERS = ["chatdesk.db_router.PrimaryUnlessMarked"]
+# After a signed-in user's write, their browser reads the primary this long (replica lag cover).
+REPLICA_STICKY_SECONDS = envint("REPLICA_STICKY_SECONDS", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, rate limits, channel layer ------------------------------------------------

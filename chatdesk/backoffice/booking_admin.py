@@ -48,6 +48,7 @@ from chatdesk.backoffice.common import (
     BOTH_LOCATIONS,
     InternalMixin,
     ReadOnlyMixin,
+    ReplicaListMixin,
     WideListMixin,
     can_see_pii,
     local_time,
@@ -245,7 +246,7 @@ class BookingEventInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Booking)
-class BookingAdmin(WideListMixin, PhoneSearchMixin, admin.ModelAdmin):
+class BookingAdmin(ReplicaListMixin, WideListMixin, PhoneSearchMixin, admin.ModelAdmin):
     """Bookings: read, filter, and act on them through the services.
 
     Status changes are the actions (in the list and on each booking's page). On an

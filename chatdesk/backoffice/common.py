@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from bookings.selectors import business_tz
+from chatdesk import replica
 from chatdesk.conversations import access
 
 Users = AbstractBaseUser | AnonymousUser
@@ -45,6 +46,20 @@ class InternalMixin:
         if request.user.is_superuser:
             return super().get_model_perms(request)
         return {}
+
+
+class ReplicaListMixin:
+    """For a ModelAdmin whose list is a heavy read (bookings, conversations, handoffs).
+
+    With a read replica, the list's GET (counts, filters, facets, the page of rows, rendered
+    here) reads the replica; a POST to it (actions, list edits: read-then-write) stays on the
+    primary, and so does a user who wrote in the last few seconds (chatdesk.replica).
+    Put it first among the bases, so every other changelist_view runs inside it.
+    """
+
+    @replica.replica_reads
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
 
 
 class WideListMixin:

@@ -48,11 +48,13 @@ from django.utils.safestring import mark_safe
 from bookings.models import Customer
 from bookings.phones import looks_like_phone, phone_display, phone_from_search
 from bookings.selectors import business_tz, local_today
+from chatdesk import replica
 from chatdesk.backoffice import dashboard as stats
 from chatdesk.backoffice import widget_snippet
 from chatdesk.backoffice.charts import dashboard_charts, numbers_table, schedule_chart
 from chatdesk.backoffice.common import (
     ReadOnlyMixin,
+    ReplicaListMixin,
     WideListMixin,
     can_see_costs,
     can_see_pii,
@@ -312,7 +314,7 @@ class ConversationCsv:
 
 
 @admin.register(Conversation)
-class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
+class ConversationAdmin(ReplicaListMixin, WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
     """Conversations: read-only, searchable through what was said, exportable."""
 
     list_display_links = ["number"]
@@ -559,6 +561,7 @@ class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: object) -> type[ChangeList]:
         return FiltersOnly if getattr(request, "chatdesk_export", False) else super().get_changelist(request, **kwargs)
 
+    @replica.replica_reads
     def export_view(self, request: HttpRequest) -> HttpResponse:
         """The list's filtered, searched set as CSV, streamed row by row.
 
@@ -572,7 +575,10 @@ class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
             return HttpResponseRedirect(reverse("admin:chatdesk_conversation_changelist") + "?e=1")
-        export = ConversationCsv(changelist.queryset, pii=can_see_pii(request.user), costs=can_see_costs(request.user))
+        # The rows are read after this view returns, while the response streams: pinned to the
+        # alias chosen now (the replica, if there is one), not to the reads mark, gone by then.
+        queryset = changelist.queryset.using(replica.reads_alias())
+        export = ConversationCsv(queryset, pii=can_see_pii(request.user), costs=can_see_costs(request.user))
         content = export.alines() if isinstance(request, ASGIRequest) else export.lines()
         response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
         stamp = timezone.localtime(timezone.now(), business_tz()).strftime("%Y%m%d-%H%M")
@@ -592,6 +598,7 @@ class ConversationAdmin(WideListMixin, ReadOnlyMixin, admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/chatdesk/widget.html", context)
 
+    @replica.replica_reads
     def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied

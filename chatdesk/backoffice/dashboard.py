@@ -15,12 +15,13 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connections, transaction
 from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
 
 from bookings.models import Booking, BookingStatus, Technician
 from bookings.selectors import business_tz, local_today
+from chatdesk import replica
 from chatdesk.conversations.models import Conversation, HandoffRequest, Message
 
 # A conversation's channel names the booking channel it books on (one vocabulary: chat, voice).
@@ -186,8 +187,14 @@ def _ms(value: float | None) -> int | None:
 
 @contextmanager
 def _room_to_sort() -> Iterator[None]:
-    """A transaction in which sorts and hashes of up to a year of rows stay in memory."""
-    with transaction.atomic():
+    """A transaction in which sorts and hashes of up to a year of rows stay in memory.
+
+    On the database the reads go to (the replica inside use_replica(), else the primary):
+    a read-only transaction and SET LOCAL are fine on a hot standby.
+    """
+    alias = replica.reads_alias()
+    connection = connections[alias]
+    with transaction.atomic(using=alias):
         # SQLite (make run) has no work_mem to set.
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -228,6 +235,7 @@ def _reply_latency_in_python(*, start: datetime, end: datetime, channel: str | N
 
 def reply_latency(*, start: datetime, end: datetime, channel: str | None) -> tuple[dict[date, tuple], tuple]:
     """(p50, p95, replies) of assistant replies per business day in [start, end), and overall."""
+    connection = connections[replica.reads_alias()]  # hand-written SQL: the router is not asked
     if connection.vendor != "postgresql":
         return _reply_latency_in_python(start=start, end=end, channel=channel)
     per_day, overall = {}, (None, None, 0)

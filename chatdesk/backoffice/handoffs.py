@@ -13,7 +13,14 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from bookings.phones import phone_display
-from chatdesk.backoffice.common import BOTH_LOCATIONS, can_see_pii, duration_text, local_time, staff_name
+from chatdesk.backoffice.common import (
+    BOTH_LOCATIONS,
+    ReplicaListMixin,
+    can_see_pii,
+    duration_text,
+    local_time,
+    staff_name,
+)
 from chatdesk.conversations import services
 from chatdesk.conversations.models import Conversation, HandoffRequest
 
@@ -64,7 +71,7 @@ class HandoffStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(HandoffRequest)
-class HandoffRequestAdmin(admin.ModelAdmin):
+class HandoffRequestAdmin(ReplicaListMixin, admin.ModelAdmin):
     """Customers who asked for a person: a queue, waiting before handled, urgent first, oldest first.
 
     The contact phone is what staff call back on, so whoever may handle handoffs sees it.

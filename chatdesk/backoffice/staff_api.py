@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from bookings.api_base import MethodFirstAPIView
 from bookings.serializers import ErrorOut, QueryIn
+from chatdesk import replica
 from chatdesk.backoffice import dashboard as stats
 from chatdesk.backoffice.permissions import StaffPolicy
 from chatdesk.conversations import access
@@ -152,6 +153,7 @@ class AnalyticsAPI(MethodFirstAPIView):
         },
         tags=["staff"],
     )
+    @replica.replica_reads
     def get(self, request: Request) -> Response:
         query = AnalyticsQuery(data=request.query_params)
         query.is_valid(raise_exception=True)

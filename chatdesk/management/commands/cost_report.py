@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 
 from bookings.management.base import day, day_window
 from chatdesk.conversations.reports import GROUPINGS, CostRow, cost_report
+from chatdesk.replica import use_replica
 
 COLUMNS = (
     ("conversations", "Conversations"),
@@ -39,7 +40,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         start, end = day_window(options["since"], options["until"])
-        rows, total = cost_report(start=start, end=end, by=options["by"])
+        # A report over up to a year of rows: the replica, if there is one.
+        with use_replica():
+            rows, total = cost_report(start=start, end=end, by=options["by"])
         if options["format"] == "csv":
             self._csv(options["by"], rows, total)
         else:

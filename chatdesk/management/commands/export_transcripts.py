@@ -21,6 +21,7 @@ from bookings.management.base import (
 )
 from chatdesk.conversations.access import Visibility
 from chatdesk.conversations.reports import transcript_lines, transcripts
+from chatdesk.replica import use_replica
 
 
 class Command(BaseCommand):
@@ -50,6 +51,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # A bulk read that may be a little stale: the replica, if there is one.
+        with use_replica():
+            self._export(options)
+
+    def _export(self, options: dict) -> None:
         start, end = day_window(options["since"], options["until"])
         target = None if options["out"] == "-" else Path(options["out"])
         if target is not None:
