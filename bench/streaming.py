@@ -16,8 +16,15 @@ send a message at once, and for each reply it measures:
 Rounds: one customer at a time (`--solo` turns in a row) and `--customers` at once
 (`--rounds` times). Goal: first token -> client p95 <= 50 ms on one worker.
 
+The customers send at once, but their replies' first words are spread out by the server's own
+work before each model call (a span the output reports). `--aligned` takes that away: the
+fake holds every reply until all the round's requests have come, then writes all their first
+words in the same instant, the worst case for the relay. `--workers N` runs the production
+recipe instead of one process: nginx in front of N uvicorn workers on the Redis channel layer.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatdesk .venv/bin/python bench/streaming.py
     ... --redis redis://127.0.0.1:6379/8   # the Redis channel layer instead of the in-memory one
+    ... --aligned --workers 2              # every first word at once, through nginx on 2 workers
 
 Rate limits are switched off for the run (every simulated customer shares one IP).
 """
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import signal
@@ -34,10 +42,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from yarl import URL
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -86,7 +97,7 @@ class Customer:
     async def open(self) -> None:
         async with self.http.get(f"{self.base}/") as page:
             await page.read()
-        token = self.http.cookie_jar.filter_cookies(self.base)["csrftoken"].value
+        token = self.http.cookie_jar.filter_cookies(URL(self.base))["csrftoken"].value
         self.headers = {"X-CSRFToken": token, "Origin": self.base}
         async with self.http.post(f"{self.base}/api/v1/chat/session/new", headers=self.headers) as response:
             assert response.status == 201, await response.text()
@@ -138,11 +149,24 @@ def first_text_times(fake: FakeOpenAI) -> dict[int, float]:
     return times
 
 
-async def run_round(base: str, fake: FakeOpenAI, customers: int, solo_turns: int, pid: int) -> dict:
+def burst_shape(turns: list[Turn]) -> tuple[float, int]:
+    """How the round's replies overlapped: the span (ms) in which the middle 90% of first words
+    were written, and the most replies being written at one time (first word -> answer)."""
+    firsts = [t.first_text_at for t in turns]  # type: ignore[attr-defined]
+    span = (percentile(firsts, 0.95) - percentile(firsts, 0.05)) * 1000
+    edges = sorted([(t.first_text_at, 1) for t in turns] + [(t.answered_at, -1) for t in turns])  # type: ignore[attr-defined]
+    writing = peak = 0
+    for _, step in edges:
+        writing += step
+        peak = max(peak, writing)
+    return span, peak
+
+
+async def run_round(base: str, fake: FakeOpenAI, customers: int, solo_turns: int, pids: list[int]) -> dict:
     people = [Customer(base, n) for n in range(customers)]
     await asyncio.gather(*(c.open() for c in people))
     fake.replies.clear()
-    server_cpu = cpu_seconds(pid)
+    server_cpu = sum(cpu_seconds(pid) for pid in pids)
     try:
         if solo_turns:
             turns = []
@@ -156,7 +180,7 @@ async def run_round(base: str, fake: FakeOpenAI, customers: int, solo_turns: int
             written = first_text_times(fake)
             for turn in turns:
                 turn.first_text_at = written[turn.customer]  # type: ignore[attr-defined]
-        server_cpu = cpu_seconds(pid) - server_cpu
+        server_cpu = sum(cpu_seconds(pid) for pid in pids) - server_cpu
         # Pieces still on their way when the answer came are waited for, briefly.
         await asyncio.sleep(0.2)
     finally:
@@ -166,6 +190,7 @@ async def run_round(base: str, fake: FakeOpenAI, customers: int, solo_turns: int
     relay = [(t.first_piece_at - t.first_text_at) * 1000 for t in turns]  # type: ignore[attr-defined,operator]
     streamed = [(t.first_piece_at - t.sent_at) * 1000 for t in turns]  # type: ignore[operator]
     whole = [(t.answered_at - t.sent_at) * 1000 for t in turns]
+    span, peak = burst_shape(turns) if not solo_turns else (0.0, 1)
     return {
         "label": f"1 at a time x{solo_turns}" if solo_turns else f"{customers} at once",
         "turns": len(turns),
@@ -173,7 +198,77 @@ async def run_round(base: str, fake: FakeOpenAI, customers: int, solo_turns: int
         "streamed": streamed,
         "whole": whole,
         "server_cpu_ms_per_turn": server_cpu * 1000 / len(turns),
+        "span": span,
+        "peak": peak,
     }
+
+
+@contextmanager
+def one_process(args: argparse.Namespace, env: dict[str, str]) -> Iterator[tuple[str, FakeOpenAI, list[int]]]:
+    """The app in one server process, the clients talking to it directly; the fake in this process."""
+    python = sys.executable
+    with FakeOpenAI() as fake:
+        env = {**env, "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake.base_url, "REDIS_URL": args.redis}
+        port = free_port()
+        venv_bin = Path(python).parent
+        if args.server == "daphne":
+            command = [str(venv_bin / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"]
+        else:
+            command = [str(venv_bin / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                       "--no-proxy-headers", "--ws-per-message-deflate", str(not args.no_deflate).lower(),
+                       "chatdesk.asgi:application"]  # fmt: skip
+        if os.environ.get("BENCH_PROFILE"):  # e.g. BENCH_PROFILE=/tmp/streaming.prof: the server under cProfile
+            command = [python, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], "-m", args.server, *command[1:]]
+        server_log = tempfile.TemporaryFile()
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=server_log, stdout=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            asyncio.run(wait_for_server(f"{base}/"))
+            yield base, fake, [server.pid]
+        except Exception:
+            server_log.seek(0)
+            sys.stderr.write(server_log.read().decode(errors="replace")[-5000:])
+            raise
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+@contextmanager
+def behind_nginx(args: argparse.Namespace, env: dict[str, str]) -> Iterator[tuple[str, FakeOpenAI, list[int]]]:
+    """The production recipe (tests/fleet.py): nginx in front of `--workers` uvicorn workers on the
+    Redis channel layer (a customer's socket and their chat request may reach different workers)."""
+    import redis
+
+    from tests.fleet import Fleet
+
+    redis_url = args.redis or os.environ.get("REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/8")
+    redis.Redis.from_url(redis_url).flushdb()  # fails (never skips) when Redis is unreachable
+    keep = ("RATELIMIT_ENABLE", "CHAT_MAX_MESSAGES", "DB_POOL_MAX")
+    with tempfile.TemporaryDirectory(prefix="chatdesk-streaming-") as directory, Fleet(
+        directory,
+        database_url=env["DATABASE_URL"],
+        redis_url=redis_url,
+        workers=args.workers,
+        env={key: env[key] for key in keep},
+    ) as fleet:  # fmt: skip
+        yield fleet.url, fleet.fake, [w.pid for w in fleet.workers if w.pid]
+
+
+def timed_round(base: str, fake: FakeOpenAI, customers: int, solo_turns: int, pids: list[int]) -> dict:
+    """One measured round, with this process's garbage collector held off: the customers and the
+    fake model live here, and a full collection (60-150 ms with 100 customers) would be counted
+    against the server. What the round left is collected after it."""
+    gc.collect()
+    gc.disable()
+    try:
+        return asyncio.run(run_round(base, fake, customers, solo_turns, pids))
+    finally:
+        gc.enable()
 
 
 def main() -> None:
@@ -183,6 +278,17 @@ def main() -> None:
     parser.add_argument("--solo", type=int, default=30, help="turns of one customer, one after another")
     parser.add_argument("--think-ms", type=float, default=600, help="the model's pause before its first word")
     parser.add_argument("--word-ms", type=float, default=30, help="time between two stream events of the model")
+    parser.add_argument(
+        "--aligned",
+        action="store_true",
+        help="big rounds: the fake starts every reply in the same instant (the worst case)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="0: one server process, clients direct; N: nginx in front of N uvicorn workers, Redis layer",
+    )
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
     parser.add_argument("--redis", default="", help="REDIS_URL for the channel layer (default: in-memory)")
     parser.add_argument(
@@ -207,7 +313,6 @@ def main() -> None:
         "CHAT_MAX_MESSAGES": "1000",  # the solo round's turns all go to one conversation
         "LOG_LEVEL": "WARNING",
         "DB_POOL_MAX": "20",
-        "REDIS_URL": args.redis,
     }
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
@@ -219,42 +324,20 @@ def main() -> None:
         capture_output=True,
     )
 
-    with FakeOpenAI() as fake:
+    serving = behind_nginx if args.workers else one_process
+    print(f"load average at start {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    with serving(args, env) as (base, fake, pids):
         fake.latency = args.think_ms / 1000
         fake.stream_event_delay = args.word_ms / 1000
         fake.respond_with(responder)
-        env.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=fake.base_url)
-        port = free_port()
-        venv_bin = Path(python).parent
-        if args.server == "daphne":
-            command = [str(venv_bin / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"]
-        else:
-            command = [str(venv_bin / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                       "--no-proxy-headers", "--ws-per-message-deflate", str(not args.no_deflate).lower(),
-                       "chatdesk.asgi:application"]  # fmt: skip
-        if os.environ.get("BENCH_PROFILE"):  # e.g. BENCH_PROFILE=/tmp/streaming.prof: the server under cProfile
-            command = [python, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], *command[0:0], "-m", args.server,
-                       *command[1:]]  # fmt: skip
-        server_log = tempfile.TemporaryFile()
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=server_log, stdout=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            asyncio.run(wait_for_server(f"{base}/"))
-            asyncio.run(run_round(base, fake, 10, 0, server.pid))  # warm pools and imports
-            results = [asyncio.run(run_round(base, fake, 1, args.solo, server.pid))]
-            for _ in range(args.rounds):
-                results.append(asyncio.run(run_round(base, fake, args.customers, 0, server.pid)))
-        except Exception:
-            server_log.seek(0)
-            sys.stderr.write(server_log.read().decode(errors="replace")[-5000:])
-            raise
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        # Warm up with a round of the big rounds' size, not counted: the first burst also grows
+        # every pool (database, Redis) to its size and imports what the first turn needs.
+        asyncio.run(run_round(base, fake, args.customers, 0, pids))
+        results = [timed_round(base, fake, 1, args.solo, pids)]
+        fake.start_together = args.customers if args.aligned else 0
+        for _ in range(args.rounds):
+            results.append(timed_round(base, fake, args.customers, 0, pids))
+            print(f"  round done, load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
 
     big = results[1:]
     if big:
@@ -266,20 +349,28 @@ def main() -> None:
                 "streamed": [v for r in big for v in r["streamed"]],
                 "whole": [v for r in big for v in r["whole"]],
                 "server_cpu_ms_per_turn": sum(r["server_cpu_ms_per_turn"] for r in big) / len(big),
+                "span": sum(r["span"] for r in big) / len(big),
+                "peak": min(r["peak"] for r in big),
             }
         )
     words = len(REPLY.split()) + 1
+    where = (
+        f"nginx + {args.workers} uvicorn worker(s), Redis channel layer"
+        if args.workers
+        else f"{args.server}, one process, channel layer: {'Redis' if args.redis else 'in-memory'}"
+    )
     print(
-        f"server: {args.server}, one process, {os.cpu_count()} cores; channel layer: "
-        f"{'Redis' if args.redis else 'in-memory'}; fake model: {args.think_ms:.0f} ms before its first word, "
+        f"server: {where}; {os.cpu_count()} cores; fake model: {args.think_ms:.0f} ms before its first word"
+        f"{' (big rounds: every reply starts in the same instant)' if args.aligned else ''}, "
         f"then {args.word_ms:.0f} ms between stream events, {words}-word reply"
     )
     print(
-        "                          turns   first token -> client ms      first word ms: streamed   "
-        "not streamed   server CPU"
+        "                          turns   first token -> client ms   first word ms: streamed   "
+        "not streamed   server CPU   first words   most replies"
     )
     print(
-        "                                    p50    p95    max              p50    p95           p50    p95    ms/turn"
+        "                                    p50    p95    max              p50    p95           p50    p95"
+        "    ms/turn      within ms   written at once"
     )
     for r in results:
         relay, streamed, whole = r["relay"], r["streamed"], r["whole"]
@@ -288,9 +379,12 @@ def main() -> None:
             f"{percentile(relay, 0.5):>6.1f} {percentile(relay, 0.95):>6.1f} {max(relay):>6.1f}           "
             f"{percentile(streamed, 0.5):>6.0f} {percentile(streamed, 0.95):>6.0f}        "
             f"{percentile(whole, 0.5):>6.0f} {percentile(whole, 0.95):>6.0f}   {r['server_cpu_ms_per_turn']:>8.1f}"
+            f"   {r['span']:>11.0f}   {r['peak']:>15}"
         )
     print("first token -> client: the fake writes the first text delta -> the customer's socket gets it.")
     print("first word: message sent -> first reply_delta (streamed) / the API's answer (not streamed).")
+    print("first words within: the span of the middle 90% of the round's first-delta writes.")
+    print("most replies written at once: the peak count of replies between first delta and answer.")
 
 
 if __name__ == "__main__":

@@ -391,6 +391,28 @@ async def test_async_client_and_latency_do_not_serialize(fake_openai):
     await client.close()
 
 
+async def test_start_together_holds_replies_until_that_many_requests_wait(fake_openai):
+    # A benchmark's worst case: every reply's first words in the same instant.
+    fake_openai.start_together = 3
+    fake_openai.stream_event_delay = 0.01
+    client = openai.AsyncOpenAI(api_key="sk-test", base_url=fake_openai.base_url, max_retries=0)
+
+    async def streamed(n: int) -> None:
+        await asyncio.sleep(0.3 * n)  # the requests come 0.3 s apart
+        stream = await client.responses.create(model=MODEL, input=f"question {n}", stream=True)
+        async for _ in stream:
+            pass
+
+    await asyncio.gather(*(streamed(n) for n in range(3)))
+
+    firsts = sorted(reply["first_text_at"] for reply in fake_openai.replies)
+    received = sorted(request["received_at"] for request in fake_openai.requests)
+    assert received[-1] - received[0] >= 0.5  # they came apart...
+    assert firsts[-1] - firsts[0] < 0.1  # ...and were answered together, after the last came
+    assert firsts[0] > received[-1]
+    await client.close()
+
+
 # --------------------------------------------------------------------------------------------------
 # Realtime (GA) WebSocket
 

@@ -25,7 +25,8 @@ Responses API (`POST /v1/responses`, plain and `stream=True`) scripting, see `Fa
 `queue_text`, `queue_function_calls`, `queue_function_call`, `queue_malformed_arguments`,
 `queue_error`, `queue_broken_stream` (a stream that breaks after some words: an `error` event, a
 `response.failed` event or a cut connection), `queue_delay`, `queue` (any reply spec), `respond_with(fn)`,
-`default_text`, `latency`, `stream_event_delay` (seconds between SSE events: a model that writes slowly).
+`default_text`, `latency`, `stream_event_delay` (seconds between SSE events: a model that writes slowly),
+`start_together` (hold replies until that many requests wait, then start them in the same instant).
 Recordings: `requests`, `replies`, `response_requests`, `last_request`.
 
 Realtime (`GET /v1/realtime?model=...` WebSocket, GA protocol) scripting and recordings live on

@@ -436,7 +436,7 @@ class ResponsesEndpoint:
     """The HTTP half of `FakeOpenAI`: answers `POST /v1/responses` (and 404s anything else).
 
     Mixed into `FakeOpenAI` next to `ResponsesScript`, whose `_next_reply()` picks the answer and whose
-    recordings it fills; the knobs it reads (`latency`, `stream_event_delay`, `require_auth`,
+    recordings it fills; the knobs it reads (`latency`, `stream_event_delay`, `start_together`, `require_auth`,
     `validate_requests`) and `_ids`/`_store` are set by `FakeOpenAI.__init__`.
     """
 
@@ -489,6 +489,8 @@ class ResponsesEndpoint:
             return self._error_response(refused)
 
         reply, delay = self._next_reply(body)
+        if self.start_together:
+            await self._wait_for_company()
         if delay + self.latency > 0:
             await asyncio.sleep(delay + self.latency)
 
@@ -526,6 +528,18 @@ class ResponsesEndpoint:
         )
         self._remember(body, response_id, output, payload)
         return web.json_response(payload, headers=self._headers())
+
+    async def _wait_for_company(self) -> None:
+        """Hold this request until `start_together` requests are held, then release them together
+        (all on the fake's own event loop, so no lock is needed)."""
+        if self._company is None:
+            self._company = (asyncio.Event(), [0])
+        released, held = self._company
+        held[0] += 1
+        if held[0] >= self.start_together:
+            self._company = None
+            released.set()
+        await released.wait()
 
     async def _stream(
         self,

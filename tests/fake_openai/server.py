@@ -60,6 +60,10 @@ class FakeOpenAI(ResponsesScript, ResponsesEndpoint):
         """Seconds added before every HTTP reply (benchmarks; non-blocking)."""
         self.stream_event_delay = 0.0
         """Seconds between SSE events of a streamed reply (to observe incremental rendering)."""
+        self.start_together = 0
+        """Hold each reply until this many requests are waiting, then start them all at once (a
+        benchmark's worst case: every reply's first words in the same instant); 0 = off."""
+        self._company: tuple[asyncio.Event, list[int]] | None = None
         self.require_auth = require_auth
         """Answer 401 when `Authorization: Bearer <key>` is missing, as the real API does."""
         self.validate_requests = validate_requests
