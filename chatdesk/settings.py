@@ -198,8 +198,13 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis's layer, reading a worker's waiting messages in batches (why there).
+            "BACKEND": "chatdesk.channel_layer.RedisChannelLayer",
             "CONFIG": {
+                # channels_redis counts its capacity (100 by default) per worker, not per socket:
+                # all of a worker's sockets share one queue in Redis, and what comes while it is
+                # full is dropped. 100 sockets' streamed replies filled it in a burst.
+                "capacity": 2000,
                 "hosts": [
                     {
                         "address": REDIS_URL,
@@ -207,7 +212,7 @@ if REDIS_URL:
                         "socket_connect_timeout": 2,
                         **_redis_reconnect,
                     }
-                ]
+                ],
             },
         }
     }
@@ -551,6 +556,12 @@ OPENAI_LIMIT_TPM = envint("OPENAI_LIMIT_TPM", 0)
 OPENAI_BUDGET_WAIT_SECONDS = float(os.environ.get("OPENAI_BUDGET_WAIT_SECONDS") or 5)
 if OPENAI_LIMIT_RPM < 0 or OPENAI_LIMIT_TPM < 0 or OPENAI_BUDGET_WAIT_SECONDS < 0:
     raise ImproperlyConfigured("OPENAI_LIMIT_RPM, OPENAI_LIMIT_TPM and OPENAI_BUDGET_WAIT_SECONDS cannot be negative.")
+
+# A streamed reply's pieces go to the customer's page at most this often after the first, which
+# goes at once (chatdesk.conversations.live.ReplyStream); 0 sends every piece as it comes.
+REPLY_STREAM_INTERVAL_SECONDS = float(os.environ.get("REPLY_STREAM_INTERVAL_SECONDS") or 0.1)
+if REPLY_STREAM_INTERVAL_SECONDS < 0:
+    raise ImproperlyConfigured("REPLY_STREAM_INTERVAL_SECONDS cannot be negative.")
 
 # --- Draining a worker on SIGTERM (chatdesk/drain.py) ---------------------------------------
 # From SIGTERM, turns already running get this long to finish; what still runs then answers 503

@@ -154,7 +154,7 @@ async def test_a_call_goes_ahead_under_per_process_limits_while_redis_is_down(
 def redis_layer(private_redis, settings):
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "chatdesk.channel_layer.RedisChannelLayer",
             "CONFIG": {"hosts": [{"address": private_redis.url, "socket_timeout": 15, "socket_connect_timeout": 2}]},
         }
     }
