@@ -8,6 +8,7 @@ PostgreSQL, and the unmodified SDK against the loopback fake, which streams in t
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -96,7 +97,8 @@ async def chat(business, model) -> Chat:
     await customer.socket.disconnect()
 
 
-async def test_the_model_is_asked_to_stream_and_the_words_reach_the_customer_as_written(chat, model):
+async def test_the_model_is_asked_to_stream_and_the_words_reach_the_customer_as_written(chat, model, settings):
+    settings.REPLY_STREAM_INTERVAL_SECONDS = 0  # every piece as it comes
     model.stream_event_delay = 0.01  # a model that writes a word at a time
     model.queue_text(ANSWER)
 
@@ -110,6 +112,39 @@ async def test_the_model_is_asked_to_stream_and_the_words_reach_the_customer_as_
     assert shown(pushed) == {0: ANSWER}
     assert answer["reply"] == ANSWER
     assert (await sync_to_async(stored)(chat.session_id))[-1] == ("assistant", ANSWER, "")
+
+
+async def test_the_first_word_goes_at_once_and_the_rest_at_most_every_interval(chat, model, settings):
+    # The production setting: a piece at most every 0.1 s after the first. The model writes a
+    # word every 30 ms (about 0.4 s in all), so later pieces carry several words each.
+    assert settings.REPLY_STREAM_INTERVAL_SECONDS == 0.1
+    model.stream_event_delay = 0.03
+    model.queue_text(ANSWER)
+
+    await chat.send("Can someone fix my furnace Friday?")
+
+    pushed = await chat.pushed()
+    pieces = [p["delta"] for p in pushed if p["type"] == "reply_delta"]
+    assert pieces[0] == "Alice "  # alone: nothing waited for it
+    assert 2 < len(pieces) <= 7, pieces  # 13 words in about 0.4 s, not one event per word
+    assert all(len(piece.split()) > 1 for piece in pieces[1:-1]), pieces
+    assert shown(pushed) == {0: ANSWER}
+
+
+async def test_the_end_of_a_reply_is_sent_at_once_not_after_the_interval(chat, model, settings):
+    settings.REPLY_STREAM_INTERVAL_SECONDS = 30
+    model.stream_event_delay = 0.01
+    model.queue_text(ANSWER)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    answer = await chat.send("Can someone fix my furnace Friday?")
+
+    # The turn did not wait out the 30 s before its answer: the rest went when the reply ended.
+    assert loop.time() - started < 15
+    pushed = await chat.pushed()
+    assert [p["delta"] for p in pushed if p["type"] == "reply_delta"] == ["Alice ", ANSWER.removeprefix("Alice ")]
+    assert shown(pushed) == {0: ANSWER} and answer["reply"] == ANSWER
 
 
 async def test_words_that_come_faster_than_they_can_be_sent_go_together(chat, model):
@@ -205,7 +240,8 @@ async def test_a_cut_off_reply_streams_then_its_retry_replaces_it(chat, model):
     assert answer["reply"] == ANSWER
 
 
-async def test_staff_watching_see_the_same_reply_as_it_is_written_masked_as_a_whole(chat, model):
+async def test_staff_watching_see_the_same_reply_as_it_is_written_masked_as_a_whole(chat, model, settings):
+    settings.REPLY_STREAM_INTERVAL_SECONDS = 0  # every piece, so a number spans two of them
     staff = await sync_to_async(_dispatcher_without_contact_details)()
     watcher = WebsocketCommunicator(
         application,
