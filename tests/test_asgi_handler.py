@@ -119,3 +119,25 @@ def test_the_io_hooks_go_to_the_thread_only_when_they_would_write(rf: RequestFac
     assert not _messages_will_store(request)
     request._messages.added_new = True
     assert _messages_will_store(request)
+
+
+def test_the_server_process_starts_with_its_long_lived_objects_out_of_the_collectors_reach():
+    # chatdesk.asgi loads every view (the assistant and the openai SDK with them), then freezes
+    # what is loaded: full garbage collections then walk only what requests create (they
+    # paused a worker for 170-300 ms before, bench/streaming.py).
+    import subprocess
+    import sys
+
+    from tests.test_deploy_settings import REPO, production_env
+
+    code = (
+        "import gc, sys; import chatdesk.asgi; "
+        "print(gc.get_freeze_count(), 'openai' in sys.modules, 'chatdesk.web.api' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=production_env(), capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    frozen, sdk_loaded, views_loaded = shown.stdout.split()[-3:]
+    assert int(frozen) > 100_000, frozen
+    assert sdk_loaded == views_loaded == "True"
