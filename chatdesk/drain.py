@@ -40,7 +40,7 @@ from typing import Any
 
 from django.conf import settings
 
-from chatdesk import lifecycle
+from chatdesk import collector, lifecycle
 from chatdesk.assistant.turns import cut_turns_in_flight
 from voice.calls import end_calls_for_shutdown, open_call_count
 
@@ -124,15 +124,20 @@ Send = Callable[[dict], Awaitable[None]]
 
 
 async def lifespan(scope: dict, receive: Receive, send: Send) -> None:
-    """The ASGI lifespan protocol (uvicorn speaks it): install the drain at startup."""
+    """The ASGI lifespan protocol (uvicorn speaks it): install the drain at startup, and run
+    the full garbage collections at quiet moments while serving (chatdesk/collector.py)."""
     drain: Drain | None = None
+    full_collections: collector.FullCollections | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             drain = install(asyncio.get_running_loop())
+            full_collections = collector.start(asyncio.get_running_loop(), settings.FULL_COLLECTION_MAX_SECONDS)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if drain is not None and drain.task is not None and not drain.task.done():
                 drain.task.cancel()
+            if full_collections is not None:
+                await full_collections.stop()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -572,6 +572,12 @@ VOICE_GOODBYE_SECONDS = float(os.environ.get("VOICE_GOODBYE_SECONDS") or 8)
 # The shared lease on a message being answered (chatdesk/assistant/turn_lease.py): it lapses this
 # long after its worker stops refreshing it (a SIGKILL), and then a retry is answered elsewhere.
 TURN_LEASE_SECONDS = float(os.environ.get("TURN_LEASE_SECONDS") or 10)
+# A worker's full garbage collections run when nothing is in flight, and at the latest this long
+# after the last one (chatdesk/collector.py: CPython's own schedule paused streams 30-115 ms in
+# the middle of bursts); 0 leaves CPython's schedule alone.
+FULL_COLLECTION_MAX_SECONDS = float(os.environ.get("FULL_COLLECTION_MAX_SECONDS") or 30)
+if FULL_COLLECTION_MAX_SECONDS < 0:
+    raise ImproperlyConfigured("FULL_COLLECTION_MAX_SECONDS cannot be negative.")
 for _name in ("DRAIN_SECONDS", "VOICE_GOODBYE_SECONDS", "TURN_LEASE_SECONDS"):
     if globals()[_name] <= 0:
         raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")
