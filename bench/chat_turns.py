@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +31,15 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, cpu_seconds, free_port, percentile, recreate_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_database_url,
+    cpu_seconds,
+    free_port,
+    percentile,
+    recreate_database,
+    server_command,
+    server_process,
+)
 from tests.fake_openai import FakeOpenAI  # noqa: E402
 
 
@@ -148,18 +154,12 @@ def main() -> None:
         env.update(OPENAI_API_KEY="sk-bench", OPENAI_BASE_URL=fake.base_url)
         port = free_port()
         venv_bin = Path(python).parent
-        if args.server == "daphne":
-            command = [str(venv_bin / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"]
-        else:
-            command = [str(venv_bin / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                       "chatdesk.asgi:application"]  # fmt: skip
+        command = server_command(args.server, port)
         if os.environ.get("BENCH_PROFILE"):  # e.g. BENCH_PROFILE=/tmp/profile.txt: sample the server with py-spy
             profile = os.environ["BENCH_PROFILE"]
             command = [str(venv_bin / "py-spy"), "record", "-r", "200", "-f", "raw", "-o", profile, "--", *command]
-        server_log = tempfile.TemporaryFile()  # shown if a round fails
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=server_log, stdout=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
+        with server_process(command, env, ROOT) as server:
+            base = f"http://127.0.0.1:{port}"
             asyncio.run(wait_for_server(f"{base}/"))
             asyncio.run(run_round(base, 10, "warm up", 1, args.latency, server.pid))  # warm pools and imports
             results = []
@@ -175,17 +175,6 @@ def main() -> None:
                 )
                 result["load_cpu_ms_per_turn"] = (time.process_time() - own_cpu) * 1000 / customers
                 results.append(result)
-        except Exception:
-            server_log.seek(0)
-            sys.stderr.write(server_log.read().decode(errors="replace")[-5000:])
-            raise
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # SIGINT is ignored when the script runs as a background job
-                server.kill()
-                server.wait()
 
     print(f"server: {args.server}, one process, {os.cpu_count()} cores; model latency {args.latency:.2f} s (fake)")
     print("   customers  model calls  wall s  ideal s  turns/s  overhead p50 ms  p95 ms  max ms  server CPU ms/turn*")

@@ -1,10 +1,16 @@
-"""What every benchmark script needs: its own database, free ports, percentiles, CPU time."""
+"""What every benchmark script needs: its own database, free ports, percentiles, CPU time, and
+a server process that says why it failed."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -75,3 +81,34 @@ def setup_django(database: str, **env: str) -> str:
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
     return url
+
+
+@contextmanager
+def server_process(command: list[str], env: Mapping[str, str], cwd: Path) -> Iterator[subprocess.Popen]:
+    """The server started from `command` for the block. If the block fails, the end of the
+    server's stderr is printed; at the end it gets SIGINT, and SIGKILL after 10 s (SIGINT is
+    ignored when the benchmark runs as a background job)."""
+    server_log = tempfile.TemporaryFile()
+    server = subprocess.Popen(command, cwd=cwd, env=env, stderr=server_log, stdout=subprocess.DEVNULL)
+    try:
+        yield server
+    except Exception:
+        server_log.seek(0)
+        sys.stderr.write(server_log.read().decode(errors="replace")[-5000:])
+        raise
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def server_command(server: str, port: int, *uvicorn_options: str) -> list[str]:
+    """daphne or uvicorn (with `uvicorn_options`) from this venv, serving the app on 127.0.0.1:`port`."""
+    venv_bin = Path(sys.executable).parent
+    if server == "daphne":
+        return [str(venv_bin / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"]
+    return [str(venv_bin / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            *uvicorn_options, "chatdesk.asgi:application"]  # fmt: skip

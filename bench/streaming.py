@@ -36,7 +36,6 @@ import asyncio
 import gc
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.chat_turns import wait_for_server  # noqa: E402
-from bench.common import bench_database_url, cpu_seconds, free_port, percentile, recreate_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_database_url,
+    cpu_seconds,
+    free_port,
+    percentile,
+    recreate_database,
+    server_command,
+    server_process,
+)
 from tests.fake_openai import FakeOpenAI, last_user_text  # noqa: E402
 
 # A reply of a usual length (30 words), tagged with its customer so its stream can be found.
@@ -210,32 +217,14 @@ def one_process(args: argparse.Namespace, env: dict[str, str]) -> Iterator[tuple
     with FakeOpenAI() as fake:
         env = {**env, "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake.base_url, "REDIS_URL": args.redis}
         port = free_port()
-        venv_bin = Path(python).parent
-        if args.server == "daphne":
-            command = [str(venv_bin / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"]
-        else:
-            command = [str(venv_bin / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                       "--no-proxy-headers", "--ws-per-message-deflate", str(not args.no_deflate).lower(),
-                       "chatdesk.asgi:application"]  # fmt: skip
+        deflate = str(not args.no_deflate).lower()
+        command = server_command(args.server, port, "--no-proxy-headers", "--ws-per-message-deflate", deflate)
         if os.environ.get("BENCH_PROFILE"):  # e.g. BENCH_PROFILE=/tmp/streaming.prof: the server under cProfile
             command = [python, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], "-m", args.server, *command[1:]]
-        server_log = tempfile.TemporaryFile()
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=server_log, stdout=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
+        with server_process(command, env, ROOT) as server:
+            base = f"http://127.0.0.1:{port}"
             asyncio.run(wait_for_server(f"{base}/"))
             yield base, fake, [server.pid]
-        except Exception:
-            server_log.seek(0)
-            sys.stderr.write(server_log.read().decode(errors="replace")[-5000:])
-            raise
-        finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
 
 
 @contextmanager
