@@ -11,8 +11,11 @@ are taken with one ZPOPMIN and handed out from memory; only an empty queue waits
 channels_redis's own blocking receive (with its backup, unchanged). A group send takes two
 round trips instead of four (the group's members in one pipeline, then one script that clears
 expired messages and adds the new one where there is room); what it stores, the capacity and
-expiry rules and the group bookkeeping are channels_redis's. A Redis outage raises as before,
-so live sockets still close with live.LIVE_UNAVAILABLE_CLOSE.
+expiry rules and the group bookkeeping are channels_redis's. A worker's connections to Redis
+are a pool of POOL_CONNECTIONS that a burst waits for (redis-py's default pool refuses the
+101st connection at once: 100 replies' sends at the same moment made "live updates
+unavailable" and closed sockets). A Redis outage raises as before, so live sockets still close
+with live.LIVE_UNAVAILABLE_CLOSE.
 
 Written against channels_redis 4.3 (pinned in requirements.txt): its receive_single and
 _map_channel_keys_to_connection are used as they are there; tests/test_channel_layer.py runs
@@ -27,8 +30,13 @@ import time
 from collections import defaultdict, deque
 
 from channels_redis import core
+from redis import asyncio as aioredis
 
 logger = logging.getLogger(__name__)
+
+# A worker's connections to Redis: a send or read waits up to POOL_WAIT_SECONDS for a free one.
+POOL_CONNECTIONS = 50
+POOL_WAIT_SECONDS = 5
 
 # Messages taken from Redis in one round trip: enough for a burst of every socket's next piece.
 RECEIVE_BATCH = 200
@@ -57,6 +65,17 @@ class RedisChannelLayer(core.RedisChannelLayer):
         super().__init__(*args, **kwargs)
         # Taken from Redis, not yet handed out, by the channel they were read from.
         self.taken: defaultdict[str, deque[bytes]] = defaultdict(deque)
+
+    def create_pool(self, index: int) -> aioredis.ConnectionPool:
+        host = dict(self.hosts[index])
+        if "address" not in host:  # Sentinel: channels_redis's own pool
+            return super().create_pool(index)
+        return aioredis.BlockingConnectionPool.from_url(
+            host.pop("address"),
+            max_connections=host.pop("max_connections", POOL_CONNECTIONS),
+            timeout=host.pop("pool_timeout", POOL_WAIT_SECONDS),
+            **host,
+        )
 
     async def group_send(self, group: str, message: dict) -> None:
         key = self._group_key(group)

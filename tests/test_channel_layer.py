@@ -16,7 +16,7 @@ import pytest
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from chatdesk.channel_layer import RECEIVE_BATCH, RedisChannelLayer
+from chatdesk.channel_layer import POOL_CONNECTIONS, RECEIVE_BATCH, RedisChannelLayer
 from tests.test_deploy_settings import manage, production_env
 
 
@@ -69,6 +69,23 @@ async def test_a_burst_for_every_socket_of_a_worker_arrives_whole_in_order_and_i
             received[number].append(message["piece"])
     assert all(pieces == [0, 1, 2] for pieces in received.values())
     assert queue_length(layer, private_redis.url, sockets[0]) == 0
+    await layer.close_pools()
+
+
+async def test_a_burst_of_sends_waits_for_the_workers_connections_instead_of_failing(layer, private_redis):
+    # 100 replies' pieces at the same moment: redis-py's default pool refused the 101st
+    # connection (MaxConnectionsError), and live updates were "unavailable" mid-burst.
+    sockets = [await layer.new_channel() for _ in range(300)]
+    for number, socket in enumerate(sockets):
+        await layer.group_add(f"conversation-{number}", socket)
+    await asyncio.gather(
+        *(layer.group_send(f"conversation-{n}", {"type": "live.event", "n": n}) for n in range(len(sockets)))
+    )
+    assert queue_length(layer, private_redis.url, sockets[0]) == 300
+    clients = redis.Redis.from_url(private_redis.url).client_list()
+    assert len(clients) <= POOL_CONNECTIONS + 1  # the pool's, and this check's own
+    got = await asyncio.gather(*(asyncio.wait_for(layer.receive(socket), 10) for socket in sockets))
+    assert sorted(message["n"] for message in got) == list(range(300))
     await layer.close_pools()
 
 
