@@ -86,8 +86,7 @@ def setup_django(database: str, **env: str) -> str:
 @contextmanager
 def server_process(command: list[str], env: Mapping[str, str], cwd: Path) -> Iterator[subprocess.Popen]:
     """The server started from `command` for the block. If the block fails, the end of the
-    server's stderr is printed; at the end it gets SIGINT, and SIGKILL after 10 s (SIGINT is
-    ignored when the benchmark runs as a background job)."""
+    server's stderr is printed; at the end it is stopped (stop_server)."""
     server_log = tempfile.TemporaryFile()
     server = subprocess.Popen(command, cwd=cwd, env=env, stderr=server_log, stdout=subprocess.DEVNULL)
     try:
@@ -97,12 +96,17 @@ def server_process(command: list[str], env: Mapping[str, str], cwd: Path) -> Ite
         sys.stderr.write(server_log.read().decode(errors="replace")[-5000:])
         raise
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
+
+
+def stop_server(server: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGINT, and SIGKILL after `timeout` seconds (SIGINT is ignored in a background job)."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def server_command(server: str, port: int, *uvicorn_options: str) -> list[str]:

@@ -76,6 +76,7 @@ TAG = re.compile(r"customer (\d+)")
 class Turn:
     customer: int
     sent_at: float = 0.0
+    first_text_at: float = 0.0  # when the fake wrote the reply's first text delta
     first_piece_at: float | None = None
     answered_at: float = 0.0
 
@@ -159,9 +160,9 @@ def first_text_times(fake: FakeOpenAI) -> dict[int, float]:
 def burst_shape(turns: list[Turn]) -> tuple[float, int]:
     """How the round's replies overlapped: the span (ms) in which the middle 90% of first words
     were written, and the most replies being written at one time (first word -> answer)."""
-    firsts = [t.first_text_at for t in turns]  # type: ignore[attr-defined]
+    firsts = [t.first_text_at for t in turns]
     span = (percentile(firsts, 0.95) - percentile(firsts, 0.05)) * 1000
-    edges = sorted([(t.first_text_at, 1) for t in turns] + [(t.answered_at, -1) for t in turns])  # type: ignore[attr-defined]
+    edges = sorted([(t.first_text_at, 1) for t in turns] + [(t.answered_at, -1) for t in turns])
     writing = peak = 0
     for _, step in edges:
         writing += step
@@ -180,13 +181,13 @@ async def run_round(base: str, fake: FakeOpenAI, customers: int, solo_turns: int
             for _ in range(solo_turns):
                 fake.replies.clear()
                 turn = await people[0].turn()
-                turn.first_text_at = first_text_times(fake)[0]  # type: ignore[attr-defined]
+                turn.first_text_at = first_text_times(fake)[0]
                 turns.append(turn)
         else:
             turns = list(await asyncio.gather(*(c.turn() for c in people)))
             written = first_text_times(fake)
             for turn in turns:
-                turn.first_text_at = written[turn.customer]  # type: ignore[attr-defined]
+                turn.first_text_at = written[turn.customer]
         server_cpu = sum(cpu_seconds(pid) for pid in pids) - server_cpu
         # Pieces still on their way when the answer came are waited for, briefly.
         await asyncio.sleep(0.2)
@@ -194,7 +195,7 @@ async def run_round(base: str, fake: FakeOpenAI, customers: int, solo_turns: int
         await asyncio.gather(*(c.close() for c in people))
     missing = [t.customer for t in turns if t.first_piece_at is None]
     assert not missing, f"no reply_delta reached customers {missing}"
-    relay = [(t.first_piece_at - t.first_text_at) * 1000 for t in turns]  # type: ignore[attr-defined,operator]
+    relay = [(t.first_piece_at - t.first_text_at) * 1000 for t in turns]  # type: ignore[operator]
     streamed = [(t.first_piece_at - t.sent_at) * 1000 for t in turns]  # type: ignore[operator]
     whole = [(t.answered_at - t.sent_at) * 1000 for t in turns]
     span, peak = burst_shape(turns) if not solo_turns else (0.0, 1)

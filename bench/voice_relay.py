@@ -29,7 +29,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import signal
 import socket
 import statistics
 import struct
@@ -46,7 +45,15 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, cpu_seconds, free_port, percentile, recreate_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_database_url,
+    cpu_seconds,
+    free_port,
+    percentile,
+    recreate_database,
+    server_command,
+    stop_server,
+)
 
 FRAME_MS = 40
 FRAME_BYTES = FRAME_MS * 48
@@ -280,28 +287,14 @@ def wait_for_port(port: int, process: subprocess.Popen) -> None:
 
 
 def start_server(kind: str, port: int, env: dict[str, str], fake_url: str) -> subprocess.Popen:
-    python = sys.executable
-    venv_bin = Path(python).parent
-    if kind == "daphne":
-        command = [str(venv_bin / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatdesk.asgi:application"]
-    elif kind == "uvicorn":
-        command = [str(venv_bin / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                   "--lifespan", "off", "chatdesk.asgi:application"]  # fmt: skip
+    if kind in ("daphne", "uvicorn"):
+        command = server_command(kind, port, "--lifespan", "off")
     else:
         upstream = fake_url.replace("http://", "ws://") + "/realtime?model=gpt-realtime-2.1-mini"
-        command = [python, __file__, "--bare-forwarder", str(port), upstream]
+        command = [sys.executable, __file__, "--bare-forwarder", str(port), upstream]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_for_port(port, process)
     return process
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def wait_until_idle(limit: float, max_wait: float) -> None:
@@ -391,7 +384,7 @@ def main() -> None:
                 break
     finally:
         for process, _ in servers.values():
-            stop_server(process)
+            stop_server(process, timeout=20)
         control.send("stop")
         fake.join(timeout=10)
     report(results, args.max_p95_ms)
